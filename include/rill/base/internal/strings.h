@@ -1,0 +1,17 @@
+// Debian's Abseil has its own absl::string_view, distinct from std::string_view even in C++20.
+// rill's API speaks std::string_view; these convert at the boundary.
+#ifndef RILL_BASE_INTERNAL_STRINGS_H_
+#define RILL_BASE_INTERNAL_STRINGS_H_
+
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+
+namespace rill::internal {
+
+inline absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+inline std::string_view FromAbsl(absl::string_view s) { return std::string_view(s.data(), s.size()); }
+
+}  // namespace rill::internal
+
+#endif  // RILL_BASE_INTERNAL_STRINGS_H_

@@ -1,0 +1,19 @@
+// rill: an embeddable, in-process Amazon Kinesis for C++. This header includes the whole public
+// API; include the per-component headers instead to keep compile times down.
+#ifndef RILL_RILL_H_
+#define RILL_RILL_H_
+
+#include "rill/base/clock.h"
+#include "rill/base/error.h"
+#include "rill/base/hash_key.h"
+#include "rill/base/md5.h"
+#include "rill/base/sequence_number.h"
+#include "rill/base/shard_id.h"
+#include "rill/stream/record.h"
+#include "rill/stream/shard_description.h"
+#include "rill/stream/shard_iterator.h"
+#include "rill/stream/stream.h"
+#include "rill/stream/stream_options.h"
+#include "rill/version.h"
+
+#endif  // RILL_RILL_H_

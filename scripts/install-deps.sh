@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages rill builds with, if any is missing. Idempotent; quiet when all
+# are present. Needs root (or sudo) only when something must be installed.
+set -euo pipefail
+
+packages=(cmake ninja-build g++ libabsl-dev libfmt-dev catch2 libbenchmark-dev libzstd-dev)
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

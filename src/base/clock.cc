@@ -1,0 +1,15 @@
+#include "rill/base/clock.h"
+
+#include "absl/time/clock.h"
+
+namespace rill {
+
+absl::Time SystemClock::Now() const { return absl::Now(); }
+
+std::shared_ptr<Clock> SystemClock::Default() {
+  // Leaked on purpose: it must outlive every stream, including those destroyed during exit.
+  static auto* const clock = new std::shared_ptr<Clock>(std::make_shared<SystemClock>());
+  return *clock;
+}
+
+}  // namespace rill

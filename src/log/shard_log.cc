@@ -1,0 +1,219 @@
+#include "log/shard_log.h"
+
+#include <algorithm>
+
+namespace rill::internal {
+
+std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::string_view data,
+                                                   int64_t now_us, uint64_t counter_floor,
+                                                   int64_t expire_before_us) {
+  const size_t record_bytes = kRecordHeaderBytes + key.size() + data.size();
+  Appended appended;
+  {
+    absl::MutexLock lock(&append_mu_);
+    if (closed_.load(std::memory_order_relaxed)) return std::nullopt;
+    appended.counter = std::max(next_counter_, counter_floor + 1);
+    appended.arrival_us = std::max(now_us, last_arrival_us_);
+
+    Chunk* chunk = current_.get();
+    bool fits = false;
+    if (chunk != nullptr) {
+      const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
+      const size_t index_bytes = 4 * (count / kIndexStride + 1);
+      fits = write_offset_ + record_bytes + index_bytes <= chunk->capacity_ &&
+             appended.counter - chunk->base_counter_ <= std::numeric_limits<uint32_t>::max() &&
+             appended.arrival_us - chunk->base_us_ <= std::numeric_limits<uint32_t>::max();
+    }
+    if (!fits) {
+      StartChunk(record_bytes, appended.counter, appended.arrival_us);
+      chunk = current_.get();
+    }
+
+    const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
+    char* p = chunk->bytes_.get() + write_offset_;
+    const auto counter_delta = static_cast<uint32_t>(appended.counter - chunk->base_counter_);
+    const auto time_delta = static_cast<uint32_t>(appended.arrival_us - chunk->base_us_);
+    const auto key_len = static_cast<uint16_t>(key.size());
+    const auto data_len = static_cast<uint32_t>(data.size());
+    std::memcpy(p, &counter_delta, 4);
+    std::memcpy(p + 4, &time_delta, 4);
+    std::memcpy(p + 8, &key_len, 2);
+    std::memcpy(p + 10, &data_len, 4);
+    if (!key.empty()) std::memcpy(p + kRecordHeaderBytes, key.data(), key.size());
+    if (!data.empty()) std::memcpy(p + kRecordHeaderBytes + key.size(), data.data(), data.size());
+    if (count % kIndexStride == 0) {
+      const auto offset = static_cast<uint32_t>(write_offset_);
+      std::memcpy(chunk->bytes_.get() + chunk->capacity_ - 4 * (count / kIndexStride + 1), &offset,
+                  4);
+    }
+    write_offset_ += record_bytes;
+    next_counter_ = appended.counter + 1;
+    last_arrival_us_ = appended.arrival_us;
+    // Publication order: the record's bytes, then the chunk's count, then the log's end. A reader
+    // that acquires end_ordinal() sees everything before it.
+    chunk->count_.store(count + 1, std::memory_order_release);
+    next_counter_published_.store(next_counter_, std::memory_order_release);
+    published_.store(published_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  if (expire_before_us > oldest_sealed_last_us_.load(std::memory_order_relaxed)) {
+    TrimBefore(expire_before_us);
+  }
+  return appended;
+}
+
+void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival_us) {
+  size_t capacity = next_chunk_bytes_;
+  if (current_ != nullptr) {
+    // Size the next chunk from the traffic that filled this one: a quiet shard keeps small chunks.
+    capacity = std::clamp<size_t>(2 * write_offset_, kMinChunkBytes, kMaxChunkBytes);
+  }
+  capacity = std::max(capacity, record_bytes + 4);
+  next_chunk_bytes_ = capacity;
+  auto chunk = std::make_shared<Chunk>(capacity, published_.load(std::memory_order_relaxed),
+                                       counter, arrival_us);
+  {
+    absl::MutexLock lock(&chunks_mu_);
+    if (!chunks_.empty()) {
+      chunk_last_us_.back() = last_arrival_us_;
+      if (chunks_.size() == 1) {
+        oldest_sealed_last_us_.store(chunk_last_us_.front(), std::memory_order_relaxed);
+      }
+    }
+    chunks_.push_back(chunk);
+    chunk_last_us_.push_back(std::numeric_limits<int64_t>::max());
+  }
+  current_ = std::move(chunk);
+  write_offset_ = 0;
+}
+
+std::optional<uint64_t> ShardLog::Close() {
+  absl::MutexLock lock(&append_mu_);
+  closed_.store(true, std::memory_order_release);
+  if (next_counter_ == first_counter_) return std::nullopt;
+  return next_counter_ - 1;
+}
+
+std::shared_ptr<const Chunk> ShardLog::FindChunk(uint64_t ordinal) const {
+  absl::ReaderMutexLock lock(&chunks_mu_);
+  if (chunks_.empty()) return nullptr;
+  auto it = std::upper_bound(
+      chunks_.begin(), chunks_.end(), ordinal,
+      [](uint64_t o, const std::shared_ptr<const Chunk>& c) { return o < c->first_ordinal(); });
+  if (it == chunks_.begin()) return chunks_.front();
+  return *(it - 1);
+}
+
+int64_t ShardLog::ArrivalAt(uint64_t ordinal) const {
+  std::shared_ptr<const Chunk> chunk = FindChunk(ordinal);
+  const uint64_t clamped = std::max(ordinal, chunk->first_ordinal());
+  return chunk->RecordAt(chunk->OffsetOf(static_cast<uint32_t>(clamped - chunk->first_ordinal())))
+      .arrival_us;
+}
+
+uint64_t ShardLog::TrimBefore(int64_t cutoff_us) {
+  const uint64_t end = end_ordinal();
+  uint64_t trim = trim_ordinal_.load(std::memory_order_acquire);
+  if (trim < end && ArrivalAt(trim) < cutoff_us) {
+    const uint64_t target = LowerBound(
+        [](const StoredRecord& r) { return r.arrival_us; }, cutoff_us, end);
+    while (trim < target &&
+           !trim_ordinal_.compare_exchange_weak(trim, target, std::memory_order_acq_rel)) {
+    }
+  }
+  if (cutoff_us > oldest_sealed_last_us_.load(std::memory_order_relaxed)) Reclaim();
+  return trim_ordinal_.load(std::memory_order_acquire);
+}
+
+void ShardLog::Reclaim() {
+  const uint64_t trim = trim_ordinal_.load(std::memory_order_acquire);
+  absl::MutexLock lock(&chunks_mu_);
+  // The newest chunk stays: the writer is filling it.
+  size_t drop = 0;
+  while (drop + 1 < chunks_.size() && chunks_[drop + 1]->first_ordinal() <= trim) ++drop;
+  if (drop == 0) return;
+  chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(drop));
+  chunk_last_us_.erase(chunk_last_us_.begin(), chunk_last_us_.begin() + static_cast<ptrdiff_t>(drop));
+  oldest_sealed_last_us_.store(
+      chunks_.size() > 1 ? chunk_last_us_.front() : std::numeric_limits<int64_t>::max(),
+      std::memory_order_relaxed);
+}
+
+template <typename Projection, typename Key>
+uint64_t ShardLog::LowerBound(Projection project, Key target, uint64_t end) const {
+  const uint64_t trim = trim_ordinal();
+  if (trim >= end) return end;
+  std::shared_ptr<const Chunk> chunk;
+  std::shared_ptr<const Chunk> next;
+  {
+    absl::ReaderMutexLock lock(&chunks_mu_);
+    // The last chunk whose first record is below the target holds the answer, or the answer is
+    // the first record of the chunk after it.
+    auto it = std::partition_point(
+        chunks_.begin(), chunks_.end(), [&](const std::shared_ptr<const Chunk>& c) {
+          return c->first_ordinal() < end && project(c->RecordAt(0)) < target;
+        });
+    if (it == chunks_.begin()) return trim;
+    chunk = *(it - 1);
+    if (it != chunks_.end()) next = *it;
+  }
+  const uint64_t first = chunk->first_ordinal();
+  const auto count = static_cast<uint32_t>(
+      std::min<uint64_t>(chunk->count(), end - first));
+  // Binary search over the sparse index, then a short scan.
+  uint32_t lo = 0, hi = (count + kIndexStride - 1) / kIndexStride;  // entries
+  while (hi - lo > 1) {
+    const uint32_t mid = (lo + hi) / 2;
+    if (project(chunk->RecordAt(chunk->IndexEntry(mid))) < target) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  uint32_t i = lo * kIndexStride;
+  size_t offset = chunk->IndexEntry(lo);
+  while (i < count && project(chunk->RecordAt(offset)) < target) {
+    offset += chunk->RecordSizeAt(offset);
+    ++i;
+  }
+  const uint64_t result = i < count ? first + i : (next ? next->first_ordinal() : end);
+  return std::clamp(result, trim, end);
+}
+
+uint64_t ShardLog::LowerBoundCounter(uint64_t counter, uint64_t end) const {
+  return LowerBound([](const StoredRecord& r) { return r.counter; }, counter, end);
+}
+
+uint64_t ShardLog::LowerBoundTime(int64_t time_us, uint64_t end) const {
+  return LowerBound([](const StoredRecord& r) { return r.arrival_us; }, time_us, end);
+}
+
+size_t ShardLog::MemoryBytes() const {
+  absl::ReaderMutexLock lock(&chunks_mu_);
+  size_t bytes = 0;
+  for (const auto& c : chunks_) bytes += c->capacity() + sizeof(Chunk);
+  return bytes;
+}
+
+ShardLog::Cursor::Cursor(const ShardLog& log, uint64_t ordinal, uint64_t end)
+    : log_(&log), ordinal_(ordinal), end_(end) {
+  if (ordinal_ < end_) Load(ordinal_);
+}
+
+void ShardLog::Cursor::Load(uint64_t ordinal) {
+  chunk_ = log_->FindChunk(ordinal);
+  if (chunk_ == nullptr) {
+    ordinal_ = end_;
+    return;
+  }
+  ordinal_ = std::max(ordinal, chunk_->first_ordinal());
+  if (ordinal_ >= end_) return;
+  offset_ = chunk_->OffsetOf(static_cast<uint32_t>(ordinal_ - chunk_->first_ordinal()));
+}
+
+void ShardLog::Cursor::Next() {
+  offset_ += chunk_->RecordSizeAt(offset_);
+  ++ordinal_;
+  if (ordinal_ < end_ && ordinal_ - chunk_->first_ordinal() >= chunk_->count()) Load(ordinal_);
+}
+
+}  // namespace rill::internal

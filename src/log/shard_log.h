@@ -1,0 +1,215 @@
+// ShardLog: one shard's append-only record log in memory.
+//
+// Records live in large chunks, packed back to back with a 14-byte header each and a sparse
+// index (one 4-byte offset per 16 records) growing down from the chunk's end: about 14.25 bytes
+// of overhead per record beyond its key and data, and no allocation per record.
+//
+// Positions are ordinals: the i-th record ever appended to the shard has ordinal i, forever, so a
+// position stays meaningful while older records are trimmed.
+//
+// Thread safety: Append() may be called from many threads (they serialise on the shard's append
+// lock, which fixes put order). Readers (Seek, cursors, lookups) never take the append lock: they
+// see the published prefix [trim_ordinal(), end_ordinal()). Chunks are reference-counted, so a
+// chunk dropped by retention stays alive while a reader or a returned record still points into it.
+#ifndef RILL_LOG_SHARD_LOG_H_
+#define RILL_LOG_SHARD_LOG_H_
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace rill::internal {
+
+// One record as stored; the views point into a chunk.
+struct StoredRecord {
+  uint64_t counter;
+  int64_t arrival_us;
+  std::string_view partition_key;
+  std::string_view data;
+};
+
+inline constexpr size_t kRecordHeaderBytes = 14;  // u32 counter delta, u32 time delta, u16, u32
+inline constexpr uint32_t kIndexStride = 16;      // one sparse-index entry per 16 records
+
+class Chunk {
+ public:
+  Chunk(size_t capacity, uint64_t first_ordinal, uint64_t base_counter, int64_t base_us)
+      : bytes_(new char[capacity]),
+        capacity_(capacity),
+        first_ordinal_(first_ordinal),
+        base_counter_(base_counter),
+        base_us_(base_us) {}
+
+  uint64_t first_ordinal() const { return first_ordinal_; }
+  uint64_t base_counter() const { return base_counter_; }
+  int64_t base_us() const { return base_us_; }
+  size_t capacity() const { return capacity_; }
+  // Records written so far; readers must also bound themselves by the log's published end.
+  uint32_t count() const { return count_.load(std::memory_order_acquire); }
+
+  // Offset of record `i`'s header. REQUIRES: i < count().
+  size_t OffsetOf(uint32_t i) const {
+    size_t offset = IndexEntry(i / kIndexStride);
+    for (uint32_t j = i - i % kIndexStride; j < i; ++j) offset += RecordSizeAt(offset);
+    return offset;
+  }
+
+  StoredRecord RecordAt(size_t offset) const {
+    const char* p = bytes_.get() + offset;
+    uint32_t counter_delta, time_delta, data_len;
+    uint16_t key_len;
+    std::memcpy(&counter_delta, p, 4);
+    std::memcpy(&time_delta, p + 4, 4);
+    std::memcpy(&key_len, p + 8, 2);
+    std::memcpy(&data_len, p + 10, 4);
+    const char* key = p + kRecordHeaderBytes;
+    return StoredRecord{base_counter_ + counter_delta, base_us_ + time_delta,
+                        std::string_view(key, key_len), std::string_view(key + key_len, data_len)};
+  }
+
+  size_t RecordSizeAt(size_t offset) const {
+    const char* p = bytes_.get() + offset;
+    uint16_t key_len;
+    uint32_t data_len;
+    std::memcpy(&key_len, p + 8, 2);
+    std::memcpy(&data_len, p + 10, 4);
+    return kRecordHeaderBytes + key_len + data_len;
+  }
+
+ private:
+  friend class ShardLog;
+
+  uint32_t IndexEntry(uint32_t k) const {
+    uint32_t offset;
+    std::memcpy(&offset, bytes_.get() + capacity_ - 4 * (k + 1), 4);
+    return offset;
+  }
+
+  std::unique_ptr<char[]> bytes_;
+  const size_t capacity_;
+  const uint64_t first_ordinal_;
+  const uint64_t base_counter_;
+  const int64_t base_us_;
+  std::atomic<uint32_t> count_{0};
+};
+
+class ShardLog {
+ public:
+  // Chunk sizes adapt to the shard's traffic: each new chunk is twice the bytes the previous one
+  // held, within [kMinChunkBytes, kMaxChunkBytes] (a larger record gets a chunk of its own size).
+  static constexpr size_t kMinChunkBytes = 4 << 10;
+  static constexpr size_t kMaxChunkBytes = 1 << 20;
+
+  // `first_counter` is the counter of the shard's first record (its starting sequence number).
+  explicit ShardLog(uint64_t first_counter)
+      : next_counter_(first_counter),
+        first_counter_(first_counter),
+        next_counter_published_(first_counter) {}
+
+  ShardLog(const ShardLog&) = delete;
+  ShardLog& operator=(const ShardLog&) = delete;
+
+  struct Appended {
+    uint64_t counter;
+    int64_t arrival_us;
+  };
+
+  // Appends a record stamped `now_us` (raised to the previous record's time if the clock went
+  // backwards) with a counter above both the previous record's and `counter_floor` (exclusive;
+  // 0 = none). Returns nullopt if the log is closed. Allocates only when a chunk fills.
+  // If `expire_before_us` is past the oldest chunk's last record, drops expired chunks.
+  std::optional<Appended> Append(std::string_view key, std::string_view data, int64_t now_us,
+                                 uint64_t counter_floor, int64_t expire_before_us);
+
+  // Closes the log: later appends fail. Returns the last counter issued, or nullopt if none was.
+  std::optional<uint64_t> Close();
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+
+  // One past the last published ordinal.
+  uint64_t end_ordinal() const { return published_.load(std::memory_order_acquire); }
+  // The counter the next record would get at least (never decreases).
+  uint64_t next_counter() const { return next_counter_published_.load(std::memory_order_acquire); }
+  uint64_t first_counter() const { return first_counter_; }
+
+  // Makes records that arrived before `cutoff_us` invisible for good (the trim point only moves
+  // forward, so raising retention later revives nothing), reclaims whole chunks below the trim
+  // point, and returns the first visible ordinal.
+  uint64_t TrimBefore(int64_t cutoff_us);
+  uint64_t trim_ordinal() const { return trim_ordinal_.load(std::memory_order_acquire); }
+
+  // The first ordinal in [trim, end) whose record has counter >= `counter`, or `end`.
+  uint64_t LowerBoundCounter(uint64_t counter, uint64_t end) const;
+  // The first ordinal in [trim, end) whose record arrived at or after `time_us`, or `end`.
+  uint64_t LowerBoundTime(int64_t time_us, uint64_t end) const;
+
+  // Reads records in ordinal order. A cursor holds a reference on its current chunk.
+  class Cursor {
+   public:
+    // Positions at `ordinal`, clamped up to the oldest record still in memory, bounded by `end`.
+    Cursor(const ShardLog& log, uint64_t ordinal, uint64_t end);
+    bool Valid() const { return ordinal_ < end_; }
+    uint64_t ordinal() const { return ordinal_; }
+    StoredRecord Get() const { return chunk_->RecordAt(offset_); }
+    const std::shared_ptr<const Chunk>& chunk() const { return chunk_; }
+    void Next();
+
+   private:
+    void Load(uint64_t ordinal);
+
+    const ShardLog* log_;
+    uint64_t ordinal_;
+    uint64_t end_;
+    std::shared_ptr<const Chunk> chunk_;
+    size_t offset_ = 0;
+  };
+
+  // Approximate bytes held by chunks (capacity, not just what is used).
+  size_t MemoryBytes() const;
+
+ private:
+  // The chunk holding `ordinal` (or the oldest one if it was reclaimed), or null if none.
+  std::shared_ptr<const Chunk> FindChunk(uint64_t ordinal) const ABSL_LOCKS_EXCLUDED(chunks_mu_);
+  int64_t ArrivalAt(uint64_t ordinal) const;
+  void Reclaim() ABSL_LOCKS_EXCLUDED(chunks_mu_);
+  // Seals the current chunk (if any) and starts one that can hold a record of `record_bytes`.
+  void StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival_us)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_);
+  template <typename Projection, typename Key>
+  uint64_t LowerBound(Projection project, Key target, uint64_t end) const;
+
+  // Writer state.
+  absl::Mutex append_mu_;
+  std::shared_ptr<Chunk> current_ ABSL_GUARDED_BY(append_mu_);
+  size_t write_offset_ ABSL_GUARDED_BY(append_mu_) = 0;
+  uint64_t next_counter_ ABSL_GUARDED_BY(append_mu_);
+  int64_t last_arrival_us_ ABSL_GUARDED_BY(append_mu_) = std::numeric_limits<int64_t>::min();
+  size_t next_chunk_bytes_ ABSL_GUARDED_BY(append_mu_) = kMinChunkBytes;
+  std::atomic<bool> closed_{false};
+
+  const uint64_t first_counter_;
+  std::atomic<uint64_t> published_{0};
+  std::atomic<uint64_t> next_counter_published_{0};
+  std::atomic<uint64_t> trim_ordinal_{0};
+
+  // Chunks in ordinal order; taken by readers for a moment to find a chunk, and by the writer when
+  // a chunk fills or retention drops one.
+  mutable absl::Mutex chunks_mu_;
+  std::vector<std::shared_ptr<const Chunk>> chunks_ ABSL_GUARDED_BY(chunks_mu_);
+  // The newest record's arrival per sealed chunk, parallel to chunks_ (the last one unused).
+  std::vector<int64_t> chunk_last_us_ ABSL_GUARDED_BY(chunks_mu_);
+  // chunk_last_us_ of the oldest chunk if it is sealed (max if none is): the writer compares it
+  // with the retention cutoff on every append, without a lock, to know when to reclaim.
+  std::atomic<int64_t> oldest_sealed_last_us_{std::numeric_limits<int64_t>::max()};
+};
+
+}  // namespace rill::internal
+
+#endif  // RILL_LOG_SHARD_LOG_H_
