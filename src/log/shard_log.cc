@@ -1,8 +1,34 @@
 #include "log/shard_log.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace rill::internal {
+
+char* AllocateChunkBytes(size_t capacity) {
+  if (capacity == kHugeChunkBytes) {
+    void* p = std::aligned_alloc(kHugeChunkBytes, kHugeChunkBytes);
+    if (p == nullptr) throw std::bad_alloc();
+#if defined(MADV_HUGEPAGE)
+    madvise(p, kHugeChunkBytes, MADV_HUGEPAGE);  // Advice only: failure changes nothing.
+#endif
+    return static_cast<char*>(p);
+  }
+  return static_cast<char*>(::operator new(capacity));
+}
+
+void FreeChunkBytes(char* bytes, size_t capacity) {
+  if (capacity == kHugeChunkBytes) {
+    std::free(bytes);
+  } else {
+    ::operator delete(bytes);
+  }
+}
 
 std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::string_view data,
                                                    int64_t now_us, uint64_t counter_floor,
@@ -10,7 +36,7 @@ std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::st
   const size_t record_bytes = kRecordHeaderBytes + key.size() + data.size();
   Appended appended;
   {
-    absl::MutexLock lock(&append_mu_);
+    FastMutexLock lock(&append_mu_);
     if (closed_.load(std::memory_order_relaxed)) return std::nullopt;
     appended.counter = std::max(next_counter_, counter_floor + 1);
     appended.arrival_us = std::max(now_us, last_arrival_us_);
@@ -87,7 +113,7 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
 }
 
 std::optional<uint64_t> ShardLog::Close() {
-  absl::MutexLock lock(&append_mu_);
+  FastMutexLock lock(&append_mu_);
   closed_.store(true, std::memory_order_release);
   if (next_counter_ == first_counter_) return std::nullopt;
   return next_counter_ - 1;
