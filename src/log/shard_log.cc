@@ -36,7 +36,7 @@ std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::st
   const size_t record_bytes = kRecordHeaderBytes + key.size() + data.size();
   Appended appended;
   {
-    FastMutexLock lock(&append_mu_);
+    MutexLock lock(&append_mu_);
     if (closed_.load(std::memory_order_relaxed)) return std::nullopt;
     appended.counter = std::max(next_counter_, counter_floor + 1);
     appended.arrival_us = std::max(now_us, last_arrival_us_);
@@ -98,7 +98,7 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
   auto chunk = std::make_shared<Chunk>(capacity, published_.load(std::memory_order_relaxed),
                                        counter, arrival_us);
   {
-    absl::MutexLock lock(&chunks_mu_);
+    MutexLock lock(&chunks_mu_);
     if (!chunks_.empty()) {
       chunk_last_us_.back() = last_arrival_us_;
       if (chunks_.size() == 1) {
@@ -113,14 +113,14 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
 }
 
 std::optional<uint64_t> ShardLog::Close() {
-  FastMutexLock lock(&append_mu_);
+  MutexLock lock(&append_mu_);
   closed_.store(true, std::memory_order_release);
   if (next_counter_ == first_counter_) return std::nullopt;
   return next_counter_ - 1;
 }
 
 std::shared_ptr<const Chunk> ShardLog::FindChunk(uint64_t ordinal) const {
-  absl::ReaderMutexLock lock(&chunks_mu_);
+  ReaderMutexLock lock(&chunks_mu_);
   if (chunks_.empty()) return nullptr;
   auto it = std::upper_bound(
       chunks_.begin(), chunks_.end(), ordinal,
@@ -152,7 +152,7 @@ uint64_t ShardLog::TrimBefore(int64_t cutoff_us) {
 
 void ShardLog::Reclaim() {
   const uint64_t trim = trim_ordinal_.load(std::memory_order_acquire);
-  absl::MutexLock lock(&chunks_mu_);
+  MutexLock lock(&chunks_mu_);
   // The newest chunk stays: the writer is filling it.
   size_t drop = 0;
   while (drop + 1 < chunks_.size() && chunks_[drop + 1]->first_ordinal() <= trim) ++drop;
@@ -171,7 +171,7 @@ uint64_t ShardLog::LowerBound(Projection project, Key target, uint64_t end) cons
   std::shared_ptr<const Chunk> chunk;
   std::shared_ptr<const Chunk> next;
   {
-    absl::ReaderMutexLock lock(&chunks_mu_);
+    ReaderMutexLock lock(&chunks_mu_);
     // The last chunk whose first record is below the target holds the answer, or the answer is
     // the first record of the chunk after it.
     auto it = std::partition_point(
@@ -214,7 +214,7 @@ uint64_t ShardLog::LowerBoundTime(int64_t time_us, uint64_t end) const {
 }
 
 size_t ShardLog::MemoryBytes() const {
-  absl::ReaderMutexLock lock(&chunks_mu_);
+  ReaderMutexLock lock(&chunks_mu_);
   size_t bytes = 0;
   for (const auto& c : chunks_) bytes += c->capacity() + sizeof(Chunk);
   return bytes;

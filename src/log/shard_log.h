@@ -24,8 +24,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
-#include "base/fast_mutex.h"
+#include "rill/base/internal/mutex.h"
 
 namespace rill::internal {
 
@@ -198,7 +197,7 @@ class ShardLog {
   uint64_t LowerBound(Projection project, Key target, uint64_t end) const;
 
   // Writer state.
-  FastMutex append_mu_;
+  Mutex append_mu_;
   std::shared_ptr<Chunk> current_ ABSL_GUARDED_BY(append_mu_);
   size_t write_offset_ ABSL_GUARDED_BY(append_mu_) = 0;
   uint64_t next_counter_ ABSL_GUARDED_BY(append_mu_);
@@ -213,7 +212,7 @@ class ShardLog {
 
   // Chunks in ordinal order; taken by readers for a moment to find a chunk, and by the writer when
   // a chunk fills or retention drops one.
-  mutable absl::Mutex chunks_mu_;
+  mutable SharedMutex chunks_mu_;
   std::vector<std::shared_ptr<const Chunk>> chunks_ ABSL_GUARDED_BY(chunks_mu_);
   // The newest record's arrival per sealed chunk, parallel to chunks_ (the last one unused).
   std::vector<int64_t> chunk_last_us_ ABSL_GUARDED_BY(chunks_mu_);

@@ -154,7 +154,7 @@ Stream::Stream(StreamOptions options)
       retention_us_(absl::ToInt64Microseconds(options_.retention)) {
   const std::vector<HashKeyRange> ranges = SplitHashKeySpace(options_.shard_count);
   auto map = std::make_unique<ShardMap>();
-  absl::MutexLock lock(&shards_mu_);
+  internal::MutexLock lock(&shards_mu_);
   for (size_t i = 0; i < ranges.size(); ++i) {
     // Counters start at 1: counter 0 is below every record, for "from the start" positions.
     shards_.push_back(
@@ -455,7 +455,7 @@ absl::Status Stream::IncreaseStreamRetentionPeriod(absl::Duration retention) {
   if (absl::Status s = ValidateRetention(retention, options_.allow_short_retention); !s.ok()) {
     return s;
   }
-  absl::MutexLock lock(&shards_mu_);
+  internal::MutexLock lock(&shards_mu_);
   if (retention < this->retention()) {
     return InvalidArgumentError(absl::StrFormat(
         "IncreaseStreamRetentionPeriod: %s is below the current retention %s",
@@ -470,7 +470,7 @@ absl::Status Stream::DecreaseStreamRetentionPeriod(absl::Duration retention) {
   if (absl::Status s = ValidateRetention(retention, options_.allow_short_retention); !s.ok()) {
     return s;
   }
-  absl::MutexLock lock(&shards_mu_);
+  internal::MutexLock lock(&shards_mu_);
   if (retention > this->retention()) {
     return InvalidArgumentError(absl::StrFormat(
         "DecreaseStreamRetentionPeriod: %s is above the current retention %s",

@@ -40,12 +40,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/base/hash_key.h"
+#include "rill/base/internal/mutex.h"
 #include "rill/base/sequence_number.h"
 #include "rill/base/shard_id.h"
 #include "rill/stream/record.h"
@@ -169,7 +169,7 @@ class Stream {
   const uint32_t stream_tag_;   // names this stream in sequence numbers
   std::atomic<int64_t> retention_us_;
 
-  mutable absl::Mutex shards_mu_;
+  mutable internal::Mutex shards_mu_;
   // Every shard ever created, indexed by shard index; never shrinks while the stream lives.
   std::vector<std::unique_ptr<internal::StreamShard>> shards_ ABSL_GUARDED_BY(shards_mu_);
   // Routing table of open shards. Replaced (never modified) when the shard set changes; old
