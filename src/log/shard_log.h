@@ -114,8 +114,9 @@ class Chunk {
 
 class ShardLog {
  public:
-  // Chunk sizes adapt to the shard's traffic: each new chunk is twice the bytes the previous one
-  // held, within [kMinChunkBytes, kMaxChunkBytes] (a larger record gets a chunk of its own size).
+  // Chunk sizes adapt to the shard's traffic: each new chunk is a power of two near twice the bytes
+  // the previous one held, within [kMinChunkBytes, kMaxChunkBytes] (a larger record gets a chunk
+  // of its own size). Freed chunks are pooled for reuse (see ChunkPool in shard_log.cc).
   static constexpr size_t kMinChunkBytes = 4 << 10;
   static constexpr size_t kMaxChunkBytes = kHugeChunkBytes;
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "base/partition_key_cache.h"
 #include "log/shard_log.h"
 #include "rill/base/internal/sequence_layout.h"
 #include "rill/base/md5.h"
@@ -213,7 +214,7 @@ ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
                          const std::optional<HashKey>& explicit_hash_key, uint64_t counter_floor,
                          int64_t now_us, PutRecordResult* result, std::string* error) {
   const HashKey hash_key =
-      explicit_hash_key ? *explicit_hash_key : HashKey::FromPartitionKey(partition_key);
+      explicit_hash_key ? *explicit_hash_key : internal::CachedPartitionKeyHash(partition_key);
   const int64_t expire_before = now_us - retention_us_.load(std::memory_order_relaxed);
   for (;;) {
     StreamShard* shard = shard_map_.load(std::memory_order_acquire)->Route(hash_key);
