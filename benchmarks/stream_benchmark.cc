@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -182,5 +183,65 @@ void BM_PutRecordSteadyState(benchmark::State& state) {
   state.counters["mem_mb"] = static_cast<double>(stream->MemoryBytes()) / 1e6;
 }
 BENCHMARK(BM_PutRecordSteadyState)->Arg(1)->Arg(4)->Arg(64);
+
+}  // namespace
+
+namespace {
+
+// Puts while another thread reshapes the stream without pause (UpdateShardCount 4 <-> 8): what a
+// producer pays when its shard closes under it (a wait for the new routing table) on top of
+// BM_PutRecordSteadyState/4.
+void BM_PutRecordDuringReshard(benchmark::State& state) {
+  rill::StreamOptions options;
+  options.name = "bench";
+  options.shard_count = 4;
+  options.allow_short_retention = true;
+  options.retention = absl::Milliseconds(50);
+  options.max_shard_count_updates_per_day = 1 << 30;
+  auto stream = *rill::Stream::Create(options);
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> reshards{0};
+  std::thread resharder([&] {
+    for (int target = 8; !stop.load(std::memory_order_relaxed); target = 12 - target) {
+      if (stream->UpdateShardCount(target).ok()) reshards.fetch_add(1);
+    }
+  });
+  const std::string data(kDataBytes, 'd');
+  const auto keys = Keys();
+  size_t i = 0;
+  for (auto _ : state) {
+    auto result = stream->PutRecord(keys[i++ & 4095], data);
+    benchmark::DoNotOptimize(result);
+  }
+  stop = true;
+  resharder.join();
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * (kDataBytes + kKeyBytes));
+  state.counters["reshards"] = static_cast<double>(reshards.load());
+}
+BENCHMARK(BM_PutRecordDuringReshard)->UseRealTime();
+
+// The cost of enforcing Kinesis' write limits on the put path, with limits high enough never to
+// refuse: two token buckets (each a lock and a little arithmetic) per put.
+void BM_PutRecordLimited(benchmark::State& state) {
+  rill::StreamOptions options;
+  options.name = "bench";
+  options.shard_count = 4;
+  options.allow_short_retention = true;
+  options.retention = absl::Milliseconds(50);
+  options.shard_limits.write_bytes_per_second = int64_t{1} << 40;
+  options.shard_limits.write_records_per_second = int64_t{1} << 40;
+  auto stream = *rill::Stream::Create(options);
+  const std::string data(kDataBytes, 'd');
+  const auto keys = Keys();
+  size_t i = 0;
+  for (auto _ : state) {
+    auto result = stream->PutRecord(keys[i++ & 4095], data);
+    benchmark::DoNotOptimize(result);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * (kDataBytes + kKeyBytes));
+}
+BENCHMARK(BM_PutRecordLimited);
 
 }  // namespace

@@ -9,11 +9,14 @@
 #include "rill/base/md5.h"
 #include "rill/base/sequence_number.h"
 #include "rill/base/shard_id.h"
+#include "rill/metrics/metrics.h"
+#include "rill/stream/list_shards.h"
 #include "rill/stream/record.h"
 #include "rill/stream/shard_description.h"
 #include "rill/stream/shard_iterator.h"
 #include "rill/stream/stream.h"
 #include "rill/stream/stream_options.h"
+#include "rill/stream/stream_summary.h"
 #include "rill/version.h"
 
 #endif  // RILL_RILL_H_

@@ -144,6 +144,8 @@ std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::st
     // that acquires end_ordinal() sees everything before it.
     chunk->count_.store(count + 1, std::memory_order_release);
     next_counter_published_.store(next_counter_, std::memory_order_release);
+    appended_bytes_.store(appended_bytes_.load(std::memory_order_relaxed) + key.size() + data.size(),
+                          std::memory_order_relaxed);
     published_.store(published_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
   if (expire_before_us > oldest_sealed_last_us_.load(std::memory_order_relaxed)) {
@@ -182,8 +184,18 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
 
 std::optional<uint64_t> ShardLog::Close() {
   MutexLock lock(&append_mu_);
+  const bool empty = next_counter_ == first_counter_;
+  ending_counter_.store(empty ? first_counter_ : next_counter_ - 1, std::memory_order_relaxed);
+  if (!closed_.load(std::memory_order_relaxed)) {
+    // The newest chunk is sealed now, so that retention can reclaim it like the others.
+    MutexLock chunks_lock(&chunks_mu_);
+    if (!chunks_.empty()) {
+      chunk_last_us_.back() = last_arrival_us_;
+      oldest_sealed_last_us_.store(chunk_last_us_.front(), std::memory_order_relaxed);
+    }
+  }
   closed_.store(true, std::memory_order_release);
-  if (next_counter_ == first_counter_) return std::nullopt;
+  if (empty) return std::nullopt;
   return next_counter_ - 1;
 }
 
@@ -220,15 +232,20 @@ uint64_t ShardLog::TrimBefore(int64_t cutoff_us) {
 
 void ShardLog::Reclaim() {
   const uint64_t trim = trim_ordinal_.load(std::memory_order_acquire);
+  const uint64_t end = end_ordinal();
+  const bool closed = this->closed();
   MutexLock lock(&chunks_mu_);
-  // The newest chunk stays: the writer is filling it.
+  // The newest chunk stays while the writer may fill it; a closed log whose every record is
+  // trimmed gives them all back.
   size_t drop = 0;
   while (drop + 1 < chunks_.size() && chunks_[drop + 1]->first_ordinal() <= trim) ++drop;
+  if (closed && trim >= end && drop + 1 == chunks_.size()) ++drop;
   if (drop == 0) return;
   chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(drop));
   chunk_last_us_.erase(chunk_last_us_.begin(), chunk_last_us_.begin() + static_cast<ptrdiff_t>(drop));
+  const bool oldest_sealed = chunks_.size() > 1 || (closed && !chunks_.empty());
   oldest_sealed_last_us_.store(
-      chunks_.size() > 1 ? chunk_last_us_.front() : std::numeric_limits<int64_t>::max(),
+      oldest_sealed ? chunk_last_us_.front() : std::numeric_limits<int64_t>::max(),
       std::memory_order_relaxed);
 }
 

@@ -142,14 +142,20 @@ class ShardLog {
                                  uint64_t counter_floor, int64_t expire_before_us);
 
   // Closes the log: later appends fail. Returns the last counter issued, or nullopt if none was.
+  // Closing twice returns the same answer.
   std::optional<uint64_t> Close();
   bool closed() const { return closed_.load(std::memory_order_acquire); }
+  // Once closed(): the counter of the shard's ending sequence number, at or above every record's
+  // counter and at or above first_counter() (an empty closed shard ends where it started).
+  uint64_t ending_counter() const { return ending_counter_.load(std::memory_order_acquire); }
 
   // One past the last published ordinal.
   uint64_t end_ordinal() const { return published_.load(std::memory_order_acquire); }
   // The counter the next record would get at least (never decreases).
   uint64_t next_counter() const { return next_counter_published_.load(std::memory_order_acquire); }
   uint64_t first_counter() const { return first_counter_; }
+  // Bytes of keys and data appended so far (IncomingBytes); end_ordinal() counts the records.
+  uint64_t appended_bytes() const { return appended_bytes_.load(std::memory_order_relaxed); }
 
   // Makes records that arrived before `cutoff_us` invisible for good (the trim point only moves
   // forward, so raising retention later revives nothing), reclaims whole chunks below the trim
@@ -205,9 +211,12 @@ class ShardLog {
   int64_t last_arrival_us_ ABSL_GUARDED_BY(append_mu_) = std::numeric_limits<int64_t>::min();
   size_t next_chunk_bytes_ ABSL_GUARDED_BY(append_mu_) = kMinChunkBytes;
   std::atomic<bool> closed_{false};
+  std::atomic<uint64_t> ending_counter_{0};
 
   const uint64_t first_counter_;
   std::atomic<uint64_t> published_{0};
+  // Written only under append_mu_ (a plain load and store, no locked instruction), read by anyone.
+  std::atomic<uint64_t> appended_bytes_{0};
   std::atomic<uint64_t> next_counter_published_{0};
   std::atomic<uint64_t> trim_ordinal_{0};
 

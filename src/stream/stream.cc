@@ -2,26 +2,64 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_format.h"
 #include "base/partition_key_cache.h"
 #include "log/shard_log.h"
 #include "rill/base/internal/sequence_layout.h"
 #include "rill/base/md5.h"
+#include "stream/rate_limiter.h"
 
 namespace rill {
 namespace internal {
 
 struct StreamShard {
-  StreamShard(ShardId id, HashKeyRange range, uint64_t first_counter)
-      : id(id), range(range), log(first_counter) {}
+  StreamShard(ShardId id, HashKeyRange range, uint64_t first_counter, int64_t created_us,
+              const ShardLimits& limits)
+      : id(id),
+        range(range),
+        created_us(created_us),
+        log(first_counter),
+        write_bytes(limits.write_bytes_per_second, created_us),
+        write_records(limits.write_records_per_second, created_us),
+        read_calls(limits.read_calls_per_second, created_us),
+        iterator_calls(limits.get_shard_iterator_calls_per_second, created_us),
+        read_bytes(limits.read_bytes_per_second, created_us),
+        write_limited(!write_bytes.unlimited() || !write_records.unlimited()) {}
 
   const ShardId id;
   const HashKeyRange range;
   std::optional<ShardId> parent;
   std::optional<ShardId> adjacent_parent;
-  std::vector<ChildShard> children;  // set when the shard closes
+  const int64_t created_us;
+  // When the shard closed; written before log.Close(), whose release publishes it.
+  std::atomic<int64_t> closed_us{std::numeric_limits<int64_t>::max()};
+  // Latched once the shard is seen expired, so that a later retention increase revives nothing.
+  mutable std::atomic<bool> expired{false};
+  // Set before log.Close() and read only once log.closed() is seen, so never raced on.
+  std::vector<ChildShard> children;
   ShardLog log;
+
+  TokenBucket write_bytes;
+  TokenBucket write_records;
+  TokenBucket read_calls;
+  TokenBucket iterator_calls;
+  ReadThroughput read_bytes;
+  const bool write_limited;
+
+  // Metrics the log does not keep (IncomingBytes/Records come from the log).
+  std::atomic<int64_t> outgoing_bytes{0};
+  std::atomic<int64_t> outgoing_records{0};
+  std::atomic<int64_t> write_throttled{0};
+  std::atomic<int64_t> read_throttled{0};
+  std::atomic<int64_t> iterator_age_ms{0};
+
+  // On-demand scaling state, touched only by Tick() under the stream's shards_mu_.
+  uint64_t tick_records = 0;
+  uint64_t tick_bytes = 0;
+  int64_t hot_since_us = -1;
+  int64_t cold_since_us = -1;
 };
 
 // The routing table: open shards sorted by starting hash key, and every shard by index.
@@ -43,6 +81,8 @@ namespace {
 
 using internal::ShardMap;
 using internal::StreamShard;
+
+constexpr int64_t kMicrosPerDay = int64_t{86400} * 1000000;
 
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
@@ -98,9 +138,20 @@ int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 absl::Status ValidateRetention(absl::Duration retention, bool allow_short) {
   const absl::Duration min = allow_short ? absl::Milliseconds(1) : kMinRetention;
   if (retention < min || retention > kMaxRetention) {
-    return InvalidArgumentError(absl::StrFormat(
-        "retention %s is outside [%s, 8760h]", absl::FormatDuration(retention),
-        absl::FormatDuration(min)));
+    return InvalidArgumentError(absl::StrFormat("retention %s is outside [%s, 8760h]",
+                                                absl::FormatDuration(retention),
+                                                absl::FormatDuration(min)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLimits(const ShardLimits& l) {
+  for (int64_t v : {l.write_bytes_per_second, l.write_records_per_second, l.read_calls_per_second,
+                    l.read_bytes_per_second, l.get_shard_iterator_calls_per_second}) {
+    // The upper bound keeps the token arithmetic (rate * 10^6 micro-tokens) in 64 bits.
+    if (v < 0 || v > (int64_t{1} << 40)) {
+      return InvalidArgumentError("shard limits must be within [0, 2^40] (0 = unlimited)");
+    }
   }
   return absl::OkStatus();
 }
@@ -111,7 +162,148 @@ uint64_t Mix64(const Md5Digest& d, size_t offset) {
   return v;
 }
 
+// Adds `v` to a relaxed counter.
+void Add(std::atomic<int64_t>& counter, int64_t v) {
+  counter.fetch_add(v, std::memory_order_relaxed);
+}
+
+// Drops entries older than a day from `times` and says whether fewer than `quota` remain.
+bool WithinDailyQuota(std::vector<int64_t>& times, int quota, int64_t now_us) {
+  std::erase_if(times, [&](int64_t t) { return t <= now_us - kMicrosPerDay; });
+  return static_cast<int>(times.size()) < quota;
+}
+
+// The self-checking next_token of ListShards: the stream, the request's filter and the last
+// shard index returned, and when it was issued.
+struct NextToken {
+  uint64_t stream_instance = 0;
+  uint32_t filter_type = 0;  // ShardFilterType, or kNoFilter
+  uint32_t filter_shard = 0;
+  int64_t filter_time_us = 0;
+  uint32_t has_filter_shard = 0;
+  uint32_t has_filter_time = 0;
+  uint32_t last_index = 0;
+  int64_t issued_us = 0;
+};
+
+constexpr uint32_t kNoFilter = 0xffffffff;
+constexpr std::string_view kTokenDomain = "rill.list-shards.v1";
+
+std::string EncodeNextToken(const NextToken& t) {
+  char fields[sizeof(NextToken)];
+  std::memcpy(fields, &t, sizeof(t));
+  std::string checked(kTokenDomain);
+  checked.append(fields, sizeof(fields));
+  const Md5Digest check = Md5(checked);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  token.reserve(2 * (sizeof(fields) + 8));
+  auto put = [&](uint8_t b) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 15]);
+  };
+  for (char c : fields) put(static_cast<uint8_t>(c));
+  for (int i = 0; i < 8; ++i) put(check[static_cast<size_t>(i)]);
+  return token;
+}
+
+std::optional<NextToken> DecodeNextToken(std::string_view token) {
+  constexpr size_t kBytes = sizeof(NextToken) + 8;
+  if (token.size() != 2 * kBytes) return std::nullopt;
+  uint8_t bytes[kBytes];
+  for (size_t i = 0; i < kBytes; ++i) {
+    int v = 0;
+    for (char c : token.substr(2 * i, 2)) {
+      int d;
+      if (c >= '0' && c <= '9') {
+        d = c - '0';
+      } else if (c >= 'a' && c <= 'f') {
+        d = c - 'a' + 10;
+      } else {
+        return std::nullopt;
+      }
+      v = v * 16 + d;
+    }
+    bytes[i] = static_cast<uint8_t>(v);
+  }
+  std::string checked(kTokenDomain);
+  checked.append(reinterpret_cast<const char*>(bytes), sizeof(NextToken));
+  const Md5Digest check = Md5(checked);
+  if (std::memcmp(check.data(), bytes + sizeof(NextToken), 8) != 0) return std::nullopt;
+  NextToken t;
+  std::memcpy(&t, bytes, sizeof(t));
+  return t;
+}
+
 }  // namespace
+
+std::string_view CapacityModeName(CapacityMode mode) {
+  return mode == CapacityMode::kOnDemand ? "ON_DEMAND" : "PROVISIONED";
+}
+
+std::string_view StreamStatusName(StreamStatus status) {
+  switch (status) {
+    case StreamStatus::kCreating:
+      return "CREATING";
+    case StreamStatus::kDeleting:
+      return "DELETING";
+    case StreamStatus::kActive:
+      return "ACTIVE";
+    case StreamStatus::kUpdating:
+      return "UPDATING";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view ShardFilterTypeName(ShardFilterType type) {
+  switch (type) {
+    case ShardFilterType::kAfterShardId:
+      return "AFTER_SHARD_ID";
+    case ShardFilterType::kAtTrimHorizon:
+      return "AT_TRIM_HORIZON";
+    case ShardFilterType::kFromTrimHorizon:
+      return "FROM_TRIM_HORIZON";
+    case ShardFilterType::kAtLatest:
+      return "AT_LATEST";
+    case ShardFilterType::kAtTimestamp:
+      return "AT_TIMESTAMP";
+    case ShardFilterType::kFromTimestamp:
+      return "FROM_TIMESTAMP";
+  }
+  return "UNKNOWN";
+}
+
+// Per-call counters. Each is one relaxed add per call (PutRecords and GetRecords amortise it over
+// their records; PutRecord's success count is derived instead, see metrics()).
+struct Stream::Counters {
+  std::atomic<int64_t> put_record_failure{0};
+  std::atomic<int64_t> put_records_success{0};
+  std::atomic<int64_t> put_records_total{0};
+  std::atomic<int64_t> put_records_successful{0};
+  std::atomic<int64_t> put_records_failed{0};
+  std::atomic<int64_t> put_records_throttled{0};
+  std::atomic<int64_t> get_records_success{0};
+  struct Latency {
+    std::atomic<int64_t> count{0};
+    std::atomic<int64_t> sum_us{0};
+    std::atomic<int64_t> max_us{0};
+    void Record(int64_t us) {
+      Add(count, 1);
+      Add(sum_us, us);
+      int64_t seen = max_us.load(std::memory_order_relaxed);
+      while (us > seen && !max_us.compare_exchange_weak(seen, us, std::memory_order_relaxed)) {
+      }
+    }
+    LatencySummary Get() const {
+      return LatencySummary{count.load(std::memory_order_relaxed),
+                            sum_us.load(std::memory_order_relaxed),
+                            max_us.load(std::memory_order_relaxed)};
+    }
+  };
+  Latency put_record_latency;
+  Latency put_records_latency;
+  Latency get_records_latency;
+};
 
 absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
   if (!IsValidName(options.name)) {
@@ -119,6 +311,14 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
   }
   if (options.max_shards < 1) return InvalidArgumentError("max_shards must be at least 1");
   if (options.shard_count < 1) return InvalidArgumentError("shard_count must be at least 1");
+  if (options.capacity_mode == CapacityMode::kOnDemand) {
+    const OnDemandPolicy& p = options.on_demand;
+    if (p.min_shards < 1 || p.max_shards < p.min_shards || p.max_shards > options.max_shards) {
+      return InvalidArgumentError(
+          "on_demand needs 1 <= min_shards <= max_shards <= StreamOptions::max_shards");
+    }
+    options.shard_count = std::max(options.shard_count, p.min_shards);
+  }
   if (options.shard_count > options.max_shards) {
     return LimitExceededError(absl::StrFormat("shard_count %d exceeds the shard limit %d",
                                               options.shard_count, options.max_shards));
@@ -134,32 +334,51 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
   if (options.max_put_records_bytes < (size_t{1} << 20)) {
     return InvalidArgumentError("max_put_records_bytes must be at least 1 MiB");
   }
+  if (absl::Status s = ValidateLimits(options.shard_limits); !s.ok()) return s;
+  if (options.max_shard_count_updates_per_day < 1 || options.max_mode_updates_per_day < 1) {
+    return InvalidArgumentError("the daily update quotas must be at least 1");
+  }
+  if (options.update_duration < absl::ZeroDuration()) {
+    return InvalidArgumentError("update_duration must not be negative");
+  }
   if (options.clock == nullptr) options.clock = SystemClock::Default();
   return std::unique_ptr<Stream>(new Stream(std::move(options)));
 }
 
+namespace {
+
+// Names one stream among all a process creates: the name, the creation time and a process-wide
+// ordinal, so that two streams of one name created at the same simulated instant still refuse
+// each other's iterators and sequence numbers. Deterministic for a program that creates its
+// streams in the same order.
+Md5Digest StreamSeed(std::string_view name, absl::Time creation_time) {
+  static std::atomic<uint64_t> streams_created{0};
+  const std::string seed = absl::StrFormat(
+      "%s/%d/%d", absl::string_view(name.data(), name.size()), absl::ToUnixNanos(creation_time),
+      streams_created.fetch_add(1, std::memory_order_relaxed));
+  return Md5(seed);
+}
+
+}  // namespace
+
 Stream::Stream(StreamOptions options)
     : options_(std::move(options)),
       creation_time_(options_.clock->Now()),
-      instance_([this] {
-        // Deterministic under a SimulatedClock: the name and the creation time.
-        const std::string seed =
-            absl::StrFormat("%s/%d", options_.name, absl::ToUnixNanos(creation_time_));
-        return Mix64(Md5(seed), 0) | 1;  // never 0, which marks "no stream"
-      }()),
-      stream_tag_([this] {
-        const std::string seed =
-            absl::StrFormat("%s/%d", options_.name, absl::ToUnixNanos(creation_time_));
-        return static_cast<uint32_t>(Mix64(Md5(seed), 8)) & internal::kStreamTagMask;
-      }()),
-      retention_us_(absl::ToInt64Microseconds(options_.retention)) {
+      seed_(StreamSeed(options_.name, creation_time_)),
+      instance_(Mix64(seed_, 0) | 1),  // never 0, which marks "no stream"
+      stream_tag_(static_cast<uint32_t>(Mix64(seed_, 8)) & internal::kStreamTagMask),
+      retention_us_(absl::ToInt64Microseconds(options_.retention)),
+      capacity_mode_(options_.capacity_mode),
+      counters_(std::make_unique<Counters>()) {
   const std::vector<HashKeyRange> ranges = SplitHashKeySpace(options_.shard_count);
+  const int64_t now_us = ToMicros(creation_time_);
   auto map = std::make_unique<ShardMap>();
   internal::MutexLock lock(&shards_mu_);
+  last_tick_us_ = now_us;
   for (size_t i = 0; i < ranges.size(); ++i) {
     // Counters start at 1: counter 0 is below every record, for "from the start" positions.
-    shards_.push_back(
-        std::make_unique<StreamShard>(ShardId(static_cast<uint32_t>(i)), ranges[i], 1));
+    shards_.push_back(std::make_unique<StreamShard>(ShardId(static_cast<uint32_t>(i)), ranges[i],
+                                                    1, now_us, options_.shard_limits));
     map->starts.push_back(ranges[i].starting_hash_key);
     map->open.push_back(shards_.back().get());
     map->all.push_back(shards_.back().get());
@@ -168,7 +387,7 @@ Stream::Stream(StreamOptions options)
   shard_maps_.push_back(std::move(map));
 }
 
-Stream::~Stream() = default;
+Stream::~Stream() { StopAutoScaling(); }
 
 absl::Duration Stream::retention() const {
   return absl::Microseconds(retention_us_.load(std::memory_order_relaxed));
@@ -179,11 +398,32 @@ StreamShard* Stream::FindShard(uint32_t index) const {
   return index < map->all.size() ? map->all[index] : nullptr;
 }
 
+bool Stream::Expired(const StreamShard& shard, int64_t now_us) const {
+  // Every record of a closed shard arrived before it closed, so once the retention period has
+  // passed since then, nothing in it is readable any more.
+  if (shard.expired.load(std::memory_order_relaxed)) return true;
+  if (shard.closed_us.load(std::memory_order_acquire) <
+      now_us - retention_us_.load(std::memory_order_relaxed)) {
+    shard.expired.store(true, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+absl::StatusOr<StreamShard*> Stream::FindLiveShard(uint32_t index, int64_t now_us) const {
+  StreamShard* shard = FindShard(index);
+  if (shard == nullptr || Expired(*shard, now_us)) {
+    return ResourceNotFoundError(absl::StrFormat("shard %s does not exist in stream %s",
+                                                 ShardId(index).ToString(), options_.name));
+  }
+  return shard;
+}
+
 absl::Status Stream::ValidateRecord(std::string_view partition_key, std::string_view data) const {
   // Up to 256 bytes the key has at most 256 UTF-16 units; only longer keys need counting.
   int units = 0;
-  if (partition_key.empty() ||
-      (units = Utf16Length(partition_key)) < 1 || units > kMaxPartitionKeyChars) {
+  if (partition_key.empty() || (units = Utf16Length(partition_key)) < 1 ||
+      units > kMaxPartitionKeyChars) {
     if (units < 0) return InvalidArgumentError("partition key is not valid UTF-8");
     return InvalidArgumentError(
         absl::StrFormat("partition key must have 1 to 256 characters, not %d", units));
@@ -216,8 +456,20 @@ ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
   const HashKey hash_key =
       explicit_hash_key ? *explicit_hash_key : internal::CachedPartitionKeyHash(partition_key);
   const int64_t expire_before = now_us - retention_us_.load(std::memory_order_relaxed);
+  const auto bytes = static_cast<int64_t>(partition_key.size() + data.size());
   for (;;) {
-    StreamShard* shard = shard_map_.load(std::memory_order_acquire)->Route(hash_key);
+    const ShardMap* map = shard_map_.load(std::memory_order_acquire);
+    StreamShard* shard = map->Route(hash_key);
+    if (shard->write_limited &&
+        !internal::TryTakeBoth(shard->write_bytes, bytes, shard->write_records, 1, now_us)) {
+      Add(shard->write_throttled, 1);
+      *error = absl::StrFormat(
+          "Rate exceeded for shard %s in stream %s: the shard's write limit (%d bytes/s, %d "
+          "records/s) is used up",
+          shard->id.ToString(), options_.name, options_.shard_limits.write_bytes_per_second,
+          options_.shard_limits.write_records_per_second);
+      return ErrorCode::kProvisionedThroughputExceeded;
+    }
     std::optional<internal::ShardLog::Appended> appended =
         shard->log.Append(partition_key, data, now_us, counter_floor, expire_before);
     if (appended) {
@@ -226,11 +478,15 @@ ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
           internal::MakeSequenceNumber(appended->counter, shard->id.index(), stream_tag_);
       return ErrorCode::kOk;
     }
-    // The shard closed after we routed to it; a newer map routes to its successor. The map is
-    // published before the shard closes, so this loop ends.
-    if (shard_map_.load(std::memory_order_acquire)->Route(hash_key) == shard) {
-      *error = "shard closed without a successor";
-      return ErrorCode::kInternalFailure;
+    // The shard closed after we routed to it: a resharding is publishing its successors. It
+    // holds shards_mu_ from closing the parent to publishing the new map, so waiting for the
+    // lock waits exactly for the map that routes this key to a child.
+    if (shard->write_limited) {
+      shard->write_bytes.Refund(bytes);
+      shard->write_records.Refund(1);
+    }
+    if (shard_map_.load(std::memory_order_acquire) == map) {
+      internal::MutexLock wait(&shards_mu_);
     }
   }
 }
@@ -238,36 +494,56 @@ ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
 absl::StatusOr<PutRecordResult> Stream::PutRecord(std::string_view partition_key,
                                                   std::string_view data,
                                                   const PutOptions& options) {
-  if (absl::Status s = ValidateRecord(partition_key, data); !s.ok()) return s;
+  absl::Status status = ValidateRecord(partition_key, data);
   uint64_t floor = 0;
-  if (options.sequence_number_for_ordering) {
+  if (status.ok() && options.sequence_number_for_ordering) {
     absl::StatusOr<uint64_t> counter = OrderingCounter(*options.sequence_number_for_ordering);
-    if (!counter.ok()) return counter.status();
-    floor = *counter;
+    if (counter.ok()) {
+      floor = *counter;
+    } else {
+      status = counter.status();
+    }
   }
+  if (!status.ok()) {
+    Add(counters_->put_record_failure, 1);
+    return status;
+  }
+  // Latency is sampled: reading the clock twice per put would cost more than the rest of it.
+  thread_local uint32_t calls = 0;
+  const bool sample = (calls++ & 63) == 0;
+  const absl::Time start = options_.clock->Now();
   PutRecordResult result;
   std::string error;
   const ErrorCode code = PutOne(partition_key, data, options.explicit_hash_key, floor,
-                                ToMicros(options_.clock->Now()), &result, &error);
-  if (code != ErrorCode::kOk) return MakeError(code, error);
+                                ToMicros(start), &result, &error);
+  if (sample) {
+    counters_->put_record_latency.Record(
+        absl::ToInt64Microseconds(options_.clock->Now() - start));
+  }
+  if (code != ErrorCode::kOk) {
+    Add(counters_->put_record_failure, 1);
+    return MakeError(code, error);
+  }
   return result;
 }
 
 absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsEntry> entries) {
   if (entries.empty() || entries.size() > kMaxPutRecordsEntries) {
-    return InvalidArgumentError(absl::StrFormat(
-        "PutRecords takes 1 to %d entries, not %d", kMaxPutRecordsEntries, entries.size()));
+    return InvalidArgumentError(absl::StrFormat("PutRecords takes 1 to %d entries, not %d",
+                                                kMaxPutRecordsEntries, entries.size()));
   }
   size_t total = 0;
   for (const PutRecordsEntry& e : entries) total += e.partition_key.size() + e.data.size();
   if (total > options_.max_put_records_bytes) {
-    return InvalidArgumentError(absl::StrFormat(
-        "PutRecords request of %d bytes exceeds the limit of %d bytes", total,
-        options_.max_put_records_bytes));
+    return InvalidArgumentError(
+        absl::StrFormat("PutRecords request of %d bytes exceeds the limit of %d bytes", total,
+                        options_.max_put_records_bytes));
   }
   PutRecordsResult result;
   result.entries.resize(entries.size());
-  const int64_t now_us = ToMicros(options_.clock->Now());
+  const absl::Time start = options_.clock->Now();
+  const int64_t now_us = ToMicros(start);
+  int64_t throttled = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     const PutRecordsEntry& e = entries[i];
     PutRecordsResultEntry& out = result.entries[i];
@@ -285,26 +561,158 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsE
       out.sequence_number = put.sequence_number;
     } else {
       ++result.failed_record_count;
+      if (out.error_code == ErrorCode::kProvisionedThroughputExceeded) ++throttled;
     }
   }
+  const auto n = static_cast<int64_t>(entries.size());
+  Counters& c = *counters_;
+  Add(c.put_records_total, n);
+  Add(c.put_records_successful, n - result.failed_record_count);
+  Add(c.put_records_failed, result.failed_record_count - throttled);
+  Add(c.put_records_throttled, throttled);
+  if (result.failed_record_count < n) Add(c.put_records_success, 1);
+  c.put_records_latency.Record(absl::ToInt64Microseconds(options_.clock->Now() - start));
   return result;
+}
+
+ShardDescription Stream::Describe(const StreamShard& shard) const {
+  ShardDescription d;
+  d.shard_id = shard.id;
+  d.hash_key_range = shard.range;
+  d.parent_shard_id = shard.parent;
+  d.adjacent_parent_shard_id = shard.adjacent_parent;
+  d.sequence_number_range.starting_sequence_number =
+      internal::MakeSequenceNumber(shard.log.first_counter(), shard.id.index(), stream_tag_);
+  if (shard.log.closed()) {
+    d.sequence_number_range.ending_sequence_number =
+        internal::MakeSequenceNumber(shard.log.ending_counter(), shard.id.index(), stream_tag_);
+  }
+  return d;
 }
 
 std::vector<ShardDescription> Stream::ListShards() const {
   const ShardMap* map = shard_map_.load(std::memory_order_acquire);
+  const int64_t now_us = ToMicros(options_.clock->Now());
   std::vector<ShardDescription> shards;
   shards.reserve(map->all.size());
   for (const StreamShard* shard : map->all) {
-    ShardDescription d;
-    d.shard_id = shard->id;
-    d.hash_key_range = shard->range;
-    d.parent_shard_id = shard->parent;
-    d.adjacent_parent_shard_id = shard->adjacent_parent;
-    d.sequence_number_range.starting_sequence_number =
-        internal::MakeSequenceNumber(shard->log.first_counter(), shard->id.index(), stream_tag_);
-    shards.push_back(std::move(d));
+    if (!Expired(*shard, now_us)) shards.push_back(Describe(*shard));
   }
   return shards;
+}
+
+absl::StatusOr<ListShardsResult> Stream::ListShards(const ListShardsRequest& request) const {
+  if (request.max_results < 1 || request.max_results > 10000) {
+    return InvalidArgumentError(
+        absl::StrFormat("MaxResults must be within [1, 10000], not %d", request.max_results));
+  }
+  const int64_t now_us = ToMicros(options_.clock->Now());
+  ShardFilter filter;
+  int64_t after_index = -1;  // list shards with a greater index
+  if (request.next_token) {
+    if (request.exclusive_start_shard_id) {
+      return InvalidArgumentError("NextToken and ExclusiveStartShardId cannot be used together");
+    }
+    std::optional<NextToken> token = DecodeNextToken(*request.next_token);
+    if (!token || token->stream_instance != instance_ ||
+        (token->filter_type != kNoFilter &&
+         token->filter_type > static_cast<uint32_t>(ShardFilterType::kFromTimestamp))) {
+      return InvalidArgumentError("NextToken is malformed or belongs to another stream");
+    }
+    if (now_us - token->issued_us > absl::ToInt64Microseconds(kNextTokenLifetime)) {
+      return ExpiredNextTokenError(
+          absl::StrFormat("NextToken issued at %s has expired",
+                          absl::FormatTime(absl::FromUnixMicros(token->issued_us))));
+    }
+    if (token->filter_type != kNoFilter) {
+      filter.type = static_cast<ShardFilterType>(token->filter_type);
+      if (token->has_filter_shard) filter.shard_id = ShardId(token->filter_shard);
+      if (token->has_filter_time) filter.timestamp = absl::FromUnixMicros(token->filter_time_us);
+    }
+    after_index = token->last_index;
+  } else {
+    if (request.filter) filter = *request.filter;
+    if (request.exclusive_start_shard_id) after_index = request.exclusive_start_shard_id->index();
+  }
+  if (filter.type == ShardFilterType::kAfterShardId && !filter.shard_id) {
+    return InvalidArgumentError("ShardFilter AFTER_SHARD_ID requires a ShardId");
+  }
+  if ((filter.type == ShardFilterType::kAtTimestamp ||
+       filter.type == ShardFilterType::kFromTimestamp) &&
+      !filter.timestamp) {
+    return InvalidArgumentError(absl::StrFormat("ShardFilter %s requires a Timestamp",
+                                                ShardFilterTypeName(filter.type)));
+  }
+
+  const int64_t creation_us = ToMicros(creation_time_);
+  int64_t at_us = 0;  // for the AT_ filters: the moment whose open shards are listed
+  if (filter.type == ShardFilterType::kAtTrimHorizon) {
+    at_us = std::max(now_us - retention_us_.load(std::memory_order_relaxed), creation_us);
+  } else if (filter.type == ShardFilterType::kAtTimestamp) {
+    at_us = std::max(ToMicros(*filter.timestamp), creation_us);
+  }
+  auto selected = [&](const StreamShard& shard) {
+    const int64_t closed_us = shard.closed_us.load(std::memory_order_acquire);
+    switch (filter.type) {
+      case ShardFilterType::kAfterShardId:
+        return shard.id.index() > filter.shard_id->index();
+      case ShardFilterType::kAtTrimHorizon:
+      case ShardFilterType::kAtTimestamp:
+        return shard.created_us <= at_us && at_us <= closed_us;
+      case ShardFilterType::kFromTrimHorizon:
+        return true;
+      case ShardFilterType::kAtLatest:
+        return !shard.log.closed();
+      case ShardFilterType::kFromTimestamp:
+        return closed_us >= ToMicros(*filter.timestamp);
+    }
+    return false;
+  };
+
+  const ShardMap* map = shard_map_.load(std::memory_order_acquire);
+  const size_t page = static_cast<size_t>(std::min(request.max_results, kMaxListShardsResults));
+  ListShardsResult result;
+  for (const StreamShard* shard : map->all) {
+    if (static_cast<int64_t>(shard->id.index()) <= after_index) continue;
+    if (Expired(*shard, now_us) || !selected(*shard)) continue;
+    if (result.shards.size() == page) {
+      NextToken token;
+      token.stream_instance = instance_;
+      token.filter_type = request.next_token || request.filter
+                              ? static_cast<uint32_t>(filter.type)
+                              : kNoFilter;
+      if (filter.shard_id) {
+        token.has_filter_shard = 1;
+        token.filter_shard = filter.shard_id->index();
+      }
+      if (filter.timestamp) {
+        token.has_filter_time = 1;
+        token.filter_time_us = ToMicros(*filter.timestamp);
+      }
+      token.last_index = result.shards.back().shard_id.index();
+      token.issued_us = now_us;
+      result.next_token = EncodeNextToken(token);
+      break;
+    }
+    result.shards.push_back(Describe(*shard));
+  }
+  return result;
+}
+
+StreamSummary Stream::DescribeStreamSummary() const {
+  const int64_t now_us = ToMicros(options_.clock->Now());
+  StreamSummary summary;
+  summary.stream_name = options_.name;
+  summary.status = now_us < updating_until_us_.load(std::memory_order_acquire)
+                       ? StreamStatus::kUpdating
+                       : StreamStatus::kActive;
+  summary.capacity_mode = capacity_mode_.load(std::memory_order_acquire);
+  summary.open_shard_count =
+      static_cast<int>(shard_map_.load(std::memory_order_acquire)->open.size());
+  summary.retention = retention();
+  summary.creation_time = creation_time_;
+  summary.max_record_bytes = options_.max_record_bytes;
+  return summary;
 }
 
 absl::StatusOr<ShardIterator> Stream::GetShardIterator(ShardId shard_id,
@@ -321,11 +729,11 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(std::string_view shard_id
 
 absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(
     uint32_t shard_index, const StartingPosition& position) const {
-  StreamShard* shard = FindShard(shard_index);
-  if (shard == nullptr) {
-    return ResourceNotFoundError(absl::StrFormat("shard %s does not exist in stream %s",
-                                                 ShardId(shard_index).ToString(), options_.name));
-  }
+  const absl::Time now = options_.clock->Now();
+  const int64_t now_us = ToMicros(now);
+  absl::StatusOr<StreamShard*> found = FindLiveShard(shard_index, now_us);
+  if (!found.ok()) return found.status();
+  StreamShard* shard = *found;
   const std::string_view type_name = ShardIteratorTypeName(position.type);
   const bool wants_sequence = position.type == ShardIteratorType::kAtSequenceNumber ||
                               position.type == ShardIteratorType::kAfterSequenceNumber;
@@ -341,9 +749,14 @@ absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(
         wants_timestamp ? std::string("AT_TIMESTAMP requires a Timestamp")
                         : absl::StrFormat("Timestamp is not allowed with %s", type_name));
   }
+  if (!shard->iterator_calls.TryTake(1, now_us)) {
+    Add(shard->read_throttled, 1);
+    return ProvisionedThroughputExceededError(absl::StrFormat(
+        "Rate exceeded for GetShardIterator on shard %s in stream %s (%d calls/s)",
+        shard->id.ToString(), options_.name,
+        options_.shard_limits.get_shard_iterator_calls_per_second));
+  }
 
-  const absl::Time now = options_.clock->Now();
-  const int64_t now_us = ToMicros(now);
   internal::ShardLog& log = shard->log;
   const uint64_t end = log.end_ordinal();
   const uint64_t trim = log.TrimBefore(now_us - retention_us_.load(std::memory_order_relaxed));
@@ -367,10 +780,12 @@ absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(
             "invalid because it did not come from this shard",
             *position.sequence_number, shard->id.ToString(), options_.name));
       }
-      if (parts.counter > log.next_counter()) {
-        return InvalidArgumentError(absl::StrFormat(
-            "StartingSequenceNumber %s has not been issued by shard %s yet",
-            *position.sequence_number, shard->id.ToString()));
+      // Issued: below the next counter, or the shard's own starting or ending number.
+      if (parts.counter >= log.next_counter() && parts.counter != log.first_counter() &&
+          !(log.closed() && parts.counter == log.ending_counter())) {
+        return InvalidArgumentError(
+            absl::StrFormat("StartingSequenceNumber %s has not been issued by shard %s yet",
+                            *position.sequence_number, shard->id.ToString()));
       }
       const uint64_t target =
           position.type == ShardIteratorType::kAtSequenceNumber ? parts.counter : parts.counter + 1;
@@ -381,7 +796,11 @@ absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(
       if (*position.timestamp > now) {
         return InvalidArgumentError("AT_TIMESTAMP Timestamp is in the future");
       }
-      ordinal = log.LowerBoundTime(ToMicros(*position.timestamp), end);
+      // Arrival times are whole microseconds: round the timestamp up, so that a record that
+      // arrived before it (even by a nanosecond) is not returned.
+      int64_t at_us = ToMicros(*position.timestamp);
+      if (absl::FromUnixMicros(at_us) < *position.timestamp) ++at_us;
+      ordinal = log.LowerBoundTime(at_us, end);
       break;
   }
   return ShardIterator(instance_, shard_index, ordinal, now_us);
@@ -397,17 +816,22 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
     return InvalidArgumentError(
         absl::StrFormat("limit must be within [1, %d], not %d", kMaxGetRecordsLimit, limit));
   }
-  StreamShard* shard = FindShard(iterator.shard_index_);
-  if (shard == nullptr) {
-    return ResourceNotFoundError(absl::StrFormat("shard %s does not exist",
-                                                 ShardId(iterator.shard_index_).ToString()));
-  }
   const absl::Time now = options_.clock->Now();
   const int64_t now_us = ToMicros(now);
   if (now_us - iterator.issued_at_us_ > absl::ToInt64Microseconds(kShardIteratorLifetime)) {
     return ExpiredIteratorError(absl::StrFormat(
         "iterator issued at %s expired at %s", absl::FormatTime(iterator.issued_at()),
         absl::FormatTime(iterator.issued_at() + kShardIteratorLifetime)));
+  }
+  absl::StatusOr<StreamShard*> found = FindLiveShard(iterator.shard_index_, now_us);
+  if (!found.ok()) return found.status();
+  StreamShard* shard = *found;
+  if (!shard->read_bytes.Allowed(now_us) || !shard->read_calls.TryTake(1, now_us)) {
+    Add(shard->read_throttled, 1);
+    return ProvisionedThroughputExceededError(absl::StrFormat(
+        "Rate exceeded for GetRecords on shard %s in stream %s (%d calls/s, %d bytes/s)",
+        shard->id.ToString(), options_.name, options_.shard_limits.read_calls_per_second,
+        options_.shard_limits.read_bytes_per_second));
   }
 
   internal::ShardLog& log = shard->log;
@@ -419,6 +843,7 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
   GetRecordsResult result;
   internal::ShardLog::Cursor cursor(log, std::max(iterator.ordinal_, trim), end);
   size_t bytes = 0;
+  size_t bytes_with_keys = 0;
   const void* pinned = nullptr;
   while (cursor.Valid() && result.records.size() < static_cast<size_t>(limit)) {
     const internal::StoredRecord r = cursor.Get();
@@ -428,9 +853,10 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
       result.storage.push_back(cursor.chunk());
     }
     bytes += r.data.size();
-    result.records.push_back(Record{
-        internal::MakeSequenceNumber(r.counter, shard->id.index(), stream_tag_),
-        absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
+    bytes_with_keys += r.data.size() + r.partition_key.size();
+    result.records.push_back(
+        Record{internal::MakeSequenceNumber(r.counter, shard->id.index(), stream_tag_),
+               absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
     cursor.Next();
   }
   const uint64_t next = std::max(cursor.ordinal(), std::max(iterator.ordinal_, trim));
@@ -442,6 +868,19 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
   } else {
     result.next_shard_iterator = ShardIterator(instance_, iterator.shard_index_, next, now_us);
   }
+
+  shard->read_bytes.Charge(static_cast<int64_t>(bytes_with_keys), now_us);
+  Add(shard->outgoing_records, static_cast<int64_t>(result.records.size()));
+  Add(shard->outgoing_bytes, static_cast<int64_t>(bytes_with_keys));
+  shard->iterator_age_ms.store(
+      result.records.empty()
+          ? 0
+          : std::max<int64_t>(0, (now_us - ToMicros(result.records.back()
+                                                        .approximate_arrival_timestamp)) /
+                                     1000),
+      std::memory_order_relaxed);
+  Add(counters_->get_records_success, 1);
+  counters_->get_records_latency.Record(absl::ToInt64Microseconds(options_.clock->Now() - now));
   return result;
 }
 
@@ -488,6 +927,400 @@ size_t Stream::MemoryBytes() const {
     bytes += shard->log.MemoryBytes();
   }
   return bytes;
+}
+
+// --- Resharding -------------------------------------------------------------------------------
+
+int Stream::OpenShardCount() const {
+  return static_cast<int>(shard_map_.load(std::memory_order_acquire)->open.size());
+}
+
+absl::Status Stream::CheckCanReshard(int64_t now_us) const {
+  if (capacity_mode_.load(std::memory_order_acquire) == CapacityMode::kOnDemand) {
+    return ValidationError(absl::StrFormat(
+        "stream %s is in ON_DEMAND mode: resharding is for PROVISIONED streams", options_.name));
+  }
+  if (now_us < updating_until_us_.load(std::memory_order_acquire)) {
+    return ResourceInUseError(
+        absl::StrFormat("stream %s is not ACTIVE: it is UPDATING", options_.name));
+  }
+  return absl::OkStatus();
+}
+
+void Stream::MarkUpdated(int64_t now_us) {
+  updating_until_us_.store(now_us + absl::ToInt64Microseconds(options_.update_duration),
+                           std::memory_order_release);
+}
+
+void Stream::Reshard(const std::vector<StreamShard*>& parents,
+                     const std::vector<HashKeyRange>& child_ranges, int64_t now_us) {
+  auto next_index = static_cast<uint32_t>(shards_.size());
+  std::vector<ShardId> parent_ids;
+  for (const StreamShard* p : parents) parent_ids.push_back(p->id);
+  std::vector<ChildShard> children;
+  for (const HashKeyRange& range : child_ranges) {
+    children.push_back(ChildShard{ShardId(next_index++), parent_ids, range});
+  }
+
+  // Close the parents. From here until the new map is published, a put routed to a parent
+  // waits on shards_mu_ (see PutOne), so no record can land in a parent after a child.
+  uint64_t ending = 0;
+  for (StreamShard* p : parents) {
+    p->children = children;
+    p->closed_us.store(now_us, std::memory_order_release);
+    p->log.Close();
+    ending = std::max(ending, p->log.ending_counter());
+  }
+
+  // Children number above every parent record.
+  std::vector<StreamShard*> opened;
+  for (const ChildShard& c : children) {
+    auto shard = std::make_unique<StreamShard>(c.shard_id, c.hash_key_range, ending + 1, now_us,
+                                               options_.shard_limits);
+    shard->parent = parent_ids[0];
+    if (parent_ids.size() > 1) shard->adjacent_parent = parent_ids[1];
+    opened.push_back(shard.get());
+    shards_.push_back(std::move(shard));
+  }
+
+  const ShardMap* old_map = shard_map_.load(std::memory_order_acquire);
+  auto map = std::make_unique<ShardMap>();
+  std::vector<StreamShard*> open;
+  for (StreamShard* s : old_map->open) {
+    if (std::find(parents.begin(), parents.end(), s) == parents.end()) open.push_back(s);
+  }
+  open.insert(open.end(), opened.begin(), opened.end());
+  std::sort(open.begin(), open.end(), [](const StreamShard* a, const StreamShard* b) {
+    return a->range.starting_hash_key < b->range.starting_hash_key;
+  });
+  for (StreamShard* s : open) map->starts.push_back(s->range.starting_hash_key);
+  map->open = std::move(open);
+  for (const auto& s : shards_) map->all.push_back(s.get());
+  shard_map_.store(map.get(), std::memory_order_release);
+  // Old maps stay alive: a put may still be routing through one.
+  shard_maps_.push_back(std::move(map));
+}
+
+absl::Status Stream::SplitLocked(StreamShard* shard, HashKey key, int64_t now_us) {
+  if (shard->log.closed()) {
+    return InvalidArgumentError(absl::StrFormat(
+        "Shard %s in stream %s has already been merged or split, and thus is not eligible for "
+        "merging or splitting",
+        shard->id.ToString(), options_.name));
+  }
+  const absl::uint128 start = shard->range.starting_hash_key.value();
+  const absl::uint128 end = shard->range.ending_hash_key.value();
+  // Kinesis: start + 1 < new_starting_hash_key < end (computed without overflow).
+  if (key.value() <= start || key.value() - start <= 1 || key.value() >= end) {
+    return InvalidArgumentError(absl::StrFormat(
+        "NewStartingHashKey %s used in SplitShard on shard %s in stream %s is not both greater "
+        "than one plus the shard's StartingHashKey %s and less than its EndingHashKey %s",
+        key.ToString(), shard->id.ToString(), options_.name,
+        shard->range.starting_hash_key.ToString(), shard->range.ending_hash_key.ToString()));
+  }
+  if (OpenShardCount() + 1 > options_.max_shards) {
+    return LimitExceededError(absl::StrFormat(
+        "SplitShard would exceed the shard limit of %d open shards", options_.max_shards));
+  }
+  Reshard({shard},
+          {HashKeyRange{shard->range.starting_hash_key, HashKey(key.value() - 1)},
+           HashKeyRange{key, shard->range.ending_hash_key}},
+          now_us);
+  return absl::OkStatus();
+}
+
+absl::Status Stream::MergeLocked(StreamShard* shard, StreamShard* adjacent, int64_t now_us) {
+  for (const StreamShard* s : {shard, adjacent}) {
+    if (s->log.closed()) {
+      return InvalidArgumentError(absl::StrFormat(
+          "Shard %s in stream %s has already been merged or split, and thus is not eligible "
+          "for merging or splitting",
+          s->id.ToString(), options_.name));
+    }
+  }
+  const StreamShard* low = shard->range.starting_hash_key < adjacent->range.starting_hash_key
+                               ? shard
+                               : adjacent;
+  const StreamShard* high = low == shard ? adjacent : shard;
+  if (shard == adjacent ||
+      low->range.ending_hash_key.value() + 1 != high->range.starting_hash_key.value()) {
+    return InvalidArgumentError(absl::StrFormat(
+        "Shards %s and %s in stream %s are not an adjacent pair of shards eligible for merging",
+        shard->id.ToString(), adjacent->id.ToString(), options_.name));
+  }
+  Reshard({shard, adjacent},
+          {HashKeyRange{low->range.starting_hash_key, high->range.ending_hash_key}}, now_us);
+  return absl::OkStatus();
+}
+
+absl::Status Stream::SplitShard(ShardId shard_id, HashKey new_starting_hash_key) {
+  const int64_t now_us = ToMicros(options_.clock->Now());
+  internal::MutexLock lock(&shards_mu_);
+  absl::StatusOr<StreamShard*> shard = FindLiveShard(shard_id.index(), now_us);
+  if (!shard.ok()) return shard.status();
+  if (absl::Status s = CheckCanReshard(now_us); !s.ok()) return s;
+  if (absl::Status s = SplitLocked(*shard, new_starting_hash_key, now_us); !s.ok()) return s;
+  MarkUpdated(now_us);
+  return absl::OkStatus();
+}
+
+absl::Status Stream::SplitShard(std::string_view shard_id, HashKey new_starting_hash_key) {
+  absl::StatusOr<ShardId> id = ShardId::Parse(shard_id);
+  if (!id.ok()) return id.status();
+  return SplitShard(*id, new_starting_hash_key);
+}
+
+absl::Status Stream::MergeShards(ShardId shard_id, ShardId adjacent_shard_id) {
+  const int64_t now_us = ToMicros(options_.clock->Now());
+  internal::MutexLock lock(&shards_mu_);
+  absl::StatusOr<StreamShard*> shard = FindLiveShard(shard_id.index(), now_us);
+  if (!shard.ok()) return shard.status();
+  absl::StatusOr<StreamShard*> adjacent = FindLiveShard(adjacent_shard_id.index(), now_us);
+  if (!adjacent.ok()) return adjacent.status();
+  if (absl::Status s = CheckCanReshard(now_us); !s.ok()) return s;
+  if (absl::Status s = MergeLocked(*shard, *adjacent, now_us); !s.ok()) return s;
+  MarkUpdated(now_us);
+  return absl::OkStatus();
+}
+
+absl::Status Stream::MergeShards(std::string_view shard_id, std::string_view adjacent_shard_id) {
+  absl::StatusOr<ShardId> a = ShardId::Parse(shard_id);
+  if (!a.ok()) return a.status();
+  absl::StatusOr<ShardId> b = ShardId::Parse(adjacent_shard_id);
+  if (!b.ok()) return b.status();
+  return MergeShards(*a, *b);
+}
+
+absl::Status Stream::UpdateShardCount(int target_shard_count) {
+  const int64_t now_us = ToMicros(options_.clock->Now());
+  internal::MutexLock lock(&shards_mu_);
+  if (absl::Status s = CheckCanReshard(now_us); !s.ok()) return s;
+  const int open = OpenShardCount();
+  if (target_shard_count < 1 || target_shard_count > 2 * open ||
+      2 * int64_t{target_shard_count} < open) {
+    return InvalidArgumentError(absl::StrFormat(
+        "UpdateShardCount: target %d must be within [half, twice] the %d open shards",
+        target_shard_count, open));
+  }
+  if (target_shard_count > options_.max_shards) {
+    return LimitExceededError(absl::StrFormat(
+        "UpdateShardCount: target %d exceeds the shard limit %d", target_shard_count,
+        options_.max_shards));
+  }
+  if (!WithinDailyQuota(shard_count_updates_us_, options_.max_shard_count_updates_per_day,
+                        now_us)) {
+    return LimitExceededError(absl::StrFormat(
+        "UpdateShardCount may run at most %d times per rolling 24 hours",
+        options_.max_shard_count_updates_per_day));
+  }
+  shard_count_updates_us_.push_back(now_us);
+
+  // Uniform scaling: end with exactly the ranges CreateStream gives the target count. First split
+  // every open shard that a target boundary cuts, then merge each target range's pieces.
+  const std::vector<HashKeyRange> target = SplitHashKeySpace(target_shard_count);
+  for (size_t i = 1; i < target.size(); ++i) {
+    const HashKey boundary = target[i].starting_hash_key;
+    StreamShard* shard = shard_map_.load(std::memory_order_acquire)->Route(boundary);
+    if (shard->range.starting_hash_key == boundary) continue;
+    // Target boundaries are at least floor(2^128 / 20,000) apart, so the Kinesis rule
+    // (start + 1 < key < end) only fails for shards already cut near a boundary by hand;
+    // Reshard itself needs only start < key <= end.
+    Reshard({shard},
+            {HashKeyRange{shard->range.starting_hash_key, HashKey(boundary.value() - 1)},
+             HashKeyRange{boundary, shard->range.ending_hash_key}},
+            now_us);
+  }
+  for (const HashKeyRange& range : target) {
+    for (;;) {
+      const ShardMap* map = shard_map_.load(std::memory_order_acquire);
+      StreamShard* first = map->Route(range.starting_hash_key);
+      if (first->range.ending_hash_key == range.ending_hash_key) break;
+      StreamShard* second = map->Route(HashKey(first->range.ending_hash_key.value() + 1));
+      Reshard({first, second},
+              {HashKeyRange{first->range.starting_hash_key, second->range.ending_hash_key}},
+              now_us);
+    }
+  }
+  MarkUpdated(now_us);
+  return absl::OkStatus();
+}
+
+absl::Status Stream::UpdateStreamMode(CapacityMode mode) {
+  const int64_t now_us = ToMicros(options_.clock->Now());
+  internal::MutexLock lock(&shards_mu_);
+  if (now_us < updating_until_us_.load(std::memory_order_acquire)) {
+    return ResourceInUseError(
+        absl::StrFormat("stream %s is not ACTIVE: it is UPDATING", options_.name));
+  }
+  if (capacity_mode_.load(std::memory_order_acquire) == mode) return absl::OkStatus();
+  if (!WithinDailyQuota(mode_updates_us_, options_.max_mode_updates_per_day, now_us)) {
+    return LimitExceededError(
+        absl::StrFormat("UpdateStreamMode may run at most %d times per rolling 24 hours",
+                        options_.max_mode_updates_per_day));
+  }
+  mode_updates_us_.push_back(now_us);
+  capacity_mode_.store(mode, std::memory_order_release);
+  // Start the on-demand measurements afresh from now.
+  for (StreamShard* s : shard_map_.load(std::memory_order_acquire)->open) {
+    s->tick_records = s->log.end_ordinal();
+    s->tick_bytes = s->log.appended_bytes();
+    s->hot_since_us = s->cold_since_us = -1;
+  }
+  last_tick_us_ = now_us;
+  MarkUpdated(now_us);
+  return absl::OkStatus();
+}
+
+// --- Tick and on-demand scaling ---------------------------------------------------------------
+
+void Stream::Tick() {
+  const int64_t now_us = ToMicros(options_.clock->Now());
+  TrimAll();
+  internal::MutexLock lock(&shards_mu_);
+  for (StreamShard* s : shard_map_.load(std::memory_order_acquire)->all) Expired(*s, now_us);
+  if (capacity_mode_.load(std::memory_order_acquire) == CapacityMode::kOnDemand) {
+    AutoScaleLocked(now_us);
+  }
+  last_tick_us_ = std::max(last_tick_us_, now_us);
+}
+
+void Stream::AutoScaleLocked(int64_t now_us) {
+  const int64_t elapsed_us = now_us - last_tick_us_;
+  if (elapsed_us <= 0) return;
+  const OnDemandPolicy& policy = options_.on_demand;
+  const std::vector<StreamShard*> open = shard_map_.load(std::memory_order_acquire)->open;
+  // Classify every open shard by its ingress over [last tick, now].
+  std::vector<bool> hot(open.size()), cold(open.size());
+  for (size_t i = 0; i < open.size(); ++i) {
+    StreamShard* s = open[i];
+    const uint64_t records = s->log.end_ordinal();
+    const uint64_t bytes = s->log.appended_bytes();
+    // Rates in units per second, exactly: delta * 10^6 / elapsed microseconds.
+    const auto rate = [&](uint64_t delta) {
+      return static_cast<int64_t>(absl::uint128(delta) * 1000000 /
+                                  static_cast<uint64_t>(elapsed_us));
+    };
+    const int64_t record_rate = rate(records - s->tick_records);
+    const int64_t byte_rate = rate(bytes - s->tick_bytes);
+    s->tick_records = records;
+    s->tick_bytes = bytes;
+    const bool is_hot =
+        byte_rate >= policy.split_bytes_per_second || record_rate >= policy.split_records_per_second;
+    const bool is_cold =
+        byte_rate < policy.merge_bytes_per_second && record_rate < policy.merge_records_per_second;
+    // The interval just measured counts: a shard hot since the last tick has been hot since then.
+    if (!is_hot) s->hot_since_us = -1;
+    if (is_hot && s->hot_since_us < 0) s->hot_since_us = last_tick_us_;
+    if (!is_cold) s->cold_since_us = -1;
+    if (is_cold && s->cold_since_us < 0) s->cold_since_us = std::max(last_tick_us_, s->created_us);
+    hot[i] = is_hot && now_us - s->hot_since_us >= absl::ToInt64Microseconds(policy.hot_for);
+    cold[i] = is_cold && now_us - s->cold_since_us >= absl::ToInt64Microseconds(policy.cold_for);
+  }
+  bool changed = false;
+  int open_count = static_cast<int>(open.size());
+  for (size_t i = 0; i < open.size(); ++i) {
+    if (!hot[i] || open_count >= policy.max_shards || open_count >= options_.max_shards) continue;
+    StreamShard* s = open[i];
+    const absl::uint128 start = s->range.starting_hash_key.value();
+    const absl::uint128 end = s->range.ending_hash_key.value();
+    if (end - start < 3) continue;  // too narrow to split by Kinesis' rule
+    const HashKey middle(start + (end - start) / 2 + 1);
+    if (SplitLocked(s, middle, now_us).ok()) {
+      ++open_count;
+      changed = true;
+    }
+  }
+  for (size_t i = 0; i + 1 < open.size(); ++i) {
+    if (!cold[i] || !cold[i + 1] || open_count <= policy.min_shards) continue;
+    if (open[i]->log.closed() || open[i + 1]->log.closed()) continue;
+    if (MergeLocked(open[i], open[i + 1], now_us).ok()) {
+      --open_count;
+      changed = true;
+      ++i;  // each shard takes part in one resharding per tick
+    }
+  }
+  if (changed) MarkUpdated(now_us);
+}
+
+absl::Status Stream::StartAutoScaling(absl::Duration interval) {
+  if (interval <= absl::ZeroDuration()) {
+    return InvalidArgumentError("StartAutoScaling needs a positive interval");
+  }
+  std::lock_guard<std::mutex> lock(auto_scaling_mu_);
+  if (auto_scaling_thread_.joinable()) {
+    return ResourceInUseError("the auto-scaling thread is already running");
+  }
+  auto_scaling_stop_ = false;
+  const auto period = absl::ToChronoNanoseconds(interval);
+  auto_scaling_thread_ = std::thread([this, period] {
+    std::unique_lock<std::mutex> lock(auto_scaling_mu_);
+    while (!auto_scaling_cv_.wait_for(lock, period, [this] { return auto_scaling_stop_; })) {
+      lock.unlock();
+      Tick();
+      lock.lock();
+    }
+  });
+  return absl::OkStatus();
+}
+
+void Stream::StopAutoScaling() {
+  std::thread thread;
+  {
+    std::lock_guard<std::mutex> lock(auto_scaling_mu_);
+    auto_scaling_stop_ = true;
+    thread = std::move(auto_scaling_thread_);
+  }
+  auto_scaling_cv_.notify_all();
+  if (thread.joinable()) thread.join();
+}
+
+// --- Metrics ----------------------------------------------------------------------------------
+
+MetricsSnapshot Stream::metrics() const {
+  const absl::Time now = options_.clock->Now();
+  const int64_t now_us = ToMicros(now);
+  MetricsSnapshot m;
+  m.stream_name = options_.name;
+  m.taken_at = now;
+  for (const StreamShard* s : shard_map_.load(std::memory_order_acquire)->all) {
+    ShardMetrics sm;
+    sm.shard_id = s->id;
+    sm.incoming_records = static_cast<int64_t>(s->log.end_ordinal());
+    sm.incoming_bytes = static_cast<int64_t>(s->log.appended_bytes());
+    sm.outgoing_records = s->outgoing_records.load(std::memory_order_relaxed);
+    sm.outgoing_bytes = s->outgoing_bytes.load(std::memory_order_relaxed);
+    sm.write_provisioned_throughput_exceeded = s->write_throttled.load(std::memory_order_relaxed);
+    sm.read_provisioned_throughput_exceeded = s->read_throttled.load(std::memory_order_relaxed);
+    sm.iterator_age_milliseconds = s->iterator_age_ms.load(std::memory_order_relaxed);
+    m.incoming_records += sm.incoming_records;
+    m.incoming_bytes += sm.incoming_bytes;
+    m.outgoing_records += sm.outgoing_records;
+    m.outgoing_bytes += sm.outgoing_bytes;
+    m.write_provisioned_throughput_exceeded += sm.write_provisioned_throughput_exceeded;
+    m.read_provisioned_throughput_exceeded += sm.read_provisioned_throughput_exceeded;
+    if (!Expired(*s, now_us)) {
+      m.iterator_age_milliseconds =
+          std::max(m.iterator_age_milliseconds, sm.iterator_age_milliseconds);
+      m.shards.push_back(sm);
+    }
+  }
+  const Counters& c = *counters_;
+  m.put_records_total_records = c.put_records_total.load(std::memory_order_relaxed);
+  m.put_records_successful_records = c.put_records_successful.load(std::memory_order_relaxed);
+  m.put_records_failed_records = c.put_records_failed.load(std::memory_order_relaxed);
+  m.put_records_throttled_records = c.put_records_throttled.load(std::memory_order_relaxed);
+  m.put_records_success = c.put_records_success.load(std::memory_order_relaxed);
+  // Every record in a shard came from a PutRecord or a PutRecords entry.
+  // (Read a moment apart from the PutRecords counter, so clamped.)
+  m.put_record_success = std::max<int64_t>(0, m.incoming_records - m.put_records_successful_records);
+  m.put_record_failure = c.put_record_failure.load(std::memory_order_relaxed);
+  m.get_records_success = c.get_records_success.load(std::memory_order_relaxed);
+  m.get_records_records = m.outgoing_records;
+  m.get_records_bytes = m.outgoing_bytes;
+  m.put_record_latency = c.put_record_latency.Get();
+  m.put_records_latency = c.put_records_latency.Get();
+  m.get_records_latency = c.get_records_latency.Get();
+  return m;
 }
 
 }  // namespace rill

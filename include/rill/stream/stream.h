@@ -30,12 +30,16 @@
 #ifndef RILL_STREAM_STREAM_H_
 #define RILL_STREAM_STREAM_H_
 
+#include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -48,10 +52,13 @@
 #include "rill/base/internal/mutex.h"
 #include "rill/base/sequence_number.h"
 #include "rill/base/shard_id.h"
+#include "rill/metrics/metrics.h"
+#include "rill/stream/list_shards.h"
 #include "rill/stream/record.h"
 #include "rill/stream/shard_description.h"
 #include "rill/stream/shard_iterator.h"
 #include "rill/stream/stream_options.h"
+#include "rill/stream/stream_summary.h"
 
 namespace rill {
 
@@ -68,6 +75,8 @@ inline constexpr size_t kMaxGetRecordsBytes = size_t{10} << 20;
 inline constexpr absl::Duration kShardIteratorLifetime = absl::Minutes(5);
 inline constexpr absl::Duration kMinRetention = absl::Hours(24);
 inline constexpr absl::Duration kMaxRetention = absl::Hours(8760);
+inline constexpr absl::Duration kNextTokenLifetime = absl::Minutes(5);
+inline constexpr int kMaxListShardsResults = 1000;
 
 struct GetRecordsResult {
   // The records, in sequence-number order. May be empty even when more records exist (keep
@@ -118,8 +127,66 @@ class Stream {
   [[nodiscard]] absl::StatusOr<PutRecordsResult> PutRecords(
       absl::Span<const PutRecordsEntry> entries);
 
-  // Every shard that still holds retained records or is open, in shard-id order.
+  // Every unexpired shard (open, or closed less than a retention period ago), in shard-id
+  // order: ListShards with the default FROM_TRIM_HORIZON filter, every page at once.
   std::vector<ShardDescription> ListShards() const;
+
+  // Kinesis' ListShards: the shards that `request.filter` selects, in shard-id order, one page at
+  // a time. Errors: kInvalidArgument for max_results outside [1, 10,000], a filter missing its
+  // shard id or timestamp, a next_token together with exclusive_start_shard_id, or a malformed
+  // next_token; kExpiredNextToken for a token issued more than 5 minutes ago.
+  [[nodiscard]] absl::StatusOr<ListShardsResult> ListShards(const ListShardsRequest& request) const;
+
+  // The stream's status, mode, open shard count, retention and limits.
+  StreamSummary DescribeStreamSummary() const;
+
+  // Resharding (provisioned mode only). Each closes its parent shards (they stay readable until
+  // their records expire) and opens children with the next free shard ids; records for a hash
+  // key go to the children from the moment the call returns, and every child's sequence numbers
+  // are above every parent's. Puts racing with the call are neither lost nor misrouted: a put
+  // that reached a parent before it closed is in the parent, any later put is in a child.
+  //
+  // SplitShard: children [start, new_starting_hash_key - 1] and [new_starting_hash_key, end],
+  // both with the split shard as parent. new_starting_hash_key must satisfy
+  // start + 1 < new_starting_hash_key < end (kInvalidArgument otherwise).
+  // MergeShards: the two shards' ranges must be adjacent (in either order); the child covers both,
+  // with shard_id as parent and adjacent_shard_id as adjacent parent.
+  // UpdateShardCount: uniform scaling to `target_shard_count` open shards, between half and twice
+  // the open count; ends with exactly the ranges CreateStream gives that many shards, reached
+  // through splits and merges (so lineage is kept), at most max_shard_count_updates_per_day times
+  // per rolling 24 hours.
+  // Errors: kResourceNotFound for an unknown shard; kInvalidArgument for a closed shard, a bad
+  // key, non-adjacent shards or a target out of bounds; kLimitExceeded past max_shards or the
+  // daily update quota; kResourceInUse while the stream is UPDATING; kValidation in on-demand mode.
+  [[nodiscard]] absl::Status SplitShard(ShardId shard_id, HashKey new_starting_hash_key);
+  [[nodiscard]] absl::Status SplitShard(std::string_view shard_id, HashKey new_starting_hash_key);
+  [[nodiscard]] absl::Status MergeShards(ShardId shard_id, ShardId adjacent_shard_id);
+  [[nodiscard]] absl::Status MergeShards(std::string_view shard_id,
+                                         std::string_view adjacent_shard_id);
+  [[nodiscard]] absl::Status UpdateShardCount(int target_shard_count);
+
+  // Switches between provisioned and on-demand mode (at most max_mode_updates_per_day times per
+  // rolling 24 hours: kLimitExceeded). The shards stay as they are. Switching to the current mode
+  // changes nothing. Errors: kResourceInUse while UPDATING.
+  [[nodiscard]] absl::Status UpdateStreamMode(CapacityMode mode);
+
+  // Housekeeping, run by hand or by the auto-scaling thread: trims every shard to the retention
+  // period (reclaiming memory, expiring closed shards) and, in on-demand mode, applies the
+  // OnDemandPolicy to the ingress measured since the previous Tick(). Deterministic under a
+  // SimulatedClock.
+  void Tick();
+
+  // Starts a thread that calls Tick() every `interval` of real time (the time it sleeps is the
+  // only wall-clock time rill ever uses; Tick() itself reads the stream's Clock). Errors:
+  // kInvalidArgument for a non-positive interval, kResourceInUse if already running.
+  [[nodiscard]] absl::Status StartAutoScaling(absl::Duration interval);
+  // Stops and joins that thread, if running. Also done by the destructor.
+  void StopAutoScaling();
+
+  // Counters under Kinesis' metric names, stream-wide and per unexpired shard. Cheap: relaxed
+  // atomic loads. PutRecord.Latency is sampled (one call in 64 per thread) to keep the clock off
+  // the put path; PutRecords and GetRecords latencies are measured on every call.
+  MetricsSnapshot metrics() const;
 
   // An iterator at `position` in `shard_id`. Errors: kInvalidArgument for a malformed shard id or
   // any breach of StartingPosition's rules (including a sequence number of another shard or
@@ -152,19 +219,39 @@ class Stream {
                                                      const StartingPosition& position) const;
   // The shard with that index, or null.
   internal::StreamShard* FindShard(uint32_t index) const;
+  // The shard with that index unless it does not exist or has expired: else kResourceNotFound.
+  absl::StatusOr<internal::StreamShard*> FindLiveShard(uint32_t index, int64_t now_us) const;
+  bool Expired(const internal::StreamShard& shard, int64_t now_us) const;
+  ShardDescription Describe(const internal::StreamShard& shard) const;
   // Validates a sequence_number_for_ordering; returns the counter it carries.
   absl::StatusOr<uint64_t> OrderingCounter(SequenceNumber s) const;
   // Trims every shard with the current retention, so that a later increase revives nothing.
   void TrimAll() const;
-  // The check and write shared by PutRecord and PutRecords: 0 on success, else the error code
+  // The check and write shared by PutRecord and PutRecords: kOk on success, else the error code
   // with *error set.
   ErrorCode PutOne(std::string_view partition_key, std::string_view data,
                    const std::optional<HashKey>& explicit_hash_key, uint64_t counter_floor,
                    int64_t now_us, PutRecordResult* result, std::string* error);
   absl::Status ValidateRecord(std::string_view partition_key, std::string_view data) const;
 
+  // Resharding internals; all run under shards_mu_.
+  absl::Status CheckCanReshard(int64_t now_us) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  int OpenShardCount() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  // Closes `parents` and opens children with `child_ranges`; a split passes one parent and two
+  // ranges, a merge two parents and one range. Publishes the new routing table.
+  void Reshard(const std::vector<internal::StreamShard*>& parents,
+               const std::vector<HashKeyRange>& child_ranges, int64_t now_us)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  absl::Status SplitLocked(internal::StreamShard* shard, HashKey key, int64_t now_us)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  absl::Status MergeLocked(internal::StreamShard* shard, internal::StreamShard* adjacent,
+                           int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  void AutoScaleLocked(int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  void MarkUpdated(int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+
   const StreamOptions options_;
   const absl::Time creation_time_;
+  const std::array<uint8_t, 16> seed_;  // the MD5 naming this stream, see StreamSeed()
   const uint64_t instance_;     // names this stream in iterators
   const uint32_t stream_tag_;   // names this stream in sequence numbers
   std::atomic<int64_t> retention_us_;
@@ -176,6 +263,23 @@ class Stream {
   // tables live until the stream dies, so a put that loaded one never reads freed memory.
   std::atomic<const internal::ShardMap*> shard_map_{nullptr};
   std::vector<std::unique_ptr<const internal::ShardMap>> shard_maps_ ABSL_GUARDED_BY(shards_mu_);
+  std::atomic<CapacityMode> capacity_mode_;
+  // The stream is UPDATING until this time (StreamOptions::update_duration after a change).
+  std::atomic<int64_t> updating_until_us_{INT64_MIN};
+  // When UpdateShardCount and UpdateStreamMode ran, for their rolling 24-hour quotas.
+  std::vector<int64_t> shard_count_updates_us_ ABSL_GUARDED_BY(shards_mu_);
+  std::vector<int64_t> mode_updates_us_ ABSL_GUARDED_BY(shards_mu_);
+  int64_t last_tick_us_ ABSL_GUARDED_BY(shards_mu_);
+
+  // Stream-level counters that no shard owns (see metrics()).
+  struct Counters;
+  std::unique_ptr<Counters> counters_;
+
+  // The auto-scaling thread (StartAutoScaling).
+  std::mutex auto_scaling_mu_;
+  std::condition_variable auto_scaling_cv_;
+  bool auto_scaling_stop_ = false;
+  std::thread auto_scaling_thread_;
 };
 
 }  // namespace rill

@@ -1,30 +1,103 @@
-// StreamOptions: everything a stream is created with.
+// StreamOptions: everything a stream is created with, and the per-shard limits and on-demand
+// scaling policy it enforces.
 //
 // Example:
 //   rill::StreamOptions options;
 //   options.name = "player-actions";
 //   options.shard_count = 4;
 //   options.clock = std::make_shared<rill::SimulatedClock>();
+//   options.shard_limits = rill::ShardLimits::Kinesis();  // throttle exactly as Kinesis does
 //   absl::StatusOr<std::unique_ptr<rill::Stream>> stream = rill::Stream::Create(options);
 //
-// Thread safety: a plain struct; copy it freely.
+// Thread safety: plain structs; copy them freely.
 #ifndef RILL_STREAM_STREAM_OPTIONS_H_
 #define RILL_STREAM_STREAM_OPTIONS_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/time/time.h"
 #include "rill/base/clock.h"
 
 namespace rill {
 
+// How the stream's shard count is managed (Kinesis' StreamMode).
+enum class CapacityMode {
+  // The application sets the shard count: SplitShard, MergeShards, UpdateShardCount.
+  kProvisioned,
+  // The stream splits hot shards and merges cold ones itself (OnDemandPolicy), on Tick().
+  kOnDemand,
+};
+
+// "PROVISIONED" or "ON_DEMAND".
+std::string_view CapacityModeName(CapacityMode mode);
+
+// Per-shard rate limits, enforced with token buckets on the stream's Clock. A bucket holds one
+// second of its rate and refills continuously, so a shard accepts a burst of one second's quota
+// and then the rate. A refused call is kProvisionedThroughputExceeded; in PutRecords only the
+// refused entries fail. kUnlimited switches a limit off (and costs nothing on the hot path).
+struct ShardLimits {
+  static constexpr int64_t kUnlimited = 0;
+
+  // Bytes of partition keys plus data written per second. Kinesis: 1 MiB. Default: kUnlimited.
+  int64_t write_bytes_per_second = kUnlimited;
+  // Records written per second. Kinesis: 1,000. Default: kUnlimited.
+  int64_t write_records_per_second = kUnlimited;
+  // GetRecords calls per second, shared by every reader of the shard. Kinesis: 5.
+  // Default: kUnlimited.
+  int64_t read_calls_per_second = kUnlimited;
+  // Bytes returned by GetRecords per second. A call may return up to 10 MiB at once; the shard
+  // then refuses reads until the rate has paid for it (10 MiB at 2 MiB/s: the next 5 seconds, as
+  // Kinesis documents). Kinesis: 2 MiB. Default: kUnlimited.
+  int64_t read_bytes_per_second = kUnlimited;
+  // GetShardIterator calls per second. Kinesis: 5. Default: kUnlimited.
+  int64_t get_shard_iterator_calls_per_second = kUnlimited;
+
+  // Every limit off: what a game server that owns its whole machine wants.
+  static ShardLimits Unlimited() { return ShardLimits{}; }
+  // Kinesis' provisioned-mode limits per shard.
+  static ShardLimits Kinesis() {
+    return ShardLimits{.write_bytes_per_second = int64_t{1} << 20,
+                       .write_records_per_second = 1000,
+                       .read_calls_per_second = 5,
+                       .read_bytes_per_second = int64_t{2} << 20,
+                       .get_shard_iterator_calls_per_second = 5};
+  }
+};
+
+// How an on-demand stream resizes itself. Tick() (called by the application, or by the thread
+// StartAutoScaling() starts) measures each open shard's ingress since the previous Tick():
+//   - a shard whose ingress stays at or above a hot threshold for `hot_for` is split at the middle
+//     of its hash-key range (while the stream has fewer than max_shards open shards);
+//   - two adjacent open shards whose ingress both stays below the cold thresholds for `cold_for`
+//     are merged (while the stream has more than min_shards open shards).
+// At most one resharding per shard per Tick(). Kinesis splits a shard above about 500 KB/s within
+// about 15 minutes; these defaults follow it.
+struct OnDemandPolicy {
+  // Hot: ingress at or above either threshold. Defaults: 512 KiB/s, 500 records/s.
+  int64_t split_bytes_per_second = int64_t{512} << 10;
+  int64_t split_records_per_second = 500;
+  // How long a shard must stay hot before it is split. Default: 15 minutes.
+  absl::Duration hot_for = absl::Minutes(15);
+  // Cold: ingress below both thresholds. Defaults: 64 KiB/s, 50 records/s.
+  int64_t merge_bytes_per_second = int64_t{64} << 10;
+  int64_t merge_records_per_second = 50;
+  // How long two neighbours must stay cold before they are merged. Default: 1 hour.
+  absl::Duration cold_for = absl::Hours(1);
+  // Bounds on the open shard count. Defaults: 4 (Kinesis' initial on-demand capacity) and 200.
+  int min_shards = 4;
+  int max_shards = 200;
+};
+
 struct StreamOptions {
   // The stream's name: 1-128 characters of [a-zA-Z0-9_.-]. Required.
   std::string name;
 
-  // Number of shards the stream starts with. Range: 1..max_shards. Default: 1.
+  // Number of shards the stream starts with. Range: 1..max_shards. Default: 1. In on-demand
+  // mode the stream starts with max(shard_count, on_demand.min_shards).
   int shard_count = 1;
 
   // How long records stay readable after they arrive. Range: 24 h..8760 h (365 days), unless
@@ -45,9 +118,31 @@ struct StreamOptions {
   // Default: 5 MiB (Kinesis' classic limit).
   size_t max_put_records_bytes = size_t{5} << 20;
 
-  // Shard quota: creating or growing the stream past it is kLimitExceeded. Range: >= 1.
-  // Default: 10,000 (Kinesis' per-stream maximum).
+  // Shard quota: more open shards than this (at creation or by resharding) is kLimitExceeded.
+  // Range: >= 1. Default: 10,000 (Kinesis' per-stream maximum).
   int max_shards = 10000;
+
+  // Provisioned (the default) or on-demand; change it later with Stream::UpdateStreamMode.
+  CapacityMode capacity_mode = CapacityMode::kProvisioned;
+
+  // Per-shard throughput limits, in either mode. Default: ShardLimits::Unlimited(), so that an
+  // application is never throttled by surprise; ShardLimits::Kinesis() reproduces Kinesis.
+  ShardLimits shard_limits;
+
+  // The on-demand scaling policy (used in kOnDemand mode). Default: see OnDemandPolicy.
+  OnDemandPolicy on_demand;
+
+  // UpdateShardCount calls allowed per rolling 24 hours. Kinesis: 10. Range: >= 1. Default: 10.
+  int max_shard_count_updates_per_day = 10;
+
+  // UpdateStreamMode calls allowed per rolling 24 hours. Kinesis: 2. Range: >= 1. Default: 2.
+  int max_mode_updates_per_day = 2;
+
+  // How long the stream reports UPDATING after a resharding or a mode switch, refusing other
+  // such operations with kResourceInUse meanwhile. Records keep flowing while it is UPDATING, and
+  // the new shards take records at once. Default: zero (the operation completes in the call, as
+  // an in-process stream can; set e.g. 500 ms to reproduce an emulator's delay). Range: >= 0.
+  absl::Duration update_duration = absl::ZeroDuration();
 
   // Where the stream reads the time from. Default: SystemClock::Default(); a null clock also
   // means the system clock.

@@ -1,0 +1,42 @@
+// What DescribeStreamSummary says about a stream.
+//
+// Example:
+//   rill::StreamSummary s = stream->DescribeStreamSummary();
+//   std::cout << s.stream_name << " " << rill::StreamStatusName(s.status) << " "
+//             << s.open_shard_count << " open shards\n";
+//
+// Thread safety: plain values.
+#ifndef RILL_STREAM_STREAM_SUMMARY_H_
+#define RILL_STREAM_STREAM_SUMMARY_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
+#include "rill/stream/stream_options.h"
+
+namespace rill {
+
+// Kinesis' StreamStatus. An in-process stream is created ACTIVE; it is UPDATING while a
+// resharding or mode switch runs (and for StreamOptions::update_duration after it).
+enum class StreamStatus { kCreating, kDeleting, kActive, kUpdating };
+
+// "CREATING", "DELETING", "ACTIVE", "UPDATING".
+std::string_view StreamStatusName(StreamStatus status);
+
+struct StreamSummary {
+  std::string stream_name;
+  StreamStatus status = StreamStatus::kActive;
+  CapacityMode capacity_mode = CapacityMode::kProvisioned;
+  int open_shard_count = 0;
+  absl::Duration retention;
+  absl::Time creation_time;
+  size_t max_record_bytes = 0;
+  // Registered enhanced fan-out consumers.
+  int consumer_count = 0;
+};
+
+}  // namespace rill
+
+#endif  // RILL_STREAM_STREAM_SUMMARY_H_

@@ -1,0 +1,497 @@
+// SplitShard, MergeShards, UpdateShardCount, ListShards filters and paging, stream status and
+// capacity modes, against Kinesis' rules (kinesis-reference.md §3.4, §5, §6).
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "rill/base/error.h"
+#include "rill/stream/stream.h"
+
+namespace rill {
+namespace {
+
+const HashKey kHalf(absl::MakeUint128(uint64_t{1} << 63, 0));  // 2^127
+
+struct Fixture {
+  std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>();
+  std::unique_ptr<Stream> stream;
+
+  explicit Fixture(int shards, StreamOptions options = {}) {
+    options.name = "reshard";
+    options.shard_count = shards;
+    options.clock = clock;
+    auto s = Stream::Create(options);
+    REQUIRE(s.ok());
+    stream = std::move(*s);
+  }
+
+  ShardDescription Shard(uint32_t index) {
+    for (const ShardDescription& d : stream->ListShards()) {
+      if (d.shard_id == ShardId(index)) return d;
+    }
+    FAIL("shard " << index << " not listed");
+    return {};
+  }
+
+  std::vector<std::string> ReadAll(ShardId shard, GetRecordsResult* last = nullptr) {
+    auto it = stream->GetShardIterator(shard, StartingPosition::TrimHorizon());
+    REQUIRE(it.ok());
+    std::vector<std::string> data;
+    std::optional<ShardIterator> next = *it;
+    for (int calls = 0; next && calls < 100; ++calls) {
+      auto batch = stream->GetRecords(*next);
+      REQUIRE(batch.ok());
+      for (const Record& r : batch->records) data.emplace_back(r.data);
+      next = batch->next_shard_iterator;
+      if (batch->records.empty() && next) break;  // caught up on an open shard
+      if (last) *last = *batch;
+    }
+    return data;
+  }
+};
+
+std::vector<uint32_t> OpenIndexes(const Stream& s) {
+  std::vector<uint32_t> open;
+  for (const ShardDescription& d : s.ListShards()) {
+    if (!d.closed()) open.push_back(d.shard_id.index());
+  }
+  return open;
+}
+
+void CheckTiling(const Stream& s) {
+  std::vector<HashKeyRange> ranges;
+  for (const ShardDescription& d : s.ListShards()) {
+    if (!d.closed()) ranges.push_back(d.hash_key_range);
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const HashKeyRange& a, const HashKeyRange& b) {
+    return a.starting_hash_key < b.starting_hash_key;
+  });
+  REQUIRE_FALSE(ranges.empty());
+  CHECK(ranges.front().starting_hash_key == HashKey());
+  CHECK(ranges.back().ending_hash_key == HashKey::Max());
+  for (size_t i = 0; i + 1 < ranges.size(); ++i) {
+    CHECK(ranges[i].ending_hash_key.value() + 1 == ranges[i + 1].starting_hash_key.value());
+  }
+}
+
+TEST_CASE("SplitShard closes the parent and opens two children with the next ids",
+          "[resharding]") {
+  Fixture f(2);
+  REQUIRE(f.stream->PutRecord("a", "before").ok());  // "a" hashes into shard 0 of 2
+  const HashKey key(absl::MakeUint128(uint64_t{1} << 62, 0));  // 2^126
+  REQUIRE(f.stream->SplitShard(ShardId(0), key).ok());
+
+  const std::vector<ShardDescription> shards = f.stream->ListShards();
+  REQUIRE(shards.size() == 4);
+  const ShardDescription parent = f.Shard(0);
+  CHECK(parent.closed());
+  CHECK_FALSE(f.Shard(1).closed());
+  const ShardDescription a = f.Shard(2);
+  const ShardDescription b = f.Shard(3);
+  CHECK(a.shard_id.ToString() == "shardId-000000000002");
+  CHECK(b.shard_id.ToString() == "shardId-000000000003");
+  CHECK(a.parent_shard_id == ShardId(0));
+  CHECK(b.parent_shard_id == ShardId(0));
+  CHECK_FALSE(a.adjacent_parent_shard_id.has_value());
+  CHECK(a.hash_key_range.starting_hash_key == HashKey());
+  CHECK(a.hash_key_range.ending_hash_key.ToString() == "85070591730234615865843651857942052863");
+  CHECK(b.hash_key_range.starting_hash_key.ToString() == "85070591730234615865843651857942052864");
+  CHECK(b.hash_key_range.ending_hash_key.ToString() == "170141183460469231731687303715884105727");
+  // Children number above every parent record, and the parent's range ends at its last record.
+  REQUIRE(parent.sequence_number_range.ending_sequence_number.has_value());
+  CHECK(*parent.sequence_number_range.ending_sequence_number >=
+        parent.sequence_number_range.starting_sequence_number);
+  CHECK(a.sequence_number_range.starting_sequence_number.value() >> 60 >
+        parent.sequence_number_range.ending_sequence_number->value() >> 60);
+  CheckTiling(*f.stream);
+
+  // New records for "a" go to the child that owns its hash key; the old one stays in the parent.
+  auto put = f.stream->PutRecord("a", "after");
+  REQUIRE(put.ok());
+  CHECK(put->shard_id == ShardId(2));
+  CHECK(put->sequence_number.value() > parent.sequence_number_range.ending_sequence_number->value());
+  CHECK(f.ReadAll(ShardId(0)) == std::vector<std::string>{"before"});
+  CHECK(f.ReadAll(ShardId(2)) == std::vector<std::string>{"after"});
+}
+
+TEST_CASE("a closed shard is read to its end, then gives a null iterator and its children",
+          "[resharding]") {
+  Fixture f(1);
+  for (int i = 0; i < 5; ++i) REQUIRE(f.stream->PutRecord("k" + std::to_string(i), "x").ok());
+  auto it = f.stream->GetShardIterator(ShardId(0), StartingPosition::TrimHorizon());
+  REQUIRE(it.ok());
+  REQUIRE(f.stream->SplitShard(ShardId(0), kHalf).ok());
+
+  auto first = f.stream->GetRecords(*it, 3);
+  REQUIRE(first.ok());
+  CHECK(first->records.size() == 3);
+  REQUIRE(first->next_shard_iterator.has_value());
+  CHECK(first->child_shards.empty());
+  auto second = f.stream->GetRecords(*first->next_shard_iterator, 3);
+  REQUIRE(second.ok());
+  CHECK(second->records.size() == 2);
+  CHECK_FALSE(second->next_shard_iterator.has_value());
+  REQUIRE(second->child_shards.size() == 2);
+  CHECK(second->child_shards[0].shard_id == ShardId(1));
+  CHECK(second->child_shards[1].shard_id == ShardId(2));
+  CHECK(second->child_shards[0].parent_shards == std::vector<ShardId>{ShardId(0)});
+  CHECK(second->child_shards[1].hash_key_range.starting_hash_key == kHalf);
+
+  // LATEST on a closed shard is its end: nothing more, null iterator, the children.
+  auto latest = f.stream->GetShardIterator(ShardId(0), StartingPosition::Latest());
+  REQUIRE(latest.ok());
+  auto end = f.stream->GetRecords(*latest);
+  REQUIRE(end.ok());
+  CHECK(end->records.empty());
+  CHECK_FALSE(end->next_shard_iterator.has_value());
+  CHECK(end->child_shards.size() == 2);
+
+  // AT_SEQUENCE_NUMBER of the ending sequence number is accepted on the closed shard.
+  const ShardDescription parent = f.Shard(0);
+  auto at_end = f.stream->GetShardIterator(
+      ShardId(0), StartingPosition::AtSequenceNumber(*parent.sequence_number_range
+                                                          .ending_sequence_number));
+  CHECK(at_end.ok());
+}
+
+TEST_CASE("SplitShard enforces Kinesis' rules", "[resharding]") {
+  Fixture f(2);
+  const ShardDescription s0 = f.Shard(0);
+  const absl::uint128 start = s0.hash_key_range.starting_hash_key.value();
+  const absl::uint128 end = s0.hash_key_range.ending_hash_key.value();
+  // start + 1 < key < end, strictly.
+  for (absl::uint128 bad : {start, start + 1, end, end + 1}) {
+    absl::Status s = f.stream->SplitShard(ShardId(0), HashKey(bad));
+    CHECK(GetErrorCode(s) == ErrorCode::kInvalidArgument);
+  }
+  CHECK(f.stream->SplitShard(ShardId(0), HashKey(start + 2)).ok());
+  // The shard is closed now: not eligible again.
+  CHECK(GetErrorCode(f.stream->SplitShard(ShardId(0), kHalf)) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(f.stream->SplitShard(ShardId(7), kHalf)) == ErrorCode::kResourceNotFound);
+  CHECK(GetErrorCode(f.stream->SplitShard("shardId-000000000099", kHalf)) ==
+        ErrorCode::kResourceNotFound);
+  CHECK(GetErrorCode(f.stream->SplitShard("not a shard", kHalf)) == ErrorCode::kInvalidArgument);
+  CheckTiling(*f.stream);
+}
+
+TEST_CASE("SplitShard past the shard quota is LimitExceeded", "[resharding]") {
+  StreamOptions options;
+  options.max_shards = 2;
+  Fixture f(2, options);
+  CHECK(GetErrorCode(f.stream->SplitShard(ShardId(0), HashKey(12345))) ==
+        ErrorCode::kLimitExceeded);
+  CHECK(OpenIndexes(*f.stream) == std::vector<uint32_t>{0, 1});
+}
+
+TEST_CASE("MergeShards joins two adjacent shards in either order", "[resharding]") {
+  Fixture f(3);
+  REQUIRE(f.stream->PutRecord("user-1", "p").ok());
+  // Non-adjacent: shards 0 and 2.
+  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(0), ShardId(2))) ==
+        ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(1), ShardId(1))) ==
+        ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(1), ShardId(9))) ==
+        ErrorCode::kResourceNotFound);
+  // Higher range first: the child still covers both, with the given parent order.
+  REQUIRE(f.stream->MergeShards(ShardId(2), ShardId(1)).ok());
+  const ShardDescription child = f.Shard(3);
+  CHECK(child.parent_shard_id == ShardId(2));
+  CHECK(child.adjacent_parent_shard_id == ShardId(1));
+  CHECK(child.hash_key_range.starting_hash_key.ToString() ==
+        "113427455640312821154458202477256070485");
+  CHECK(child.hash_key_range.ending_hash_key == HashKey::Max());
+  CHECK(f.Shard(1).closed());
+  CHECK(f.Shard(2).closed());
+  CHECK(OpenIndexes(*f.stream) == std::vector<uint32_t>{0, 3});
+  CheckTiling(*f.stream);
+  // Both parents end with the same single child.
+  GetRecordsResult last;
+  f.ReadAll(ShardId(1), &last);
+  REQUIRE(last.child_shards.size() == 1);
+  CHECK(last.child_shards[0].shard_id == ShardId(3));
+  CHECK(last.child_shards[0].parent_shards == std::vector<ShardId>{ShardId(2), ShardId(1)});
+  // A merged (closed) shard cannot take part again.
+  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(0), ShardId(1))) ==
+        ErrorCode::kInvalidArgument);
+}
+
+// The open ranges must be exactly what CreateStream gives `n` shards.
+void CheckUniform(const Stream& s, int n) {
+  std::vector<HashKeyRange> open;
+  for (const ShardDescription& d : s.ListShards()) {
+    if (!d.closed()) open.push_back(d.hash_key_range);
+  }
+  std::sort(open.begin(), open.end(), [](const HashKeyRange& a, const HashKeyRange& b) {
+    return a.starting_hash_key < b.starting_hash_key;
+  });
+  CHECK(open == SplitHashKeySpace(n));
+}
+
+TEST_CASE("UpdateShardCount scales uniformly with lineage", "[resharding]") {
+  Fixture f(1);
+  REQUIRE(f.stream->UpdateShardCount(2).ok());
+  // 1 -> 2 is a single split, exactly as Kinesis does it.
+  CHECK(OpenIndexes(*f.stream) == std::vector<uint32_t>{1, 2});
+  CHECK(f.Shard(1).parent_shard_id == ShardId(0));
+  CheckUniform(*f.stream, 2);
+
+  REQUIRE(f.stream->UpdateShardCount(3).ok());
+  CheckUniform(*f.stream, 3);
+  CHECK(f.stream->DescribeStreamSummary().open_shard_count == 3);
+  REQUIRE(f.stream->UpdateShardCount(6).ok());
+  CheckUniform(*f.stream, 6);
+  REQUIRE(f.stream->UpdateShardCount(4).ok());
+  CheckUniform(*f.stream, 4);
+  REQUIRE(f.stream->UpdateShardCount(2).ok());
+  CheckUniform(*f.stream, 2);
+  CheckTiling(*f.stream);
+  // Every shard but the first three created has a parent that exists.
+  std::set<uint32_t> ids;
+  for (const ShardDescription& d : f.stream->ListShards()) ids.insert(d.shard_id.index());
+  for (const ShardDescription& d : f.stream->ListShards()) {
+    if (d.shard_id.index() == 0) continue;
+    REQUIRE(d.parent_shard_id.has_value());
+    CHECK(ids.count(d.parent_shard_id->index()) == 1);
+    CHECK(d.parent_shard_id->index() < d.shard_id.index());
+  }
+}
+
+TEST_CASE("UpdateShardCount bounds and daily quota", "[resharding]") {
+  Fixture f(4);
+  CHECK(GetErrorCode(f.stream->UpdateShardCount(9)) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(f.stream->UpdateShardCount(1)) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(f.stream->UpdateShardCount(0)) == ErrorCode::kInvalidArgument);
+  CHECK(f.stream->UpdateShardCount(8).ok());
+  CHECK(f.stream->UpdateShardCount(4).ok());
+  for (int i = 0; i < 8; ++i) REQUIRE(f.stream->UpdateShardCount(i % 2 == 0 ? 5 : 4).ok());
+  // Ten in the last 24 hours: the eleventh is refused until the first leaves the window.
+  CHECK(GetErrorCode(f.stream->UpdateShardCount(5)) == ErrorCode::kLimitExceeded);
+  f.clock->Advance(absl::Hours(24));
+  CHECK(f.stream->UpdateShardCount(5).ok());
+  CheckUniform(*f.stream, 5);
+
+  StreamOptions small;
+  small.max_shards = 5;
+  Fixture g(4, small);
+  CHECK(GetErrorCode(g.stream->UpdateShardCount(6)) == ErrorCode::kLimitExceeded);
+}
+
+TEST_CASE("puts during and after UpdateShardCount go to the shard owning their hash key",
+          "[resharding]") {
+  Fixture f(3);
+  std::map<std::string, std::vector<ShardId>> placed;
+  auto put_round = [&](int round) {
+    for (int k = 0; k < 200; ++k) {
+      const std::string key = "device-" + std::to_string(k);
+      auto put = f.stream->PutRecord(key, std::to_string(round));
+      REQUIRE(put.ok());
+      placed[key].push_back(put->shard_id);
+      // The shard that took it owned the key's hash key then.
+      bool owner = false;
+      for (const ShardDescription& d : f.stream->ListShards()) {
+        if (d.shard_id == put->shard_id) {
+          owner = !d.closed() && d.hash_key_range.Contains(HashKey::FromPartitionKey(key));
+        }
+      }
+      CHECK(owner);
+    }
+  };
+  put_round(0);
+  REQUIRE(f.stream->UpdateShardCount(5).ok());
+  put_round(1);
+  REQUIRE(f.stream->UpdateShardCount(3).ok());
+  put_round(2);
+  // Per key: every record is readable, and the later round is in a later (descendant) shard
+  // whose sequence numbers are higher.
+  size_t total = 0;
+  for (const ShardDescription& d : f.stream->ListShards()) total += f.ReadAll(d.shard_id).size();
+  CHECK(total == 600);
+}
+
+TEST_CASE("closed shards expire once retention has passed since they closed", "[resharding]") {
+  StreamOptions options;
+  options.retention = absl::Hours(1);
+  options.allow_short_retention = true;
+  Fixture f(1, options);
+  REQUIRE(f.stream->PutRecord("k", "old").ok());
+  f.clock->Advance(absl::Minutes(30));
+  REQUIRE(f.stream->SplitShard(ShardId(0), kHalf).ok());
+  f.clock->Advance(absl::Minutes(60));  // the record is past retention, the close is not yet
+  CHECK(f.stream->ListShards().size() == 3);
+  CHECK(f.ReadAll(ShardId(0)).empty());
+  f.clock->Advance(absl::Minutes(1));
+  std::vector<ShardDescription> shards = f.stream->ListShards();
+  REQUIRE(shards.size() == 2);
+  CHECK(shards[0].shard_id == ShardId(1));
+  CHECK(GetErrorCode(
+            f.stream->GetShardIterator(ShardId(0), StartingPosition::TrimHorizon()).status()) ==
+        ErrorCode::kResourceNotFound);
+  // Raising retention does not bring the expired shard back.
+  REQUIRE(f.stream->IncreaseStreamRetentionPeriod(absl::Hours(48)).ok());
+  CHECK(f.stream->ListShards().size() == 2);
+}
+
+TEST_CASE("ListShards filters select shards as Kinesis does", "[resharding][list_shards]") {
+  Fixture f(2);
+  const absl::Time t0 = f.clock->Now();
+  f.clock->Advance(absl::Minutes(10));
+  const absl::Time t_split = f.clock->Now();
+  REQUIRE(f.stream->SplitShard(ShardId(0), HashKey(1000)).ok());  // 0 -> 2, 3
+  f.clock->Advance(absl::Minutes(10));
+  const absl::Time t_merge = f.clock->Now();
+  REQUIRE(f.stream->MergeShards(ShardId(3), ShardId(1)).ok());  // 3 + 1 -> 4
+  f.clock->Advance(absl::Minutes(10));
+
+  auto ids = [&](std::optional<ShardFilter> filter) {
+    ListShardsRequest request;
+    request.filter = filter;
+    auto result = f.stream->ListShards(request);
+    REQUIRE(result.ok());
+    CHECK_FALSE(result->next_token.has_value());
+    std::vector<uint32_t> out;
+    for (const ShardDescription& d : result->shards) out.push_back(d.shard_id.index());
+    return out;
+  };
+  using V = std::vector<uint32_t>;
+  CHECK(ids(std::nullopt) == V{0, 1, 2, 3, 4});
+  CHECK(ids(ShardFilter{ShardFilterType::kFromTrimHorizon, {}, {}}) == V{0, 1, 2, 3, 4});
+  CHECK(ids(ShardFilter{ShardFilterType::kAtTrimHorizon, {}, {}}) == V{0, 1});
+  CHECK(ids(ShardFilter{ShardFilterType::kAtLatest, {}, {}}) == V{2, 4});
+  CHECK(ids(ShardFilter{ShardFilterType::kAfterShardId, ShardId(2), {}}) == V{3, 4});
+  CHECK(ids(ShardFilter{ShardFilterType::kAtTimestamp, {}, t0 - absl::Hours(1)}) == V{0, 1});
+  CHECK(ids(ShardFilter{ShardFilterType::kAtTimestamp, {}, t_split + absl::Minutes(1)}) ==
+        V{1, 2, 3});
+  // At the instant of a reshard both the parent (closing) and its children are listed.
+  CHECK(ids(ShardFilter{ShardFilterType::kAtTimestamp, {}, t_merge}) == V{1, 2, 3, 4});
+  CHECK(ids(ShardFilter{ShardFilterType::kFromTimestamp, {}, t_split + absl::Minutes(1)}) ==
+        V{1, 2, 3, 4});
+  CHECK(ids(ShardFilter{ShardFilterType::kFromTimestamp, {}, t_merge + absl::Minutes(1)}) ==
+        V{2, 4});
+
+  ListShardsRequest missing;
+  missing.filter = ShardFilter{ShardFilterType::kAfterShardId, {}, {}};
+  CHECK(GetErrorCode(f.stream->ListShards(missing).status()) == ErrorCode::kInvalidArgument);
+  missing.filter = ShardFilter{ShardFilterType::kAtTimestamp, {}, {}};
+  CHECK(GetErrorCode(f.stream->ListShards(missing).status()) == ErrorCode::kInvalidArgument);
+  missing.filter = ShardFilter{ShardFilterType::kFromTimestamp, {}, {}};
+  CHECK(GetErrorCode(f.stream->ListShards(missing).status()) == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("ListShards pages with expiring next tokens", "[resharding][list_shards]") {
+  Fixture f(7);
+  ListShardsRequest request;
+  request.max_results = 3;
+  std::vector<uint32_t> seen;
+  int pages = 0;
+  std::string first_token;
+  for (;;) {
+    auto page = f.stream->ListShards(request);
+    REQUIRE(page.ok());
+    ++pages;
+    CHECK(page->shards.size() <= 3);
+    for (const ShardDescription& d : page->shards) seen.push_back(d.shard_id.index());
+    if (!page->next_token) break;
+    if (first_token.empty()) first_token = *page->next_token;
+    request = ListShardsRequest{};
+    request.max_results = 3;
+    request.next_token = page->next_token;
+  }
+  CHECK(pages == 3);
+  CHECK(seen == std::vector<uint32_t>{0, 1, 2, 3, 4, 5, 6});
+
+  // The token carries the filter of the first request.
+  ListShardsRequest filtered;
+  filtered.filter = ShardFilter{ShardFilterType::kAfterShardId, ShardId(1), {}};
+  filtered.max_results = 2;
+  auto p1 = f.stream->ListShards(filtered);
+  REQUIRE(p1.ok());
+  REQUIRE(p1->next_token.has_value());
+  ListShardsRequest follow;
+  follow.next_token = p1->next_token;
+  follow.max_results = 10;
+  auto p2 = f.stream->ListShards(follow);
+  REQUIRE(p2.ok());
+  REQUIRE(p2->shards.size() == 3);
+  CHECK(p2->shards[0].shard_id == ShardId(4));
+
+  ListShardsRequest both;
+  both.next_token = first_token;
+  both.exclusive_start_shard_id = ShardId(0);
+  CHECK(GetErrorCode(f.stream->ListShards(both).status()) == ErrorCode::kInvalidArgument);
+  ListShardsRequest garbage;
+  garbage.next_token = "not-a-token";
+  CHECK(GetErrorCode(f.stream->ListShards(garbage).status()) == ErrorCode::kInvalidArgument);
+  ListShardsRequest bad_max;
+  bad_max.max_results = 0;
+  CHECK(GetErrorCode(f.stream->ListShards(bad_max).status()) == ErrorCode::kInvalidArgument);
+  bad_max.max_results = 10001;
+  CHECK(GetErrorCode(f.stream->ListShards(bad_max).status()) == ErrorCode::kInvalidArgument);
+
+  ListShardsRequest expiring;
+  expiring.next_token = first_token;
+  f.clock->Advance(absl::Minutes(5));
+  CHECK(f.stream->ListShards(expiring).ok());
+  f.clock->Advance(absl::Microseconds(1));
+  CHECK(GetErrorCode(f.stream->ListShards(expiring).status()) == ErrorCode::kExpiredNextToken);
+
+  ListShardsRequest start;
+  start.exclusive_start_shard_id = ShardId(4);
+  auto tail = f.stream->ListShards(start);
+  REQUIRE(tail.ok());
+  REQUIRE(tail->shards.size() == 2);
+  CHECK(tail->shards[0].shard_id == ShardId(5));
+}
+
+TEST_CASE("the stream is UPDATING for update_duration and refuses other reshards",
+          "[resharding][status]") {
+  StreamOptions options;
+  options.update_duration = absl::Milliseconds(500);
+  Fixture f(2, options);
+  CHECK(f.stream->DescribeStreamSummary().status == StreamStatus::kActive);
+  REQUIRE(f.stream->SplitShard(ShardId(0), HashKey(5000)).ok());
+  CHECK(f.stream->DescribeStreamSummary().status == StreamStatus::kUpdating);
+  CHECK(GetErrorCode(f.stream->SplitShard(ShardId(1), HashKey(kHalf.value() + 7))) ==
+        ErrorCode::kResourceInUse);
+  CHECK(GetErrorCode(f.stream->UpdateShardCount(4)) == ErrorCode::kResourceInUse);
+  CHECK(GetErrorCode(f.stream->UpdateStreamMode(CapacityMode::kOnDemand)) ==
+        ErrorCode::kResourceInUse);
+  // Records keep flowing while UPDATING, into the new shards.
+  CHECK(f.stream->PutRecord("a", "x").ok());
+  f.clock->Advance(absl::Milliseconds(500));
+  CHECK(f.stream->DescribeStreamSummary().status == StreamStatus::kActive);
+  CHECK(f.stream->SplitShard(ShardId(1), HashKey(kHalf.value() + 7)).ok());
+}
+
+TEST_CASE("capacity modes: on-demand refuses manual resharding, switches are limited",
+          "[resharding][mode]") {
+  Fixture f(2);
+  StreamSummary s = f.stream->DescribeStreamSummary();
+  CHECK(s.capacity_mode == CapacityMode::kProvisioned);
+  CHECK(s.stream_name == "reshard");
+  CHECK(s.open_shard_count == 2);
+  CHECK(s.retention == absl::Hours(24));
+  CHECK(CapacityModeName(s.capacity_mode) == "PROVISIONED");
+  CHECK(StreamStatusName(s.status) == "ACTIVE");
+
+  REQUIRE(f.stream->UpdateStreamMode(CapacityMode::kOnDemand).ok());
+  CHECK(f.stream->DescribeStreamSummary().capacity_mode == CapacityMode::kOnDemand);
+  CHECK(f.stream->DescribeStreamSummary().open_shard_count == 2);  // shards are kept
+  CHECK(GetErrorCode(f.stream->SplitShard(ShardId(0), HashKey(5000))) == ErrorCode::kValidation);
+  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(0), ShardId(1))) == ErrorCode::kValidation);
+  CHECK(GetErrorCode(f.stream->UpdateShardCount(3)) == ErrorCode::kValidation);
+  REQUIRE(f.stream->UpdateStreamMode(CapacityMode::kProvisioned).ok());
+  // Two switches in 24 hours: the third waits for the window.
+  CHECK(GetErrorCode(f.stream->UpdateStreamMode(CapacityMode::kOnDemand)) ==
+        ErrorCode::kLimitExceeded);
+  CHECK(f.stream->UpdateStreamMode(CapacityMode::kProvisioned).ok());  // no change: allowed
+  f.clock->Advance(absl::Hours(24) + absl::Seconds(1));
+  CHECK(f.stream->UpdateStreamMode(CapacityMode::kOnDemand).ok());
+}
+
+}  // namespace
+}  // namespace rill
