@@ -103,7 +103,8 @@ std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::st
   {
     MutexLock lock(&append_mu_);
     if (closed_.load(std::memory_order_relaxed)) return std::nullopt;
-    appended.counter = std::max(next_counter_, counter_floor + 1);
+    appended.counter =
+        counter_floor == 0 ? next_counter_ : std::max(next_counter_, counter_floor + 1);
     appended.arrival_us = std::max(now_us, last_arrival_us_);
 
     Chunk* chunk = current_.get();
@@ -144,8 +145,9 @@ std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::st
     // that acquires end_ordinal() sees everything before it.
     chunk->count_.store(count + 1, std::memory_order_release);
     next_counter_published_.store(next_counter_, std::memory_order_release);
-    appended_bytes_.store(appended_bytes_.load(std::memory_order_relaxed) + key.size() + data.size(),
-                          std::memory_order_relaxed);
+    appended_bytes_.store(
+        appended_bytes_.load(std::memory_order_relaxed) + key.size() + data.size(),
+        std::memory_order_relaxed);
     published_.store(published_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
   if (expire_before_us > oldest_sealed_last_us_.load(std::memory_order_relaxed)) {
@@ -162,7 +164,8 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
   }
   // A record too large for the largest chunk gets a chunk of its own size.
   if (record_bytes + 4 > capacity) {
-    capacity = record_bytes + 4 <= kMaxChunkBytes ? std::bit_ceil(record_bytes + 4) : record_bytes + 4;
+    capacity =
+        record_bytes + 4 <= kMaxChunkBytes ? std::bit_ceil(record_bytes + 4) : record_bytes + 4;
   }
   next_chunk_bytes_ = capacity;
   auto chunk = std::make_shared<Chunk>(capacity, published_.load(std::memory_order_relaxed),
@@ -186,6 +189,7 @@ std::optional<uint64_t> ShardLog::Close() {
   MutexLock lock(&append_mu_);
   const bool empty = next_counter_ == first_counter_;
   ending_counter_.store(empty ? first_counter_ : next_counter_ - 1, std::memory_order_relaxed);
+  last_arrival_at_close_us_.store(last_arrival_us_, std::memory_order_relaxed);
   if (!closed_.load(std::memory_order_relaxed)) {
     // The newest chunk is sealed now, so that retention can reclaim it like the others.
     MutexLock chunks_lock(&chunks_mu_);
@@ -220,8 +224,8 @@ uint64_t ShardLog::TrimBefore(int64_t cutoff_us) {
   const uint64_t end = end_ordinal();
   uint64_t trim = trim_ordinal_.load(std::memory_order_acquire);
   if (trim < end && ArrivalAt(trim) < cutoff_us) {
-    const uint64_t target = LowerBound(
-        [](const StoredRecord& r) { return r.arrival_us; }, cutoff_us, end);
+    const uint64_t target =
+        LowerBound([](const StoredRecord& r) { return r.arrival_us; }, cutoff_us, end);
     while (trim < target &&
            !trim_ordinal_.compare_exchange_weak(trim, target, std::memory_order_acq_rel)) {
     }
@@ -242,7 +246,8 @@ void ShardLog::Reclaim() {
   if (closed && trim >= end && drop + 1 == chunks_.size()) ++drop;
   if (drop == 0) return;
   chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(drop));
-  chunk_last_us_.erase(chunk_last_us_.begin(), chunk_last_us_.begin() + static_cast<ptrdiff_t>(drop));
+  chunk_last_us_.erase(chunk_last_us_.begin(),
+                       chunk_last_us_.begin() + static_cast<ptrdiff_t>(drop));
   const bool oldest_sealed = chunks_.size() > 1 || (closed && !chunks_.empty());
   oldest_sealed_last_us_.store(
       oldest_sealed ? chunk_last_us_.front() : std::numeric_limits<int64_t>::max(),
@@ -268,8 +273,7 @@ uint64_t ShardLog::LowerBound(Projection project, Key target, uint64_t end) cons
     if (it != chunks_.end()) next = *it;
   }
   const uint64_t first = chunk->first_ordinal();
-  const auto count = static_cast<uint32_t>(
-      std::min<uint64_t>(chunk->count(), end - first));
+  const auto count = static_cast<uint32_t>(std::min<uint64_t>(chunk->count(), end - first));
   // Binary search over the sparse index, then a short scan.
   uint32_t lo = 0, hi = (count + kIndexStride - 1) / kIndexStride;  // entries
   while (hi - lo > 1) {

@@ -134,6 +134,7 @@ class ShardLog {
     int64_t arrival_us;
   };
 
+  // REQUIRES: key.size() <= 65535 (stored in 16 bits; streams allow at most 1,024 bytes).
   // Appends a record stamped `now_us` (raised to the previous record's time if the clock went
   // backwards) with a counter above both the previous record's and `counter_floor` (exclusive;
   // 0 = none). Returns nullopt if the log is closed. Allocates only when a chunk fills.
@@ -148,6 +149,11 @@ class ShardLog {
   // Once closed(): the counter of the shard's ending sequence number, at or above every record's
   // counter and at or above first_counter() (an empty closed shard ends where it started).
   uint64_t ending_counter() const { return ending_counter_.load(std::memory_order_acquire); }
+  // Once closed(): the newest record's arrival time (INT64_MIN if the log is empty). It can be
+  // later than the clock at closing when the clock was set back (arrivals never go backwards).
+  int64_t last_arrival_at_close_us() const {
+    return last_arrival_at_close_us_.load(std::memory_order_acquire);
+  }
 
   // One past the last published ordinal.
   uint64_t end_ordinal() const { return published_.load(std::memory_order_acquire); }
@@ -212,6 +218,7 @@ class ShardLog {
   size_t next_chunk_bytes_ ABSL_GUARDED_BY(append_mu_) = kMinChunkBytes;
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> ending_counter_{0};
+  std::atomic<int64_t> last_arrival_at_close_us_{std::numeric_limits<int64_t>::min()};
 
   const uint64_t first_counter_;
   std::atomic<uint64_t> published_{0};
