@@ -75,10 +75,10 @@ void BM_PutRecord(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(state.iterations() * (kDataBytes + kKeyBytes));
   if (state.thread_index() == 0) {
-    state.counters["mem_bytes_per_record"] = benchmark::Counter(
-        static_cast<double>(g_stream->MemoryBytes()) /
-            static_cast<double>(state.iterations() * state.threads()),
-        benchmark::Counter::kDefaults);
+    state.counters["mem_bytes_per_record"] =
+        benchmark::Counter(static_cast<double>(g_stream->MemoryBytes()) /
+                               static_cast<double>(state.iterations() * state.threads()),
+                           benchmark::Counter::kDefaults);
   }
 }
 BENCHMARK(BM_PutRecord)->Arg(1)->Arg(4)->Arg(64)->Threads(1)->Threads(2)->UseRealTime();

@@ -11,8 +11,8 @@ constexpr size_t kMaxCachedKeyBytes = 38;
 constexpr size_t kEntries = 4096;  // a power of two: 256 KiB per thread
 
 struct alignas(64) Entry {
-  HashKey hash_key;                 // 16 bytes
-  uint8_t length = 0;               // 0 = empty (keys are never empty)
+  HashKey hash_key;                  // 16 bytes
+  uint8_t length = 0;                // 0 = empty (keys are never empty)
   char key[kMaxCachedKeyBytes + 9];  // pads the entry to one cache line
 };
 static_assert(sizeof(Entry) == 64);

@@ -26,8 +26,8 @@ absl::StatusOr<ShardId> ShardId::Parse(std::string_view text) {
   constexpr std::string_view kPrefix = "shardId-";
   if (digits.substr(0, kPrefix.size()) == kPrefix) digits.remove_prefix(kPrefix.size());
   const auto not_found = [&] {
-    return ResourceNotFoundError(absl::StrFormat("shard %s does not exist",
-                                                 absl::string_view(text.data(), text.size())));
+    return ResourceNotFoundError(
+        absl::StrFormat("shard %s does not exist", absl::string_view(text.data(), text.size())));
   };
   if (digits.empty() || digits.size() > 12) return not_found();
   uint64_t index = 0;

@@ -33,7 +33,7 @@ struct StreamShard {
   std::optional<ShardId> parent;
   std::optional<ShardId> adjacent_parent;
   const int64_t created_us;
-  // When the shard closed; written before log.Close(), whose release publishes it.
+  // When the shard closed (never before its newest record's arrival); "never" while open.
   std::atomic<int64_t> closed_us{std::numeric_limits<int64_t>::max()};
   // Latched once the shard is seen expired, so that a later retention increase revives nothing.
   mutable std::atomic<bool> expired{false};
@@ -87,8 +87,8 @@ constexpr int64_t kMicrosPerDay = int64_t{86400} * 1000000;
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
   });
 }
 
@@ -353,9 +353,9 @@ namespace {
 // streams in the same order.
 Md5Digest StreamSeed(std::string_view name, absl::Time creation_time) {
   static std::atomic<uint64_t> streams_created{0};
-  const std::string seed = absl::StrFormat(
-      "%s/%d/%d", absl::string_view(name.data(), name.size()), absl::ToUnixNanos(creation_time),
-      streams_created.fetch_add(1, std::memory_order_relaxed));
+  const std::string seed = absl::StrFormat("%s/%d/%d", absl::string_view(name.data(), name.size()),
+                                           absl::ToUnixNanos(creation_time),
+                                           streams_created.fetch_add(1, std::memory_order_relaxed));
   return Md5(seed);
 }
 
@@ -377,8 +377,8 @@ Stream::Stream(StreamOptions options)
   last_tick_us_ = now_us;
   for (size_t i = 0; i < ranges.size(); ++i) {
     // Counters start at 1: counter 0 is below every record, for "from the start" positions.
-    shards_.push_back(std::make_unique<StreamShard>(ShardId(static_cast<uint32_t>(i)), ranges[i],
-                                                    1, now_us, options_.shard_limits));
+    shards_.push_back(std::make_unique<StreamShard>(ShardId(static_cast<uint32_t>(i)), ranges[i], 1,
+                                                    now_us, options_.shard_limits));
     map->starts.push_back(ranges[i].starting_hash_key);
     map->open.push_back(shards_.back().get());
     map->all.push_back(shards_.back().get());
@@ -438,10 +438,10 @@ absl::Status Stream::ValidateRecord(std::string_view partition_key, std::string_
 
 absl::StatusOr<uint64_t> Stream::OrderingCounter(SequenceNumber s) const {
   const internal::SequenceParts parts = internal::DecodeSequenceNumber(s);
-  const StreamShard* shard = parts.version == internal::kSequenceVersion &&
-                                     parts.stream_tag == stream_tag_
-                                 ? FindShard(parts.shard_index)
-                                 : nullptr;
+  const StreamShard* shard =
+      parts.version == internal::kSequenceVersion && parts.stream_tag == stream_tag_
+          ? FindShard(parts.shard_index)
+          : nullptr;
   if (shard == nullptr || parts.counter >= shard->log.next_counter()) {
     return InvalidArgumentError(absl::StrFormat(
         "ExclusiveMinimumSequenceNumber %s is invalid: it was not issued by stream %s",
@@ -517,8 +517,7 @@ absl::StatusOr<PutRecordResult> Stream::PutRecord(std::string_view partition_key
   const ErrorCode code = PutOne(partition_key, data, options.explicit_hash_key, floor,
                                 ToMicros(start), &result, &error);
   if (sample) {
-    counters_->put_record_latency.Record(
-        absl::ToInt64Microseconds(options_.clock->Now() - start));
+    counters_->put_record_latency.Record(absl::ToInt64Microseconds(options_.clock->Now() - start));
   }
   if (code != ErrorCode::kOk) {
     Add(counters_->put_record_failure, 1);
@@ -640,8 +639,8 @@ absl::StatusOr<ListShardsResult> Stream::ListShards(const ListShardsRequest& req
   if ((filter.type == ShardFilterType::kAtTimestamp ||
        filter.type == ShardFilterType::kFromTimestamp) &&
       !filter.timestamp) {
-    return InvalidArgumentError(absl::StrFormat("ShardFilter %s requires a Timestamp",
-                                                ShardFilterTypeName(filter.type)));
+    return InvalidArgumentError(
+        absl::StrFormat("ShardFilter %s requires a Timestamp", ShardFilterTypeName(filter.type)));
   }
 
   const int64_t creation_us = ToMicros(creation_time_);
@@ -678,9 +677,8 @@ absl::StatusOr<ListShardsResult> Stream::ListShards(const ListShardsRequest& req
     if (result.shards.size() == page) {
       NextToken token;
       token.stream_instance = instance_;
-      token.filter_type = request.next_token || request.filter
-                              ? static_cast<uint32_t>(filter.type)
-                              : kNoFilter;
+      token.filter_type =
+          request.next_token || request.filter ? static_cast<uint32_t>(filter.type) : kNoFilter;
       if (filter.shard_id) {
         token.has_filter_shard = 1;
         token.filter_shard = filter.shard_id->index();
@@ -727,8 +725,8 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(std::string_view shard_id
   return GetShardIteratorImpl(id->index(), position);
 }
 
-absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(
-    uint32_t shard_index, const StartingPosition& position) const {
+absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(uint32_t shard_index,
+                                                           const StartingPosition& position) const {
   const absl::Time now = options_.clock->Now();
   const int64_t now_us = ToMicros(now);
   absl::StatusOr<StreamShard*> found = FindLiveShard(shard_index, now_us);
@@ -751,10 +749,10 @@ absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(
   }
   if (!shard->iterator_calls.TryTake(1, now_us)) {
     Add(shard->read_throttled, 1);
-    return ProvisionedThroughputExceededError(absl::StrFormat(
-        "Rate exceeded for GetShardIterator on shard %s in stream %s (%d calls/s)",
-        shard->id.ToString(), options_.name,
-        options_.shard_limits.get_shard_iterator_calls_per_second));
+    return ProvisionedThroughputExceededError(
+        absl::StrFormat("Rate exceeded for GetShardIterator on shard %s in stream %s (%d calls/s)",
+                        shard->id.ToString(), options_.name,
+                        options_.shard_limits.get_shard_iterator_calls_per_second));
   }
 
   internal::ShardLog& log = shard->log;
@@ -875,9 +873,8 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
   shard->iterator_age_ms.store(
       result.records.empty()
           ? 0
-          : std::max<int64_t>(0, (now_us - ToMicros(result.records.back()
-                                                        .approximate_arrival_timestamp)) /
-                                     1000),
+          : std::max<int64_t>(
+                0, (now_us - ToMicros(result.records.back().approximate_arrival_timestamp)) / 1000),
       std::memory_order_relaxed);
   Add(counters_->get_records_success, 1);
   counters_->get_records_latency.Record(absl::ToInt64Microseconds(options_.clock->Now() - now));
@@ -897,9 +894,9 @@ absl::Status Stream::IncreaseStreamRetentionPeriod(absl::Duration retention) {
   }
   internal::MutexLock lock(&shards_mu_);
   if (retention < this->retention()) {
-    return InvalidArgumentError(absl::StrFormat(
-        "IncreaseStreamRetentionPeriod: %s is below the current retention %s",
-        absl::FormatDuration(retention), absl::FormatDuration(this->retention())));
+    return InvalidArgumentError(
+        absl::StrFormat("IncreaseStreamRetentionPeriod: %s is below the current retention %s",
+                        absl::FormatDuration(retention), absl::FormatDuration(this->retention())));
   }
   TrimAll();  // What is past the old period stays gone.
   retention_us_.store(absl::ToInt64Microseconds(retention));
@@ -912,9 +909,9 @@ absl::Status Stream::DecreaseStreamRetentionPeriod(absl::Duration retention) {
   }
   internal::MutexLock lock(&shards_mu_);
   if (retention > this->retention()) {
-    return InvalidArgumentError(absl::StrFormat(
-        "DecreaseStreamRetentionPeriod: %s is above the current retention %s",
-        absl::FormatDuration(retention), absl::FormatDuration(this->retention())));
+    return InvalidArgumentError(
+        absl::StrFormat("DecreaseStreamRetentionPeriod: %s is above the current retention %s",
+                        absl::FormatDuration(retention), absl::FormatDuration(this->retention())));
   }
   retention_us_.store(absl::ToInt64Microseconds(retention));
   TrimAll();
@@ -967,8 +964,11 @@ void Stream::Reshard(const std::vector<StreamShard*>& parents,
   uint64_t ending = 0;
   for (StreamShard* p : parents) {
     p->children = children;
-    p->closed_us.store(now_us, std::memory_order_release);
     p->log.Close();
+    // Expiry is judged from the close time, which must not precede any record's arrival (a
+    // clock set back leaves arrivals ahead of it).
+    p->closed_us.store(std::max(now_us, p->log.last_arrival_at_close_us()),
+                       std::memory_order_release);
     ending = std::max(ending, p->log.ending_counter());
   }
 
@@ -1038,9 +1038,8 @@ absl::Status Stream::MergeLocked(StreamShard* shard, StreamShard* adjacent, int6
           s->id.ToString(), options_.name));
     }
   }
-  const StreamShard* low = shard->range.starting_hash_key < adjacent->range.starting_hash_key
-                               ? shard
-                               : adjacent;
+  const StreamShard* low =
+      shard->range.starting_hash_key < adjacent->range.starting_hash_key ? shard : adjacent;
   const StreamShard* high = low == shard ? adjacent : shard;
   if (shard == adjacent ||
       low->range.ending_hash_key.value() + 1 != high->range.starting_hash_key.value()) {
@@ -1103,15 +1102,15 @@ absl::Status Stream::UpdateShardCount(int target_shard_count) {
         target_shard_count, open));
   }
   if (target_shard_count > options_.max_shards) {
-    return LimitExceededError(absl::StrFormat(
-        "UpdateShardCount: target %d exceeds the shard limit %d", target_shard_count,
-        options_.max_shards));
+    return LimitExceededError(
+        absl::StrFormat("UpdateShardCount: target %d exceeds the shard limit %d",
+                        target_shard_count, options_.max_shards));
   }
   if (!WithinDailyQuota(shard_count_updates_us_, options_.max_shard_count_updates_per_day,
                         now_us)) {
-    return LimitExceededError(absl::StrFormat(
-        "UpdateShardCount may run at most %d times per rolling 24 hours",
-        options_.max_shard_count_updates_per_day));
+    return LimitExceededError(
+        absl::StrFormat("UpdateShardCount may run at most %d times per rolling 24 hours",
+                        options_.max_shard_count_updates_per_day));
   }
   shard_count_updates_us_.push_back(now_us);
 
@@ -1204,8 +1203,8 @@ void Stream::AutoScaleLocked(int64_t now_us) {
     const int64_t byte_rate = rate(bytes - s->tick_bytes);
     s->tick_records = records;
     s->tick_bytes = bytes;
-    const bool is_hot =
-        byte_rate >= policy.split_bytes_per_second || record_rate >= policy.split_records_per_second;
+    const bool is_hot = byte_rate >= policy.split_bytes_per_second ||
+                        record_rate >= policy.split_records_per_second;
     const bool is_cold =
         byte_rate < policy.merge_bytes_per_second && record_rate < policy.merge_records_per_second;
     // The interval just measured counts: a shard hot since the last tick has been hot since then.
@@ -1312,7 +1311,8 @@ MetricsSnapshot Stream::metrics() const {
   m.put_records_success = c.put_records_success.load(std::memory_order_relaxed);
   // Every record in a shard came from a PutRecord or a PutRecords entry.
   // (Read a moment apart from the PutRecords counter, so clamped.)
-  m.put_record_success = std::max<int64_t>(0, m.incoming_records - m.put_records_successful_records);
+  m.put_record_success =
+      std::max<int64_t>(0, m.incoming_records - m.put_records_successful_records);
   m.put_record_failure = c.put_record_failure.load(std::memory_order_relaxed);
   m.get_records_success = c.get_records_success.load(std::memory_order_relaxed);
   m.get_records_records = m.outgoing_records;

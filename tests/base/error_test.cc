@@ -6,12 +6,16 @@ namespace rill {
 namespace {
 
 TEST_CASE("every error code round-trips through a status", "[error]") {
-  const ErrorCode codes[] = {
-      ErrorCode::kInvalidArgument,   ErrorCode::kResourceNotFound,
-      ErrorCode::kResourceInUse,     ErrorCode::kLimitExceeded,
-      ErrorCode::kProvisionedThroughputExceeded, ErrorCode::kExpiredIterator,
-      ErrorCode::kExpiredNextToken,  ErrorCode::kInternalFailure,
-      ErrorCode::kValidation,        ErrorCode::kAccessDenied};
+  const ErrorCode codes[] = {ErrorCode::kInvalidArgument,
+                             ErrorCode::kResourceNotFound,
+                             ErrorCode::kResourceInUse,
+                             ErrorCode::kLimitExceeded,
+                             ErrorCode::kProvisionedThroughputExceeded,
+                             ErrorCode::kExpiredIterator,
+                             ErrorCode::kExpiredNextToken,
+                             ErrorCode::kInternalFailure,
+                             ErrorCode::kValidation,
+                             ErrorCode::kAccessDenied};
   for (ErrorCode code : codes) {
     const absl::Status s = MakeError(code, "message");
     CHECK_FALSE(s.ok());

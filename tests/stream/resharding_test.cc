@@ -78,10 +78,9 @@ void CheckTiling(const Stream& s) {
   }
 }
 
-TEST_CASE("SplitShard closes the parent and opens two children with the next ids",
-          "[resharding]") {
+TEST_CASE("SplitShard closes the parent and opens two children with the next ids", "[resharding]") {
   Fixture f(2);
-  REQUIRE(f.stream->PutRecord("a", "before").ok());  // "a" hashes into shard 0 of 2
+  REQUIRE(f.stream->PutRecord("a", "before").ok());            // "a" hashes into shard 0 of 2
   const HashKey key(absl::MakeUint128(uint64_t{1} << 62, 0));  // 2^126
   REQUIRE(f.stream->SplitShard(ShardId(0), key).ok());
 
@@ -113,7 +112,8 @@ TEST_CASE("SplitShard closes the parent and opens two children with the next ids
   auto put = f.stream->PutRecord("a", "after");
   REQUIRE(put.ok());
   CHECK(put->shard_id == ShardId(2));
-  CHECK(put->sequence_number.value() > parent.sequence_number_range.ending_sequence_number->value());
+  CHECK(put->sequence_number.value() >
+        parent.sequence_number_range.ending_sequence_number->value());
   CHECK(f.ReadAll(ShardId(0)) == std::vector<std::string>{"before"});
   CHECK(f.ReadAll(ShardId(2)) == std::vector<std::string>{"after"});
 }
@@ -153,8 +153,8 @@ TEST_CASE("a closed shard is read to its end, then gives a null iterator and its
   // AT_SEQUENCE_NUMBER of the ending sequence number is accepted on the closed shard.
   const ShardDescription parent = f.Shard(0);
   auto at_end = f.stream->GetShardIterator(
-      ShardId(0), StartingPosition::AtSequenceNumber(*parent.sequence_number_range
-                                                          .ending_sequence_number));
+      ShardId(0),
+      StartingPosition::AtSequenceNumber(*parent.sequence_number_range.ending_sequence_number));
   CHECK(at_end.ok());
 }
 
@@ -191,10 +191,8 @@ TEST_CASE("MergeShards joins two adjacent shards in either order", "[resharding]
   Fixture f(3);
   REQUIRE(f.stream->PutRecord("user-1", "p").ok());
   // Non-adjacent: shards 0 and 2.
-  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(0), ShardId(2))) ==
-        ErrorCode::kInvalidArgument);
-  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(1), ShardId(1))) ==
-        ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(0), ShardId(2))) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(1), ShardId(1))) == ErrorCode::kInvalidArgument);
   CHECK(GetErrorCode(f.stream->MergeShards(ShardId(1), ShardId(9))) ==
         ErrorCode::kResourceNotFound);
   // Higher range first: the child still covers both, with the given parent order.
@@ -216,8 +214,7 @@ TEST_CASE("MergeShards joins two adjacent shards in either order", "[resharding]
   CHECK(last.child_shards[0].shard_id == ShardId(3));
   CHECK(last.child_shards[0].parent_shards == std::vector<ShardId>{ShardId(2), ShardId(1)});
   // A merged (closed) shard cannot take part again.
-  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(0), ShardId(1))) ==
-        ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(f.stream->MergeShards(ShardId(0), ShardId(1))) == ErrorCode::kInvalidArgument);
 }
 
 // The open ranges must be exactly what CreateStream gives `n` shards.
@@ -333,6 +330,23 @@ TEST_CASE("closed shards expire once retention has passed since they closed", "[
         ErrorCode::kResourceNotFound);
   // Raising retention does not bring the expired shard back.
   REQUIRE(f.stream->IncreaseStreamRetentionPeriod(absl::Hours(48)).ok());
+  CHECK(f.stream->ListShards().size() == 2);
+}
+
+TEST_CASE("a closed shard lives as long as its newest record, even when the clock went back",
+          "[resharding]") {
+  StreamOptions options;
+  options.retention = absl::Minutes(10);
+  options.allow_short_retention = true;
+  Fixture f(1, options);
+  const absl::Time t0 = f.clock->Now();
+  REQUIRE(f.stream->PutRecord("k", "r0").ok());
+  f.clock->Set(t0 - absl::Minutes(5));
+  REQUIRE(f.stream->PutRecord("k", "r1").ok());  // stamped t0: arrivals never go back
+  REQUIRE(f.stream->SplitShard(ShardId(0), kHalf).ok());
+  f.clock->Set(t0 + absl::Minutes(6));  // r1 is 6 minutes old
+  CHECK(f.ReadAll(ShardId(0)) == std::vector<std::string>{"r0", "r1"});
+  f.clock->Set(t0 + absl::Minutes(10) + absl::Microseconds(1));
   CHECK(f.stream->ListShards().size() == 2);
 }
 

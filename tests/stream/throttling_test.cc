@@ -163,8 +163,7 @@ TEST_CASE("GetShardIterator: 5 calls per second per shard", "[throttling]") {
   for (int i = 0; i < 5; ++i) {
     REQUIRE(f.stream->GetShardIterator(ShardId(0), StartingPosition::Latest()).ok());
   }
-  CHECK(GetErrorCode(
-            f.stream->GetShardIterator(ShardId(0), StartingPosition::Latest()).status()) ==
+  CHECK(GetErrorCode(f.stream->GetShardIterator(ShardId(0), StartingPosition::Latest()).status()) ==
         ErrorCode::kProvisionedThroughputExceeded);
   // Another shard has its own bucket.
   CHECK(f.stream->GetShardIterator(ShardId(1), StartingPosition::Latest()).ok());

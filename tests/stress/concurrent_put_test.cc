@@ -154,8 +154,8 @@ TEST_CASE("concurrent PutRecords batches keep request order per shard", "[stress
       for (int b = 0; b < kBatches; ++b) {
         for (int i = 0; i < kBatchSize; ++i) {
           entries[i].partition_key = "k" + std::to_string(i % 16);
-          entries[i].data = Encode(static_cast<uint32_t>(t),
-                                   static_cast<uint32_t>(b * kBatchSize + i));
+          entries[i].data =
+              Encode(static_cast<uint32_t>(t), static_cast<uint32_t>(b * kBatchSize + i));
         }
         auto result = stream->PutRecords(entries);
         if (!result.ok() || result->failed_record_count != 0) failures.fetch_add(1);

@@ -1,6 +1,6 @@
 // Time as rill sees it: every component reads the time from an injected rill::Clock, never from the
-// system directly, so that a SimulatedClock makes retention, iterator expiry, throttling and windows
-// deterministic.
+// system directly, so that a SimulatedClock makes retention, iterator expiry, throttling and
+// windows deterministic.
 //
 // Example:
 //   auto clock = std::make_shared<rill::SimulatedClock>();
@@ -45,8 +45,7 @@ class SimulatedClock final : public Clock {
   // valid time, and the same on every run.
   static absl::Time DefaultStart() { return absl::FromUnixSeconds(1704067200); }
 
-  explicit SimulatedClock(absl::Time start = DefaultStart())
-      : now_ns_(absl::ToUnixNanos(start)) {}
+  explicit SimulatedClock(absl::Time start = DefaultStart()) : now_ns_(absl::ToUnixNanos(start)) {}
 
   absl::Time Now() const override {
     return absl::FromUnixNanos(now_ns_.load(std::memory_order_acquire));

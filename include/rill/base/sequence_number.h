@@ -50,9 +50,7 @@ class SequenceNumber {
     if (a.value_ == b.value_) return std::strong_ordering::equal;
     return a.value_ < b.value_ ? std::strong_ordering::less : std::strong_ordering::greater;
   }
-  friend std::ostream& operator<<(std::ostream& os, SequenceNumber s) {
-    return os << s.ToString();
-  }
+  friend std::ostream& operator<<(std::ostream& os, SequenceNumber s) { return os << s.ToString(); }
 
  private:
   absl::uint128 value_ = 0;

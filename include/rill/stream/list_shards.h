@@ -53,7 +53,7 @@ std::string_view ShardFilterTypeName(ShardFilterType type);
 
 struct ShardFilter {
   ShardFilterType type = ShardFilterType::kFromTrimHorizon;
-  std::optional<ShardId> shard_id;     // kAfterShardId only
+  std::optional<ShardId> shard_id;      // kAfterShardId only
   std::optional<absl::Time> timestamp;  // kAtTimestamp and kFromTimestamp only
 };
 

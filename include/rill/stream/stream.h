@@ -252,8 +252,8 @@ class Stream {
   const StreamOptions options_;
   const absl::Time creation_time_;
   const std::array<uint8_t, 16> seed_;  // the MD5 naming this stream, see StreamSeed()
-  const uint64_t instance_;     // names this stream in iterators
-  const uint32_t stream_tag_;   // names this stream in sequence numbers
+  const uint64_t instance_;             // names this stream in iterators
+  const uint32_t stream_tag_;           // names this stream in sequence numbers
   std::atomic<int64_t> retention_us_;
 
   mutable internal::Mutex shards_mu_;
