@@ -479,15 +479,13 @@ ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
       return ErrorCode::kOk;
     }
     // The shard closed after we routed to it: a resharding is publishing its successors. It
-    // holds shards_mu_ from closing the parent to publishing the new map, so waiting for the
-    // lock waits exactly for the map that routes this key to a child.
+    // publishes the new map right after closing the parents, without blocking in between, so
+    // waiting for the map to change waits only for the map that routes this key to a child.
     if (shard->write_limited) {
       shard->write_bytes.Refund(bytes);
       shard->write_records.Refund(1);
     }
-    if (shard_map_.load(std::memory_order_acquire) == map) {
-      internal::MutexLock wait(&shards_mu_);
-    }
+    shard_map_.wait(map, std::memory_order_acquire);
   }
 }
 
@@ -960,7 +958,7 @@ void Stream::Reshard(const std::vector<StreamShard*>& parents,
   }
 
   // Close the parents. From here until the new map is published, a put routed to a parent
-  // waits on shards_mu_ (see PutOne), so no record can land in a parent after a child.
+  // waits for the map (see PutOne), so no record can land in a parent after a child.
   uint64_t ending = 0;
   for (StreamShard* p : parents) {
     p->children = children;
@@ -997,6 +995,7 @@ void Stream::Reshard(const std::vector<StreamShard*>& parents,
   map->open = std::move(open);
   for (const auto& s : shards_) map->all.push_back(s.get());
   shard_map_.store(map.get(), std::memory_order_release);
+  shard_map_.notify_all();
   // Old maps stay alive: a put may still be routing through one.
   shard_maps_.push_back(std::move(map));
 }
