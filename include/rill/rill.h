@@ -11,6 +11,7 @@
 #include "rill/base/shard_id.h"
 #include "rill/metrics/metrics.h"
 #include "rill/stream/list_shards.h"
+#include "rill/stream/producer.h"
 #include "rill/stream/record.h"
 #include "rill/stream/shard_description.h"
 #include "rill/stream/shard_iterator.h"

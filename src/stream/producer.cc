@@ -9,7 +9,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "absl/numeric/int128.h"
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
+#include "base/partition_key_cache.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/base/hash_key.h"
@@ -38,20 +38,22 @@ constexpr std::string_view kExpiredPrefix = "Expired:";
 // that a simulated clock advanced by another thread is noticed promptly.
 constexpr absl::Duration kMaxPause = absl::Milliseconds(10);
 constexpr absl::Duration kMinPause = absl::Microseconds(100);
-// Reuse pools: enough to make a steady flow allocation-free, small enough that a burst does not
-// pin its memory for ever.
-constexpr size_t kMaxSpareRecords = 4096;
+// Reuse pools: large enough that a steady flow (tens of thousands of records between flushes)
+// allocates nothing per record, bounded so that a burst does not pin its memory for ever: at most
+// kMaxSpareRecords slots (a few hundred bytes each) holding at most kMaxSpareStringBytes of string
+// capacity in all, no string above kMaxSpareStringCapacity.
+constexpr size_t kMaxSpareRecords = 16384;
 constexpr size_t kMaxSpareStringCapacity = 4096;
-constexpr size_t kMaxSpareKeyNodes = 4096;
+constexpr size_t kMaxSpareStringBytes = size_t{8} << 20;
 
 // Set while a producer runs callbacks on this thread, so that Poll, Flush and Stop called from a
 // callback can refuse instead of deadlocking on the sender lock the callback runs under.
 thread_local const void* t_in_callbacks_of = nullptr;
 
-struct Record;
+struct Pending;
 struct Link {
-  Record* prev = nullptr;
-  Record* next = nullptr;
+  Pending* prev = nullptr;
+  Pending* next = nullptr;
 };
 
 // Where the head (oldest outstanding record) of a partition key stands. Only heads are ever sent:
@@ -62,7 +64,7 @@ enum class HeadState : uint8_t {
   kInFlight,  // part of a PutRecords call right now
 };
 
-struct Record {
+struct Pending {
   // Owned copies of the caller's bytes. While in flight they are swapped into the request.
   std::string key;
   std::string data;
@@ -80,23 +82,23 @@ struct Record {
   std::string last_message;
   std::optional<std::promise<Result>> promise;
   Producer::Callback callback;
-  Record* key_next = nullptr;  // the next record of the same key
-  Link all;                    // Impl::all_: every outstanding record, in Put order
-  Link fresh;                  // ShardBuffer::fresh
-  Link ready;                  // ShardBuffer::ready
-  std::multimap<absl::Time, Record*>::iterator backoff_it;
+  Pending* key_next = nullptr;  // the next record of the same key
+  Link all;                     // Impl::all_: every outstanding record, in Put order
+  Link fresh;                   // ShardBuffer::fresh
+  Link ready;                   // ShardBuffer::ready
+  std::multimap<absl::Time, Pending*>::iterator backoff_it;
 };
 
-// An intrusive doubly-linked list threaded through one Link member of Record: no allocation.
-template <Link Record::*L>
+// An intrusive doubly-linked list threaded through one Link member of Pending: no allocation.
+template <Link Pending::*L>
 class List {
  public:
-  Record* front() const { return head_; }
+  Pending* front() const { return head_; }
   bool empty() const { return head_ == nullptr; }
   size_t size() const { return size_; }
-  static Record* Next(const Record* r) { return (r->*L).next; }
+  static Pending* Next(const Pending* r) { return (r->*L).next; }
 
-  void PushBack(Record* r) {
+  void PushBack(Pending* r) {
     Link& link = r->*L;
     link.prev = tail_;
     link.next = nullptr;
@@ -108,7 +110,7 @@ class List {
     tail_ = r;
     ++size_;
   }
-  void PushFront(Record* r) {
+  void PushFront(Pending* r) {
     Link& link = r->*L;
     link.prev = nullptr;
     link.next = head_;
@@ -120,7 +122,7 @@ class List {
     head_ = r;
     ++size_;
   }
-  void Remove(Record* r) {
+  void Remove(Pending* r) {
     Link& link = r->*L;
     if (link.prev != nullptr) {
       (link.prev->*L).next = link.next;
@@ -137,8 +139,8 @@ class List {
   }
 
  private:
-  Record* head_ = nullptr;
-  Record* tail_ = nullptr;
+  Pending* head_ = nullptr;
+  Pending* tail_ = nullptr;
   size_t size_ = 0;
 };
 
@@ -147,23 +149,83 @@ struct ShardBuffer {
   ShardId id;
   // Records never attempted yet (heads or not), in Put order: the front is the oldest, which
   // decides when the shard is due; the count and bytes decide when a batch's worth is waiting.
-  List<&Record::fresh> fresh;
+  List<&Pending::fresh> fresh;
   size_t fresh_bytes = 0;
   // Heads ready to send, and how many of them are retries (a retry makes the shard due at once).
-  List<&Record::ready> ready;
+  List<&Pending::ready> ready;
   size_t ready_retries = 0;
   // Heads waiting out a backoff, by retry time.
-  std::multimap<absl::Time, Record*> backoff;
+  std::multimap<absl::Time, Pending*> backoff;
 };
 
-struct KeyChain {
-  Record* head;
-  Record* tail;
-};
+// Keys with outstanding records: hash key -> the chain of its records, oldest (the head) first.
+// Open addressing with linear probing over uniform MD5 values, backward-shift deletion (no
+// tombstones), at most half full; it shrinks again after a burst of many distinct keys. Pointers
+// it returns are valid until the next Insert or Erase.
+class KeyTable {
+ public:
+  struct Chain {
+    absl::uint128 key = 0;
+    Pending* head = nullptr;  // null: an empty slot
+    Pending* tail = nullptr;
+  };
 
-// Hash keys are MD5 values, already uniform: their low 64 bits make a fine table hash.
-struct Uint128Hash {
-  size_t operator()(absl::uint128 v) const { return static_cast<size_t>(absl::Uint128Low64(v)); }
+  KeyTable() : slots_(kMinSlots) {}
+
+  Chain* Find(absl::uint128 key) {
+    for (size_t i = Home(key);; i = (i + 1) & mask()) {
+      Chain& c = slots_[i];
+      if (c.head == nullptr) return nullptr;
+      if (c.key == key) return &c;
+    }
+  }
+
+  // `key` must be absent.
+  void Insert(absl::uint128 key, Pending* r) {
+    if ((size_ + 1) * 2 > slots_.size()) Resize(slots_.size() * 2);
+    Place(Chain{key, r, r});
+    ++size_;
+  }
+
+  // `chain` must come from Find.
+  void Erase(Chain* chain) {
+    size_t i = static_cast<size_t>(chain - slots_.data());
+    for (size_t j = (i + 1) & mask(); slots_[j].head != nullptr; j = (j + 1) & mask()) {
+      // Move slot j back into the hole at i unless its home lies cyclically in (i, j].
+      const size_t home = Home(slots_[j].key);
+      const bool stays = i < j ? (i < home && home <= j) : (i < home || home <= j);
+      if (!stays) {
+        slots_[i] = slots_[j];
+        i = j;
+      }
+    }
+    slots_[i] = Chain{};
+    --size_;
+    if (slots_.size() > kMinSlots && size_ * 8 < slots_.size()) Resize(slots_.size() / 2);
+  }
+
+ private:
+  static constexpr size_t kMinSlots = 1024;
+
+  size_t mask() const { return slots_.size() - 1; }
+  size_t Home(absl::uint128 key) const {
+    return static_cast<size_t>(absl::Uint128Low64(key)) & mask();
+  }
+  void Place(const Chain& chain) {
+    size_t i = Home(chain.key);
+    while (slots_[i].head != nullptr) i = (i + 1) & mask();
+    slots_[i] = chain;
+  }
+  void Resize(size_t slots) {
+    std::vector<Chain> old(slots);
+    old.swap(slots_);
+    for (const Chain& c : old) {
+      if (c.head != nullptr) Place(c);
+    }
+  }
+
+  std::vector<Chain> slots_;  // a power of two
+  size_t size_ = 0;
 };
 
 struct Completion {
@@ -191,13 +253,16 @@ absl::Duration Pause(absl::Time wake, absl::Time now) {
 absl::StatusOr<std::vector<ShardDescription>> ListOpenShards(const Stream& stream) {
   std::vector<ShardDescription> shards;
   ListShardsRequest request;
-  request.filter = ShardFilter{.type = ShardFilterType::kAtLatest};
+  ShardFilter filter;
+  filter.type = ShardFilterType::kAtLatest;
+  request.filter = filter;
   for (;;) {
     absl::StatusOr<ListShardsResult> page = stream.ListShards(request);
     if (!page.ok()) return page.status();
     shards.insert(shards.end(), page->shards.begin(), page->shards.end());
     if (!page->next_token) break;
-    request = ListShardsRequest{.next_token = page->next_token};
+    request = ListShardsRequest();
+    request.next_token = page->next_token;
   }
   if (shards.empty()) return InternalFailureError("the stream has no open shard");
   std::sort(shards.begin(), shards.end(), [](const ShardDescription& a, const ShardDescription& b) {
@@ -220,8 +285,7 @@ absl::Status ValidateOptions(const ProducerOptions& o) {
   }
   if (o.initial_backoff <= absl::ZeroDuration() || o.max_backoff < o.initial_backoff ||
       o.max_backoff == absl::InfiniteDuration()) {
-    return InvalidArgumentError(
-        "backoff needs 0 < initial_backoff <= max_backoff, both finite");
+    return InvalidArgumentError("backoff needs 0 < initial_backoff <= max_backoff, both finite");
   }
   if (o.max_outstanding_records < 1) {
     return InvalidArgumentError("max_outstanding_records must be at least 1");
@@ -238,8 +302,6 @@ bool IsRecordExpired(const absl::Status& status) {
 }
 
 struct Producer::Impl {
-  using KeyMap = std::unordered_map<absl::uint128, KeyChain, Uint128Hash>;
-
   Impl(Stream* stream, const ProducerOptions& options)
       : stream_(stream),
         options_(options),
@@ -250,7 +312,7 @@ struct Producer::Impl {
 
   ~Impl() {
     MutexLock lock(&mu_);
-    for (Record* r : spare_records_) delete r;
+    for (Pending* r : spare_records_) delete r;
   }
 
   // ---- Put ----
@@ -264,23 +326,29 @@ struct Producer::Impl {
                           "bytes",
                           key.size() + data.size(), max_record_bytes_));
     }
-    const HashKey hash = refused.ok() ? HashKey::FromPartitionKey(key) : HashKey();
+    // The stream's per-thread cache of recent keys' MD5: the same value, without rehashing a
+    // key that the thread put a moment ago.
+    const HashKey hash = refused.ok() ? internal::CachedPartitionKeyHash(key) : HashKey();
+    // A large record is copied before taking the lock, so that other threads' Puts do not wait
+    // for the copy; small ones go straight into a reused slot's strings.
+    std::string large_data;
+    if (refused.ok() && data.size() > kMaxSpareStringCapacity) large_data.assign(data);
     bool wake = false;
     {
       MutexLock lock(&mu_);
       ++stats_.user_records_put;
-      if (refused.ok() && outstanding_.load(std::memory_order_relaxed) >=
-                              options_.max_outstanding_records) {
-        refused = LimitExceededError(
-            absl::StrFormat("the producer already holds %d outstanding records "
-                            "(max_outstanding_records)",
-                            options_.max_outstanding_records));
+      if (refused.ok() &&
+          outstanding_.load(std::memory_order_relaxed) >= options_.max_outstanding_records) {
+        refused =
+            LimitExceededError(absl::StrFormat("the producer already holds %d outstanding records "
+                                               "(max_outstanding_records)",
+                                               options_.max_outstanding_records));
       }
       if (!refused.ok()) {
         ++stats_.user_records_failed;
         ++stats_.user_records_refused;
       } else {
-        wake = EnqueueLocked(key, data, hash, std::move(promise), std::move(callback));
+        wake = EnqueueLocked(key, data, large_data, hash, std::move(promise), std::move(callback));
       }
     }
     if (!refused.ok()) {
@@ -298,13 +366,19 @@ struct Producer::Impl {
     if (wake && worker_running_.load(std::memory_order_acquire)) WakeWorker();
   }
 
-  // Buffers a record; returns whether the worker should look at the buffer now.
-  bool EnqueueLocked(std::string_view key, std::string_view data, HashKey hash,
-                     std::optional<std::promise<Result>> promise, Callback callback)
+  // Buffers a record (its data already copied into `large_data` if large; the slot's old buffer
+  // is left there, to be freed outside the lock); returns whether the worker should look at the
+  // buffer now.
+  bool EnqueueLocked(std::string_view key, std::string_view data, std::string& large_data,
+                     HashKey hash, std::optional<std::promise<Result>> promise, Callback callback)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    Record* r = NewRecordLocked();
+    Pending* r = NewRecordLocked();
     r->key.assign(key.data(), key.size());
-    r->data.assign(data.data(), data.size());
+    if (data.size() > kMaxSpareStringCapacity) {
+      r->data.swap(large_data);
+    } else {
+      r->data.assign(data.data(), data.size());
+    }
     r->bytes = key.size() + data.size();
     r->hash = hash;
     r->id = ++last_id_;
@@ -315,27 +389,19 @@ struct Producer::Impl {
     r->shard = RouteLocked(hash);
     ShardBuffer& s = *shards_[r->shard];
 
-    auto it = keys_.find(hash.value());
-    if (it == keys_.end()) {
-      if (!spare_key_nodes_.empty()) {
-        KeyMap::node_type node = std::move(spare_key_nodes_.back());
-        spare_key_nodes_.pop_back();
-        node.key() = hash.value();
-        node.mapped() = KeyChain{r, r};
-        keys_.insert(std::move(node));
-      } else {
-        keys_.emplace(hash.value(), KeyChain{r, r});
-      }
+    if (KeyTable::Chain* chain = keys_.Find(hash.value())) {
+      chain->tail->key_next = r;
+      chain->tail = r;
+    } else {
+      keys_.Insert(hash.value(), r);
       r->head = true;
       r->state = HeadState::kReady;
       s.ready.PushBack(r);
-    } else {
-      it->second.tail->key_next = r;
-      it->second.tail = r;
     }
     r->in_fresh = true;
     s.fresh.PushBack(r);
-    const bool bytes_crossed = s.fresh_bytes < batch_bytes_ && s.fresh_bytes + r->bytes >= batch_bytes_;
+    const bool bytes_crossed =
+        s.fresh_bytes < batch_bytes_ && s.fresh_bytes + r->bytes >= batch_bytes_;
     s.fresh_bytes += r->bytes;
     const bool was_empty = all_.empty();
     all_.PushBack(r);
@@ -345,15 +411,20 @@ struct Producer::Impl {
            options_.max_buffered_time == absl::ZeroDuration();
   }
 
-  Record* NewRecordLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (spare_records_.empty()) return new Record;
-    Record* r = spare_records_.back();
+  Pending* NewRecordLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (spare_records_.empty()) return new Pending;
+    Pending* r = spare_records_.back();
     spare_records_.pop_back();
+    spare_string_bytes_ -= StringBytes(*r);
     return r;
   }
 
+  static size_t StringBytes(const Pending& r) {
+    return r.key.capacity() + r.data.capacity() + r.last_message.capacity();
+  }
+
   // Returns a resolved record to the pool, keeping small strings' capacity for the next Put.
-  void ReleaseRecordLocked(Record* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void ReleaseRecordLocked(Pending* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (spare_records_.size() >= kMaxSpareRecords) {
       delete r;
       return;
@@ -361,6 +432,11 @@ struct Producer::Impl {
     if (r->key.capacity() > kMaxSpareStringCapacity) std::string().swap(r->key);
     if (r->data.capacity() > kMaxSpareStringCapacity) std::string().swap(r->data);
     if (r->last_message.capacity() > kMaxSpareStringCapacity) std::string().swap(r->last_message);
+    if (spare_string_bytes_ + StringBytes(*r) > kMaxSpareStringBytes) {
+      std::string().swap(r->key);
+      std::string().swap(r->data);
+      std::string().swap(r->last_message);
+    }
     r->key.clear();
     r->data.clear();
     r->last_message.clear();
@@ -372,6 +448,7 @@ struct Producer::Impl {
     r->key_next = nullptr;
     r->promise.reset();
     r->callback = nullptr;
+    spare_string_bytes_ += StringBytes(*r);
     spare_records_.push_back(r);
   }
 
@@ -395,7 +472,7 @@ struct Producer::Impl {
     }
     shards_.swap(shards);
     starts_.swap(starts);
-    for (Record* r = all_.front(); r != nullptr; r = List<&Record::all>::Next(r)) {
+    for (Pending* r = all_.front(); r != nullptr; r = List<&Pending::all>::Next(r)) {
       r->shard = RouteLocked(r->hash);
       ShardBuffer& s = *shards_[r->shard];
       if (r->in_fresh) {
@@ -430,8 +507,7 @@ struct Producer::Impl {
 
   // Resolves `r`, which is the head of its key and not in flight unless the caller just took it
   // out of a call: unlinks it, promotes the next record of its key, queues the completion.
-  void ResolveHeadLocked(Record* r, Result result)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_, mu_) {
+  void ResolveHeadLocked(Pending* r, Result result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_, mu_) {
     if (result.ok()) {
       ++stats_.user_records_written;
     } else {
@@ -454,15 +530,14 @@ struct Producer::Impl {
       case HeadState::kInFlight:
         break;
     }
-    auto it = keys_.find(r->hash.value());
-    if (Record* next = r->key_next) {
-      it->second.head = next;
+    KeyTable::Chain* chain = keys_.Find(r->hash.value());
+    if (Pending* next = r->key_next) {
+      chain->head = next;
       next->head = true;
       next->state = HeadState::kReady;
       shards_[next->shard]->ready.PushBack(next);  // never attempted: not a retry
     } else {
-      KeyMap::node_type node = keys_.extract(it);
-      if (spare_key_nodes_.size() < kMaxSpareKeyNodes) spare_key_nodes_.push_back(std::move(node));
+      keys_.Erase(chain);
     }
     all_.Remove(r);
     outstanding_.fetch_sub(1, std::memory_order_relaxed);
@@ -471,11 +546,11 @@ struct Producer::Impl {
     ReleaseRecordLocked(r);
   }
 
-  void ExpireHeadLocked(Record* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_, mu_) {
+  void ExpireHeadLocked(Pending* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_, mu_) {
     ++stats_.user_records_expired;
-    std::string message = absl::StrFormat(
-        "%s record TTL of %s passed after %d attempt%s", kExpiredPrefix,
-        absl::FormatDuration(options_.record_ttl), r->attempts, r->attempts == 1 ? "" : "s");
+    std::string message = absl::StrFormat("%s record TTL of %s passed after %d attempt%s",
+                                          kExpiredPrefix, absl::FormatDuration(options_.record_ttl),
+                                          r->attempts, r->attempts == 1 ? "" : "s");
     if (r->attempts > 0) {
       absl::StrAppendFormat(&message, "; last error: %s: %s", ErrorCodeName(r->last_code),
                             r->last_message);
@@ -486,7 +561,7 @@ struct Producer::Impl {
   // Fails every record whose TTL has passed. The oldest outstanding record is always the head of
   // its key (a key's records are in Put order), so the scan from the front only meets heads.
   void ExpireLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_, mu_) {
-    while (Record* r = all_.front()) {
+    while (Pending* r = all_.front()) {
       if (now < r->put_time + options_.record_ttl || !r->head) break;
       ExpireHeadLocked(r);
     }
@@ -504,11 +579,11 @@ struct Producer::Impl {
 
   // Handles a refused entry of an in-flight head. Returns whether it was a retryable refusal
   // (which stops the shard's sending for this Poll).
-  bool RetryOrFailLocked(Record* r, ErrorCode code, std::string_view message, absl::Time now)
+  bool RetryOrFailLocked(Pending* r, ErrorCode code, std::string_view message, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_, mu_) {
     if (code != ErrorCode::kProvisionedThroughputExceeded && code != ErrorCode::kInternalFailure) {
-      ResolveHeadLocked(r, MakeError(code == ErrorCode::kOk ? ErrorCode::kInternalFailure : code,
-                                     message));
+      ResolveHeadLocked(
+          r, MakeError(code == ErrorCode::kOk ? ErrorCode::kInternalFailure : code, message));
       return false;
     }
     ++stats_.kinesis_records_retried;
@@ -548,7 +623,7 @@ struct Producer::Impl {
 
   void ReleaseBackoffsLocked(ShardBuffer& s, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     while (!s.backoff.empty() && s.backoff.begin()->first <= now) {
-      Record* r = s.backoff.begin()->second;
+      Pending* r = s.backoff.begin()->second;
       s.backoff.erase(s.backoff.begin());
       r->state = HeadState::kReady;
       s.ready.PushBack(r);
@@ -570,7 +645,7 @@ struct Producer::Impl {
   // can change anything. `all`: Flush's view, where any ready record is due.
   absl::Time NextEventLocked(absl::Time now, bool all) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::Time t = absl::InfiniteFuture();
-    if (const Record* oldest = all_.front()) t = oldest->put_time + options_.record_ttl;
+    if (const Pending* oldest = all_.front()) t = oldest->put_time + options_.record_ttl;
     for (const std::unique_ptr<ShardBuffer>& sp : shards_) {
       const ShardBuffer& s = *sp;
       if (!s.backoff.empty()) t = std::min(t, s.backoff.begin()->first);
@@ -623,7 +698,7 @@ struct Producer::Impl {
         predicted = s.id;
         size_t bytes = 0;
         while (n < max_records && !s.ready.empty()) {
-          Record* r = s.ready.front();
+          Pending* r = s.ready.front();
           s.ready.Remove(r);
           if (r->attempts > 0) --s.ready_retries;
           if (r->id > snapshot) {
@@ -671,7 +746,7 @@ struct Producer::Impl {
           in_flight_[k]->data.swap(batch_[k].data);
         }
         for (size_t k = 0; k < n; ++k) {
-          Record* r = in_flight_[k];
+          Pending* r = in_flight_[k];
           if (!result.ok()) {
             stop |= RetryOrFailLocked(r, GetErrorCode(result.status()),
                                       std::string_view(result.status().message().data(),
@@ -717,7 +792,7 @@ struct Producer::Impl {
         MutexLock poll_lock(&poll_mu_);
         PollLocked(/*all=*/true);
         MutexLock lock(&mu_);
-        const Record* oldest = all_.front();
+        const Pending* oldest = all_.front();
         if (oldest == nullptr || oldest->id > target) return;
         now = clock_->Now();
         wake = NextEventLocked(now, /*all=*/true);
@@ -726,9 +801,8 @@ struct Producer::Impl {
       if (wake <= now) continue;
       {
         std::unique_lock<std::mutex> lock(wait_mu_);
-        wait_cv_.wait_for(lock, ToChrono(Pause(wake, now)), [&] {
-          return resolved_.load(std::memory_order_acquire) != resolved;
-        });
+        wait_cv_.wait_for(lock, ToChrono(Pause(wake, now)),
+                          [&] { return resolved_.load(std::memory_order_acquire) != resolved; });
       }
       // Neither the clock nor another thread moved: nothing more can happen until someone
       // advances the clock. Return rather than hang.
@@ -799,7 +873,7 @@ struct Producer::Impl {
     MutexLock poll_lock(&poll_mu_);
     {
       MutexLock lock(&mu_);
-      while (Record* r = all_.front()) {
+      while (Pending* r = all_.front()) {
         ResolveHeadLocked(r, InternalFailureError(absl::StrFormat(
                                  "the Producer was destroyed before the record was written (%d "
                                  "attempt%s)",
@@ -823,10 +897,10 @@ struct Producer::Impl {
 
   std::vector<std::unique_ptr<ShardBuffer>> shards_ ABSL_GUARDED_BY(mu_);
   std::vector<HashKey> starts_ ABSL_GUARDED_BY(mu_);  // shards_' starting hash keys
-  KeyMap keys_ ABSL_GUARDED_BY(mu_);                  // keys with outstanding records
-  std::vector<KeyMap::node_type> spare_key_nodes_ ABSL_GUARDED_BY(mu_);
-  std::vector<Record*> spare_records_ ABSL_GUARDED_BY(mu_);
-  List<&Record::all> all_ ABSL_GUARDED_BY(mu_);
+  KeyTable keys_ ABSL_GUARDED_BY(mu_);
+  std::vector<Pending*> spare_records_ ABSL_GUARDED_BY(mu_);
+  size_t spare_string_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // string capacity held by spare_records_
+  List<&Pending::all> all_ ABSL_GUARDED_BY(mu_);
   uint64_t last_id_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t rng_ ABSL_GUARDED_BY(mu_);
   ProducerStats stats_ ABSL_GUARDED_BY(mu_);
@@ -836,8 +910,8 @@ struct Producer::Impl {
 
   // Scratch of the sender, reused from call to call.
   std::vector<PutRecordsEntry> batch_ ABSL_GUARDED_BY(poll_mu_);
-  std::vector<Record*> in_flight_ ABSL_GUARDED_BY(poll_mu_);
-  std::vector<Record*> deferred_ ABSL_GUARDED_BY(poll_mu_);
+  std::vector<Pending*> in_flight_ ABSL_GUARDED_BY(poll_mu_);
+  std::vector<Pending*> deferred_ ABSL_GUARDED_BY(poll_mu_);
   std::vector<uint32_t> due_ ABSL_GUARDED_BY(poll_mu_);
   std::vector<Completion> done_ ABSL_GUARDED_BY(poll_mu_);
 
@@ -894,9 +968,7 @@ absl::Status Producer::Start() { return impl_->Start(); }
 
 void Producer::Stop() { impl_->Stop(); }
 
-size_t Producer::outstanding() const {
-  return impl_->outstanding_.load(std::memory_order_relaxed);
-}
+size_t Producer::outstanding() const { return impl_->outstanding_.load(std::memory_order_relaxed); }
 
 ProducerStats Producer::stats() const {
   MutexLock lock(&impl_->mu_);

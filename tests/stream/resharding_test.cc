@@ -104,8 +104,8 @@ TEST_CASE("SplitShard closes the parent and opens two children with the next ids
   REQUIRE(parent.sequence_number_range.ending_sequence_number.has_value());
   CHECK(*parent.sequence_number_range.ending_sequence_number >=
         parent.sequence_number_range.starting_sequence_number);
-  CHECK(a.sequence_number_range.starting_sequence_number.value() >> 60 >
-        parent.sequence_number_range.ending_sequence_number->value() >> 60);
+  CHECK((a.sequence_number_range.starting_sequence_number.value() >> 60) >
+        (parent.sequence_number_range.ending_sequence_number->value() >> 60));
   CheckTiling(*f.stream);
 
   // New records for "a" go to the child that owns its hash key; the old one stays in the parent.

@@ -53,12 +53,13 @@
 // time). Callbacks run on the thread that resolved the record (the one in Poll, Flush, the worker,
 // the destructor, or Put for records refused at once) without any producer lock held: a callback
 // may Put; Poll, Flush and Stop called from inside a callback do nothing; a callback must not
-// destroy the producer. The destructor must not race with any other call.
+// throw or destroy the producer. The destructor must not race with any other call.
 //
-// Allocation: Put copies the key and data once into a buffered record; record slots and their
-// strings are reused, so a steady stream of small records allocates nothing per record beyond
-// the future's shared state (future form) or what the caller's std::function holds. Each
-// PutRecords call allocates its result vector.
+// Allocation: Put copies the key and data once into a buffered record (a record over 4 KiB is
+// copied before the producer's lock is taken). Record slots, their strings (up to 8 MiB in all)
+// and the table of pending keys are reused, so a steady flow of small records allocates nothing
+// per record beyond the future's shared state (future form) or what the caller's std::function
+// holds. Each PutRecords call allocates its result vector; a retry allocates a backoff entry.
 #ifndef RILL_STREAM_PRODUCER_H_
 #define RILL_STREAM_PRODUCER_H_
 
@@ -118,16 +119,16 @@ struct ProducerOptions {
 // Counters since the producer was created (KPL's summary metrics). Every Put ends in exactly one
 // of written or failed, so user_records_put == written + failed + outstanding().
 struct ProducerStats {
-  int64_t user_records_put = 0;      // Put calls
-  int64_t user_records_written = 0;  // resolved with a sequence number
-  int64_t user_records_failed = 0;   // resolved with an error (the three counts below included)
-  int64_t user_records_expired = 0;  // ... because their TTL passed
-  int64_t user_records_refused = 0;  // ... by Put itself (oversized, or the outstanding bound)
-  int64_t put_records_calls = 0;     // Stream::PutRecords calls made
-  int64_t kinesis_records_sent = 0;  // entries in those calls, retries included
+  int64_t user_records_put = 0;         // Put calls
+  int64_t user_records_written = 0;     // resolved with a sequence number
+  int64_t user_records_failed = 0;      // resolved with an error (the next two included)
+  int64_t user_records_expired = 0;     // ... because their TTL passed
+  int64_t user_records_refused = 0;     // ... by Put itself (oversized, or the outstanding bound)
+  int64_t put_records_calls = 0;        // Stream::PutRecords calls made
+  int64_t kinesis_records_sent = 0;     // entries in those calls, retries included
   int64_t kinesis_records_retried = 0;  // entries refused with a retryable code
-  int64_t shard_map_refreshes = 0;   // times the shard map was re-read (a result landed in an
-                                     // unexpected shard, e.g. after resharding)
+  int64_t shard_map_refreshes = 0;      // times the shard map was re-read (a result landed in an
+                                        // unexpected shard, e.g. after resharding)
 };
 
 // True for the status of a record whose TTL passed before it could be written: code
