@@ -150,10 +150,31 @@ std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::st
         std::memory_order_relaxed);
     published_.store(published_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
+  if (waker_count_.load(std::memory_order_relaxed) != 0) WakeReaders();
   if (expire_before_us > oldest_sealed_last_us_.load(std::memory_order_relaxed)) {
     TrimBefore(expire_before_us);
   }
   return appended;
+}
+
+void ShardLog::AddWaker(Waker* waker) {
+  MutexLock lock(&wakers_mu_);
+  wakers_.push_back(waker);
+  waker_count_.store(wakers_.size(), std::memory_order_relaxed);
+}
+
+void ShardLog::RemoveWaker(Waker* waker) {
+  MutexLock lock(&wakers_mu_);
+  wakers_.erase(std::remove(wakers_.begin(), wakers_.end(), waker), wakers_.end());
+  waker_count_.store(wakers_.size(), std::memory_order_relaxed);
+}
+
+void ShardLog::WakeReaders() {
+  MutexLock lock(&wakers_mu_);
+  for (Waker* w : wakers_) w->MarkPending();
+  // Pairs with the fence in Waker::WaitUntil (see there).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (Waker* w : wakers_) w->Wake();
 }
 
 void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival_us) {
@@ -199,6 +220,7 @@ std::optional<uint64_t> ShardLog::Close() {
     }
   }
   closed_.store(true, std::memory_order_release);
+  if (waker_count_.load(std::memory_order_relaxed) != 0) WakeReaders();
   if (empty) return std::nullopt;
   return next_counter_ - 1;
 }

@@ -15,10 +15,13 @@
 #define RILL_LOG_SHARD_LOG_H_
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -112,6 +115,60 @@ class Chunk {
   std::atomic<uint32_t> count_{0};
 };
 
+// Wakes a reader waiting for new records (a push subscription, a dispatcher). A waker may watch
+// several logs; a log notes every append on its wakers and pays for a wake-up only while a waker
+// is actually asleep: the append path reads one atomic when no waker is registered.
+//
+// No wake-up is lost: a writer marks the waker pending, fences, then looks whether it sleeps; a
+// waiter marks itself asleep, fences, then looks whether it is pending (or ready). One of the two
+// always sees the other.
+class Waker {
+ public:
+  // Waits until Wake() or Interrupt() is called or `deadline` (steady clock) passes; returns at
+  // once if an append happened since the last wait or `ready()` is true. Returns ready()'s value.
+  template <typename Ready>
+  bool WaitUntil(Ready ready, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    sleeping_.store(true, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    bool woken = pending_.exchange(false, std::memory_order_relaxed) || signaled_;
+    bool is_ready = ready();
+    while (!is_ready && !woken) {
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+      woken = signaled_;
+      is_ready = ready();
+    }
+    signaled_ = false;
+    pending_.store(false, std::memory_order_relaxed);
+    sleeping_.store(false, std::memory_order_relaxed);
+    return is_ready || ready();
+  }
+
+  // Writers: MarkPending(), then a seq_cst fence, then Wake().
+  void MarkPending() { pending_.store(true, std::memory_order_relaxed); }
+  void Wake() {
+    if (!sleeping_.load(std::memory_order_relaxed)) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    signaled_ = true;
+    cv_.notify_all();
+  }
+
+  // Wakes the waiter whether or not it is asleep now (for shutdown and cancellation).
+  void Interrupt() {
+    std::lock_guard<std::mutex> lock(mu_);
+    signaled_ = true;
+    pending_.store(true, std::memory_order_relaxed);
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool signaled_ = false;
+  std::atomic<bool> pending_{false};
+  std::atomic<bool> sleeping_{false};
+};
+
 class ShardLog {
  public:
   // Chunk sizes adapt to the shard's traffic: each new chunk is a power of two near twice the bytes
@@ -195,6 +252,11 @@ class ShardLog {
     size_t offset_ = 0;
   };
 
+  // Registers `waker` to be woken after every append (and on Close). The waker must be removed
+  // before it is destroyed.
+  void AddWaker(Waker* waker) ABSL_LOCKS_EXCLUDED(wakers_mu_);
+  void RemoveWaker(Waker* waker) ABSL_LOCKS_EXCLUDED(wakers_mu_);
+
   // Approximate bytes held by chunks (capacity, not just what is used).
   size_t MemoryBytes() const;
 
@@ -226,6 +288,13 @@ class ShardLog {
   std::atomic<uint64_t> appended_bytes_{0};
   std::atomic<uint64_t> next_counter_published_{0};
   std::atomic<uint64_t> trim_ordinal_{0};
+
+  void WakeReaders() ABSL_LOCKS_EXCLUDED(wakers_mu_);
+
+  // Readers to wake on append; the count lets the append path skip the lock when there are none.
+  mutable Mutex wakers_mu_;
+  std::vector<Waker*> wakers_ ABSL_GUARDED_BY(wakers_mu_);
+  std::atomic<size_t> waker_count_{0};
 
   // Chunks in ordinal order; taken by readers for a moment to find a chunk, and by the writer when
   // a chunk fills or retention drops one.

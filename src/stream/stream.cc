@@ -10,72 +10,9 @@
 #include "rill/base/internal/sequence_layout.h"
 #include "rill/base/md5.h"
 #include "stream/rate_limiter.h"
+#include "stream/stream_shard.h"
 
 namespace rill {
-namespace internal {
-
-struct StreamShard {
-  StreamShard(ShardId id, HashKeyRange range, uint64_t first_counter, int64_t created_us,
-              const ShardLimits& limits)
-      : id(id),
-        range(range),
-        created_us(created_us),
-        log(first_counter),
-        write_bytes(limits.write_bytes_per_second, created_us),
-        write_records(limits.write_records_per_second, created_us),
-        read_calls(limits.read_calls_per_second, created_us),
-        iterator_calls(limits.get_shard_iterator_calls_per_second, created_us),
-        read_bytes(limits.read_bytes_per_second, created_us),
-        write_limited(!write_bytes.unlimited() || !write_records.unlimited()) {}
-
-  const ShardId id;
-  const HashKeyRange range;
-  std::optional<ShardId> parent;
-  std::optional<ShardId> adjacent_parent;
-  const int64_t created_us;
-  // When the shard closed (never before its newest record's arrival); "never" while open.
-  std::atomic<int64_t> closed_us{std::numeric_limits<int64_t>::max()};
-  // Latched once the shard is seen expired, so that a later retention increase revives nothing.
-  mutable std::atomic<bool> expired{false};
-  // Set before log.Close() and read only once log.closed() is seen, so never raced on.
-  std::vector<ChildShard> children;
-  ShardLog log;
-
-  TokenBucket write_bytes;
-  TokenBucket write_records;
-  TokenBucket read_calls;
-  TokenBucket iterator_calls;
-  ReadThroughput read_bytes;
-  const bool write_limited;
-
-  // Metrics the log does not keep (IncomingBytes/Records come from the log).
-  std::atomic<int64_t> outgoing_bytes{0};
-  std::atomic<int64_t> outgoing_records{0};
-  std::atomic<int64_t> write_throttled{0};
-  std::atomic<int64_t> read_throttled{0};
-  std::atomic<int64_t> iterator_age_ms{0};
-
-  // On-demand scaling state, touched only by Tick() under the stream's shards_mu_.
-  uint64_t tick_records = 0;
-  uint64_t tick_bytes = 0;
-  int64_t hot_since_us = -1;
-  int64_t cold_since_us = -1;
-};
-
-// The routing table: open shards sorted by starting hash key, and every shard by index.
-struct ShardMap {
-  std::vector<HashKey> starts;
-  std::vector<StreamShard*> open;
-  std::vector<StreamShard*> all;
-
-  StreamShard* Route(HashKey key) const {
-    // The last open shard starting at or below the key; the open shards tile the key space.
-    const auto it = std::upper_bound(starts.begin(), starts.end(), key);
-    return open[static_cast<size_t>(it - starts.begin()) - 1];
-  }
-};
-
-}  // namespace internal
 
 namespace {
 
@@ -708,6 +645,10 @@ StreamSummary Stream::DescribeStreamSummary() const {
   summary.retention = retention();
   summary.creation_time = creation_time_;
   summary.max_record_bytes = options_.max_record_bytes;
+  {
+    std::lock_guard<std::mutex> lock(consumers_mu_);
+    summary.consumer_count = static_cast<int>(consumers_.size());
+  }
   return summary;
 }
 
@@ -724,7 +665,8 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(std::string_view shard_id
 }
 
 absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(uint32_t shard_index,
-                                                           const StartingPosition& position) const {
+                                                           const StartingPosition& position,
+                                                           bool rate_limited) const {
   const absl::Time now = options_.clock->Now();
   const int64_t now_us = ToMicros(now);
   absl::StatusOr<StreamShard*> found = FindLiveShard(shard_index, now_us);
@@ -745,7 +687,7 @@ absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(uint32_t shard_index,
         wants_timestamp ? std::string("AT_TIMESTAMP requires a Timestamp")
                         : absl::StrFormat("Timestamp is not allowed with %s", type_name));
   }
-  if (!shard->iterator_calls.TryTake(1, now_us)) {
+  if (rate_limited && !shard->iterator_calls.TryTake(1, now_us)) {
     Add(shard->read_throttled, 1);
     return ProvisionedThroughputExceededError(
         absl::StrFormat("Rate exceeded for GetShardIterator on shard %s in stream %s (%d calls/s)",

@@ -59,12 +59,14 @@
 #include "rill/stream/shard_iterator.h"
 #include "rill/stream/stream_options.h"
 #include "rill/stream/stream_summary.h"
+#include "rill/stream/subscription.h"
 
 namespace rill {
 
 namespace internal {
 struct StreamShard;
 struct ShardMap;
+struct ConsumerState;
 }  // namespace internal
 
 // Kinesis' fixed limits that are not options.
@@ -183,6 +185,30 @@ class Stream {
   // Stops and joins that thread, if running. Also done by the destructor.
   void StopAutoScaling();
 
+  // Enhanced fan-out (see rill/stream/subscription.h). RegisterStreamConsumer: a name of 1-128
+  // characters of [a-zA-Z0-9_.-] (kInvalidArgument), not registered yet (kResourceInUse), at most
+  // enhanced_fan_out.max_consumers at once (kLimitExceeded). DeregisterStreamConsumer ends the
+  // consumer's subscriptions (their Next() returns kResourceNotFound). Unknown names are
+  // kResourceNotFound.
+  [[nodiscard]] absl::StatusOr<ConsumerDescription> RegisterStreamConsumer(std::string_view name);
+  [[nodiscard]] absl::Status DeregisterStreamConsumer(std::string_view name);
+  [[nodiscard]] absl::StatusOr<ConsumerDescription> DescribeStreamConsumer(
+      std::string_view name) const;
+  // In registration order.
+  std::vector<ConsumerDescription> ListStreamConsumers() const;
+
+  // Subscribes a registered consumer to a shard from `position` (every StartingPosition type,
+  // with GetShardIterator's rules; not counted against its rate limit). Errors: kResourceNotFound
+  // for an unknown consumer or shard; kInvalidArgument for a bad position; kResourceInUse within
+  // enhanced_fan_out.resubscribe_interval of the consumer's previous subscription to the shard
+  // (after it, the new subscription takes over and the old one ends with kResourceInUse).
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<Subscription>> SubscribeToShard(
+      std::string_view consumer_name, ShardId shard_id, const StartingPosition& position,
+      const SubscribeOptions& options = {});
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<Subscription>> SubscribeToShard(
+      std::string_view consumer_name, std::string_view shard_id, const StartingPosition& position,
+      const SubscribeOptions& options = {});
+
   // Counters under Kinesis' metric names, stream-wide and per unexpired shard. Cheap: relaxed
   // atomic loads. PutRecord.Latency is sampled (one call in 64 per thread) to keep the clock off
   // the put path; PutRecords and GetRecords latencies are measured on every call.
@@ -215,8 +241,10 @@ class Stream {
  private:
   explicit Stream(StreamOptions options);
 
+  // `rate_limited`: whether the call counts against get_shard_iterator_calls_per_second.
   absl::StatusOr<ShardIterator> GetShardIteratorImpl(uint32_t shard_index,
-                                                     const StartingPosition& position) const;
+                                                     const StartingPosition& position,
+                                                     bool rate_limited = true) const;
   // The shard with that index, or null.
   internal::StreamShard* FindShard(uint32_t index) const;
   // The shard with that index unless it does not exist or has expired: else kResourceNotFound.
@@ -270,6 +298,10 @@ class Stream {
   std::vector<int64_t> shard_count_updates_us_ ABSL_GUARDED_BY(shards_mu_);
   std::vector<int64_t> mode_updates_us_ ABSL_GUARDED_BY(shards_mu_);
   int64_t last_tick_us_ ABSL_GUARDED_BY(shards_mu_);
+
+  // Registered consumers, in registration order.
+  mutable std::mutex consumers_mu_;
+  std::vector<std::shared_ptr<internal::ConsumerState>> consumers_;
 
   // Stream-level counters that no shard owns (see metrics()).
   struct Counters;

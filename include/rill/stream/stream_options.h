@@ -92,6 +92,20 @@ struct OnDemandPolicy {
   int max_shards = 200;
 };
 
+// Enhanced fan-out settings (kinesis-reference.md §7).
+struct EnhancedFanOutOptions {
+  // Consumers registered at once. Kinesis: 20. Range: >= 1. Default: 20.
+  int max_consumers = 20;
+  // Read throughput per consumer per shard, dedicated (not shared with GetRecords or other
+  // consumers), in bytes of keys and data per second; a subscriber that reads faster waits. A
+  // bucket holds one second's worth. Kinesis: 2 MiB/s. 0 = unlimited. Default: 2 MiB/s.
+  int64_t bytes_per_second_per_shard = int64_t{2} << 20;
+  // A consumer subscribing again to a shard within this time of its previous successful
+  // SubscribeToShard gets kResourceInUse; later, the new subscription takes over. Kinesis: 5 s.
+  // Range: >= 0. Default: 5 s.
+  absl::Duration resubscribe_interval = absl::Seconds(5);
+};
+
 struct StreamOptions {
   // The stream's name: 1-128 characters of [a-zA-Z0-9_.-]. Required.
   std::string name;
@@ -143,6 +157,9 @@ struct StreamOptions {
   // the new shards take records at once. Default: zero (the operation completes in the call, as
   // an in-process stream can; set e.g. 500 ms to reproduce an emulator's delay). Range: >= 0.
   absl::Duration update_duration = absl::ZeroDuration();
+
+  // Registered consumers and push subscriptions. Default: see EnhancedFanOutOptions.
+  EnhancedFanOutOptions enhanced_fan_out;
 
   // Where the stream reads the time from. Default: SystemClock::Default(); a null clock also
   // means the system clock.

@@ -1,0 +1,151 @@
+// ConsumerGroup: an application's workers sharing a stream's shards by leases (what the Kinesis
+// Client Library does), with checkpoints, failover and parent-before-child processing.
+//
+// A group is an application name over one stream and one CheckpointStore (the lease table). Each
+// worker, on every Poll():
+//   1. syncs the lease table with the stream: one lease per unexpired shard, created with the
+//      group's initial position (children of a resharding start at TRIM_HORIZON, so that nothing
+//      after their parents is skipped);
+//   2. renews the leases it holds (every renew_interval); a failed renewal means the lease was
+//      taken: its processor gets LeaseLost();
+//   3. takes leases (every take_interval): expired or unowned ones up to an even share
+//      ceil(leases / workers), or, when none is free, steals at most one from the most loaded
+//      worker. A lease expires when its counter has not changed for failover_time, as this worker
+//      observes it on the group's clock (KCL: no clock synchronisation between workers needed);
+//   4. for each lease it holds, reads one batch and hands it to the shard's RecordProcessor. A
+//      shard whose parents have not checkpointed SHARD_END waits.
+// A worker that stops being polled (or whose thread dies) stops renewing: that is how a crash
+// looks. After failover_time its leases are taken by the others and processing resumes after the
+// last checkpoint.
+//
+// Guarantee: at-least-once. Records after a shard's last checkpoint may be delivered twice (once
+// to the crashed worker, once to the one that takes over); none is lost; within a shard, records
+// are delivered in order; a child shard's records are delivered only after every parent has
+// checkpointed SHARD_END. For effectively-once side effects, see rill/consume/dedup.h.
+//
+// Example:
+//   rill::ConsumerGroupOptions options;
+//   options.application_name = "billing";
+//   options.stream = stream.get();
+//   options.store = std::make_shared<rill::InMemoryCheckpointStore>();
+//   options.initial_position = rill::StartingPosition::TrimHorizon();
+//   auto group = rill::ConsumerGroup::Create(options);
+//   auto worker = (*group)->AddWorker("worker-1", [](rill::ShardId) {
+//     return std::make_unique<MyProcessor>();
+//   });
+//   (*worker)->Start();            // or call (*worker)->Poll() from your own loop
+//   ...
+//   (*worker)->Shutdown();         // processors checkpoint, leases are released
+//
+// Thread safety: ConsumerGroup and Worker methods are thread-safe. One worker polls on one
+// thread at a time (Poll, the Start()ed thread and Shutdown are serialised per worker).
+#ifndef RILL_CONSUME_CONSUMER_GROUP_H_
+#define RILL_CONSUME_CONSUMER_GROUP_H_
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rill/base/shard_id.h"
+#include "rill/consume/checkpoint_store.h"
+#include "rill/consume/record_processor.h"
+#include "rill/stream/shard_iterator.h"
+
+namespace rill {
+
+class Stream;
+
+struct ConsumerGroupOptions {
+  // The application's name: the lease table's name in the store. 1-128 characters of
+  // [a-zA-Z0-9_.-]. Required.
+  std::string application_name;
+  // The stream to consume; must outlive the group. Required.
+  Stream* stream = nullptr;
+  // The lease table. Required.
+  std::shared_ptr<CheckpointStore> store;
+  // Where a new lease of a shard without parents starts: TRIM_HORIZON, LATEST (the KCL's default)
+  // or AT_TIMESTAMP; sequence-number positions are kInvalidArgument. Default: LATEST.
+  StartingPosition initial_position = StartingPosition::Latest();
+  // How long a lease lives without renewal before others may take it. Default: 10 s (KCL).
+  absl::Duration failover_time = absl::Seconds(10);
+  // How often a worker renews its leases. Zero means failover_time / 3 - 25 ms, as the KCL
+  // (3,308 ms for 10 s). Range: [0, failover_time). Default: 0.
+  absl::Duration renew_interval = absl::ZeroDuration();
+  // How often a worker tries to take leases. Zero means 2 * (failover_time + 25 ms), as the KCL
+  // (20,050 ms for 10 s). Range: >= 0. Default: 0.
+  absl::Duration take_interval = absl::ZeroDuration();
+  // Records per GetRecords call. Range: 1..10,000. Default: 10,000.
+  int max_records = 10000;
+  // Leases one worker holds at most. Default: unlimited.
+  int max_leases_per_worker = std::numeric_limits<int>::max();
+  // How long a Start()ed worker sleeps (real time) between polls that found nothing to read.
+  // Default: 1 ms (rill reads from memory; the KCL's 1.5 s is for a network service).
+  absl::Duration idle_time_between_polls = absl::Milliseconds(1);
+};
+
+class ConsumerGroup;
+
+// One worker of a group. Obtained from ConsumerGroup::AddWorker; owned by the group.
+class Worker {
+ public:
+  virtual ~Worker() = default;
+
+  virtual const std::string& id() const = 0;
+
+  // One round: sync, renew, take, and one batch per held shard (see ConsumerGroup). Errors from
+  // the store or the stream are returned after the round did what it could; the next Poll()
+  // retries. Deterministic under a SimulatedClock.
+  virtual absl::Status Poll() = 0;
+
+  // Starts a thread that polls until Shutdown(). kResourceInUse if already started.
+  [[nodiscard]] virtual absl::Status Start() = 0;
+
+  // Graceful shutdown: stops the thread if started, gives every processor ShutdownRequested (it
+  // checkpoints), releases the leases so others take them at once, and stops polling for good.
+  virtual void Shutdown() = 0;
+
+  // The shards this worker holds leases for, in shard-id order.
+  virtual std::vector<ShardId> held_shards() const = 0;
+};
+
+class ConsumerGroup {
+ public:
+  // Errors: kInvalidArgument for a missing stream or store, a bad application name, a bad initial
+  // position or bad intervals.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ConsumerGroup>> Create(
+      ConsumerGroupOptions options);
+
+  ~ConsumerGroup();
+  ConsumerGroup(const ConsumerGroup&) = delete;
+  ConsumerGroup& operator=(const ConsumerGroup&) = delete;
+
+  // Adds a worker. Its id must be unique in the group and non-empty (kInvalidArgument).
+  [[nodiscard]] absl::StatusOr<Worker*> AddWorker(std::string worker_id,
+                                                  RecordProcessorFactory factory);
+
+  // Drops a worker without a graceful shutdown: its thread (if any) is stopped and its processors
+  // destroyed without any callback, and its leases are left to expire — a crash, for tests and
+  // simulations. The Worker* is invalid afterwards.
+  void CrashWorker(std::string_view worker_id);
+
+  const ConsumerGroupOptions& options() const { return options_; }
+
+ private:
+  explicit ConsumerGroup(ConsumerGroupOptions options);
+  class WorkerImpl;
+  friend class WorkerImpl;
+
+  const ConsumerGroupOptions options_;
+  struct Workers;
+  std::unique_ptr<Workers> workers_;
+};
+
+}  // namespace rill
+
+#endif  // RILL_CONSUME_CONSUMER_GROUP_H_

@@ -1,0 +1,69 @@
+// Dispatcher: delivers the events of many subscriptions to callbacks, on a thread the application
+// runs (Run()) or driven by hand (RunOnce()).
+//
+// Example:
+//   rill::Dispatcher dispatcher;
+//   auto sub = stream->SubscribeToShard("alerts", shard, rill::StartingPosition::Latest());
+//   dispatcher.Subscribe(std::move(*sub), [](const rill::SubscribeToShardEvent& e) {
+//     for (const rill::Record& r : e.records) Alert(r);
+//   });
+//   std::thread t([&] { dispatcher.Run(); });   // or call dispatcher.RunOnce() from your loop
+//   ...
+//   dispatcher.Stop();
+//   t.join();
+//
+// A callback runs on the dispatching thread; a slow callback delays only this dispatcher's
+// subscriptions, never producers or other dispatchers (the shard log is the buffer).
+//
+// Thread safety: Subscribe, Stop and size may be called from any thread at any time; RunOnce and
+// Run from one thread at a time. Callbacks may call Subscribe and Stop.
+#ifndef RILL_CONSUME_DISPATCHER_H_
+#define RILL_CONSUME_DISPATCHER_H_
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "rill/stream/subscription.h"
+
+namespace rill {
+
+class Dispatcher {
+ public:
+  using EventCallback = std::function<void(const SubscribeToShardEvent& event)>;
+  // Called once when a subscription ends: OK for a clean end (its lifetime passed, the shard's
+  // end was delivered, it was cancelled), else why (kResourceInUse: taken over;
+  // kResourceNotFound: the consumer was deregistered).
+  using EndCallback = std::function<void(const Subscription& subscription, absl::Status status)>;
+
+  Dispatcher();
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Adds a subscription; its events go to `on_event`, its end to `on_end` (optional).
+  void Subscribe(std::unique_ptr<Subscription> subscription, EventCallback on_event,
+                 EndCallback on_end = {});
+
+  // Delivers every event available now, without waiting. Returns the number of events.
+  size_t RunOnce();
+
+  // Delivers events as they come until Stop(); sleeps while there are none (woken by appends).
+  void Run();
+
+  // Makes Run() return (now, or as soon as it starts if it has not yet).
+  void Stop();
+
+  // Subscriptions still delivering.
+  size_t size() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace rill
+
+#endif  // RILL_CONSUME_DISPATCHER_H_

@@ -1,0 +1,621 @@
+#include "rill/consume/consumer_group.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "rill/base/error.h"
+#include "rill/stream/stream.h"
+
+namespace rill {
+namespace {
+
+constexpr absl::Duration kEpsilon = absl::Milliseconds(25);  // the KCL's epsilonMillis
+
+bool IsValidApplicationName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+std::optional<SequenceNumber> AsSequenceNumber(std::string_view checkpoint) {
+  absl::StatusOr<SequenceNumber> s = SequenceNumber::Parse(checkpoint);
+  if (!s.ok()) return std::nullopt;
+  return *s;
+}
+
+std::string_view SentinelFor(const StartingPosition& p) {
+  switch (p.type) {
+    case ShardIteratorType::kTrimHorizon:
+      return kCheckpointTrimHorizon;
+    case ShardIteratorType::kAtTimestamp:
+      return kCheckpointAtTimestamp;
+    default:
+      return kCheckpointLatest;
+  }
+}
+
+}  // namespace
+
+struct ConsumerGroup::Workers {
+  std::mutex mu;
+  std::map<std::string, std::unique_ptr<WorkerImpl>, std::less<>> by_id;
+};
+
+class ConsumerGroup::WorkerImpl final : public Worker {
+ public:
+  WorkerImpl(ConsumerGroup* group, std::string id, RecordProcessorFactory factory)
+      : options_(group->options_),
+        id_(std::move(id)),
+        factory_(std::move(factory)),
+        clock_(options_.stream->options().clock),
+        rng_(std::hash<std::string>()(id_)) {}
+
+  ~WorkerImpl() override { StopThread(); }
+
+  const std::string& id() const override { return id_; }
+
+  absl::Status Poll() override {
+    std::lock_guard<std::mutex> lock(poll_mu_);
+    if (shut_down_) return ResourceInUseError(absl::StrFormat("worker %s is shut down", id_));
+    return PollLocked();
+  }
+
+  absl::Status Start() override {
+    std::lock_guard<std::mutex> lock(thread_mu_);
+    if (thread_.joinable()) return ResourceInUseError("worker already started");
+    stop_ = false;
+    thread_ = std::thread([this] { Run(); });
+    return absl::OkStatus();
+  }
+
+  void Shutdown() override {
+    StopThread();
+    std::lock_guard<std::mutex> lock(poll_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    for (auto& [key, c] : held_) {
+      if (c.processor && !c.lost && !c.done) {
+        ShardCheckpointer checkpointer(this, &c);
+        c.processor->ShutdownRequested(checkpointer);
+      }
+      if (!c.lost) Release(c).IgnoreError();
+    }
+    held_.clear();
+  }
+
+  // A crash: no callbacks, no release; the leases expire.
+  void Crash() {
+    StopThread();
+    std::lock_guard<std::mutex> lock(poll_mu_);
+    shut_down_ = true;
+    held_.clear();
+  }
+
+  std::vector<ShardId> held_shards() const override {
+    std::lock_guard<std::mutex> lock(held_view_mu_);
+    return held_view_;
+  }
+
+ private:
+  // One held lease and the processing of its shard.
+  struct ShardConsumer {
+    ShardId shard;
+    Lease lease;  // as last written by this worker
+    std::unique_ptr<RecordProcessor> processor;
+    std::optional<ShardIterator> iterator;
+    std::optional<SequenceNumber> last_delivered;
+    bool at_end = false;  // read to its end; waiting for the SHARD_END checkpoint
+    bool done = false;    // SHARD_END checkpointed
+    bool lost = false;    // a write found someone else's counter
+  };
+
+  class ShardCheckpointer final : public Checkpointer {
+   public:
+    ShardCheckpointer(WorkerImpl* worker, ShardConsumer* c) : worker_(worker), c_(c) {}
+
+    absl::Status Checkpoint() override {
+      if (c_->at_end) return worker_->WriteCheckpoint(*c_, std::string(kCheckpointShardEnd));
+      if (!c_->last_delivered) return absl::OkStatus();
+      if (c_->lease.checkpoint == c_->last_delivered->ToString()) return absl::OkStatus();
+      return worker_->WriteCheckpoint(*c_, c_->last_delivered->ToString());
+    }
+
+    absl::Status Checkpoint(SequenceNumber sequence_number) override {
+      const std::optional<SequenceNumber> last = AsSequenceNumber(c_->lease.checkpoint);
+      if ((last && sequence_number < *last) || !c_->last_delivered ||
+          sequence_number > *c_->last_delivered) {
+        return InvalidArgumentError(absl::StrFormat(
+            "checkpoint %s is outside [last checkpoint %s, last delivered %s] for shard %s",
+            sequence_number.ToString(), c_->lease.checkpoint,
+            c_->last_delivered ? c_->last_delivered->ToString() : "none", c_->shard.ToString()));
+      }
+      return worker_->WriteCheckpoint(*c_, sequence_number.ToString());
+    }
+
+    std::string last_checkpoint() const override { return c_->lease.checkpoint; }
+
+   private:
+    WorkerImpl* const worker_;
+    ShardConsumer* const c_;
+  };
+
+  // What this worker has seen of a lease, to judge expiry on its own clock (KCL).
+  struct Observed {
+    int64_t counter;
+    std::string owner;
+    absl::Time last_change;
+  };
+
+  absl::Status WriteCheckpoint(ShardConsumer& c, std::string checkpoint) {
+    if (c.lost) return ResourceInUseError("lease lost");
+    Lease updated = c.lease;
+    updated.checkpoint = std::move(checkpoint);
+    updated.owner_switches_since_checkpoint = 0;
+    updated.counter = c.lease.counter + 1;
+    absl::Status s =
+        options_.store->UpdateLease(options_.application_name, updated, c.lease.counter);
+    if (!s.ok()) {
+      if (GetErrorCode(s) == ErrorCode::kResourceInUse ||
+          GetErrorCode(s) == ErrorCode::kResourceNotFound) {
+        c.lost = true;
+        return ResourceInUseError(absl::StrFormat("lease of %s was taken by another worker: %s",
+                                                  c.shard.ToString(), s.message()));
+      }
+      return s;
+    }
+    c.lease = std::move(updated);
+    return absl::OkStatus();
+  }
+
+  absl::Status Release(ShardConsumer& c) {
+    Lease updated = c.lease;
+    updated.owner.clear();
+    updated.counter = c.lease.counter + 1;
+    absl::Status s =
+        options_.store->UpdateLease(options_.application_name, updated, c.lease.counter);
+    if (s.ok()) c.lease = std::move(updated);
+    return s;
+  }
+
+  void StopThread() {
+    std::thread thread;
+    {
+      std::lock_guard<std::mutex> lock(thread_mu_);
+      stop_ = true;
+      thread = std::move(thread_);
+    }
+    cv_.notify_all();
+    if (thread.joinable()) thread.join();
+  }
+
+  void Run() {
+    for (;;) {
+      bool read_any = false;
+      {
+        std::lock_guard<std::mutex> lock(poll_mu_);
+        if (shut_down_) return;
+        PollLocked().IgnoreError();  // retried on the next round
+        read_any = read_any_;
+      }
+      std::unique_lock<std::mutex> lock(thread_mu_);
+      if (stop_) return;
+      if (!read_any) {
+        cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.idle_time_between_polls),
+                     [this] { return stop_; });
+        if (stop_) return;
+      }
+    }
+  }
+
+  absl::Duration renew_interval() const {
+    return options_.renew_interval > absl::ZeroDuration() ? options_.renew_interval
+                                                          : options_.failover_time / 3 - kEpsilon;
+  }
+  absl::Duration take_interval() const {
+    return options_.take_interval > absl::ZeroDuration() ? options_.take_interval
+                                                         : 2 * (options_.failover_time + kEpsilon);
+  }
+
+  absl::Status PollLocked() {
+    read_any_ = false;
+    const absl::Time now = clock_->Now();
+    absl::Status status = SyncLeases();
+    if (!last_renew_ || now - *last_renew_ >= renew_interval()) {
+      Renew();
+      last_renew_ = now;
+    }
+    if (!last_take_ || now - *last_take_ >= take_interval()) {
+      if (absl::Status s = TakeLeases(now); !s.ok() && status.ok()) status = s;
+      last_take_ = now;
+    }
+    if (absl::Status s = ProcessShards(); !s.ok() && status.ok()) status = s;
+    PublishHeld();
+    return status;
+  }
+
+  // One lease per unexpired shard; leases of shards gone from the stream are deleted.
+  absl::Status SyncLeases() {
+    const std::vector<ShardDescription> shards = options_.stream->ListShards();
+    absl::StatusOr<std::vector<Lease>> leases =
+        options_.store->ListLeases(options_.application_name);
+    if (!leases.ok()) return leases.status();
+    std::set<std::string, std::less<>> have;
+    for (const Lease& l : *leases) have.insert(l.lease_key);
+    std::set<uint32_t> listed;
+    for (const ShardDescription& d : shards) listed.insert(d.shard_id.index());
+    absl::Status status;
+    for (const ShardDescription& d : shards) {
+      const std::string key = d.shard_id.ToString();
+      if (have.count(key) != 0) continue;
+      Lease lease;
+      lease.lease_key = key;
+      bool parent_listed = false;
+      for (const std::optional<ShardId>& p : {d.parent_shard_id, d.adjacent_parent_shard_id}) {
+        if (!p) continue;
+        lease.parent_shard_ids.push_back(p->ToString());
+        parent_listed = parent_listed || listed.count(p->index()) != 0;
+      }
+      // A child of a shard still in the stream starts at its beginning: its parent's consumers
+      // hand over to it at SHARD_END, and nothing may fall between them.
+      lease.checkpoint = std::string(parent_listed ? kCheckpointTrimHorizon
+                                                   : SentinelFor(options_.initial_position));
+      absl::StatusOr<bool> created =
+          options_.store->CreateLeaseIfAbsent(options_.application_name, lease);
+      if (!created.ok() && status.ok()) status = created.status();
+    }
+    for (const Lease& l : *leases) {
+      absl::StatusOr<ShardId> id = ShardId::Parse(l.lease_key);
+      if (id.ok() && listed.count(id->index()) != 0) continue;
+      if (held_.count(l.lease_key) != 0) continue;
+      // The shard expired from the stream: its lease has nothing left to do. A concurrent write
+      // makes the delete fail harmlessly; the next sync retries.
+      options_.store->DeleteLease(options_.application_name, l.lease_key, l.counter).IgnoreError();
+    }
+    return status;
+  }
+
+  void LoseLease(const std::string& key) {
+    auto it = held_.find(key);
+    if (it == held_.end()) return;
+    if (it->second.processor && !it->second.done) it->second.processor->LeaseLost();
+    held_.erase(it);
+  }
+
+  void Renew() {
+    std::vector<std::string> lost;
+    for (auto& [key, c] : held_) {
+      if (c.lost) {
+        lost.push_back(key);
+        continue;
+      }
+      Lease updated = c.lease;
+      updated.counter = c.lease.counter + 1;
+      absl::Status s =
+          options_.store->UpdateLease(options_.application_name, updated, c.lease.counter);
+      if (s.ok()) {
+        c.lease = std::move(updated);
+      } else if (GetErrorCode(s) == ErrorCode::kResourceInUse ||
+                 GetErrorCode(s) == ErrorCode::kResourceNotFound) {
+        lost.push_back(key);
+      }
+      // Other errors (the store is unavailable): keep the lease and retry next time; if it
+      // expires meanwhile, the next write finds out.
+    }
+    for (const std::string& key : lost) LoseLease(key);
+  }
+
+  absl::Status TakeLeases(absl::Time now) {
+    absl::StatusOr<std::vector<Lease>> leases =
+        options_.store->ListLeases(options_.application_name);
+    if (!leases.ok()) return leases.status();
+
+    // Observe counters: a lease is expired when its counter has not moved for failover_time.
+    std::map<std::string, Observed, std::less<>> seen;
+    for (const Lease& l : *leases) {
+      auto it = observed_.find(l.lease_key);
+      if (it == observed_.end() || it->second.counter != l.counter || it->second.owner != l.owner) {
+        seen[l.lease_key] = Observed{l.counter, l.owner, now};
+      } else {
+        seen[l.lease_key] = it->second;
+      }
+    }
+    observed_ = std::move(seen);
+
+    std::vector<const Lease*> active;  // unfinished leases
+    for (const Lease& l : *leases) {
+      if (l.checkpoint != kCheckpointShardEnd) active.push_back(&l);
+    }
+    auto expired = [&](const Lease& l) {
+      return l.owner.empty() ||
+             now - observed_.at(l.lease_key).last_change > options_.failover_time;
+    };
+    std::map<std::string, int> load;  // live owner -> leases
+    for (const Lease* l : active) {
+      if (!expired(*l) && l->owner != id_) ++load[l->owner];
+    }
+    int mine = 0;
+    for (const auto& [key, c] : held_) mine += c.done ? 0 : 1;
+    const int workers = static_cast<int>(load.size()) + 1;
+    const int total = static_cast<int>(active.size());
+    int target = total >= workers ? (total + workers - 1) / workers : 1;
+    target = std::min(target, options_.max_leases_per_worker);
+    if (mine >= target) return absl::OkStatus();
+
+    std::vector<const Lease*> available;
+    for (const Lease* l : active) {
+      if (held_.count(l->lease_key) != 0) continue;
+      if (expired(*l) || l->owner == id_) available.push_back(l);
+    }
+    std::shuffle(available.begin(), available.end(), rng_);
+    int needed = target - mine;
+    absl::Status status;
+    if (!available.empty()) {
+      for (const Lease* l : available) {
+        if (needed == 0) break;
+        absl::Status s = Take(*l);
+        if (s.ok()) {
+          --needed;
+        } else if (GetErrorCode(s) != ErrorCode::kResourceInUse && status.ok()) {
+          status = s;
+        }
+      }
+      return status;
+    }
+    // Nothing free: steal one lease from the most loaded worker if it is above the target (or at
+    // it while this worker needs more than one).
+    std::string victim;
+    int most = 0;
+    for (const auto& [owner, count] : load) {
+      if (count > most) {
+        most = count;
+        victim = owner;
+      }
+    }
+    if (victim.empty() || !(most > target || (most == target && needed > 1))) {
+      return absl::OkStatus();
+    }
+    std::vector<const Lease*> theirs;
+    for (const Lease* l : active) {
+      if (l->owner == victim && !expired(*l)) theirs.push_back(l);
+    }
+    std::shuffle(theirs.begin(), theirs.end(), rng_);
+    if (!theirs.empty()) {
+      absl::Status s = Take(*theirs.front());
+      if (!s.ok() && GetErrorCode(s) != ErrorCode::kResourceInUse) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Take(const Lease& lease) {
+    absl::StatusOr<ShardId> shard = ShardId::Parse(lease.lease_key);
+    if (!shard.ok()) return shard.status();
+    Lease updated = lease;
+    if (updated.owner != id_) ++updated.owner_switches_since_checkpoint;
+    updated.owner = id_;
+    updated.counter = lease.counter + 1;
+    absl::Status s = options_.store->UpdateLease(options_.application_name, updated, lease.counter);
+    if (!s.ok()) return s;
+    ShardConsumer c;
+    c.shard = *shard;
+    c.lease = std::move(updated);
+    held_.emplace(lease.lease_key, std::move(c));
+    return absl::OkStatus();
+  }
+
+  // True when every parent of the lease has checkpointed SHARD_END (or is gone).
+  absl::StatusOr<bool> ParentsDone(const Lease& lease) {
+    for (const std::string& parent : lease.parent_shard_ids) {
+      absl::StatusOr<std::optional<Lease>> p =
+          options_.store->GetLease(options_.application_name, parent);
+      if (!p.ok()) return p.status();
+      if (p->has_value() && (*p)->checkpoint != kCheckpointShardEnd) return false;
+    }
+    return true;
+  }
+
+  absl::StatusOr<ShardIterator> IteratorFor(const ShardConsumer& c) {
+    StartingPosition position = StartingPosition::Latest();
+    if (c.last_delivered) {
+      position = StartingPosition::AfterSequenceNumber(*c.last_delivered);
+    } else if (std::optional<SequenceNumber> s = AsSequenceNumber(c.lease.checkpoint)) {
+      position = StartingPosition::AfterSequenceNumber(*s);
+    } else if (c.lease.checkpoint == kCheckpointTrimHorizon) {
+      position = StartingPosition::TrimHorizon();
+    } else if (c.lease.checkpoint == kCheckpointAtTimestamp) {
+      position = options_.initial_position;
+    }
+    return options_.stream->GetShardIterator(c.shard, position);
+  }
+
+  absl::Status ProcessShards() {
+    absl::Status status;
+    std::vector<std::string> lost;
+    std::vector<std::string> finished;
+    for (auto& [key, c] : held_) {
+      absl::Status s = ProcessShard(c);
+      if (c.lost) lost.push_back(key);
+      if (c.done) finished.push_back(key);
+      if (!s.ok() && status.ok()) status = s;
+    }
+    for (const std::string& key : lost) LoseLease(key);
+    for (const std::string& key : finished) {
+      auto it = held_.find(key);
+      if (it == held_.end()) continue;
+      // A finished shard's lease goes back to the table, where nobody takes it again.
+      Release(it->second).IgnoreError();
+      held_.erase(it);
+    }
+    return status;
+  }
+
+  absl::Status ProcessShard(ShardConsumer& c) {
+    if (c.done || c.lost) return absl::OkStatus();
+    if (!c.processor) {
+      if (c.lease.checkpoint == kCheckpointShardEnd) {
+        c.done = true;
+        return absl::OkStatus();
+      }
+      absl::StatusOr<bool> ready = ParentsDone(c.lease);
+      if (!ready.ok()) return ready.status();
+      if (!*ready) return absl::OkStatus();  // waiting on parent shards
+      c.processor = factory_(c.shard);
+      if (!c.processor) {
+        return InternalFailureError(
+            absl::StrFormat("the processor factory of worker %s "
+                            "returned no processor for %s",
+                            id_, c.shard.ToString()));
+      }
+      c.processor->Initialize(InitializationInput{c.shard, c.lease.checkpoint});
+    }
+    ShardCheckpointer checkpointer(this, &c);
+    if (c.at_end) {
+      // The processor has not checkpointed SHARD_END yet: ask again.
+      c.processor->ShardEnded(checkpointer);
+      c.done = c.lease.checkpoint == kCheckpointShardEnd;
+      return absl::OkStatus();
+    }
+    if (!c.iterator) {
+      absl::StatusOr<ShardIterator> it = IteratorFor(c);
+      if (!it.ok()) return it.status();
+      c.iterator = *it;
+    }
+    absl::StatusOr<GetRecordsResult> batch =
+        options_.stream->GetRecords(*c.iterator, options_.max_records);
+    if (!batch.ok()) {
+      if (GetErrorCode(batch.status()) == ErrorCode::kExpiredIterator) {
+        c.iterator.reset();  // re-obtained after the last delivered record next time
+        return absl::OkStatus();
+      }
+      if (GetErrorCode(batch.status()) == ErrorCode::kProvisionedThroughputExceeded) {
+        return absl::OkStatus();  // back off until the next poll
+      }
+      return batch.status();
+    }
+    if (!batch->records.empty()) {
+      read_any_ = true;
+      c.last_delivered = batch->records.back().sequence_number;
+      c.processor->ProcessRecords(ProcessRecordsInput{absl::MakeConstSpan(batch->records),
+                                                      batch->millis_behind_latest, checkpointer});
+      if (c.lost) return absl::OkStatus();
+    }
+    c.iterator = batch->next_shard_iterator;
+    if (!c.iterator) {
+      c.at_end = true;
+      c.processor->ShardEnded(checkpointer);
+      c.done = c.lease.checkpoint == kCheckpointShardEnd;
+    }
+    return absl::OkStatus();
+  }
+
+  void PublishHeld() {
+    std::vector<ShardId> shards;
+    for (const auto& [key, c] : held_) shards.push_back(c.shard);
+    std::sort(shards.begin(), shards.end());
+    std::lock_guard<std::mutex> lock(held_view_mu_);
+    held_view_ = std::move(shards);
+  }
+
+  const ConsumerGroupOptions& options_;
+  const std::string id_;
+  const RecordProcessorFactory factory_;
+  const std::shared_ptr<Clock> clock_;
+
+  std::mutex poll_mu_;  // serialises polls; guards everything below but the thread state
+  std::map<std::string, ShardConsumer, std::less<>> held_;
+  std::map<std::string, Observed, std::less<>> observed_;
+  std::optional<absl::Time> last_renew_;
+  std::optional<absl::Time> last_take_;
+  std::mt19937_64 rng_;
+  bool read_any_ = false;
+  bool shut_down_ = false;
+
+  mutable std::mutex held_view_mu_;
+  std::vector<ShardId> held_view_;
+
+  std::mutex thread_mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(ConsumerGroupOptions options) {
+  if (options.stream == nullptr)
+    return InvalidArgumentError("ConsumerGroupOptions::stream is required");
+  if (options.store == nullptr)
+    return InvalidArgumentError("ConsumerGroupOptions::store is required");
+  if (!IsValidApplicationName(options.application_name)) {
+    return InvalidArgumentError("application_name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
+  }
+  const ShardIteratorType type = options.initial_position.type;
+  if (type == ShardIteratorType::kAtSequenceNumber ||
+      type == ShardIteratorType::kAfterSequenceNumber || options.initial_position.sequence_number ||
+      (type == ShardIteratorType::kAtTimestamp) != options.initial_position.timestamp.has_value()) {
+    return InvalidArgumentError(
+        "initial_position must be TRIM_HORIZON, LATEST or AT_TIMESTAMP with a timestamp");
+  }
+  if (options.failover_time <= absl::ZeroDuration() ||
+      options.renew_interval < absl::ZeroDuration() ||
+      options.renew_interval >= options.failover_time ||
+      options.take_interval < absl::ZeroDuration() ||
+      options.idle_time_between_polls < absl::ZeroDuration()) {
+    return InvalidArgumentError(
+        "need failover_time > 0, 0 <= renew_interval < failover_time, take_interval >= 0");
+  }
+  if (options.renew_interval == absl::ZeroDuration() && options.failover_time / 3 <= kEpsilon) {
+    return InvalidArgumentError("failover_time must exceed 75 ms, or set renew_interval");
+  }
+  if (options.max_records < 1 || options.max_records > kMaxGetRecordsLimit) {
+    return InvalidArgumentError("max_records must be within [1, 10000]");
+  }
+  if (options.max_leases_per_worker < 1) {
+    return InvalidArgumentError("max_leases_per_worker must be at least 1");
+  }
+  return std::unique_ptr<ConsumerGroup>(new ConsumerGroup(std::move(options)));
+}
+
+ConsumerGroup::ConsumerGroup(ConsumerGroupOptions options)
+    : options_(std::move(options)), workers_(std::make_unique<Workers>()) {}
+
+ConsumerGroup::~ConsumerGroup() {
+  // Stop every thread before any worker goes away.
+  std::lock_guard<std::mutex> lock(workers_->mu);
+  for (auto& [id, w] : workers_->by_id) w->Crash();
+}
+
+absl::StatusOr<Worker*> ConsumerGroup::AddWorker(std::string worker_id,
+                                                 RecordProcessorFactory factory) {
+  if (worker_id.empty()) return InvalidArgumentError("worker id must not be empty");
+  if (!factory) return InvalidArgumentError("a processor factory is required");
+  std::lock_guard<std::mutex> lock(workers_->mu);
+  if (workers_->by_id.count(worker_id) != 0) {
+    return InvalidArgumentError(absl::StrFormat("worker %s already exists", worker_id));
+  }
+  auto worker = std::make_unique<WorkerImpl>(this, worker_id, std::move(factory));
+  Worker* raw = worker.get();
+  workers_->by_id.emplace(std::move(worker_id), std::move(worker));
+  return raw;
+}
+
+void ConsumerGroup::CrashWorker(std::string_view worker_id) {
+  std::unique_ptr<WorkerImpl> worker;
+  {
+    std::lock_guard<std::mutex> lock(workers_->mu);
+    auto it = workers_->by_id.find(worker_id);
+    if (it == workers_->by_id.end()) return;
+    worker = std::move(it->second);
+    workers_->by_id.erase(it);
+  }
+  worker->Crash();
+}
+
+}  // namespace rill

@@ -1,0 +1,87 @@
+// One shard of a stream as the stream keeps it, and the routing table of open shards. Internal:
+// shared by stream.cc and subscription.cc.
+#ifndef RILL_STREAM_STREAM_SHARD_H_
+#define RILL_STREAM_STREAM_SHARD_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "log/shard_log.h"
+#include "rill/base/hash_key.h"
+#include "rill/base/shard_id.h"
+#include "rill/stream/shard_description.h"
+#include "rill/stream/stream_options.h"
+#include "stream/rate_limiter.h"
+
+namespace rill {
+namespace internal {
+
+struct StreamShard {
+  StreamShard(ShardId id, HashKeyRange range, uint64_t first_counter, int64_t created_us,
+              const ShardLimits& limits)
+      : id(id),
+        range(range),
+        created_us(created_us),
+        log(first_counter),
+        write_bytes(limits.write_bytes_per_second, created_us),
+        write_records(limits.write_records_per_second, created_us),
+        read_calls(limits.read_calls_per_second, created_us),
+        iterator_calls(limits.get_shard_iterator_calls_per_second, created_us),
+        read_bytes(limits.read_bytes_per_second, created_us),
+        write_limited(!write_bytes.unlimited() || !write_records.unlimited()) {}
+
+  const ShardId id;
+  const HashKeyRange range;
+  std::optional<ShardId> parent;
+  std::optional<ShardId> adjacent_parent;
+  const int64_t created_us;
+  // When the shard closed (never before its newest record's arrival); "never" while open.
+  std::atomic<int64_t> closed_us{std::numeric_limits<int64_t>::max()};
+  // Latched once the shard is seen expired, so that a later retention increase revives nothing.
+  mutable std::atomic<bool> expired{false};
+  // Set before log.Close() and read only once log.closed() is seen, so never raced on.
+  std::vector<ChildShard> children;
+  ShardLog log;
+
+  TokenBucket write_bytes;
+  TokenBucket write_records;
+  TokenBucket read_calls;
+  TokenBucket iterator_calls;
+  ReadThroughput read_bytes;
+  const bool write_limited;
+
+  // Metrics the log does not keep (IncomingBytes/Records come from the log).
+  std::atomic<int64_t> outgoing_bytes{0};
+  std::atomic<int64_t> outgoing_records{0};
+  std::atomic<int64_t> write_throttled{0};
+  std::atomic<int64_t> read_throttled{0};
+  std::atomic<int64_t> iterator_age_ms{0};
+
+  // On-demand scaling state, touched only by Tick() under the stream's shards_mu_.
+  uint64_t tick_records = 0;
+  uint64_t tick_bytes = 0;
+  int64_t hot_since_us = -1;
+  int64_t cold_since_us = -1;
+};
+
+// The routing table: open shards sorted by starting hash key, and every shard by index.
+struct ShardMap {
+  std::vector<HashKey> starts;
+  std::vector<StreamShard*> open;
+  std::vector<StreamShard*> all;
+
+  StreamShard* Route(HashKey key) const {
+    // The last open shard starting at or below the key; the open shards tile the key space.
+    const auto it = std::upper_bound(starts.begin(), starts.end(), key);
+    return open[static_cast<size_t>(it - starts.begin()) - 1];
+  }
+};
+
+}  // namespace internal
+}  // namespace rill
+
+#endif  // RILL_STREAM_STREAM_SHARD_H_

@@ -1,0 +1,377 @@
+// Enhanced fan-out: the consumer registry of a Stream and push subscriptions to its shards.
+#include "rill/stream/subscription.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "log/shard_log.h"
+#include "rill/base/error.h"
+#include "rill/base/internal/sequence_layout.h"
+#include "rill/stream/stream.h"
+#include "stream/rate_limiter.h"
+#include "stream/stream_shard.h"
+
+namespace rill {
+
+std::string_view ConsumerStatusName(ConsumerStatus status) {
+  switch (status) {
+    case ConsumerStatus::kCreating:
+      return "CREATING";
+    case ConsumerStatus::kDeleting:
+      return "DELETING";
+    case ConsumerStatus::kActive:
+      return "ACTIVE";
+  }
+  return "UNKNOWN";
+}
+
+namespace internal {
+
+// Why a subscription stopped.
+enum class EndReason : int { kNone, kCancelled, kLifetime, kShardEnd, kTakenOver, kDeregistered };
+
+// What a subscription shares with the consumer registry, so that a takeover or a
+// deregistration can end it from another thread.
+struct SubscriptionControl {
+  std::atomic<int> end{static_cast<int>(EndReason::kNone)};
+  Waker waker;  // Next() sleeps on it
+
+  void End(EndReason reason) {
+    int expected = static_cast<int>(EndReason::kNone);
+    end.compare_exchange_strong(expected, static_cast<int>(reason));
+    waker.Interrupt();
+  }
+  EndReason reason() const { return static_cast<EndReason>(end.load(std::memory_order_acquire)); }
+};
+
+struct ConsumerState {
+  ConsumerDescription description;
+  std::mutex mu;
+  struct Slot {
+    int64_t subscribed_us = 0;
+    std::weak_ptr<SubscriptionControl> current;
+  };
+  std::map<uint32_t, Slot> by_shard;  // guarded by mu
+  bool deregistered = false;          // guarded by mu
+};
+
+namespace {
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+
+class SubscriptionImpl final : public Subscription {
+ public:
+  SubscriptionImpl(const Stream* stream, StreamShard* shard, uint32_t stream_tag,
+                   std::shared_ptr<ConsumerState> consumer,
+                   std::shared_ptr<SubscriptionControl> control, uint64_t ordinal,
+                   const SubscribeOptions& options, int64_t bytes_per_second, int64_t now_us)
+      : stream_(stream),
+        shard_(shard),
+        stream_tag_(stream_tag),
+        consumer_(std::move(consumer)),
+        control_(std::move(control)),
+        options_(options),
+        clock_(stream->options().clock),
+        position_(ordinal),
+        started_us_(now_us),
+        last_event_us_(now_us),
+        throughput_(bytes_per_second, now_us) {
+    shard_->log.AddWaker(&control_->waker);
+  }
+
+  ~SubscriptionImpl() override {
+    shard_->log.RemoveWaker(&control_->waker);
+    control_->End(EndReason::kCancelled);
+  }
+
+  absl::StatusOr<std::optional<SubscribeToShardEvent>> TryNext() override {
+    return Poll(ToMicros(clock_->Now()));
+  }
+
+  absl::StatusOr<std::optional<SubscribeToShardEvent>> Next(absl::Duration timeout) override {
+    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+    const auto spin_until =
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options_.spin);
+    for (;;) {
+      absl::StatusOr<std::optional<SubscribeToShardEvent>> event = TryNext();
+      if (!event.ok() || event->has_value() || !active()) return event;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return event;
+      auto ready = [this] {
+        return shard_->log.end_ordinal() > position_ || shard_->log.closed() ||
+               control_->reason() != EndReason::kNone;
+      };
+      if (now < spin_until) {
+        if (!ready()) std::this_thread::yield();
+        continue;
+      }
+      // Sleep until a record is appended (the log wakes us), the shard closes, the subscription
+      // is ended from outside, or the deadline. Throughput waits and heartbeats are judged on
+      // the stream's clock, which may not move in real time: wake up now and then to look.
+      control_->waker.WaitUntil(ready, std::min(deadline, now + std::chrono::milliseconds(50)));
+    }
+  }
+
+  bool active() const override { return control_->reason() == EndReason::kNone; }
+  void Cancel() override { control_->End(EndReason::kCancelled); }
+  ShardId shard_id() const override { return shard_->id; }
+  const std::string& consumer_name() const override { return consumer_->description.consumer_name; }
+  std::optional<SequenceNumber> continuation_sequence_number() const override {
+    return continuation_;
+  }
+  void AddWaker(Waker* waker) override { shard_->log.AddWaker(waker); }
+  void RemoveWaker(Waker* waker) override { shard_->log.RemoveWaker(waker); }
+
+ private:
+  SequenceNumber Make(uint64_t counter) const {
+    return MakeSequenceNumber(counter, shard_->id.index(), stream_tag_);
+  }
+
+  absl::StatusOr<std::optional<SubscribeToShardEvent>> Poll(int64_t now_us) {
+    switch (control_->reason()) {
+      case EndReason::kNone:
+        break;
+      case EndReason::kTakenOver:
+        return ResourceInUseError(
+            absl::StrFormat("a newer subscription of consumer %s took over shard %s",
+                            consumer_->description.consumer_name, shard_->id.ToString()));
+      case EndReason::kDeregistered:
+        return ResourceNotFoundError(
+            absl::StrFormat("consumer %s was deregistered", consumer_->description.consumer_name));
+      default:
+        return std::nullopt;
+    }
+    if (options_.lifetime > absl::ZeroDuration() &&
+        now_us - started_us_ >= absl::ToInt64Microseconds(options_.lifetime)) {
+      control_->End(EndReason::kLifetime);
+      return std::nullopt;
+    }
+    ShardLog& log = shard_->log;
+    // Closedness first: if it is closed, the end read next is final.
+    const bool closed = log.closed();
+    const uint64_t end = log.end_ordinal();
+    const uint64_t trim = log.TrimBefore(now_us - absl::ToInt64Microseconds(stream_->retention()));
+    position_ = std::max(position_, trim);
+
+    if (position_ < end) {
+      if (!throughput_.Allowed(now_us)) return std::nullopt;  // behind; catches up later
+      SubscribeToShardEvent event;
+      ShardLog::Cursor cursor(log, position_, end);
+      const void* pinned = nullptr;
+      int64_t bytes = 0;
+      while (cursor.Valid() &&
+             event.records.size() < static_cast<size_t>(options_.max_records_per_event)) {
+        const StoredRecord r = cursor.Get();
+        if (cursor.chunk().get() != pinned) {
+          pinned = cursor.chunk().get();
+          event.storage.push_back(cursor.chunk());
+        }
+        bytes += static_cast<int64_t>(r.partition_key.size() + r.data.size());
+        event.records.push_back(
+            Record{Make(r.counter), absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
+        cursor.Next();
+      }
+      position_ = cursor.ordinal();
+      if (cursor.Valid()) {
+        event.millis_behind_latest =
+            std::max<int64_t>(0, (now_us - cursor.Get().arrival_us) / 1000);
+      }
+      throughput_.Charge(bytes, now_us);
+      shard_->outgoing_records.fetch_add(static_cast<int64_t>(event.records.size()),
+                                         std::memory_order_relaxed);
+      shard_->outgoing_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      if (!event.records.empty()) {
+        continuation_ = event.records.back().sequence_number;
+      } else {
+        continuation_ = PositionContinuation(end);
+      }
+      event.continuation_sequence_number = continuation_;
+      last_event_us_ = now_us;
+      return event;
+    }
+    if (closed) {
+      // Read to the end of a closed shard: the last event names the children.
+      SubscribeToShardEvent event;
+      event.child_shards = shard_->children;
+      continuation_.reset();
+      control_->End(EndReason::kShardEnd);
+      return event;
+    }
+    if (options_.heartbeat_interval > absl::ZeroDuration() &&
+        now_us - last_event_us_ >= absl::ToInt64Microseconds(options_.heartbeat_interval)) {
+      SubscribeToShardEvent event;
+      if (!continuation_) continuation_ = PositionContinuation(end);
+      event.continuation_sequence_number = continuation_;
+      last_event_us_ = now_us;
+      return event;
+    }
+    return std::nullopt;
+  }
+
+  // A sequence number just below the next record to deliver, for continuations before any record
+  // was delivered: AFTER_SEQUENCE_NUMBER of it starts exactly there.
+  SequenceNumber PositionContinuation(uint64_t end) const {
+    if (continuation_) return *continuation_;
+    if (position_ < end) {
+      ShardLog::Cursor cursor(shard_->log, position_, end);
+      if (cursor.Valid()) return Make(cursor.Get().counter - 1);
+    }
+    return Make(shard_->log.next_counter() - 1);
+  }
+
+  const Stream* const stream_;
+  StreamShard* const shard_;
+  const uint32_t stream_tag_;
+  const std::shared_ptr<ConsumerState> consumer_;
+  const std::shared_ptr<SubscriptionControl> control_;
+  const SubscribeOptions options_;
+  const std::shared_ptr<Clock> clock_;
+  uint64_t position_;
+  const int64_t started_us_;
+  int64_t last_event_us_;
+  std::optional<SequenceNumber> continuation_;
+  ReadThroughput throughput_;
+};
+
+bool IsValidConsumerName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+}  // namespace
+}  // namespace internal
+
+absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_view name) {
+  if (!internal::IsValidConsumerName(name)) {
+    return InvalidArgumentError("consumer name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
+  }
+  const absl::Time now = options_.clock->Now();
+  std::lock_guard<std::mutex> lock(consumers_mu_);
+  for (const auto& c : consumers_) {
+    if (c->description.consumer_name == name) {
+      return ResourceInUseError(absl::StrFormat("consumer %s is already registered on stream %s",
+                                                absl::string_view(name.data(), name.size()),
+                                                options_.name));
+    }
+  }
+  if (static_cast<int>(consumers_.size()) >= options_.enhanced_fan_out.max_consumers) {
+    return LimitExceededError(
+        absl::StrFormat("stream %s already has %d consumers", options_.name, consumers_.size()));
+  }
+  auto state = std::make_shared<internal::ConsumerState>();
+  state->description.consumer_name = std::string(name);
+  state->description.status = ConsumerStatus::kActive;
+  state->description.creation_time = now;
+  state->description.consumer_arn =
+      absl::StrFormat("arn:aws:kinesis:local:000000000000:stream/%s/consumer/%s:%d", options_.name,
+                      absl::string_view(name.data(), name.size()), absl::ToUnixSeconds(now));
+  consumers_.push_back(state);
+  return state->description;
+}
+
+absl::Status Stream::DeregisterStreamConsumer(std::string_view name) {
+  std::shared_ptr<internal::ConsumerState> state;
+  {
+    std::lock_guard<std::mutex> lock(consumers_mu_);
+    auto it = std::find_if(consumers_.begin(), consumers_.end(),
+                           [&](const auto& c) { return c->description.consumer_name == name; });
+    if (it == consumers_.end()) {
+      return ResourceNotFoundError(absl::StrFormat("consumer %s is not registered on stream %s",
+                                                   absl::string_view(name.data(), name.size()),
+                                                   options_.name));
+    }
+    state = *it;
+    consumers_.erase(it);
+  }
+  std::lock_guard<std::mutex> lock(state->mu);
+  state->deregistered = true;
+  for (auto& [shard, slot] : state->by_shard) {
+    if (auto control = slot.current.lock()) control->End(internal::EndReason::kDeregistered);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ConsumerDescription> Stream::DescribeStreamConsumer(std::string_view name) const {
+  std::lock_guard<std::mutex> lock(consumers_mu_);
+  for (const auto& c : consumers_) {
+    if (c->description.consumer_name == name) return c->description;
+  }
+  return ResourceNotFoundError(absl::StrFormat("consumer %s is not registered on stream %s",
+                                               absl::string_view(name.data(), name.size()),
+                                               options_.name));
+}
+
+std::vector<ConsumerDescription> Stream::ListStreamConsumers() const {
+  std::lock_guard<std::mutex> lock(consumers_mu_);
+  std::vector<ConsumerDescription> out;
+  for (const auto& c : consumers_) out.push_back(c->description);
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
+    std::string_view consumer_name, std::string_view shard_id, const StartingPosition& position,
+    const SubscribeOptions& options) {
+  absl::StatusOr<ShardId> id = ShardId::Parse(shard_id);
+  if (!id.ok()) return id.status();
+  return SubscribeToShard(consumer_name, *id, position, options);
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
+    std::string_view consumer_name, ShardId shard_id, const StartingPosition& position,
+    const SubscribeOptions& options) {
+  if (options.max_records_per_event < 1 || options.max_records_per_event > kMaxGetRecordsLimit ||
+      options.lifetime < absl::ZeroDuration() ||
+      options.heartbeat_interval < absl::ZeroDuration() || options.spin < absl::ZeroDuration()) {
+    return InvalidArgumentError(
+        "SubscribeOptions: max_records_per_event must be within [1, 10000], durations >= 0");
+  }
+  std::shared_ptr<internal::ConsumerState> consumer;
+  {
+    std::lock_guard<std::mutex> lock(consumers_mu_);
+    for (const auto& c : consumers_) {
+      if (c->description.consumer_name == consumer_name) consumer = c;
+    }
+  }
+  if (consumer == nullptr) {
+    return ResourceNotFoundError(absl::StrFormat(
+        "consumer %s is not registered on stream %s",
+        absl::string_view(consumer_name.data(), consumer_name.size()), options_.name));
+  }
+  // The position, by GetShardIterator's rules (not counted against its rate limit).
+  absl::StatusOr<ShardIterator> it = GetShardIteratorImpl(shard_id.index(), position, false);
+  if (!it.ok()) return it.status();
+  const int64_t now_us = absl::ToUnixMicros(options_.clock->Now());
+  internal::StreamShard* shard = FindShard(shard_id.index());
+
+  auto control = std::make_shared<internal::SubscriptionControl>();
+  {
+    std::lock_guard<std::mutex> lock(consumer->mu);
+    if (consumer->deregistered) {
+      return ResourceNotFoundError("the consumer was deregistered");
+    }
+    internal::ConsumerState::Slot& slot = consumer->by_shard[shard_id.index()];
+    if (slot.subscribed_us != 0 &&
+        now_us - slot.subscribed_us <
+            absl::ToInt64Microseconds(options_.enhanced_fan_out.resubscribe_interval)) {
+      return ResourceInUseError(
+          absl::StrFormat("consumer %s subscribed to shard %s less than %s ago",
+                          consumer->description.consumer_name, shard_id.ToString(),
+                          absl::FormatDuration(options_.enhanced_fan_out.resubscribe_interval)));
+    }
+    if (auto old = slot.current.lock()) old->End(internal::EndReason::kTakenOver);
+    slot.subscribed_us = now_us;
+    slot.current = control;
+  }
+  return std::unique_ptr<Subscription>(new internal::SubscriptionImpl(
+      this, shard, stream_tag_, consumer, control, it->ordinal_, options,
+      options_.enhanced_fan_out.bytes_per_second_per_shard, now_us));
+}
+
+}  // namespace rill
