@@ -10,6 +10,7 @@
 namespace rill {
 
 struct Dispatcher::State {
+  DispatcherOptions options;
   struct Entry {
     std::unique_ptr<Subscription> subscription;
     EventCallback on_event;
@@ -34,7 +35,9 @@ struct Dispatcher::State {
   }
 };
 
-Dispatcher::Dispatcher() : state_(std::make_unique<State>()) {}
+Dispatcher::Dispatcher(DispatcherOptions options) : state_(std::make_unique<State>()) {
+  state_->options = options;
+}
 
 Dispatcher::~Dispatcher() = default;
 
@@ -89,6 +92,17 @@ void Dispatcher::Run() {
       }
     }
     if (RunOnce() > 0) continue;
+    // Nothing now: look again for a little while before sleeping.
+    const auto spin_until =
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(s.options.spin);
+    bool found = false;
+    while (std::chrono::steady_clock::now() < spin_until) {
+      if (RunOnce() > 0) {
+        found = true;
+        break;
+      }
+    }
+    if (found) continue;
     // Nothing now: sleep until a watched shard gets a record, Subscribe or Stop interrupts, or a
     // while passes (throughput limits and heartbeats run on the stream's clock).
     s.waker.WaitUntil(

@@ -30,6 +30,13 @@
 
 namespace rill {
 
+struct DispatcherOptions {
+  // Real time Run() keeps looking for events before it sleeps: trades CPU for wake-up latency
+  // (a sleeping dispatcher is woken by the append, which costs a few microseconds more).
+  // Default: 50 us. Zero sleeps at once.
+  absl::Duration spin = absl::Microseconds(50);
+};
+
 class Dispatcher {
  public:
   using EventCallback = std::function<void(const SubscribeToShardEvent& event)>;
@@ -38,7 +45,7 @@ class Dispatcher {
   // kResourceNotFound: the consumer was deregistered).
   using EndCallback = std::function<void(const Subscription& subscription, absl::Status status)>;
 
-  Dispatcher();
+  explicit Dispatcher(DispatcherOptions options = {});
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
