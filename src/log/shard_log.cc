@@ -172,8 +172,6 @@ void ShardLog::RemoveWaker(Waker* waker) {
 void ShardLog::WakeReaders() {
   MutexLock lock(&wakers_mu_);
   for (Waker* w : wakers_) w->MarkPending();
-  // Pairs with the fence in Waker::WaitUntil (see there).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   for (Waker* w : wakers_) w->Wake();
 }
 

@@ -119,9 +119,9 @@ class Chunk {
 // several logs; a log notes every append on its wakers and pays for a wake-up only while a waker
 // is actually asleep: the append path reads one atomic when no waker is registered.
 //
-// No wake-up is lost: a writer marks the waker pending, fences, then looks whether it sleeps; a
-// waiter marks itself asleep, fences, then looks whether it is pending (or ready). One of the two
-// always sees the other.
+// No wake-up is lost: a writer marks the waker pending, then looks whether it sleeps; a waiter
+// marks itself asleep, then looks whether it is pending (or ready), all with sequentially
+// consistent operations. One of the two always sees the other.
 class Waker {
  public:
   // Waits until Wake() or Interrupt() is called or `deadline` (steady clock) passes; returns at
@@ -129,9 +129,8 @@ class Waker {
   template <typename Ready>
   bool WaitUntil(Ready ready, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock<std::mutex> lock(mu_);
-    sleeping_.store(true, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    bool woken = pending_.exchange(false, std::memory_order_relaxed) || signaled_;
+    sleeping_.store(true, std::memory_order_seq_cst);
+    bool woken = pending_.exchange(false, std::memory_order_seq_cst) || signaled_;
     bool is_ready = ready();
     while (!is_ready && !woken) {
       if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
@@ -144,10 +143,11 @@ class Waker {
     return is_ready || ready();
   }
 
-  // Writers: MarkPending(), then a seq_cst fence, then Wake().
-  void MarkPending() { pending_.store(true, std::memory_order_relaxed); }
+  // Writers: MarkPending(), then Wake(). Both sides use sequentially consistent operations
+  // (store, then load of the other's flag), so one of them always sees the other.
+  void MarkPending() { pending_.store(true, std::memory_order_seq_cst); }
   void Wake() {
-    if (!sleeping_.load(std::memory_order_relaxed)) return;
+    if (!sleeping_.load(std::memory_order_seq_cst)) return;
     std::lock_guard<std::mutex> lock(mu_);
     signaled_ = true;
     cv_.notify_all();
