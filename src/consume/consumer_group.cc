@@ -114,6 +114,9 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     std::unique_ptr<RecordProcessor> processor;
     std::optional<ShardIterator> iterator;
     std::optional<SequenceNumber> last_delivered;
+    // When a LATEST lease first got its iterator: re-obtained before any record was delivered
+    // (an expired iterator), it starts at this time, so nothing put in between is skipped.
+    std::optional<absl::Time> latest_at;
     bool at_end = false;  // read to its end; waiting for the SHARD_END checkpoint
     bool done = false;    // SHARD_END checkpointed
     bool lost = false;    // a write found someone else's counter
@@ -433,6 +436,8 @@ class ConsumerGroup::WorkerImpl final : public Worker {
       position = StartingPosition::TrimHorizon();
     } else if (c.lease.checkpoint == kCheckpointAtTimestamp) {
       position = options_.initial_position;
+    } else if (c.latest_at) {
+      position = StartingPosition::AtTimestamp(*c.latest_at);
     }
     return options_.stream->GetShardIterator(c.shard, position);
   }
@@ -488,6 +493,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
       absl::StatusOr<ShardIterator> it = IteratorFor(c);
       if (!it.ok()) return it.status();
       c.iterator = *it;
+      if (!c.latest_at && c.lease.checkpoint == kCheckpointLatest) c.latest_at = it->issued_at();
     }
     absl::StatusOr<GetRecordsResult> batch =
         options_.stream->GetRecords(*c.iterator, options_.max_records);

@@ -6,11 +6,27 @@
 // how two workers that race for a lease learn that one of them lost. The interface is small on
 // purpose, so that an external database can back it later.
 //
+// The store keeps rows exactly as given: it never changes a counter itself. A writer reads a row,
+// builds the new row with counter + 1 and passes the counter it read as `expected_counter`; of two
+// writers that read the same row, one succeeds and the other gets kResourceInUse, re-reads and
+// decides again. (A writer that does not bump the counter defeats the scheme for everyone.)
+//
+// Application names, in both implementations: 1-128 characters of [a-zA-Z0-9_.-] (the rule
+// Kinesis applies to stream and consumer names; it also makes them safe as file names). Anything
+// else is kInvalidArgument. Lease keys must not be empty (kInvalidArgument).
+//
 // Example:
 //   auto store = rill::FileCheckpointStore::Open("/var/lib/app/checkpoints");
 //   if (!store.ok()) return store.status();
-//   absl::StatusOr<std::optional<rill::Lease>> lease = (*store)->GetLease("billing",
-//   "shardId-000000000000");
+//   absl::StatusOr<std::optional<rill::Lease>> lease =
+//       (*store)->GetLease("billing", "shardId-000000000000");
+//   if (lease.ok() && *lease) {
+//     rill::Lease updated = **lease;
+//     updated.checkpoint = last_processed.ToString();
+//     updated.counter = (*lease)->counter + 1;
+//     absl::Status s = (*store)->UpdateLease("billing", updated, (*lease)->counter);
+//     // kResourceInUse: somebody else wrote the row first; re-read and decide again.
+//   }
 //
 // Thread safety: every method of every implementation is thread-safe.
 #ifndef RILL_CONSUME_CHECKPOINT_STORE_H_
@@ -56,7 +72,8 @@ class CheckpointStore {
  public:
   virtual ~CheckpointStore() = default;
 
-  // Every lease of `application`, in lease-key order.
+  // Every lease of `application`, in lease-key order (byte-wise); empty for an application that
+  // has none.
   [[nodiscard]] virtual absl::StatusOr<std::vector<Lease>> ListLeases(
       std::string_view application) = 0;
 
@@ -81,11 +98,15 @@ class CheckpointStore {
                                                  int64_t expected_counter) = 0;
 };
 
-// A store in memory: for tests, simulations and applications that restart from scratch.
-class InMemoryCheckpointStore final : public CheckpointStore { /* declared by its implementer */
+// A store in memory: for tests, simulations and applications that restart from scratch. Every
+// call takes one mutex; reads copy the rows they return.
+class InMemoryCheckpointStore final : public CheckpointStore {
  public:
   InMemoryCheckpointStore();
   ~InMemoryCheckpointStore() override;
+  InMemoryCheckpointStore(const InMemoryCheckpointStore&) = delete;
+  InMemoryCheckpointStore& operator=(const InMemoryCheckpointStore&) = delete;
+
   absl::StatusOr<std::vector<Lease>> ListLeases(std::string_view application) override;
   absl::StatusOr<std::optional<Lease>> GetLease(std::string_view application,
                                                 std::string_view lease_key) override;
@@ -98,6 +119,62 @@ class InMemoryCheckpointStore final : public CheckpointStore { /* declared by it
 
  private:
   struct State;
+  std::unique_ptr<State> state_;
+};
+
+// A store in a directory, for leases and checkpoints that survive a restart.
+//
+// Layout: one file per application, `<directory>/<application>.leases`, holding that
+// application's whole lease table, plus an empty `<application>.lock` beside it. The file is text
+// (format version 1): a header line, the application name, one line per lease with every field
+// length-prefixed (so any bytes survive), and a final line with the MD5 of everything before it.
+//
+// Durability: every write is an atomic replace. The new table goes to
+// `<application>.leases.tmp`, which is fsync'ed and renamed over the old file, and then the
+// directory is fsync'ed; a crash at any point leaves either the old table or the new one, never a
+// mix. When a write returns OK, it is on disk. A write costs two fsyncs.
+//
+// Reads are not cached: every call reads the application's file (a small file, normally in the
+// page cache), so that several stores on one directory — in this process or in others — see each
+// other's writes at once. Writes hold an exclusive flock(2) on the lock file around the
+// read-modify-write, so conditional writes stay exact across stores and processes (on local file
+// systems; flock over NFS is not reliable).
+//
+// A damaged file (empty, truncated, bytes changed, not a lease file, another application's file)
+// fails every call that reads it with kInternalFailure, naming the file and what is wrong; it is
+// never overwritten by a write that could not read it, and never crashes the process. Move it
+// away (or restore it) to recover. An I/O error is kInternalFailure with the file and errno text.
+//
+// Thread safety: thread-safe. Any number of stores, in any number of processes, may share a
+// directory.
+class FileCheckpointStore final : public CheckpointStore {
+ public:
+  // Opens the store in `directory`, creating the directory (and missing parents) if needed.
+  // Errors: kInvalidArgument for an empty path; kInternalFailure if the directory cannot be
+  // created or opened (e.g. the path names a file, or permission is denied).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<FileCheckpointStore>> Open(
+      std::string directory);
+
+  ~FileCheckpointStore() override;
+  FileCheckpointStore(const FileCheckpointStore&) = delete;
+  FileCheckpointStore& operator=(const FileCheckpointStore&) = delete;
+
+  // The directory given to Open().
+  const std::string& directory() const;
+
+  absl::StatusOr<std::vector<Lease>> ListLeases(std::string_view application) override;
+  absl::StatusOr<std::optional<Lease>> GetLease(std::string_view application,
+                                                std::string_view lease_key) override;
+  absl::StatusOr<bool> CreateLeaseIfAbsent(std::string_view application,
+                                           const Lease& lease) override;
+  absl::Status UpdateLease(std::string_view application, const Lease& lease,
+                           int64_t expected_counter) override;
+  absl::Status DeleteLease(std::string_view application, std::string_view lease_key,
+                           int64_t expected_counter) override;
+
+ private:
+  struct State;
+  explicit FileCheckpointStore(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
 

@@ -1,0 +1,146 @@
+// InMemoryCheckpointStore, and the validation both stores share.
+#include <map>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "consume/checkpoint_store_internal.h"
+#include "rill/base/error.h"
+#include "rill/base/internal/mutex.h"
+#include "rill/base/internal/strings.h"
+#include "rill/consume/checkpoint_store.h"
+
+namespace rill {
+namespace internal {
+
+absl::Status ValidateApplicationName(std::string_view application) {
+  bool ok = !application.empty() && application.size() <= 128;
+  for (char c : application) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '.' || c == '-');
+  }
+  if (ok) return absl::OkStatus();
+  return InvalidArgumentError(absl::StrFormat(
+      "application name '%s' is invalid: it must have 1-128 characters of [a-zA-Z0-9_.-]",
+      ToAbsl(application.substr(0, 200))));
+}
+
+absl::Status ValidateLeaseKey(std::string_view lease_key) {
+  if (!lease_key.empty()) return absl::OkStatus();
+  return InvalidArgumentError("lease key must not be empty");
+}
+
+}  // namespace internal
+
+struct InMemoryCheckpointStore::State {
+  using Table = std::map<std::string, Lease, std::less<>>;
+  internal::Mutex mu;
+  std::map<std::string, Table, std::less<>> tables ABSL_GUARDED_BY(mu);  // by application
+
+  // The application's table, or null if it has none yet.
+  Table* Find(std::string_view application) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    auto it = tables.find(application);
+    return it == tables.end() ? nullptr : &it->second;
+  }
+};
+
+InMemoryCheckpointStore::InMemoryCheckpointStore() : state_(std::make_unique<State>()) {}
+InMemoryCheckpointStore::~InMemoryCheckpointStore() = default;
+
+absl::StatusOr<std::vector<Lease>> InMemoryCheckpointStore::ListLeases(
+    std::string_view application) {
+  if (absl::Status s = internal::ValidateApplicationName(application); !s.ok()) return s;
+  internal::MutexLock<internal::Mutex> lock(&state_->mu);
+  std::vector<Lease> leases;
+  if (const State::Table* table = state_->Find(application)) {
+    leases.reserve(table->size());
+    for (const auto& [key, lease] : *table) leases.push_back(lease);
+  }
+  return leases;
+}
+
+absl::StatusOr<std::optional<Lease>> InMemoryCheckpointStore::GetLease(std::string_view application,
+                                                                       std::string_view lease_key) {
+  if (absl::Status s = internal::ValidateApplicationName(application); !s.ok()) return s;
+  if (absl::Status s = internal::ValidateLeaseKey(lease_key); !s.ok()) return s;
+  internal::MutexLock<internal::Mutex> lock(&state_->mu);
+  const State::Table* table = state_->Find(application);
+  if (table == nullptr) return std::optional<Lease>();
+  auto it = table->find(lease_key);
+  if (it == table->end()) return std::optional<Lease>();
+  return std::optional<Lease>(it->second);
+}
+
+absl::StatusOr<bool> InMemoryCheckpointStore::CreateLeaseIfAbsent(std::string_view application,
+                                                                  const Lease& lease) {
+  if (absl::Status s = internal::ValidateApplicationName(application); !s.ok()) return s;
+  if (absl::Status s = internal::ValidateLeaseKey(lease.lease_key); !s.ok()) return s;
+  internal::MutexLock<internal::Mutex> lock(&state_->mu);
+  auto table = state_->tables.find(application);
+  if (table == state_->tables.end()) {
+    table = state_->tables.emplace(std::string(application), State::Table()).first;
+  }
+  return table->second.emplace(lease.lease_key, lease).second;
+}
+
+namespace {
+
+// The common check of UpdateLease and DeleteLease.
+absl::Status CheckCounter(std::string_view application, std::string_view lease_key,
+                          const Lease* stored, int64_t expected_counter) {
+  if (stored == nullptr) {
+    return ResourceNotFoundError(absl::StrFormat("application %s has no lease %s",
+                                                 internal::ToAbsl(application),
+                                                 internal::ToAbsl(lease_key)));
+  }
+  if (stored->counter != expected_counter) {
+    return ResourceInUseError(
+        absl::StrFormat("lease %s of application %s has counter %d, not the expected %d",
+                        internal::ToAbsl(lease_key), internal::ToAbsl(application), stored->counter,
+                        expected_counter));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status InMemoryCheckpointStore::UpdateLease(std::string_view application, const Lease& lease,
+                                                  int64_t expected_counter) {
+  if (absl::Status s = internal::ValidateApplicationName(application); !s.ok()) return s;
+  if (absl::Status s = internal::ValidateLeaseKey(lease.lease_key); !s.ok()) return s;
+  internal::MutexLock<internal::Mutex> lock(&state_->mu);
+  State::Table* table = state_->Find(application);
+  Lease* stored = nullptr;
+  if (table != nullptr) {
+    auto it = table->find(lease.lease_key);
+    if (it != table->end()) stored = &it->second;
+  }
+  if (absl::Status s = CheckCounter(application, lease.lease_key, stored, expected_counter);
+      !s.ok()) {
+    return s;
+  }
+  *stored = lease;
+  return absl::OkStatus();
+}
+
+absl::Status InMemoryCheckpointStore::DeleteLease(std::string_view application,
+                                                  std::string_view lease_key,
+                                                  int64_t expected_counter) {
+  if (absl::Status s = internal::ValidateApplicationName(application); !s.ok()) return s;
+  if (absl::Status s = internal::ValidateLeaseKey(lease_key); !s.ok()) return s;
+  internal::MutexLock<internal::Mutex> lock(&state_->mu);
+  State::Table* table = state_->Find(application);
+  State::Table::iterator it;
+  const Lease* stored = nullptr;
+  if (table != nullptr) {
+    it = table->find(lease_key);
+    if (it != table->end()) stored = &it->second;
+  }
+  if (absl::Status s = CheckCounter(application, lease_key, stored, expected_counter); !s.ok()) {
+    return s;
+  }
+  table->erase(it);
+  return absl::OkStatus();
+}
+
+}  // namespace rill
