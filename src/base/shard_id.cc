@@ -2,24 +2,13 @@
 
 #include "absl/strings/str_format.h"
 #include "rill/base/error.h"
+#include "rill/base/internal/strings.h"
 
 namespace rill {
-namespace {
-
-bool IsValidShardIdSyntax(std::string_view text) {
-  if (text.empty() || text.size() > 128) return false;
-  for (char c : text) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 absl::StatusOr<ShardId> ShardId::Parse(std::string_view text) {
-  if (!IsValidShardIdSyntax(text)) {
+  if (!internal::IsKinesisName(text)) {
     return InvalidArgumentError("shard id must be 1 to 128 characters of [a-zA-Z0-9_.-]");
   }
   std::string_view digits = text;

@@ -14,11 +14,7 @@ namespace rill {
 namespace internal {
 
 absl::Status ValidateApplicationName(std::string_view application) {
-  bool ok = !application.empty() && application.size() <= 128;
-  for (char c : application) {
-    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '_' || c == '.' || c == '-');
-  }
+  const bool ok = IsKinesisName(application);
   if (ok) return absl::OkStatus();
   return InvalidArgumentError(absl::StrFormat(
       "application name '%s' is invalid: it must have 1-128 characters of [a-zA-Z0-9_.-]",

@@ -12,20 +12,13 @@
 
 #include "absl/strings/str_format.h"
 #include "rill/base/error.h"
+#include "rill/base/internal/strings.h"
 #include "rill/stream/stream.h"
 
 namespace rill {
 namespace {
 
 constexpr absl::Duration kEpsilon = absl::Milliseconds(25);  // the KCL's epsilonMillis
-
-bool IsValidApplicationName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
-}
 
 std::optional<SequenceNumber> AsSequenceNumber(std::string_view checkpoint) {
   absl::StatusOr<SequenceNumber> s = SequenceNumber::Parse(checkpoint);
@@ -559,7 +552,7 @@ absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(ConsumerGro
     return InvalidArgumentError("ConsumerGroupOptions::stream is required");
   if (options.store == nullptr)
     return InvalidArgumentError("ConsumerGroupOptions::store is required");
-  if (!IsValidApplicationName(options.application_name)) {
+  if (!internal::IsKinesisName(options.application_name)) {
     return InvalidArgumentError("application_name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
   }
   const ShardIteratorType type = options.initial_position.type;

@@ -8,6 +8,7 @@
 #include "base/partition_key_cache.h"
 #include "log/shard_log.h"
 #include "rill/base/internal/sequence_layout.h"
+#include "rill/base/internal/strings.h"
 #include "rill/base/md5.h"
 #include "stream/rate_limiter.h"
 #include "stream/stream_shard.h"
@@ -20,14 +21,6 @@ using internal::ShardMap;
 using internal::StreamShard;
 
 constexpr int64_t kMicrosPerDay = int64_t{86400} * 1000000;
-
-bool IsValidName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
-}
 
 // Counts the UTF-16 code units of valid UTF-8 `s` (Kinesis' measure of a partition key), or
 // returns -1 if `s` is not valid UTF-8.
@@ -243,7 +236,7 @@ struct Stream::Counters {
 };
 
 absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
-  if (!IsValidName(options.name)) {
+  if (!internal::IsKinesisName(options.name)) {
     return InvalidArgumentError("stream name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
   }
   if (options.max_shards < 1) return InvalidArgumentError("max_shards must be at least 1");

@@ -11,6 +11,7 @@
 #include "log/shard_log.h"
 #include "rill/base/error.h"
 #include "rill/base/internal/sequence_layout.h"
+#include "rill/base/internal/strings.h"
 #include "rill/stream/stream.h"
 #include "stream/rate_limiter.h"
 #include "stream/stream_shard.h"
@@ -237,19 +238,11 @@ class SubscriptionImpl final : public Subscription {
   ReadThroughput throughput_;
 };
 
-bool IsValidConsumerName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
-}
-
 }  // namespace
 }  // namespace internal
 
 absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_view name) {
-  if (!internal::IsValidConsumerName(name)) {
+  if (!internal::IsKinesisName(name)) {
     return InvalidArgumentError("consumer name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
   }
   const absl::Time now = options_.clock->Now();

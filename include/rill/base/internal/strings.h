@@ -16,6 +16,18 @@ inline std::string_view FromAbsl(absl::string_view s) {
   return std::string_view(s.data(), s.size());
 }
 
+// Kinesis' rule for stream, consumer, shard and application names: 1-128 characters of
+// [a-zA-Z0-9_.-].
+inline bool IsKinesisName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace rill::internal
 
 #endif  // RILL_BASE_INTERNAL_STRINGS_H_
