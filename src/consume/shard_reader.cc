@@ -106,6 +106,8 @@ struct ShardReader::State {
   std::vector<ChildShard> children;
   int64_t millis_behind_latest = 0;
   absl::Status status;
+  // Set when the constructor could not set the reader up: every call returns it.
+  absl::Status init_error;
 
   std::optional<SequenceNumber> last_delivered;
   std::optional<SequenceNumber> last_checkpoint;
@@ -233,10 +235,24 @@ absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Create(Stream& stream,
 }
 
 ShardReader::ShardReader(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+ShardReader::ShardReader(Stream& stream, ShardId shard_id, StartingPosition position,
+                         ShardReaderOptions options) {
+  absl::StatusOr<std::unique_ptr<ShardReader>> made = Create(stream, shard_id, position, options);
+  if (made.ok()) {
+    state_ = std::move((*made)->state_);
+    return;
+  }
+  state_ = std::make_unique<State>(stream, shard_id, std::move(options));
+  state_->start = std::move(position);
+  state_->init_error = made.status();
+  state_->status = made.status();
+}
 ShardReader::~ShardReader() = default;
 
 absl::StatusOr<std::optional<RecordView>> ShardReader::Next() {
   State& s = *state_;
+  if (!s.init_error.ok()) return s.init_error;
   Bump(s.generation);
   if (s.next_in_batch < s.batch.records.size()) return std::optional<RecordView>(s.Deliver());
   if (s.end_fetched) {
@@ -291,6 +307,7 @@ int64_t ShardReader::millis_behind_latest() const { return state_->millis_behind
 
 absl::Status ShardReader::Checkpoint() {
   State& s = *state_;
+  if (!s.init_error.ok()) return s.init_error;
   if (s.at_shard_end) {
     if (s.shard_end_checkpointed) return absl::OkStatus();
     if (absl::Status stored = s.Store(std::string(kCheckpointShardEnd)); !stored.ok()) {
@@ -305,6 +322,7 @@ absl::Status ShardReader::Checkpoint() {
 
 absl::Status ShardReader::Checkpoint(SequenceNumber sequence_number) {
   State& s = *state_;
+  if (!s.init_error.ok()) return s.init_error;
   const std::string text = sequence_number.ToString();
   if (s.shard_end_checkpointed) {
     return InvalidArgumentError(

@@ -665,3 +665,33 @@ TEST_CASE("debug builds abort when a stale record view is read", "[shard_reader]
 
 }  // namespace
 }  // namespace rill
+
+namespace rill {
+namespace {
+
+TEST_CASE("the constructor form reads like Create, and reports a setup error on every call",
+          "[shard_reader]") {
+  auto clock = std::make_shared<SimulatedClock>();
+  StreamOptions options;
+  options.name = "ctor";
+  options.clock = clock;
+  auto stream = Stream::Create(options);
+  REQUIRE(stream.ok());
+  REQUIRE((*stream)->PutRecord("k", "a").ok());
+  REQUIRE((*stream)->PutRecord("k", "b").ok());
+  ShardReader reader(**stream, ShardId(0), StartingPosition::TrimHorizon());
+  std::vector<std::string> got;
+  for (const RecordView& r : reader) got.emplace_back(r.data());
+  CHECK(got == std::vector<std::string>{"a", "b"});
+  CHECK(reader.status().ok());
+  CHECK(reader.Checkpoint().ok());
+
+  ShardReader missing(**stream, ShardId(7), StartingPosition::TrimHorizon());
+  CHECK(GetErrorCode(missing.status()) == ErrorCode::kResourceNotFound);
+  CHECK(GetErrorCode(missing.Next().status()) == ErrorCode::kResourceNotFound);
+  CHECK(GetErrorCode(missing.Checkpoint()) == ErrorCode::kResourceNotFound);
+  CHECK(missing.begin() == missing.end());
+}
+
+}  // namespace
+}  // namespace rill

@@ -177,6 +177,11 @@ class ShardReader {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ShardReader>> Create(
       Stream& stream, ShardId shard_id, StartingPosition position, ShardReaderOptions options = {});
 
+  // The same as Create(), as a constructor: if the reader cannot be set up, every Next() and
+  // Checkpoint() returns the error (also in status()).
+  ShardReader(Stream& stream, ShardId shard_id, StartingPosition position,
+              ShardReaderOptions options = {});
+
   ~ShardReader();
   ShardReader(const ShardReader&) = delete;
   ShardReader& operator=(const ShardReader&) = delete;
