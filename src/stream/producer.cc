@@ -942,7 +942,17 @@ absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(Stream* stream,
 
 Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+Producer::Producer(Stream* stream, ProducerOptions options) : failed_options_(options) {
+  absl::StatusOr<std::unique_ptr<Producer>> made = Create(stream, std::move(options));
+  if (made.ok()) {
+    impl_ = std::move((*made)->impl_);
+  } else {
+    setup_status_ = made.status();
+  }
+}
+
 Producer::~Producer() {
+  if (impl_ == nullptr) return;  // setup failed, or moved into another Producer by the constructor
   impl_->Stop();
   impl_->Flush();
   impl_->FailAll();
@@ -952,29 +962,48 @@ std::future<absl::StatusOr<PutRecordResult>> Producer::Put(std::string_view part
                                                            std::string_view data) {
   std::promise<Result> promise;
   std::future<Result> future = promise.get_future();
+  if (impl_ == nullptr) {
+    promise.set_value(setup_status_);
+    return future;
+  }
   impl_->Put(partition_key, data, std::move(promise), nullptr);
   return future;
 }
 
 void Producer::Put(std::string_view partition_key, std::string_view data, Callback callback) {
+  if (impl_ == nullptr) {
+    if (callback) callback(setup_status_);
+    return;
+  }
   impl_->Put(partition_key, data, std::nullopt, std::move(callback));
 }
 
-void Producer::Flush() { impl_->Flush(); }
+void Producer::Flush() {
+  if (impl_ != nullptr) impl_->Flush();
+}
 
-void Producer::Poll() { impl_->Poll(); }
+void Producer::Poll() {
+  if (impl_ != nullptr) impl_->Poll();
+}
 
-absl::Status Producer::Start() { return impl_->Start(); }
+absl::Status Producer::Start() { return impl_ != nullptr ? impl_->Start() : setup_status_; }
 
-void Producer::Stop() { impl_->Stop(); }
+void Producer::Stop() {
+  if (impl_ != nullptr) impl_->Stop();
+}
 
-size_t Producer::outstanding() const { return impl_->outstanding_.load(std::memory_order_relaxed); }
+size_t Producer::outstanding() const {
+  return impl_ != nullptr ? impl_->outstanding_.load(std::memory_order_relaxed) : 0;
+}
 
 ProducerStats Producer::stats() const {
+  if (impl_ == nullptr) return ProducerStats{};
   MutexLock lock(&impl_->mu_);
   return impl_->stats_;
 }
 
-const ProducerOptions& Producer::options() const { return impl_->options_; }
+const ProducerOptions& Producer::options() const {
+  return impl_ != nullptr ? impl_->options_ : failed_options_;
+}
 
 }  // namespace rill

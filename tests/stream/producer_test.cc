@@ -825,3 +825,43 @@ TEST_CASE("Puts from 4 threads with a worker: all written, each key in order",
 
 }  // namespace
 }  // namespace rill
+
+namespace rill {
+namespace {
+
+TEST_CASE("the constructor form works like Create and reports a setup error on every Put",
+          "[producer]") {
+  auto clock = std::make_shared<SimulatedClock>();
+  StreamOptions options;
+  options.name = "ctor";
+  options.clock = clock;
+  auto stream = Stream::Create(options);
+  REQUIRE(stream.ok());
+  {
+    Producer producer(stream->get());
+    REQUIRE(producer.setup_status().ok());
+    auto f = producer.Put("k", "v");
+    producer.Flush();
+    auto r = f.get();
+    REQUIRE(r.ok());
+    CHECK(r->shard_id == ShardId(0));
+  }
+  Producer broken(nullptr);
+  CHECK(GetErrorCode(broken.setup_status()) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(broken.Put("k", "v").get().status()) == ErrorCode::kInvalidArgument);
+  int called = 0;
+  broken.Put("k", "v", [&](absl::StatusOr<PutRecordResult> r) {
+    CHECK(GetErrorCode(r.status()) == ErrorCode::kInvalidArgument);
+    ++called;
+  });
+  CHECK(called == 1);
+  CHECK(GetErrorCode(broken.Start()) == ErrorCode::kInvalidArgument);
+  broken.Flush();
+  broken.Poll();
+  broken.Stop();
+  CHECK(broken.outstanding() == 0);
+  CHECK(broken.stats().user_records_put == 0);
+}
+
+}  // namespace
+}  // namespace rill

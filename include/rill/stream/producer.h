@@ -145,6 +145,14 @@ class Producer {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Producer>> Create(
       Stream* stream, ProducerOptions options = {});
 
+  // The same as Create(), as a constructor (the API shape). If the producer cannot be
+  // set up, setup_status() says why, every Put resolves at once with that error, Start() returns
+  // it, and the other calls do nothing.
+  explicit Producer(Stream* stream, ProducerOptions options = {});
+
+  // OK, or why the constructor could not set the producer up.
+  const absl::Status& setup_status() const { return setup_status_; }
+
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
 
@@ -206,7 +214,9 @@ class Producer {
   struct Impl;
   explicit Producer(std::unique_ptr<Impl> impl);
 
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;  // null if setup failed
+  absl::Status setup_status_;
+  ProducerOptions failed_options_;  // what options() returns if setup failed
 };
 
 }  // namespace rill
