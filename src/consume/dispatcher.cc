@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "log/shard_log.h"
+#include "rill/stream/stream.h"
 
 namespace rill {
 
@@ -50,6 +51,16 @@ void Dispatcher::Subscribe(std::unique_ptr<Subscription> subscription, EventCall
     ++state_->count;
   }
   state_->waker.Interrupt();
+}
+
+absl::Status Dispatcher::Subscribe(Stream& stream, std::string_view consumer_name, ShardId shard_id,
+                                   const StartingPosition& position, EventCallback on_event,
+                                   EndCallback on_end, const SubscribeOptions& options) {
+  absl::StatusOr<std::unique_ptr<Subscription>> sub =
+      stream.SubscribeToShard(consumer_name, shard_id, position, options);
+  if (!sub.ok()) return sub.status();
+  Subscribe(std::move(*sub), std::move(on_event), std::move(on_end));
+  return absl::OkStatus();
 }
 
 size_t Dispatcher::RunOnce() {

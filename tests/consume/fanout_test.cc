@@ -58,6 +58,25 @@ TEST_CASE("a dispatcher driven by hand delivers every shard's events to callback
   CHECK(got == expected);
 }
 
+TEST_CASE("a dispatcher subscribes by consumer and shard in one call", "[dispatcher]") {
+  Fixture f(1);
+  REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
+  Dispatcher dispatcher;
+  int records = 0;
+  REQUIRE(dispatcher
+              .Subscribe(*f.stream, "c", ShardId(0), StartingPosition::TrimHorizon(),
+                         [&](const SubscribeToShardEvent& e) {
+                           records += static_cast<int>(e.records.size());
+                         })
+              .ok());
+  CHECK(GetErrorCode(dispatcher.Subscribe(*f.stream, "nobody", ShardId(0),
+                                          StartingPosition::Latest(), {})) ==
+        ErrorCode::kResourceNotFound);
+  REQUIRE(f.stream->PutRecord("k", "v").ok());
+  CHECK(dispatcher.RunOnce() == 1);
+  CHECK(records == 1);
+}
+
 TEST_CASE("a dispatcher reports how each subscription ended", "[dispatcher]") {
   Fixture f(2);
   REQUIRE(f.stream->RegisterStreamConsumer("c").ok());

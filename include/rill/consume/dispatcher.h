@@ -23,12 +23,17 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "rill/base/shard_id.h"
+#include "rill/stream/shard_iterator.h"
 #include "rill/stream/subscription.h"
 
 namespace rill {
+
+class Stream;
 
 struct DispatcherOptions {
   // Real time Run() keeps looking for events before it sleeps: trades CPU for wake-up latency
@@ -53,6 +58,13 @@ class Dispatcher {
   // Adds a subscription; its events go to `on_event`, its end to `on_end` (optional).
   void Subscribe(std::unique_ptr<Subscription> subscription, EventCallback on_event,
                  EndCallback on_end = {});
+
+  // Subscribes `consumer_name` to `shard_id` of `stream` (Stream::SubscribeToShard, with its
+  // errors) and adds the subscription as above.
+  [[nodiscard]] absl::Status Subscribe(Stream& stream, std::string_view consumer_name,
+                                       ShardId shard_id, const StartingPosition& position,
+                                       EventCallback on_event, EndCallback on_end = {},
+                                       const SubscribeOptions& options = {});
 
   // Delivers every event available now, without waiting. Returns the number of events.
   size_t RunOnce();
