@@ -605,6 +605,13 @@ absl::StatusOr<Worker*> ConsumerGroup::AddWorker(std::string worker_id,
   return raw;
 }
 
+absl::StatusOr<Worker*> ConsumerGroup::AddWorker(
+    std::string worker_id, std::function<std::unique_ptr<RecordProcessor>()> factory) {
+  if (!factory) return InvalidArgumentError("a processor factory is required");
+  return AddWorker(std::move(worker_id),
+                   RecordProcessorFactory([f = std::move(factory)](ShardId) { return f(); }));
+}
+
 void ConsumerGroup::CrashWorker(std::string_view worker_id) {
   std::unique_ptr<WorkerImpl> worker;
   {

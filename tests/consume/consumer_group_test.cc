@@ -531,6 +531,8 @@ TEST_CASE("ConsumerGroup::Create validates its options", "[consumer_group]") {
   REQUIRE(g.ok());
   auto factory = [](ShardId) { return std::unique_ptr<RecordProcessor>(); };
   CHECK((*g)->AddWorker("w", factory).ok());
+  // A factory that does not take the shard id works too.
+  CHECK((*g)->AddWorker("w2", [] { return std::unique_ptr<RecordProcessor>(); }).ok());
   CHECK(GetErrorCode((*g)->AddWorker("w", factory).status()) == ErrorCode::kInvalidArgument);
   CHECK(GetErrorCode((*g)->AddWorker("", factory).status()) == ErrorCode::kInvalidArgument);
 }

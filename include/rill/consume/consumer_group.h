@@ -43,6 +43,7 @@
 #define RILL_CONSUME_CONSUMER_GROUP_H_
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -128,6 +129,9 @@ class ConsumerGroup {
   // Adds a worker. Its id must be unique in the group and non-empty (kInvalidArgument).
   [[nodiscard]] absl::StatusOr<Worker*> AddWorker(std::string worker_id,
                                                   RecordProcessorFactory factory);
+  // The same with a factory that does not need the shard id.
+  [[nodiscard]] absl::StatusOr<Worker*> AddWorker(
+      std::string worker_id, std::function<std::unique_ptr<RecordProcessor>()> factory);
 
   // Drops a worker without a graceful shutdown: its thread (if any) is stopped and its processors
   // destroyed without any callback, and its leases are left to expire — a crash, for tests and
