@@ -120,7 +120,7 @@ class SubscriptionImpl final : public Subscription {
   bool active() const override { return control_->reason() == EndReason::kNone; }
   void Cancel() override { control_->End(EndReason::kCancelled); }
   ShardId shard_id() const override { return shard_->id; }
-  const std::string& consumer_name() const override { return consumer_->description.consumer_name; }
+  const std::string& consumer_name() const override { return consumer_->description.name; }
   std::optional<SequenceNumber> continuation_sequence_number() const override {
     return continuation_;
   }
@@ -139,10 +139,10 @@ class SubscriptionImpl final : public Subscription {
       case EndReason::kTakenOver:
         return ResourceInUseError(
             absl::StrFormat("a newer subscription of consumer %s took over shard %s",
-                            consumer_->description.consumer_name, shard_->id.ToString()));
+                            consumer_->description.name, shard_->id.ToString()));
       case EndReason::kDeregistered:
         return ResourceNotFoundError(
-            absl::StrFormat("consumer %s was deregistered", consumer_->description.consumer_name));
+            absl::StrFormat("consumer %s was deregistered", consumer_->description.name));
       default:
         return std::nullopt;
     }
@@ -248,7 +248,7 @@ absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_v
   const absl::Time now = options_.clock->Now();
   std::lock_guard<std::mutex> lock(consumers_mu_);
   for (const auto& c : consumers_) {
-    if (c->description.consumer_name == name) {
+    if (c->description.name == name) {
       return ResourceInUseError(absl::StrFormat("consumer %s is already registered on stream %s",
                                                 absl::string_view(name.data(), name.size()),
                                                 options_.name));
@@ -259,10 +259,10 @@ absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_v
         absl::StrFormat("stream %s already has %d consumers", options_.name, consumers_.size()));
   }
   auto state = std::make_shared<internal::ConsumerState>();
-  state->description.consumer_name = std::string(name);
+  state->description.name = std::string(name);
   state->description.status = ConsumerStatus::kActive;
   state->description.creation_time = now;
-  state->description.consumer_arn =
+  state->description.id =
       absl::StrFormat("arn:aws:kinesis:local:000000000000:stream/%s/consumer/%s:%d", options_.name,
                       absl::string_view(name.data(), name.size()), absl::ToUnixSeconds(now));
   consumers_.push_back(state);
@@ -274,7 +274,7 @@ absl::Status Stream::DeregisterStreamConsumer(std::string_view name) {
   {
     std::lock_guard<std::mutex> lock(consumers_mu_);
     auto it = std::find_if(consumers_.begin(), consumers_.end(),
-                           [&](const auto& c) { return c->description.consumer_name == name; });
+                           [&](const auto& c) { return c->description.name == name; });
     if (it == consumers_.end()) {
       return ResourceNotFoundError(absl::StrFormat("consumer %s is not registered on stream %s",
                                                    absl::string_view(name.data(), name.size()),
@@ -294,7 +294,7 @@ absl::Status Stream::DeregisterStreamConsumer(std::string_view name) {
 absl::StatusOr<ConsumerDescription> Stream::DescribeStreamConsumer(std::string_view name) const {
   std::lock_guard<std::mutex> lock(consumers_mu_);
   for (const auto& c : consumers_) {
-    if (c->description.consumer_name == name) return c->description;
+    if (c->description.name == name) return c->description;
   }
   return ResourceNotFoundError(absl::StrFormat("consumer %s is not registered on stream %s",
                                                absl::string_view(name.data(), name.size()),
@@ -329,7 +329,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
   {
     std::lock_guard<std::mutex> lock(consumers_mu_);
     for (const auto& c : consumers_) {
-      if (c->description.consumer_name == consumer_name) consumer = c;
+      if (c->description.name == consumer_name) consumer = c;
     }
   }
   if (consumer == nullptr) {
@@ -355,7 +355,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
             absl::ToInt64Microseconds(options_.enhanced_fan_out.resubscribe_interval)) {
       return ResourceInUseError(
           absl::StrFormat("consumer %s subscribed to shard %s less than %s ago",
-                          consumer->description.consumer_name, shard_id.ToString(),
+                          consumer->description.name, shard_id.ToString(),
                           absl::FormatDuration(options_.enhanced_fan_out.resubscribe_interval)));
     }
     if (auto old = slot.current.lock()) old->End(internal::EndReason::kTakenOver);

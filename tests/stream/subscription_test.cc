@@ -63,10 +63,10 @@ TEST_CASE("consumers register, list, describe and deregister", "[fanout][consume
   Fixture f(1, options);
   auto a = f.stream->RegisterStreamConsumer("alerts");
   REQUIRE(a.ok());
-  CHECK(a->consumer_name == "alerts");
+  CHECK(a->name == "alerts");
   CHECK(a->status == ConsumerStatus::kActive);
   CHECK(a->creation_time == f.clock->Now());
-  CHECK(a->consumer_arn.find("stream/fanout/consumer/alerts:") != std::string::npos);
+  CHECK(a->id.find("stream/fanout/consumer/alerts:") != std::string::npos);
   CHECK(GetErrorCode(f.stream->RegisterStreamConsumer("alerts").status()) ==
         ErrorCode::kResourceInUse);
   CHECK(GetErrorCode(f.stream->RegisterStreamConsumer("bad name").status()) ==
@@ -77,10 +77,10 @@ TEST_CASE("consumers register, list, describe and deregister", "[fanout][consume
         ErrorCode::kLimitExceeded);
   const std::vector<ConsumerDescription> list = f.stream->ListStreamConsumers();
   REQUIRE(list.size() == 2);
-  CHECK(list[0].consumer_name == "alerts");
-  CHECK(list[1].consumer_name == "dashboard");
+  CHECK(list[0].name == "alerts");
+  CHECK(list[1].name == "dashboard");
   CHECK(f.stream->DescribeStreamSummary().consumer_count == 2);
-  CHECK(f.stream->DescribeStreamConsumer("dashboard")->consumer_name == "dashboard");
+  CHECK(f.stream->DescribeStreamConsumer("dashboard")->name == "dashboard");
   CHECK(GetErrorCode(f.stream->DescribeStreamConsumer("nope").status()) ==
         ErrorCode::kResourceNotFound);
   REQUIRE(f.stream->DeregisterStreamConsumer("alerts").ok());
@@ -89,7 +89,7 @@ TEST_CASE("consumers register, list, describe and deregister", "[fanout][consume
   f.clock->Advance(absl::Seconds(3));
   auto again = f.stream->RegisterStreamConsumer("alerts");
   REQUIRE(again.ok());
-  CHECK(again->consumer_arn != a->consumer_arn);
+  CHECK(again->id != a->id);
   CHECK(ConsumerStatusName(ConsumerStatus::kActive) == "ACTIVE");
 }
 

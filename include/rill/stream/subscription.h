@@ -56,10 +56,11 @@ enum class ConsumerStatus { kCreating, kDeleting, kActive };
 std::string_view ConsumerStatusName(ConsumerStatus status);
 
 struct ConsumerDescription {
-  std::string consumer_name;
-  // Kinesis-style ARN: "<stream ARN>/consumer/<name>:<creation epoch seconds>"; a consumer
-  // registered again under the same name gets a different one.
-  std::string consumer_arn;
+  // The consumer's name (Kinesis' ConsumerName).
+  std::string name;
+  // Kinesis-style ARN (Kinesis' ConsumerARN): "<stream ARN>/consumer/<name>:<creation epoch
+  // seconds>"; a consumer registered again under the same name gets a different one.
+  std::string id;
   ConsumerStatus status = ConsumerStatus::kActive;
   absl::Time creation_time;
 };
