@@ -22,6 +22,7 @@
 #include "rill/process/quantiles.h"
 #include "rill/process/top_k.h"
 #include "rill/process/watermark.h"
+#include "rill/process/window_operator.h"
 #include "rill/process/window.h"
 #include "rill/stream/list_shards.h"
 #include "rill/stream/producer.h"
