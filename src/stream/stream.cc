@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "absl/strings/str_format.h"
 #include "base/partition_key_cache.h"
+#include "base/sealed_token.h"
 #include "log/shard_log.h"
 #include "rill/base/internal/sequence_layout.h"
 #include "rill/base/internal/strings.h"
@@ -113,55 +115,26 @@ struct NextToken {
   uint32_t has_filter_shard = 0;
   uint32_t has_filter_time = 0;
   uint32_t last_index = 0;
+  uint32_t reserved = 0;  // no padding: every byte of the token is a defined field
   int64_t issued_us = 0;
 };
+static_assert(std::has_unique_object_representations_v<NextToken>);
 
 constexpr uint32_t kNoFilter = 0xffffffff;
 constexpr std::string_view kTokenDomain = "rill.list-shards.v1";
+constexpr size_t kTokenCheckBytes = 8;
 
 std::string EncodeNextToken(const NextToken& t) {
-  char fields[sizeof(NextToken)];
-  std::memcpy(fields, &t, sizeof(t));
-  std::string checked(kTokenDomain);
-  checked.append(fields, sizeof(fields));
-  const Md5Digest check = Md5(checked);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string token;
-  token.reserve(2 * (sizeof(fields) + 8));
-  auto put = [&](uint8_t b) {
-    token.push_back(kHex[b >> 4]);
-    token.push_back(kHex[b & 15]);
-  };
-  for (char c : fields) put(static_cast<uint8_t>(c));
-  for (int i = 0; i < 8; ++i) put(check[static_cast<size_t>(i)]);
-  return token;
+  return internal::SealToken(kTokenDomain,
+                             std::string_view(reinterpret_cast<const char*>(&t), sizeof(t)),
+                             kTokenCheckBytes);
 }
 
 std::optional<NextToken> DecodeNextToken(std::string_view token) {
-  constexpr size_t kBytes = sizeof(NextToken) + 8;
-  if (token.size() != 2 * kBytes) return std::nullopt;
-  uint8_t bytes[kBytes];
-  for (size_t i = 0; i < kBytes; ++i) {
-    int v = 0;
-    for (char c : token.substr(2 * i, 2)) {
-      int d;
-      if (c >= '0' && c <= '9') {
-        d = c - '0';
-      } else if (c >= 'a' && c <= 'f') {
-        d = c - 'a' + 10;
-      } else {
-        return std::nullopt;
-      }
-      v = v * 16 + d;
-    }
-    bytes[i] = static_cast<uint8_t>(v);
-  }
-  std::string checked(kTokenDomain);
-  checked.append(reinterpret_cast<const char*>(bytes), sizeof(NextToken));
-  const Md5Digest check = Md5(checked);
-  if (std::memcmp(check.data(), bytes + sizeof(NextToken), 8) != 0) return std::nullopt;
   NextToken t;
-  std::memcpy(&t, bytes, sizeof(t));
+  if (!internal::OpenToken(kTokenDomain, token, kTokenCheckBytes, &t, sizeof(t))) {
+    return std::nullopt;
+  }
   return t;
 }
 
