@@ -745,37 +745,18 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
   const uint64_t trim = log.TrimBefore(now_us - retention_us_.load(std::memory_order_relaxed));
 
   GetRecordsResult result;
-  internal::ShardLog::Cursor cursor(log, std::max(iterator.ordinal_, trim), end);
-  size_t bytes = 0;
-  size_t bytes_with_keys = 0;
-  const void* pinned = nullptr;
-  while (cursor.Valid() && result.records.size() < static_cast<size_t>(limit)) {
-    const internal::StoredRecord r = cursor.Get();
-    if (!result.records.empty() && bytes + r.data.size() > kMaxGetRecordsBytes) break;
-    if (cursor.chunk().get() != pinned) {
-      pinned = cursor.chunk().get();
-      result.storage.push_back(cursor.chunk());
-    }
-    bytes += r.data.size();
-    bytes_with_keys += r.data.size() + r.partition_key.size();
-    result.records.push_back(
-        Record{internal::MakeSequenceNumber(r.counter, shard->id.index(), stream_tag_),
-               absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
-    cursor.Next();
-  }
-  const uint64_t next = std::max(cursor.ordinal(), std::max(iterator.ordinal_, trim));
-  if (cursor.Valid()) {
-    result.millis_behind_latest = std::max<int64_t>(0, (now_us - cursor.Get().arrival_us) / 1000);
-  }
+  const internal::ShardRead read = internal::ReadShard(
+      *shard, stream_tag_, std::max(iterator.ordinal_, trim), end, static_cast<size_t>(limit),
+      kMaxGetRecordsBytes, now_us, &result.records, &result.storage);
+  const uint64_t next = std::max(read.next, std::max(iterator.ordinal_, trim));
+  result.millis_behind_latest = read.millis_behind;
   if (closed && next >= end) {
     result.child_shards = shard->children;
   } else {
     result.next_shard_iterator = ShardIterator(instance_, iterator.shard_index_, next, now_us);
   }
 
-  shard->read_bytes.Charge(static_cast<int64_t>(bytes_with_keys), now_us);
-  Add(shard->outgoing_records, static_cast<int64_t>(result.records.size()));
-  Add(shard->outgoing_bytes, static_cast<int64_t>(bytes_with_keys));
+  shard->read_bytes.Charge(read.bytes_with_keys, now_us);
   shard->iterator_age_ms.store(
       result.records.empty()
           ? 0

@@ -7,12 +7,15 @@
 #include <atomic>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "log/shard_log.h"
 #include "rill/base/hash_key.h"
+#include "rill/base/internal/sequence_layout.h"
 #include "rill/base/shard_id.h"
+#include "rill/stream/record.h"
 #include "rill/stream/shard_description.h"
 #include "rill/stream/stream_options.h"
 #include "stream/rate_limiter.h"
@@ -80,6 +83,47 @@ struct ShardMap {
     return open[static_cast<size_t>(it - starts.begin()) - 1];
   }
 };
+
+// One read of a shard's published records, as GetRecords and push subscriptions both do it.
+struct ShardRead {
+  uint64_t next = 0;            // the ordinal after the last record read
+  int64_t bytes_with_keys = 0;  // throughput limits and metrics count keys and data
+  int64_t millis_behind = 0;    // now minus the arrival of the first record not read; 0 if none
+};
+
+// Reads `shard` from ordinal `from` (clamped up to the oldest record in memory) to `end`: at most
+// `limit` records and `max_data_bytes` of data, but always at least one record. Appends the views
+// to `records` and the chunks they point into to `storage`, and counts OutgoingRecords/Bytes.
+inline ShardRead ReadShard(StreamShard& shard, uint32_t stream_tag, uint64_t from, uint64_t end,
+                           size_t limit, size_t max_data_bytes, int64_t now_us,
+                           std::vector<Record>* records,
+                           std::vector<std::shared_ptr<const void>>* storage) {
+  ShardRead read;
+  ShardLog::Cursor cursor(shard.log, from, end);
+  size_t data_bytes = 0;
+  size_t count = 0;
+  const void* pinned = nullptr;
+  while (cursor.Valid() && count < limit) {
+    const StoredRecord r = cursor.Get();
+    if (count > 0 && data_bytes + r.data.size() > max_data_bytes) break;
+    if (cursor.chunk().get() != pinned) {
+      pinned = cursor.chunk().get();
+      storage->push_back(cursor.chunk());
+    }
+    data_bytes += r.data.size();
+    read.bytes_with_keys += static_cast<int64_t>(r.data.size() + r.partition_key.size());
+    records->push_back(Record{MakeSequenceNumber(r.counter, shard.id.index(), stream_tag),
+                              absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
+    ++count;
+    cursor.Next();
+  }
+  read.next = cursor.ordinal();
+  if (cursor.Valid())
+    read.millis_behind = std::max<int64_t>(0, (now_us - cursor.Get().arrival_us) / 1000);
+  shard.outgoing_records.fetch_add(static_cast<int64_t>(count), std::memory_order_relaxed);
+  shard.outgoing_bytes.fetch_add(read.bytes_with_keys, std::memory_order_relaxed);
+  return read;
+}
 
 }  // namespace internal
 }  // namespace rill

@@ -155,36 +155,20 @@ class SubscriptionImpl final : public Subscription {
     // Closedness first: if it is closed, the end read next is final.
     const bool closed = log.closed();
     const uint64_t end = log.end_ordinal();
-    const uint64_t trim = log.TrimBefore(now_us - absl::ToInt64Microseconds(stream_->retention()));
-    position_ = std::max(position_, trim);
 
     if (position_ < end) {
       if (!throughput_.Allowed(now_us)) return std::nullopt;  // behind; catches up later
+      // Trimming matters only when there is something to read: a caught-up subscriber that polls
+      // in a loop does not touch the log's chunk list.
+      position_ = std::max(
+          position_, log.TrimBefore(now_us - absl::ToInt64Microseconds(stream_->retention())));
       SubscribeToShardEvent event;
-      ShardLog::Cursor cursor(log, position_, end);
-      const void* pinned = nullptr;
-      int64_t bytes = 0;
-      while (cursor.Valid() &&
-             event.records.size() < static_cast<size_t>(options_.max_records_per_event)) {
-        const StoredRecord r = cursor.Get();
-        if (cursor.chunk().get() != pinned) {
-          pinned = cursor.chunk().get();
-          event.storage.push_back(cursor.chunk());
-        }
-        bytes += static_cast<int64_t>(r.partition_key.size() + r.data.size());
-        event.records.push_back(
-            Record{Make(r.counter), absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
-        cursor.Next();
-      }
-      position_ = cursor.ordinal();
-      if (cursor.Valid()) {
-        event.millis_behind_latest =
-            std::max<int64_t>(0, (now_us - cursor.Get().arrival_us) / 1000);
-      }
-      throughput_.Charge(bytes, now_us);
-      shard_->outgoing_records.fetch_add(static_cast<int64_t>(event.records.size()),
-                                         std::memory_order_relaxed);
-      shard_->outgoing_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      const ShardRead read = ReadShard(*shard_, stream_tag_, position_, end,
+                                       static_cast<size_t>(options_.max_records_per_event),
+                                       kMaxGetRecordsBytes, now_us, &event.records, &event.storage);
+      position_ = std::max(position_, read.next);
+      event.millis_behind_latest = read.millis_behind;
+      throughput_.Charge(read.bytes_with_keys, now_us);
       if (!event.records.empty()) {
         continuation_ = event.records.back().sequence_number;
       } else {
