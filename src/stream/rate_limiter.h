@@ -45,20 +45,31 @@ class TokenBucket {
     level_ = std::min(level_ + tokens * kUnitsPerToken, rate_ * kUnitsPerToken);
   }
 
-  // Whole tokens available now (for tests and metrics).
-  int64_t Available(int64_t now_us) {
-    if (unlimited()) return INT64_MAX;
+  // Whether the bucket holds anything (it may be in debt after Charge).
+  bool HoldsAny(int64_t now_us) {
+    if (unlimited()) return true;
     MutexLock lock(&mu_);
     Refill(now_us);
-    return level_ / kUnitsPerToken;
+    return level_ > 0;
+  }
+
+  // Takes `tokens` whether or not the bucket holds them: for costs known only after the call
+  // (the bytes a read returned). The debt is repaid by the refill before HoldsAny is true again.
+  void Charge(int64_t tokens, int64_t now_us) {
+    if (unlimited()) return;
+    MutexLock lock(&mu_);
+    Refill(now_us);
+    level_ -= tokens * kUnitsPerToken;
   }
 
  private:
   void Refill(int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (now_us <= last_us_) return;  // a clock set backwards refills nothing
-    // Capping the elapsed time at one second (a full refill) keeps the product in range.
-    const int64_t elapsed = std::min<int64_t>(now_us - last_us_, 1000000);
-    level_ = std::min(level_ + elapsed * rate_, rate_ * kUnitsPerToken);
+    // Comparing with the room left before multiplying keeps elapsed * rate in range, however
+    // long the bucket sat idle or deep the debt it was in.
+    const int64_t cap = rate_ * kUnitsPerToken;
+    const int64_t elapsed = now_us - last_us_;
+    level_ = elapsed > (cap - level_) / rate_ ? cap : level_ + elapsed * rate_;
     last_us_ = now_us;
   }
 
@@ -87,43 +98,34 @@ inline bool TryTakeBoth(TokenBucket& a, int64_t a_tokens, TokenBucket& b, int64_
 // 2 MiB/s: the next 5 seconds, as Kinesis documents).
 class ReadThroughput {
  public:
-  explicit ReadThroughput(int64_t bytes_per_second, int64_t now_us)
-      : rate_(bytes_per_second), level_(bytes_per_second * kUnitsPerToken), last_us_(now_us) {}
+  ReadThroughput(int64_t bytes_per_second, int64_t now_us)
+      : rate_(bytes_per_second), bucket_(bytes_per_second, now_us) {}
 
-  bool unlimited() const { return rate_ == 0; }
+  bool unlimited() const { return bucket_.unlimited(); }
 
   bool Allowed(int64_t now_us) {
     if (unlimited()) return true;
-    MutexLock lock(&mu_);
-    Refill(now_us);
-    return now_us >= busy_until_us_ && level_ > 0;
+    {
+      MutexLock lock(&mu_);
+      if (now_us < busy_until_us_) return false;
+    }
+    return bucket_.HoldsAny(now_us);
   }
 
   void Charge(int64_t bytes, int64_t now_us) {
     if (unlimited() || bytes <= 0) return;
-    MutexLock lock(&mu_);
-    Refill(now_us);
-    level_ -= bytes * kUnitsPerToken;
+    bucket_.Charge(bytes, now_us);
     if (bytes > rate_) {
+      MutexLock lock(&mu_);
       // Rounded up, so that the penalty is never shorter than the rate allows.
       busy_until_us_ = now_us + (bytes * 1000000 + rate_ - 1) / rate_;
     }
   }
 
  private:
-  void Refill(int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (now_us <= last_us_) return;
-    // Refill only up to the cap: comparing before multiplying keeps elapsed * rate in range.
-    const int64_t elapsed = std::min<int64_t>(now_us - last_us_, 86400000000);
-    const int64_t cap = rate_ * kUnitsPerToken;
-    level_ = elapsed > (cap - level_) / rate_ ? cap : level_ + elapsed * rate_;
-    last_us_ = now_us;
-  }
-
   const int64_t rate_;
+  TokenBucket bucket_;
   Mutex mu_;
-  int64_t level_ ABSL_GUARDED_BY(mu_);
-  int64_t last_us_ ABSL_GUARDED_BY(mu_);
   int64_t busy_until_us_ ABSL_GUARDED_BY(mu_) = INT64_MIN;
 };
 
