@@ -152,35 +152,41 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     absl::Time last_change;
   };
 
+  // Writes `updated` (a changed copy of `*lease`) with the next counter, conditional on the
+  // counter `*lease` holds — every lease write of a worker goes through here — and on success
+  // makes it the worker's view.
+  absl::Status WriteLease(Lease* lease, Lease updated) {
+    updated.counter = lease->counter + 1;
+    absl::Status s =
+        options_.store->UpdateLease(options_.application_name, updated, lease->counter);
+    if (s.ok()) *lease = std::move(updated);
+    return s;
+  }
+
+  // kResourceInUse / kResourceNotFound from a conditional write: someone else owns the lease now.
+  static bool LeaseTaken(const absl::Status& s) {
+    return GetErrorCode(s) == ErrorCode::kResourceInUse ||
+           GetErrorCode(s) == ErrorCode::kResourceNotFound;
+  }
+
   absl::Status WriteCheckpoint(ShardConsumer& c, std::string checkpoint) {
     if (c.lost) return ResourceInUseError("lease lost");
     Lease updated = c.lease;
     updated.checkpoint = std::move(checkpoint);
     updated.owner_switches_since_checkpoint = 0;
-    updated.counter = c.lease.counter + 1;
-    absl::Status s =
-        options_.store->UpdateLease(options_.application_name, updated, c.lease.counter);
-    if (!s.ok()) {
-      if (GetErrorCode(s) == ErrorCode::kResourceInUse ||
-          GetErrorCode(s) == ErrorCode::kResourceNotFound) {
-        c.lost = true;
-        return ResourceInUseError(absl::StrFormat("lease of %s was taken by another worker: %s",
-                                                  c.shard.ToString(), s.message()));
-      }
-      return s;
+    absl::Status s = WriteLease(&c.lease, std::move(updated));
+    if (LeaseTaken(s)) {
+      c.lost = true;
+      return ResourceInUseError(absl::StrFormat("lease of %s was taken by another worker: %s",
+                                                c.shard.ToString(), s.message()));
     }
-    c.lease = std::move(updated);
-    return absl::OkStatus();
+    return s;
   }
 
   absl::Status Release(ShardConsumer& c) {
     Lease updated = c.lease;
     updated.owner.clear();
-    updated.counter = c.lease.counter + 1;
-    absl::Status s =
-        options_.store->UpdateLease(options_.application_name, updated, c.lease.counter);
-    if (s.ok()) c.lease = std::move(updated);
-    return s;
+    return WriteLease(&c.lease, std::move(updated));
   }
 
   void StopThread() {
@@ -294,16 +300,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
         lost.push_back(key);
         continue;
       }
-      Lease updated = c.lease;
-      updated.counter = c.lease.counter + 1;
-      absl::Status s =
-          options_.store->UpdateLease(options_.application_name, updated, c.lease.counter);
-      if (s.ok()) {
-        c.lease = std::move(updated);
-      } else if (GetErrorCode(s) == ErrorCode::kResourceInUse ||
-                 GetErrorCode(s) == ErrorCode::kResourceNotFound) {
-        lost.push_back(key);
-      }
+      if (LeaseTaken(WriteLease(&c.lease, c.lease))) lost.push_back(key);
       // Other errors (the store is unavailable): keep the lease and retry next time; if it
       // expires meanwhile, the next write finds out.
     }
@@ -395,15 +392,13 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   absl::Status Take(const Lease& lease) {
     absl::StatusOr<ShardId> shard = ShardId::Parse(lease.lease_key);
     if (!shard.ok()) return shard.status();
+    ShardConsumer c;
+    c.shard = *shard;
+    c.lease = lease;
     Lease updated = lease;
     if (updated.owner != id_) ++updated.owner_switches_since_checkpoint;
     updated.owner = id_;
-    updated.counter = lease.counter + 1;
-    absl::Status s = options_.store->UpdateLease(options_.application_name, updated, lease.counter);
-    if (!s.ok()) return s;
-    ShardConsumer c;
-    c.shard = *shard;
-    c.lease = std::move(updated);
+    if (absl::Status s = WriteLease(&c.lease, std::move(updated)); !s.ok()) return s;
     held_.emplace(lease.lease_key, std::move(c));
     return absl::OkStatus();
   }
