@@ -62,8 +62,6 @@ struct ConsumerState {
 
 namespace {
 
-int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
-
 class SubscriptionImpl final : public Subscription {
  public:
   SubscriptionImpl(const Stream* stream, StreamShard* shard, uint32_t stream_tag,
@@ -90,7 +88,7 @@ class SubscriptionImpl final : public Subscription {
   }
 
   absl::StatusOr<std::optional<SubscribeToShardEvent>> TryNext() override {
-    return Poll(ToMicros(clock_->Now()));
+    return Poll(absl::ToUnixMicros(clock_->Now()));
   }
 
   absl::StatusOr<std::optional<SubscribeToShardEvent>> Next(absl::Duration timeout) override {

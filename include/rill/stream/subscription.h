@@ -70,7 +70,8 @@ struct SubscribeOptions {
   // SubscribeToShard from its continuation (Kinesis: 5 minutes), on the stream's clock. Zero
   // means unlimited. Default: 5 minutes.
   absl::Duration lifetime = absl::Minutes(5);
-  // Most records per event. Range: 1..10,000. Default: 10,000.
+  // Most records per event (and at most 10 MiB of data, as GetRecords). Range: 1..10,000.
+  // Default: 10,000.
   int max_records_per_event = 10000;
   // With no new record for this long (stream clock), an event with no records and the current
   // continuation is delivered, so that a consumer knows it is caught up. Zero disables it.
