@@ -99,6 +99,17 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     return held_view_;
   }
 
+  absl::Status Checkpoint(ShardId shard, SequenceNumber sequence_number) override {
+    std::lock_guard<std::mutex> lock(poll_mu_);
+    auto it = held_.find(shard.ToString());
+    if (shut_down_ || it == held_.end() || it->second.lost) {
+      return ResourceInUseError(
+          absl::StrFormat("worker %s does not hold the lease of %s", id_, shard.ToString()));
+    }
+    ShardCheckpointer checkpointer(this, &it->second);
+    return checkpointer.Checkpoint(sequence_number);
+  }
+
  private:
   // One held lease and the processing of its shard.
   struct ShardConsumer {

@@ -18,7 +18,9 @@ struct StreamSubscriber::State {
     std::optional<SequenceNumber> continuation;  // resume after it
     bool from_parent = false;  // a child of a shard we read: starts at TRIM_HORIZON
     std::unique_ptr<Subscription> subscription;
-    std::chrono::steady_clock::time_point retry_at{};
+    // On the stream's clock, which is what the resubscribe interval is measured on: a simulation
+    // retries as soon as its clock has moved on, not after real time passed.
+    absl::Time retry_at = absl::InfinitePast();
   };
 
   Stream* stream;
@@ -66,7 +68,7 @@ struct StreamSubscriber::State {
   }
 
   absl::Status StartReady() {
-    const auto now = std::chrono::steady_clock::now();
+    const absl::Time now = stream->options().clock->Now();
     for (auto& [id, s] : shards) {
       if (s.phase == Phase::kFinished || s.subscription || now < s.retry_at) continue;
       if (!ParentsFinished(s)) continue;
@@ -82,7 +84,7 @@ struct StreamSubscriber::State {
         const ErrorCode code = GetErrorCode(sub.status());
         if (code == ErrorCode::kResourceInUse) {
           // Subscribed too recently (the resubscribe interval): try again shortly.
-          s.retry_at = now + std::chrono::milliseconds(100);
+          s.retry_at = now + absl::Milliseconds(100);
           continue;
         }
         if (code == ErrorCode::kResourceNotFound &&

@@ -53,6 +53,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "rill/base/sequence_number.h"
 #include "rill/base/shard_id.h"
 #include "rill/consume/checkpoint_store.h"
 #include "rill/consume/record_processor.h"
@@ -113,6 +114,14 @@ class Worker {
 
   // The shards this worker holds leases for, in shard-id order.
   virtual std::vector<ShardId> held_shards() const = 0;
+
+  // Checkpoints a held shard at `sequence_number` between polls, as a KCL processor may with a
+  // checkpointer it kept: the same rule as Checkpointer::Checkpoint(sequence_number) (between
+  // the last checkpoint and the last record delivered, kInvalidArgument otherwise).
+  // kResourceInUse if this worker does not hold the shard (any more). Must not be called from
+  // inside a processor callback (use the callback's Checkpointer there).
+  [[nodiscard]] virtual absl::Status Checkpoint(ShardId shard,
+                                                SequenceNumber sequence_number) = 0;
 };
 
 class ConsumerGroup {

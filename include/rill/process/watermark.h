@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include "absl/time/time.h"
 #include "rill/base/shard_id.h"
@@ -79,11 +80,20 @@ class WatermarkTracker {
 
   const WatermarkOptions& options() const { return options_; }
 
- private:
+  // What a snapshot needs: every source and the watermark reached.
   struct Source {
     absl::Time max_event_time = absl::InfinitePast();
     absl::Time last_seen = absl::InfinitePast();
   };
+  const std::map<ShardId, Source>& sources() const { return sources_; }
+  absl::Time current() const { return current_; }
+  // Replaces the state with a saved one (from sources() and current()).
+  void Restore(std::map<ShardId, Source> sources, absl::Time current) {
+    sources_ = std::move(sources);
+    current_ = current;
+  }
+
+ private:
   WatermarkOptions options_;
   std::map<ShardId, Source> sources_;
   absl::Time current_ = absl::InfinitePast();

@@ -1,0 +1,668 @@
+// Pipeline: a typed, header-only stream-processing pipeline — what Kinesis Data Analytics does for
+// a stream, in-process.
+//
+//   auto p = rill::Pipeline<Event>::From(std::move(source), clock)
+//                .Filter([](const Event& e) { return e.kind == Kind::kPurchase; })
+//                .KeyBy([](const Event& e) { return e.level; })
+//                .Window(rill::TumblingWindow(absl::Minutes(5)))
+//                .EventTime([](const Event& e) { return e.time; })
+//                .Watermark({.max_out_of_orderness = absl::Seconds(5),
+//                            .idle_timeout = absl::Seconds(30)})
+//                .AllowedLateness(absl::Minutes(1))
+//                .Emit(rill::EmitMode::kOnClose)
+//                .Aggregate(rill::Count())
+//                .To(rill::ToVector(&results));
+//   while (running) p.Poll().IgnoreError();        // or check the status
+//   std::string snapshot = p.Snapshot();  Save(snapshot);  p.Commit().IgnoreError();
+//
+// Stages. From(source) → Filter / Map / FlatMap (any number, any order; Map and FlatMap change
+// the element type; FlatMap's function returns any range) → either To(sink) (a record pipeline:
+// every element to the sink) or KeyBy(key_of) → Window(assigner) → options → Aggregate(agg
+// [, value_of]) → To(sink) (a windowed pipeline). The stages are composed at compile time: a
+// record goes through inlined calls, with no virtual call and no allocation per record (only the
+// source is called through an interface, once per batch).
+//
+// Time. The event time is the source's arrival time unless EventTime(fn) extracts one from the
+// element; ProcessingTime() uses the clock's time when the record is processed instead. The
+// watermark is tracked per source shard (WatermarkTracker): the minimum over shards that are not
+// idle, minus max_out_of_orderness; when every source is idle it advances with the clock, so
+// windows also close when input goes quiet. Processing-time windows close as the clock passes
+// their end.
+//
+// Lateness. A record for a window closed less than AllowedLateness ago updates that window and
+// re-emits its result (is_update = true). A later record goes to the late side output
+// (LateRecords(), with its key and event time) and late_records() counts it: nothing is dropped
+// silently. Records a stream source could not decode are counted by undecodable_records().
+//
+// Driving. Nothing runs in the background: Poll() reads at most `max_batches` batches, processes
+// them and advances the watermark (also when no input came, so idle time closes windows).
+// Backpressure: a sink is called synchronously, so a slow sink slows Poll, and the stream — the
+// log is the buffer — is read no faster than results are taken. Finish() ends a bounded input:
+// it processes what is left and closes every window. A sink error stops the pipeline: Poll
+// returns it from then on; restore from the last snapshot to go on (the input after it is
+// read again, nothing is lost).
+//
+// Snapshots. Snapshot() captures the source's input position, every live window, the watermark
+// tracker and the sink's position, in one versioned byte string. Save it, then call Commit(),
+// which lets a consumer-group source checkpoint its shards there. A pipeline built the same way
+// (the same stages; functions cannot be saved) and given Restore(snapshot) before its first
+// Poll emits exactly the results that the original would have emitted after that snapshot. With
+// a StreamSink, results the stopped pipeline had written after its snapshot are not written
+// again.
+//
+// Thread safety: not thread-safe; one thread builds and drives a pipeline.
+#ifndef RILL_PROCESS_PIPELINE_H_
+#define RILL_PROCESS_PIPELINE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rill/base/clock.h"
+#include "rill/base/error.h"
+#include "rill/base/shard_id.h"
+#include "rill/process/aggregators.h"
+#include "rill/process/sink.h"
+#include "rill/process/source.h"
+#include "rill/process/watermark.h"
+#include "rill/process/window.h"
+#include "rill/process/window_operator.h"
+
+namespace rill {
+
+// A record that came too late for every window it belonged to.
+template <typename Key, typename T>
+struct LateRecord {
+  Key key;
+  absl::Time event_time;
+  T value;
+};
+
+// Window options of a pipeline, set through the builder. Defaults as stated.
+struct PipelineWindowOptions {
+  // Default: 5 s out-of-orderness, 30 s idle timeout (WatermarkOptions).
+  WatermarkOptions watermark;
+  // Default: 0 (WindowOperatorOptions).
+  absl::Duration allowed_lateness = absl::ZeroDuration();
+  // Default: kOnClose.
+  EmitMode emit = EmitMode::kOnClose;
+  // Window by the time of processing instead of event time. Default: false.
+  bool processing_time = false;
+};
+
+namespace internal {
+
+// Stage transforms: Xf(v, out) calls out(w) for each element w that v becomes.
+struct IdentityTransform {
+  template <typename V, typename Out>
+  void operator()(const V& v, Out&& out) {
+    out(v);
+  }
+};
+
+template <typename Prev, typename F>
+struct FilterTransform {
+  Prev prev;
+  F f;
+  template <typename V, typename Out>
+  void operator()(const V& v, Out&& out) {
+    prev(v, [&](const auto& x) {
+      if (f(x)) out(x);
+    });
+  }
+};
+
+template <typename Prev, typename F>
+struct MapTransform {
+  Prev prev;
+  F f;
+  template <typename V, typename Out>
+  void operator()(const V& v, Out&& out) {
+    prev(v, [&](const auto& x) { out(f(x)); });
+  }
+};
+
+template <typename Prev, typename F>
+struct FlatMapTransform {
+  Prev prev;
+  F f;
+  template <typename V, typename Out>
+  void operator()(const V& v, Out&& out) {
+    prev(v, [&](const auto& x) {
+      for (const auto& y : f(x)) out(y);
+    });
+  }
+};
+
+// The event time is the source's arrival time.
+struct ArrivalTime {};
+
+// Calls a sink; an error (from a sink returning absl::Status) is returned, void means success.
+template <typename Sink, typename V>
+absl::Status CallSink(Sink& sink, const V& v) {
+  if constexpr (std::is_void_v<std::invoke_result_t<Sink&, const V&>>) {
+    sink(v);
+    return absl::OkStatus();
+  } else {
+    return sink(v);
+  }
+}
+
+template <typename Sink>
+concept PositionedSink = requires(Sink& s, std::string* out, std::string_view in) {
+  s.SavePosition(out);
+  { s.RestorePosition(in) } -> std::convertible_to<absl::Status>;
+};
+
+inline constexpr char kPipelineSnapshotMagic[4] = {'R', 'P', 'I', 'P'};
+inline constexpr uint8_t kPipelineSnapshotVersion = 1;
+enum class PipelineKind : uint8_t { kRecords = 1, kWindowed = 2 };
+
+// What every pipeline runner shares: the source, the clock, the sink's error and counters.
+template <typename In>
+struct PipelineCore {
+  std::unique_ptr<Source<In>> source;
+  std::shared_ptr<Clock> clock;
+  absl::Status failed;
+  bool started = false;
+  uint64_t records_in = 0;
+  uint64_t results_out = 0;
+
+  // The next batch, unless the pipeline failed.
+  absl::StatusOr<std::optional<SourceBatch<In>>> NextBatch() {
+    started = true;
+    if (!failed.ok()) return failed;
+    return source->Next();
+  }
+};
+
+inline void PutShardWatermarks(std::string* out, const WatermarkTracker& tracker) {
+  PutTime(out, tracker.current());
+  PutLittleEndian(out, static_cast<uint32_t>(tracker.sources().size()));
+  for (const auto& [shard, s] : tracker.sources()) {
+    PutBlob(out, shard.ToString());
+    PutTime(out, s.max_event_time);
+    PutTime(out, s.last_seen);
+  }
+}
+
+inline bool ReadShardWatermarks(ByteReader* in, WatermarkTracker* tracker) {
+  absl::Time current;
+  uint32_t n;
+  if (!ReadTime(in, &current) || !in->LittleEndian(&n)) return false;
+  std::map<ShardId, WatermarkTracker::Source> sources;
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view id;
+    WatermarkTracker::Source s;
+    if (!ReadBlob(in, &id) || !ReadTime(in, &s.max_event_time) || !ReadTime(in, &s.last_seen)) {
+      return false;
+    }
+    absl::StatusOr<ShardId> shard = ShardId::Parse(id);
+    if (!shard.ok() || !sources.emplace(*shard, s).second) return false;
+  }
+  tracker->Restore(std::move(sources), current);
+  return true;
+}
+
+}  // namespace internal
+
+// A record pipeline: every element that passes the stages goes to the sink.
+template <typename In, typename Cur, typename Xf, typename Sink>
+class RecordPipeline {
+ public:
+  RecordPipeline(internal::PipelineCore<In> core, Xf xf, Sink sink)
+      : core_(std::move(core)), xf_(std::move(xf)), sink_(std::move(sink)) {}
+
+  // Reads and processes up to `max_batches` batches. Returns the source records read.
+  [[nodiscard]] absl::StatusOr<size_t> Poll(int max_batches = 16) {
+    size_t read = 0;
+    for (int i = 0; i < max_batches; ++i) {
+      absl::StatusOr<std::optional<SourceBatch<In>>> batch = core_.NextBatch();
+      if (!batch.ok()) return batch.status();
+      if (!*batch) break;
+      for (const SourceRecord<In>& r : (*batch)->records) {
+        xf_(r.value, [&](const Cur& v) {
+          if (!core_.failed.ok()) return;
+          core_.failed = internal::CallSink(sink_, v);
+          if (core_.failed.ok()) ++core_.results_out;
+        });
+      }
+      read += (*batch)->records.size();
+      core_.records_in += (*batch)->records.size();
+      if (!core_.failed.ok()) return core_.failed;
+    }
+    return read;
+  }
+
+  // Processes everything a bounded source holds.
+  [[nodiscard]] absl::Status Finish() {
+    while (true) {
+      absl::StatusOr<size_t> n = Poll();
+      if (!n.ok()) return n.status();
+      if (*n == 0 && core_.source->exhausted()) return absl::OkStatus();
+      if (*n == 0) return absl::OkStatus();
+    }
+  }
+
+  std::string Snapshot() {
+    std::string out(internal::kPipelineSnapshotMagic, 4);
+    internal::PutU8(&out, internal::kPipelineSnapshotVersion);
+    internal::PutU8(&out, static_cast<uint8_t>(internal::PipelineKind::kRecords));
+    std::string part;
+    core_.source->SavePosition(&part);
+    internal::PutBlob(&out, part);
+    part.clear();
+    if constexpr (internal::PositionedSink<Sink>) sink_.SavePosition(&part);
+    internal::PutBlob(&out, part);
+    internal::PutLittleEndian(&out, core_.records_in);
+    internal::PutLittleEndian(&out, core_.results_out);
+    return out;
+  }
+
+  [[nodiscard]] absl::Status Commit() { return core_.source->Commit(); }
+
+  [[nodiscard]] absl::Status Restore(std::string_view snapshot) {
+    if (core_.started) return InvalidArgumentError("Restore after the pipeline started");
+    internal::ByteReader in(snapshot);
+    std::string_view magic, source_pos, sink_pos;
+    uint8_t version, kind;
+    uint64_t records_in, results_out;
+    if (!in.Bytes(4, &magic) || magic != std::string_view(internal::kPipelineSnapshotMagic, 4) ||
+        !in.U8(&version) || version != internal::kPipelineSnapshotVersion || !in.U8(&kind) ||
+        kind != static_cast<uint8_t>(internal::PipelineKind::kRecords) ||
+        !internal::ReadBlob(&in, &source_pos) || !internal::ReadBlob(&in, &sink_pos) ||
+        !in.LittleEndian(&records_in) || !in.LittleEndian(&results_out) || !in.AtEnd()) {
+      return InvalidArgumentError("not a snapshot of a record pipeline");
+    }
+    absl::Status s = core_.source->RestorePosition(source_pos);
+    if (!s.ok()) return s;
+    if constexpr (internal::PositionedSink<Sink>) {
+      s = sink_.RestorePosition(sink_pos);
+      if (!s.ok()) return s;
+    }
+    core_.records_in = records_in;
+    core_.results_out = results_out;
+    return absl::OkStatus();
+  }
+
+  uint64_t records_in() const { return core_.records_in; }
+  uint64_t results_out() const { return core_.results_out; }
+  uint64_t undecodable_records() const { return core_.source->undecodable_records(); }
+  Sink& sink() { return sink_; }
+
+ private:
+  internal::PipelineCore<In> core_;
+  Xf xf_;
+  Sink sink_;
+};
+
+// A windowed pipeline: keyed windows with an aggregator, results to the sink.
+template <typename In, typename Cur, typename Xf, typename KeyFn, typename Assigner,
+          typename TimeFn, typename Agg, typename ValueFn, typename Sink>
+class WindowPipeline {
+ public:
+  using Key = std::decay_t<std::invoke_result_t<KeyFn&, const Cur&>>;
+  using Result = WindowResult<Key, typename Agg::Result>;
+  using Late = LateRecord<Key, Cur>;
+
+  WindowPipeline(internal::PipelineCore<In> core, Xf xf, KeyFn key_of, Assigner assigner,
+                 TimeFn time_of, PipelineWindowOptions options, Agg agg, ValueFn value_of,
+                 Sink sink)
+      : core_(std::move(core)),
+        xf_(std::move(xf)),
+        key_of_(std::move(key_of)),
+        time_of_(std::move(time_of)),
+        options_(options),
+        value_of_(std::move(value_of)),
+        sink_(std::move(sink)),
+        op_(std::move(agg), std::move(assigner),
+            WindowOperatorOptions{options.allowed_lateness, options.emit}),
+        tracker_(options.watermark) {}
+
+  // Reads and processes up to `max_batches` batches, advancing the watermark after each, and
+  // once more at the end (so that idle time closes windows). Returns the source records read.
+  [[nodiscard]] absl::StatusOr<size_t> Poll(int max_batches = 16) {
+    if (!core_.started) {
+      for (ShardId shard : core_.source->known_shards()) tracker_.AddSource(shard, Now());
+    }
+    size_t read = 0;
+    for (int i = 0; i < max_batches; ++i) {
+      absl::StatusOr<std::optional<SourceBatch<In>>> batch = core_.NextBatch();
+      if (!batch.ok()) return batch.status();
+      if (!*batch) break;
+      ProcessBatch(**batch);
+      read += (*batch)->records.size();
+      if (!core_.failed.ok()) return core_.failed;
+    }
+    AdvanceWatermark(WatermarkAt(Now()));
+    if (!core_.failed.ok()) return core_.failed;
+    return read;
+  }
+
+  // Ends a bounded input: processes everything the source still holds, then closes every
+  // window (the watermark moves to the end of time).
+  [[nodiscard]] absl::Status Finish() {
+    while (true) {
+      absl::StatusOr<size_t> n = Poll();
+      if (!n.ok()) return n.status();
+      if (*n == 0) break;
+    }
+    AdvanceWatermark(absl::InfiniteFuture());
+    return core_.failed;
+  }
+
+  // The late side output, oldest first; TakeLateRecords() hands it over and empties it.
+  const std::vector<Late>& LateRecords() const { return late_; }
+  std::vector<Late> TakeLateRecords() { return std::exchange(late_, {}); }
+
+  std::string Snapshot() {
+    std::string out(internal::kPipelineSnapshotMagic, 4);
+    internal::PutU8(&out, internal::kPipelineSnapshotVersion);
+    internal::PutU8(&out, static_cast<uint8_t>(internal::PipelineKind::kWindowed));
+    std::string part;
+    core_.source->SavePosition(&part);
+    internal::PutBlob(&out, part);
+    part.clear();
+    op_.Snapshot(&part);
+    internal::PutBlob(&out, part);
+    internal::PutShardWatermarks(&out, tracker_);
+    part.clear();
+    if constexpr (internal::PositionedSink<Sink>) sink_.SavePosition(&part);
+    internal::PutBlob(&out, part);
+    internal::PutLittleEndian(&out, core_.records_in);
+    internal::PutLittleEndian(&out, core_.results_out);
+    return out;
+  }
+
+  [[nodiscard]] absl::Status Commit() { return core_.source->Commit(); }
+
+  // REQUIRES: called before the first Poll, on a pipeline built like the one snapshotted.
+  // Errors: kInvalidArgument for anything but such a snapshot (nothing is changed then, except
+  // possibly the source's position); a StreamSink's read errors.
+  [[nodiscard]] absl::Status Restore(std::string_view snapshot) {
+    if (core_.started) return InvalidArgumentError("Restore after the pipeline started");
+    internal::ByteReader in(snapshot);
+    std::string_view magic, source_pos, op_state, sink_pos;
+    uint8_t version, kind;
+    uint64_t records_in, results_out;
+    WatermarkTracker tracker(options_.watermark);
+    if (!in.Bytes(4, &magic) || magic != std::string_view(internal::kPipelineSnapshotMagic, 4) ||
+        !in.U8(&version) || version != internal::kPipelineSnapshotVersion || !in.U8(&kind) ||
+        kind != static_cast<uint8_t>(internal::PipelineKind::kWindowed) ||
+        !internal::ReadBlob(&in, &source_pos) || !internal::ReadBlob(&in, &op_state) ||
+        !internal::ReadShardWatermarks(&in, &tracker) || !internal::ReadBlob(&in, &sink_pos) ||
+        !in.LittleEndian(&records_in) || !in.LittleEndian(&results_out) || !in.AtEnd()) {
+      return InvalidArgumentError("not a snapshot of a windowed pipeline");
+    }
+    absl::Status s = core_.source->RestorePosition(source_pos);
+    if (!s.ok()) return s;
+    if (!op_.Restore(op_state)) {  // all or nothing
+      return InvalidArgumentError(
+          "the snapshot's window state does not fit this pipeline (another window, lateness, "
+          "aggregator or key type)");
+    }
+    if constexpr (internal::PositionedSink<Sink>) {
+      s = sink_.RestorePosition(sink_pos);
+      if (!s.ok()) return s;
+    }
+    // Idleness measures silence while running: a restarted pipeline gives every source a full
+    // idle timeout again (a shard is not idle just because the process was down).
+    std::map<ShardId, WatermarkTracker::Source> sources = tracker.sources();
+    for (auto& [shard, source] : sources) source.last_seen = Now();
+    tracker_.Restore(std::move(sources), tracker.current());
+    core_.records_in = records_in;
+    core_.results_out = results_out;
+    return absl::OkStatus();
+  }
+
+  absl::Time watermark() const { return op_.watermark(); }
+  uint64_t records_in() const { return core_.records_in; }
+  uint64_t results_out() const { return core_.results_out; }
+  uint64_t late_records() const { return op_.late_records(); }
+  uint64_t undecodable_records() const { return core_.source->undecodable_records(); }
+  size_t live_windows() const { return op_.live_windows(); }
+  size_t live_keys() const { return op_.live_keys(); }
+  // The state's estimated bytes (WindowOperator::state_bytes), and per live key (0 with none).
+  size_t state_bytes() const { return op_.state_bytes(); }
+  double state_bytes_per_live_key() const {
+    const size_t keys = op_.live_keys();
+    return keys == 0 ? 0.0 : static_cast<double>(op_.state_bytes()) / static_cast<double>(keys);
+  }
+  Sink& sink() { return sink_; }
+
+ private:
+  absl::Time Now() const { return core_.clock->Now(); }
+
+  absl::Time WatermarkAt(absl::Time now) {
+    if (options_.processing_time) return now;
+    return tracker_.Watermark(now);
+  }
+
+  void ProcessBatch(const SourceBatch<In>& batch) {
+    const absl::Time now = Now();
+    absl::Time newest = absl::InfinitePast();
+    auto emit = [this](const Result& r) { Deliver(r); };
+    for (const SourceRecord<In>& r : batch.records) {
+      xf_(r.value, [&](const Cur& v) {
+        absl::Time t;
+        if (options_.processing_time) {
+          t = now;
+        } else if constexpr (std::is_same_v<TimeFn, internal::ArrivalTime>) {
+          t = r.arrival_time;
+        } else {
+          t = time_of_(v);
+        }
+        if (t > newest) newest = t;
+        Key key = key_of_(v);
+        op_.Add(key, t, ValueOf(v), emit,
+                [&](const Key& k, absl::Time et, const auto&) { late_.push_back(Late{k, et, v}); });
+      });
+    }
+    core_.records_in += batch.records.size();
+    if (!options_.processing_time) {
+      // Only records count as activity: a heartbeat (an empty batch) does not keep a source
+      // from going idle, else a quiet shard would hold the watermark back for ever.
+      if (newest != absl::InfinitePast()) tracker_.Observe(batch.shard, newest, now);
+      if (batch.shard_ended) tracker_.RemoveSource(batch.shard);
+    }
+    AdvanceWatermark(WatermarkAt(now));
+  }
+
+  decltype(auto) ValueOf(const Cur& v) {
+    if constexpr (std::is_same_v<ValueFn, std::identity>) {
+      return v;
+    } else {
+      return value_of_(v);
+    }
+  }
+
+  void AdvanceWatermark(absl::Time wm) {
+    op_.AdvanceWatermark(wm, [this](const Result& r) { Deliver(r); });
+  }
+
+  void Deliver(const Result& r) {
+    if (!core_.failed.ok()) return;  // a failed pipeline emits nothing more
+    core_.failed = internal::CallSink(sink_, r);
+    if (core_.failed.ok()) ++core_.results_out;
+  }
+
+  internal::PipelineCore<In> core_;
+  Xf xf_;
+  KeyFn key_of_;
+  TimeFn time_of_;
+  PipelineWindowOptions options_;
+  ValueFn value_of_;
+  Sink sink_;
+  WindowOperator<Key, Agg, Assigner> op_;
+  WatermarkTracker tracker_;
+  std::vector<Late> late_;
+};
+
+// The windowed stages before the aggregator: options and the event time.
+template <typename In, typename Cur, typename Xf, typename KeyFn, typename Assigner,
+          typename TimeFn>
+class WindowedFlow {
+ public:
+  WindowedFlow(internal::PipelineCore<In> core, Xf xf, KeyFn key_of, Assigner assigner,
+               TimeFn time_of, PipelineWindowOptions options)
+      : core_(std::move(core)),
+        xf_(std::move(xf)),
+        key_of_(std::move(key_of)),
+        assigner_(std::move(assigner)),
+        time_of_(std::move(time_of)),
+        options_(options) {}
+
+  // The event time of an element (absl::Time time_of(const Cur&)). Default: arrival time.
+  template <typename F>
+  auto EventTime(F time_of) && {
+    return WindowedFlow<In, Cur, Xf, KeyFn, Assigner, F>(std::move(core_), std::move(xf_),
+                                                         std::move(key_of_), std::move(assigner_),
+                                                         std::move(time_of), options_);
+  }
+  // Windows by processing time (the clock when a record is processed).
+  WindowedFlow&& ProcessingTime() && {
+    options_.processing_time = true;
+    return std::move(*this);
+  }
+  WindowedFlow&& Watermark(WatermarkOptions watermark) && {
+    options_.watermark = watermark;
+    return std::move(*this);
+  }
+  WindowedFlow&& AllowedLateness(absl::Duration lateness) && {
+    options_.allowed_lateness = lateness;
+    return std::move(*this);
+  }
+  WindowedFlow&& Emit(EmitMode mode) && {
+    options_.emit = mode;
+    return std::move(*this);
+  }
+
+  // Aggregates the elements themselves (e.g. Count()), or value_of(element) (e.g. Sum<int64_t>()
+  // of an amount).
+  template <typename Agg>
+  auto Aggregate(Agg agg) && {
+    return std::move(*this).Aggregate(std::move(agg), std::identity());
+  }
+  template <typename Agg, typename ValueFn>
+  auto Aggregate(Agg agg, ValueFn value_of) && {
+    return Aggregated<Agg, ValueFn>{std::move(*this), std::move(agg), std::move(value_of)};
+  }
+
+  // The last stage: To(sink) builds the pipeline.
+  template <typename Agg, typename ValueFn>
+  struct Aggregated {
+    WindowedFlow flow;
+    Agg agg;
+    ValueFn value_of;
+
+    template <typename Sink>
+    auto To(Sink sink) && {
+      return WindowPipeline<In, Cur, Xf, KeyFn, Assigner, TimeFn, Agg, ValueFn, Sink>(
+          std::move(flow.core_), std::move(flow.xf_), std::move(flow.key_of_),
+          std::move(flow.assigner_), std::move(flow.time_of_), flow.options_, std::move(agg),
+          std::move(value_of), std::move(sink));
+    }
+  };
+
+ private:
+  internal::PipelineCore<In> core_;
+  Xf xf_;
+  KeyFn key_of_;
+  Assigner assigner_;
+  TimeFn time_of_;
+  PipelineWindowOptions options_;
+};
+
+template <typename In, typename Cur, typename Xf, typename KeyFn>
+class KeyedFlow {
+ public:
+  KeyedFlow(internal::PipelineCore<In> core, Xf xf, KeyFn key_of)
+      : core_(std::move(core)), xf_(std::move(xf)), key_of_(std::move(key_of)) {}
+
+  // TumblingWindow, HoppingWindow or SessionWindow (window.h).
+  template <typename Assigner>
+  auto Window(Assigner assigner) && {
+    return WindowedFlow<In, Cur, Xf, KeyFn, Assigner, internal::ArrivalTime>(
+        std::move(core_), std::move(xf_), std::move(key_of_), std::move(assigner),
+        internal::ArrivalTime{}, PipelineWindowOptions{});
+  }
+
+ private:
+  internal::PipelineCore<In> core_;
+  Xf xf_;
+  KeyFn key_of_;
+};
+
+// The element stages; Cur is the current element type.
+template <typename In, typename Cur, typename Xf>
+class Flow {
+ public:
+  Flow(internal::PipelineCore<In> core, Xf xf) : core_(std::move(core)), xf_(std::move(xf)) {}
+
+  // Keeps the elements for which pred(element) is true.
+  template <typename F>
+  auto Filter(F pred) && {
+    using Next = internal::FilterTransform<Xf, F>;
+    return Flow<In, Cur, Next>(std::move(core_), Next{std::move(xf_), std::move(pred)});
+  }
+  // Replaces each element by f(element).
+  template <typename F>
+  auto Map(F f) && {
+    using Next = internal::MapTransform<Xf, F>;
+    using Out = std::decay_t<std::invoke_result_t<F&, const Cur&>>;
+    return Flow<In, Out, Next>(std::move(core_), Next{std::move(xf_), std::move(f)});
+  }
+  // Replaces each element by the elements of the range f(element) (none, one or more).
+  template <typename F>
+  auto FlatMap(F f) && {
+    using Next = internal::FlatMapTransform<Xf, F>;
+    using Range = std::invoke_result_t<F&, const Cur&>;
+    using Out = std::decay_t<std::ranges::range_value_t<Range>>;
+    return Flow<In, Out, Next>(std::move(core_), Next{std::move(xf_), std::move(f)});
+  }
+  // Partitions by key_of(element): a key is copyable, ordered, hashable, with a KeyCodec
+  // (integers and std::string have one).
+  template <typename KeyFn>
+  auto KeyBy(KeyFn key_of) && {
+    return KeyedFlow<In, Cur, Xf, KeyFn>(std::move(core_), std::move(xf_), std::move(key_of));
+  }
+  // Every element to the sink.
+  template <typename Sink>
+  auto To(Sink sink) && {
+    return RecordPipeline<In, Cur, Xf, Sink>(std::move(core_), std::move(xf_), std::move(sink));
+  }
+
+ private:
+  internal::PipelineCore<In> core_;
+  Xf xf_;
+};
+
+template <typename T>
+class Pipeline {
+ public:
+  // Starts a pipeline reading `source`, on `clock` (processing time, idle timeouts; use the
+  // source stream's clock). A null clock means the system clock.
+  static Flow<T, T, internal::IdentityTransform> From(
+      std::unique_ptr<Source<T>> source, std::shared_ptr<Clock> clock = SystemClock::Default()) {
+    internal::PipelineCore<T> core;
+    core.source = std::move(source);
+    core.clock = clock ? std::move(clock) : SystemClock::Default();
+    return Flow<T, T, internal::IdentityTransform>(std::move(core), {});
+  }
+};
+
+}  // namespace rill
+
+#endif  // RILL_PROCESS_PIPELINE_H_

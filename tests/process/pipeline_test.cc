@@ -1,0 +1,590 @@
+#include "rill/process/pipeline.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "rill/base/clock.h"
+#include "rill/consume/checkpoint_store.h"
+#include "rill/consume/consumer_group.h"
+#include "rill/process/aggregators.h"
+#include "rill/process/sink.h"
+#include "rill/process/source.h"
+#include "rill/stream/stream.h"
+
+namespace rill {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000 / 300 * 300);  // a 5-minute boundary
+
+absl::Time At(int64_t seconds) { return kT0 + absl::Seconds(seconds); }
+
+struct Event {
+  std::string player;
+  int64_t level = 0;
+  int64_t score = 0;
+  absl::Time time;
+};
+
+using CountResult = WindowResult<std::string, uint64_t>;
+
+// (key, start offset s, end offset s, value, is_update) for readable expectations.
+template <typename R>
+std::vector<std::tuple<std::string, int64_t, int64_t, int64_t, bool>> Rows(
+    const std::vector<R>& results) {
+  std::vector<std::tuple<std::string, int64_t, int64_t, int64_t, bool>> rows;
+  for (const R& r : results) {
+    rows.emplace_back(absl::StrCat(r.key), absl::ToInt64Seconds(r.start - kT0),
+                      absl::ToInt64Seconds(r.end - kT0), static_cast<int64_t>(r.value),
+                      r.is_update);
+  }
+  return rows;
+}
+
+TEST_CASE("a tumbling count by event time with out-of-order input emits each window once",
+          "[pipeline]") {
+  auto source = std::make_unique<VectorSource<Event>>(2);
+  // Out of order by up to 4 s, within the 5 s bound: nothing is late.
+  for (auto [player, t] : std::vector<std::pair<std::string, int64_t>>{
+           {"a", 1}, {"b", 3}, {"a", 0}, {"a", 9}, {"b", 12}, {"a", 11}, {"b", 8}, {"a", 25}}) {
+    source->Add(Event{player, 1, 0, At(t)}, At(t));
+  }
+  std::vector<CountResult> results;
+  auto p = Pipeline<Event>::From(std::move(source), std::make_shared<SimulatedClock>(At(0)))
+               .KeyBy([](const Event& e) { return e.player; })
+               .Window(TumblingWindow(absl::Seconds(10)))
+               .EventTime([](const Event& e) { return e.time; })
+               .Watermark({.max_out_of_orderness = absl::Seconds(5),
+                           .idle_timeout = absl::ZeroDuration()})
+               .Aggregate(Count())
+               .To(ToVector(&results));
+  REQUIRE(p.Poll(100).ok());
+  // The watermark reached 25 - 5 = 20: windows [0,10) and [10,20) closed, [20,30) is open.
+  CHECK(Rows(results) == decltype(Rows(results)){{"a", 0, 10, 3, false},
+                                                 {"b", 0, 10, 2, false},
+                                                 {"a", 10, 20, 1, false},
+                                                 {"b", 10, 20, 1, false}});
+  CHECK(p.watermark() == At(20));
+  CHECK(p.live_keys() == 1);
+  REQUIRE(p.Finish().ok());
+  CHECK(results.size() == 5);
+  CHECK(Rows(results).back() == std::make_tuple(std::string("a"), 20, 30, 1, false));
+  CHECK(p.late_records() == 0);
+  CHECK(p.records_in() == 8);
+  CHECK(p.results_out() == 5);
+  CHECK(p.live_keys() == 0);
+  CHECK(p.state_bytes() == 0);
+}
+
+TEST_CASE("filter and map stages run before the key and the window", "[pipeline]") {
+  auto source = std::make_unique<VectorSource<Event>>();
+  for (int i = 0; i < 20; ++i) {
+    source->Add(Event{"p" + std::to_string(i % 4), i % 3, i, At(i)}, At(i));
+  }
+  std::vector<WindowResult<int64_t, int64_t>> results;
+  auto p = Pipeline<Event>::From(std::move(source))
+               .Filter([](const Event& e) { return e.score % 2 == 0; })
+               .Map([](const Event& e) { return std::make_pair(e.level, e.score * 10); })
+               .KeyBy([](const std::pair<int64_t, int64_t>& v) { return v.first; })
+               .Window(TumblingWindow(absl::Seconds(100)))
+               .Aggregate(Sum<int64_t>(), [](const std::pair<int64_t, int64_t>& v) { return v.second; })
+               .To(ToVector(&results));
+  REQUIRE(p.Finish().ok());
+  // Even scores 0..18; level = score % 3.
+  std::map<int64_t, int64_t> expected;
+  for (int i = 0; i < 20; i += 2) expected[i % 3] += i * 10;
+  REQUIRE(results.size() == 3);
+  for (const auto& r : results) {
+    CHECK(r.value == expected[r.key]);
+    CHECK(r.start == At(0));
+    CHECK_FALSE(r.is_update);
+  }
+}
+
+TEST_CASE("the watermark is the minimum over source shards until a shard goes idle",
+          "[pipeline]") {
+  auto clock = std::make_shared<SimulatedClock>(At(0));
+  auto owned = std::make_unique<VectorSource<Event>>();
+  VectorSource<Event>* source = owned.get();
+  std::vector<CountResult> results;
+  auto p = Pipeline<Event>::From(std::move(owned), clock)
+               .KeyBy([](const Event& e) { return e.player; })
+               .Window(TumblingWindow(absl::Seconds(10)))
+               .EventTime([](const Event& e) { return e.time; })
+               .Watermark({.max_out_of_orderness = absl::Seconds(1),
+                           .idle_timeout = absl::Seconds(30)})
+               .Aggregate(Count())
+               .To(ToVector(&results));
+  // Shard 0 runs ahead to t = 50; shard 1 stays at t = 2.
+  source->Add(Event{"x", 0, 0, At(2)}, At(2), ShardId(1));
+  for (int t = 0; t <= 50; t += 5) source->Add(Event{"x", 0, 0, At(t)}, At(t), ShardId(0));
+  REQUIRE(p.Poll(100).ok());
+  CHECK(results.empty());  // shard 1 holds the watermark at 2 - 1 = 1
+  CHECK(p.watermark() == At(1));
+  // Shard 1 catches up to 21: windows up to [10,20) close.
+  source->Add(Event{"y", 0, 0, At(21)}, At(21), ShardId(1));
+  REQUIRE(p.Poll(100).ok());
+  CHECK(Rows(results) == decltype(Rows(results)){{"x", 0, 10, 3, false}, {"x", 10, 20, 2, false}});
+  // Shard 1 goes silent; after the idle timeout shard 0 alone drives the watermark (49).
+  clock->Advance(absl::Seconds(31));
+  REQUIRE(p.Poll(100).ok());
+  CHECK(p.watermark() == At(49));
+  CHECK(Rows(results).size() == 5);  // + x [20,30), y [20,30), x [30,40)
+  CHECK(Rows(results)[2] == std::make_tuple(std::string("x"), 20, 30, 2, false));
+  CHECK(Rows(results)[3] == std::make_tuple(std::string("y"), 20, 30, 1, false));
+  // Everything idle: the watermark follows the clock, so the last window closes without input.
+  clock->Advance(absl::Minutes(5));
+  REQUIRE(p.Poll(100).ok());
+  CHECK(Rows(results).size() == 7);
+  CHECK(Rows(results)[5] == std::make_tuple(std::string("x"), 40, 50, 2, false));
+  CHECK(Rows(results)[6] == std::make_tuple(std::string("x"), 50, 60, 1, false));
+}
+
+TEST_CASE("late records update within allowed lateness and go to the side output beyond it",
+          "[pipeline]") {
+  auto source = std::make_unique<VectorSource<Event>>(1);
+  source->Add(Event{"a", 0, 0, At(1)}, At(1));
+  source->Add(Event{"a", 0, 0, At(22)}, At(22));  // watermark 22: [0,10) closes with 1
+  source->Add(Event{"a", 0, 0, At(5)}, At(5));    // within lateness (10 + 15 > 22): update
+  source->Add(Event{"a", 0, 0, At(40)}, At(40));  // watermark 40: [0,10) expires
+  source->Add(Event{"a", 0, 0, At(7)}, At(7));    // beyond lateness: side output
+  std::vector<CountResult> results;
+  auto p = Pipeline<Event>::From(std::move(source))
+               .KeyBy([](const Event& e) { return e.player; })
+               .Window(TumblingWindow(absl::Seconds(10)))
+               .EventTime([](const Event& e) { return e.time; })
+               .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
+                           .idle_timeout = absl::ZeroDuration()})
+               .AllowedLateness(absl::Seconds(15))
+               .Aggregate(Count())
+               .To(ToVector(&results));
+  REQUIRE(p.Finish().ok());
+  CHECK(Rows(results) == decltype(Rows(results)){{"a", 0, 10, 1, false},
+                                                 {"a", 0, 10, 2, true},
+                                                 {"a", 20, 30, 1, false},
+                                                 {"a", 40, 50, 1, false}});
+  CHECK(p.late_records() == 1);
+  REQUIRE(p.LateRecords().size() == 1);
+  CHECK(p.LateRecords()[0].key == "a");
+  CHECK(p.LateRecords()[0].event_time == At(7));
+  CHECK(p.LateRecords()[0].value.time == At(7));
+  CHECK(p.TakeLateRecords().size() == 1);
+  CHECK(p.LateRecords().empty());
+}
+
+TEST_CASE("hopping sums come from panes and session windows merge", "[pipeline]") {
+  auto make_source = [] {
+    auto source = std::make_unique<VectorSource<Event>>();
+    for (int64_t t : {0, 5, 12, 61, 65, 200}) source->Add(Event{"k", 0, t, At(t)}, At(t));
+    return source;
+  };
+  std::vector<WindowResult<std::string, int64_t>> hops;
+  auto hopping = Pipeline<Event>::From(make_source())
+                     .KeyBy([](const Event& e) { return e.player; })
+                     .Window(HoppingWindow(absl::Seconds(20), absl::Seconds(10)))
+                     .Aggregate(Sum<int64_t>(), [](const Event& e) { return e.score; })
+                     .To(ToVector(&hops));
+  REQUIRE(hopping.Finish().ok());
+  CHECK(Rows(hops) == decltype(Rows(hops)){{"k", -10, 10, 5, false},
+                                           {"k", 0, 20, 17, false},
+                                           {"k", 10, 30, 12, false},
+                                           {"k", 50, 70, 126, false},
+                                           {"k", 60, 80, 126, false},
+                                           {"k", 190, 210, 200, false},
+                                           {"k", 200, 220, 200, false}});
+
+  std::vector<CountResult> sessions;
+  auto session = Pipeline<Event>::From(make_source())
+                     .KeyBy([](const Event& e) { return e.player; })
+                     .Window(SessionWindow(absl::Seconds(10)))
+                     .Aggregate(Count())
+                     .To(ToVector(&sessions));
+  REQUIRE(session.Finish().ok());
+  // 0, 5, 12 chain into [0, 22); 61, 65 into [61, 75); 200 alone.
+  CHECK(Rows(sessions) == decltype(Rows(sessions)){
+                              {"k", 0, 22, 3, false}, {"k", 61, 75, 2, false}, {"k", 200, 210, 1, false}});
+}
+
+TEST_CASE("early results in kOnUpdate mode and processing-time windows", "[pipeline]") {
+  auto clock = std::make_shared<SimulatedClock>(At(0));
+  auto owned = std::make_unique<VectorSource<Event>>();
+  VectorSource<Event>* source = owned.get();
+  std::vector<CountResult> results;
+  auto p = Pipeline<Event>::From(std::move(owned), clock)
+               .KeyBy([](const Event& e) { return e.player; })
+               .Window(TumblingWindow(absl::Minutes(1)))
+               .ProcessingTime()
+               .Emit(EmitMode::kOnUpdate)
+               .Aggregate(Count())
+               .To(ToVector(&results));
+  // Event times are ignored: the clock decides the window.
+  source->Add(Event{"a", 0, 0, At(-1000)}, At(-1000));
+  source->Add(Event{"a", 0, 0, At(5000)}, At(5000));
+  REQUIRE(p.Poll().ok());
+  CHECK(Rows(results) == decltype(Rows(results)){{"a", 0, 60, 1, true}, {"a", 0, 60, 2, true}});
+  clock->Advance(absl::Seconds(60));
+  REQUIRE(p.Poll().ok());
+  CHECK(Rows(results).back() == std::make_tuple(std::string("a"), 0, 60, 2, false));
+}
+
+// Input for the restart tests: 3 shards, 10 players, 2000 events over 20 minutes, some out of
+// order.
+std::unique_ptr<VectorSource<Event>> GameInput() {
+  auto source = std::make_unique<VectorSource<Event>>(16);
+  uint64_t x = 12345;
+  for (int i = 0; i < 2000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    const int64_t jitter = static_cast<int64_t>((x >> 33) % 4000);  // up to 4 s back
+    const absl::Time t = At(i * 600 / 1000) - absl::Milliseconds(jitter);
+    source->Add(Event{"p" + std::to_string((x >> 40) % 10), static_cast<int64_t>((x >> 20) % 5),
+                      static_cast<int64_t>((x >> 50) % 100), t},
+                t, ShardId(static_cast<uint32_t>((x >> 45) % 3)));
+  }
+  return source;
+}
+
+template <typename Sink>
+auto GamePipeline(std::unique_ptr<Source<Event>> source, Sink sink) {
+  return Pipeline<Event>::From(std::move(source), std::make_shared<SimulatedClock>(At(0)))
+      .KeyBy([](const Event& e) { return e.player; })
+      .Window(HoppingWindow(absl::Minutes(2), absl::Minutes(1)))
+      .EventTime([](const Event& e) { return e.time; })
+      .Watermark({.max_out_of_orderness = absl::Seconds(2), .idle_timeout = absl::ZeroDuration()})
+      .AllowedLateness(absl::Seconds(30))
+      .Aggregate(Sum<int64_t>(), [](const Event& e) { return e.score; })
+      .To(std::move(sink));
+}
+
+TEST_CASE("a pipeline restored from a snapshot emits exactly what an uninterrupted one emits",
+          "[pipeline][snapshot]") {
+  std::vector<WindowResult<std::string, int64_t>> uninterrupted;
+  auto whole = GamePipeline(GameInput(), ToVector(&uninterrupted));
+  REQUIRE(whole.Finish().ok());
+  REQUIRE(uninterrupted.size() > 100);
+  const uint64_t late = whole.late_records();
+
+  for (int cut : {1, 7, 40, 90}) {
+    std::vector<WindowResult<std::string, int64_t>> results;
+    std::string snapshot;
+    size_t at_snapshot = 0;
+    {
+      auto first = GamePipeline(GameInput(), ToVector(&results));
+      REQUIRE(first.Poll(cut).ok());
+      snapshot = first.Snapshot();
+      at_snapshot = results.size();
+      REQUIRE(first.Commit().ok());
+      // Killed mid-window: whatever it emits after the snapshot is lost with it.
+      REQUIRE(first.Poll(3).ok());
+    }
+    std::vector<WindowResult<std::string, int64_t>> before(results.begin(),
+                                                           results.begin() + at_snapshot);
+    std::vector<WindowResult<std::string, int64_t>> resumed;
+    auto second = GamePipeline(GameInput(), ToVector(&resumed));
+    REQUIRE(second.Restore(snapshot).ok());
+    REQUIRE(second.Finish().ok());
+    before.insert(before.end(), resumed.begin(), resumed.end());
+    CHECK(before == uninterrupted);
+    CHECK(second.late_records() == late);
+    CHECK(second.records_in() == 2000);
+  }
+}
+
+TEST_CASE("Restore refuses garbage and another pipeline's snapshot", "[pipeline][snapshot]") {
+  std::vector<WindowResult<std::string, int64_t>> out;
+  auto p = GamePipeline(GameInput(), ToVector(&out));
+  CHECK(GetErrorCode(p.Restore("")) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(p.Restore("RPIP garbage")) == ErrorCode::kInvalidArgument);
+
+  std::vector<CountResult> counts;
+  auto other = Pipeline<Event>::From(GameInput())
+                   .KeyBy([](const Event& e) { return e.player; })
+                   .Window(TumblingWindow(absl::Minutes(1)))
+                   .Aggregate(Count())
+                   .To(ToVector(&counts));
+  REQUIRE(other.Poll(5).ok());
+  std::string snapshot = other.Snapshot();
+  CHECK(GetErrorCode(p.Restore(snapshot)) == ErrorCode::kInvalidArgument);
+  for (size_t cut = 0; cut < snapshot.size(); cut += 7) {
+    CHECK(GetErrorCode(p.Restore(snapshot.substr(0, cut))) == ErrorCode::kInvalidArgument);
+  }
+  REQUIRE(p.Poll(1).ok());
+  CHECK(GetErrorCode(p.Restore(snapshot)) == ErrorCode::kInvalidArgument);  // already started
+}
+
+TEST_CASE("a sink error stops the pipeline and nothing more is emitted", "[pipeline]") {
+  auto source = std::make_unique<VectorSource<Event>>(1);
+  for (int t = 0; t < 50; t += 10) source->Add(Event{"a", 0, 0, At(t)}, At(t));
+  int calls = 0;
+  auto p = Pipeline<Event>::From(std::move(source))
+               .KeyBy([](const Event& e) { return e.player; })
+               .Window(TumblingWindow(absl::Seconds(10)))
+               .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
+                           .idle_timeout = absl::ZeroDuration()})
+               .Aggregate(Count())
+               .To([&calls](const CountResult&) -> absl::Status {
+                 return ++calls == 2 ? ResourceInUseError("sink full") : absl::OkStatus();
+               });
+  absl::Status s = p.Finish();
+  CHECK(GetErrorCode(s) == ErrorCode::kResourceInUse);
+  CHECK(calls == 2);
+  CHECK(p.results_out() == 1);
+  CHECK(GetErrorCode(p.Poll().status()) == ErrorCode::kResourceInUse);
+  CHECK(calls == 2);
+}
+
+TEST_CASE("a record pipeline flat-maps elements to its sink and resumes from a snapshot",
+          "[pipeline]") {
+  auto make = [](std::vector<std::string>* out) {
+    auto source = std::make_unique<VectorSource<std::string>>(2);
+    for (const char* line : {"a b", "", "c", "d e f"}) source->Add(line, At(0));
+    return Pipeline<std::string>::From(std::move(source))
+        .FlatMap([](const std::string& line) {
+          return std::vector<std::string>(absl::StrSplit(line, ' ', absl::SkipEmpty()));
+        })
+        .Map([](const std::string& word) { return word + "!"; })
+        .To(ToVector(out));
+  };
+  std::vector<std::string> words;
+  auto p = make(&words);
+  REQUIRE(p.Poll(1).ok());
+  CHECK(words == std::vector<std::string>{"a!", "b!"});
+  std::string snapshot = p.Snapshot();
+  std::vector<std::string> rest;
+  auto q = make(&rest);
+  REQUIRE(q.Restore(snapshot).ok());
+  REQUIRE(q.Finish().ok());
+  CHECK(rest == std::vector<std::string>{"c!", "d!", "e!", "f!"});
+  CHECK(q.records_in() == 4);
+}
+
+// --- Stream sources and the Stream sink ---
+
+struct StreamFixture {
+  std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>(At(0));
+  std::unique_ptr<Stream> input;
+  std::unique_ptr<Stream> output;
+
+  StreamFixture() {
+    StreamOptions options;
+    options.name = "purchases";
+    options.shard_count = 2;
+    options.clock = clock;
+    input = std::move(*Stream::Create(options));
+    options.name = "purchases-per-level";
+    options.shard_count = 2;
+    output = std::move(*Stream::Create(options));
+  }
+
+  // "level,amount" records: `n` purchases, one per 100 ms of simulated time.
+  void Put(int n, int start = 0) {
+    for (int i = start; i < start + n; ++i) {
+      clock->Advance(absl::Milliseconds(100));
+      REQUIRE(input->PutRecord("player-" + std::to_string(i % 7),
+                               absl::StrCat(i % 3, ",", i % 10))
+                  .ok());
+    }
+  }
+};
+
+std::optional<std::pair<int64_t, int64_t>> ParsePurchase(const Record& r) {
+  const absl::string_view data(r.data.data(), r.data.size());
+  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(data, ',');
+  int64_t level, amount;
+  if (!absl::SimpleAtoi(parts.first, &level) || !absl::SimpleAtoi(parts.second, &amount)) {
+    return std::nullopt;
+  }
+  return std::make_pair(level, amount);
+}
+
+using Purchase = std::pair<int64_t, int64_t>;
+
+StreamSubscriberOptions AnalyticsFromStart() {
+  StreamSubscriberOptions options;
+  options.consumer_name = "analytics";
+  options.initial_position = StartingPosition::TrimHorizon();
+  return options;
+}
+
+std::string EncodeResult(const WindowResult<int64_t, int64_t>& r) {
+  return absl::StrCat(r.key, "|", absl::ToUnixSeconds(r.start), "|", r.value, "|",
+                      r.is_update ? 1 : 0);
+}
+
+template <typename SourcePtr>
+auto LevelSums(SourcePtr source, std::shared_ptr<Clock> clock, Stream* output) {
+  return Pipeline<Purchase>::From(std::move(source), std::move(clock))
+      .KeyBy([](const Purchase& p) { return p.first; })
+      .Window(TumblingWindow(absl::Seconds(10)))
+      .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
+                  .idle_timeout = absl::Seconds(10)})
+      .Aggregate(Sum<int64_t>(), [](const Purchase& p) { return p.second; })
+      .To(StreamSink(output, "level-sums", EncodeResult));
+}
+
+// Every record of a stream, by data.
+std::multiset<std::string> ReadAll(Stream* stream, std::set<std::string>* ids = nullptr) {
+  std::multiset<std::string> all;
+  for (const ShardDescription& shard : stream->ListShards()) {
+    auto it = stream->GetShardIterator(shard.shard_id, StartingPosition::TrimHorizon());
+    REQUIRE(it.ok());
+    auto batch = stream->GetRecords(*it);
+    REQUIRE(batch.ok());
+    for (const Record& r : batch->records) {
+      all.insert(std::string(r.data));
+      if (ids != nullptr) ids->insert(std::string(r.partition_key));
+    }
+  }
+  return all;
+}
+
+TEST_CASE("a subscription source feeds a Stream sink and a restart writes no duplicates",
+          "[pipeline][stream]") {
+  // The reference: one pipeline that never stops.
+  std::multiset<std::string> expected;
+  {
+    StreamFixture f;
+    REQUIRE(f.input->RegisterStreamConsumer("analytics").ok());
+    f.Put(600);
+    StreamSubscriberOptions options = AnalyticsFromStart();
+    auto p = LevelSums(FromSubscription<Purchase>(f.input.get(), options, ParsePurchase), f.clock,
+                       f.output.get());
+    for (int i = 0; i < 20; ++i) REQUIRE(p.Poll().ok());
+    f.clock->Advance(absl::Seconds(30));  // idle input closes the last windows
+    REQUIRE(p.Poll().ok());
+    expected = ReadAll(f.output.get());
+    CHECK(p.records_in() == 600);
+    // The golden sums: record i arrives at (i + 1) * 100 ms, level i % 3, amount i % 10.
+    std::map<std::pair<int64_t, int64_t>, int64_t> sums;
+    for (int i = 0; i < 600; ++i) sums[{i % 3, (i + 1) / 100 * 10}] += i % 10;
+    std::multiset<std::string> golden;
+    for (const auto& [k, v] : sums) {
+      golden.insert(absl::StrCat(k.first, "|", absl::ToUnixSeconds(kT0) + k.second, "|", v, "|0"));
+    }
+    CHECK(expected == golden);
+    CHECK(expected.size() == 19);  // 6 windows x 3 levels, and record 599 alone in [60, 70)
+    CHECK(p.late_records() == 0);
+  }
+
+  StreamFixture f;
+  REQUIRE(f.input->RegisterStreamConsumer("analytics").ok());
+  f.Put(600);
+  StreamSubscriberOptions options = AnalyticsFromStart();
+  std::string snapshot;
+  uint64_t written_before_restart = 0;
+  {
+    auto p = LevelSums(FromSubscription<Purchase>(f.input.get(), options, ParsePurchase), f.clock,
+                       f.output.get());
+    REQUIRE(p.Poll(1).ok());
+    snapshot = p.Snapshot();
+    // Runs on after the snapshot, writes more results, then dies without another snapshot.
+    for (int i = 0; i < 20; ++i) REQUIRE(p.Poll().ok());
+    CHECK(ReadAll(f.output.get()).size() > 0);
+    written_before_restart = p.sink().written();
+  }
+  auto p = LevelSums(FromSubscription<Purchase>(f.input.get(), options, ParsePurchase), f.clock,
+                     f.output.get());
+  REQUIRE(p.Restore(snapshot).ok());
+  // The consumer re-subscribes to a shard 5 s after its last subscription (Kinesis' rule).
+  for (int i = 0; i < 8; ++i) {
+    f.clock->Advance(absl::Seconds(1));
+    REQUIRE(p.Poll().ok());
+  }
+  CHECK(p.records_in() == 600);
+  f.clock->Advance(absl::Seconds(30));
+  REQUIRE(p.Poll().ok());
+  std::set<std::string> ids;
+  CHECK(ReadAll(f.output.get(), &ids) == expected);
+  CHECK(ids.size() == expected.size());
+  INFO("written before the restart: " << written_before_restart);
+  CHECK(p.sink().duplicates_skipped() == written_before_restart);
+  CHECK(p.sink().written() + written_before_restart == expected.size());
+}
+
+TEST_CASE("a subscription source counts undecodable records", "[pipeline][stream]") {
+  StreamFixture f;
+  REQUIRE(f.input->RegisterStreamConsumer("analytics").ok());
+  f.Put(10);
+  REQUIRE(f.input->PutRecord("x", "not a purchase").ok());
+  StreamSubscriberOptions options = AnalyticsFromStart();
+  auto p = LevelSums(FromSubscription<Purchase>(f.input.get(), options, ParsePurchase), f.clock,
+                     f.output.get());
+  REQUIRE(p.Poll().ok());
+  CHECK(p.undecodable_records() == 1);
+  CHECK(p.records_in() == 10);
+}
+
+TEST_CASE("a consumer-group source checkpoints at commits and a restart counts nothing twice",
+          "[pipeline][stream]") {
+  StreamFixture f;
+  f.Put(400);
+  auto store = std::make_shared<InMemoryCheckpointStore>();
+  ConsumerGroupOptions go;
+  go.application_name = "level-sums";
+  go.stream = f.input.get();
+  go.store = store;
+  go.initial_position = StartingPosition::TrimHorizon();
+  go.max_records = 50;
+  auto group = ConsumerGroup::Create(go);
+  REQUIRE(group.ok());
+
+  std::vector<WindowResult<int64_t, int64_t>> results;
+  auto build = [&](std::string worker) {
+    return Pipeline<Purchase>::From(
+               FromConsumerGroup<Purchase>(group->get(), std::move(worker), ParsePurchase),
+               f.clock)
+        .KeyBy([](const Purchase& p) { return p.first; })
+        .Window(TumblingWindow(absl::Seconds(100)))
+        // Longer than a failover (10 s here), so shards waiting for a new lease holder are not
+        // taken for idle ones.
+        .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
+                    .idle_timeout = absl::Seconds(30)})
+        .Aggregate(Sum<int64_t>(), [](const Purchase& p) { return p.second; })
+        .To(ToVector(&results));
+  };
+  std::string snapshot;
+  {
+    auto p = build("w1");
+    REQUIRE(p.Poll(2).ok());
+    REQUIRE(p.Poll(2).ok());
+    CHECK(p.records_in() > 0);
+    snapshot = p.Snapshot();
+    REQUIRE(p.Commit().ok());
+    REQUIRE(p.Poll(4).ok());  // more input after the commit, then a crash
+    snapshot = p.Snapshot();  // saved, but the crash comes before Commit
+  }
+  // w2 restores the last snapshot, takes the leases once they expire and resumes from the
+  // (older) checkpoints, skipping what the snapshot already covers.
+  auto p = build("w2");
+  REQUIRE(p.Restore(snapshot).ok());
+  for (int i = 0; i < 25; ++i) {
+    f.clock->Advance(absl::Seconds(1));
+    REQUIRE(p.Poll().ok());
+  }
+  REQUIRE(p.Commit().ok());
+  f.clock->Advance(absl::Seconds(200));
+  REQUIRE(p.Poll().ok());
+  CHECK(p.records_in() == 400);
+  CHECK(p.late_records() == 0);
+  int64_t total = 0;
+  for (const auto& r : results) total += r.value;
+  int64_t expected = 0;
+  for (int i = 0; i < 400; ++i) expected += i % 10;
+  CHECK(total == expected);
+  // The commit moved the group's checkpoints to the end of each shard.
+  auto leases = store->ListLeases("level-sums");
+  REQUIRE(leases.ok());
+  for (const Lease& lease : *leases) CHECK(lease.checkpoint != "TRIM_HORIZON");
+}
+
+}  // namespace
+}  // namespace rill
