@@ -64,8 +64,8 @@ TEST_CASE("a tumbling count by event time with out-of-order input emits each win
                .KeyBy([](const Event& e) { return e.player; })
                .Window(TumblingWindow(absl::Seconds(10)))
                .EventTime([](const Event& e) { return e.time; })
-               .Watermark({.max_out_of_orderness = absl::Seconds(5),
-                           .idle_timeout = absl::ZeroDuration()})
+               .Watermark(
+                   {.max_out_of_orderness = absl::Seconds(5), .idle_timeout = absl::ZeroDuration()})
                .Aggregate(Count())
                .To(ToVector(&results));
   REQUIRE(p.Poll(100).ok());
@@ -92,13 +92,14 @@ TEST_CASE("filter and map stages run before the key and the window", "[pipeline]
     source->Add(Event{"p" + std::to_string(i % 4), i % 3, i, At(i)}, At(i));
   }
   std::vector<WindowResult<int64_t, int64_t>> results;
-  auto p = Pipeline<Event>::From(std::move(source))
-               .Filter([](const Event& e) { return e.score % 2 == 0; })
-               .Map([](const Event& e) { return std::make_pair(e.level, e.score * 10); })
-               .KeyBy([](const std::pair<int64_t, int64_t>& v) { return v.first; })
-               .Window(TumblingWindow(absl::Seconds(100)))
-               .Aggregate(Sum<int64_t>(), [](const std::pair<int64_t, int64_t>& v) { return v.second; })
-               .To(ToVector(&results));
+  auto p =
+      Pipeline<Event>::From(std::move(source))
+          .Filter([](const Event& e) { return e.score % 2 == 0; })
+          .Map([](const Event& e) { return std::make_pair(e.level, e.score * 10); })
+          .KeyBy([](const std::pair<int64_t, int64_t>& v) { return v.first; })
+          .Window(TumblingWindow(absl::Seconds(100)))
+          .Aggregate(Sum<int64_t>(), [](const std::pair<int64_t, int64_t>& v) { return v.second; })
+          .To(ToVector(&results));
   REQUIRE(p.Finish().ok());
   // Even scores 0..18; level = score % 3.
   std::map<int64_t, int64_t> expected;
@@ -111,20 +112,19 @@ TEST_CASE("filter and map stages run before the key and the window", "[pipeline]
   }
 }
 
-TEST_CASE("the watermark is the minimum over source shards until a shard goes idle",
-          "[pipeline]") {
+TEST_CASE("the watermark is the minimum over source shards until a shard goes idle", "[pipeline]") {
   auto clock = std::make_shared<SimulatedClock>(At(0));
   auto owned = std::make_unique<VectorSource<Event>>();
   VectorSource<Event>* source = owned.get();
   std::vector<CountResult> results;
-  auto p = Pipeline<Event>::From(std::move(owned), clock)
-               .KeyBy([](const Event& e) { return e.player; })
-               .Window(TumblingWindow(absl::Seconds(10)))
-               .EventTime([](const Event& e) { return e.time; })
-               .Watermark({.max_out_of_orderness = absl::Seconds(1),
-                           .idle_timeout = absl::Seconds(30)})
-               .Aggregate(Count())
-               .To(ToVector(&results));
+  auto p =
+      Pipeline<Event>::From(std::move(owned), clock)
+          .KeyBy([](const Event& e) { return e.player; })
+          .Window(TumblingWindow(absl::Seconds(10)))
+          .EventTime([](const Event& e) { return e.time; })
+          .Watermark({.max_out_of_orderness = absl::Seconds(1), .idle_timeout = absl::Seconds(30)})
+          .Aggregate(Count())
+          .To(ToVector(&results));
   // Shard 0 runs ahead to t = 50; shard 1 stays at t = 2.
   source->Add(Event{"x", 0, 0, At(2)}, At(2), ShardId(1));
   for (int t = 0; t <= 50; t += 5) source->Add(Event{"x", 0, 0, At(t)}, At(t), ShardId(0));
@@ -211,8 +211,9 @@ TEST_CASE("hopping sums come from panes and session windows merge", "[pipeline]"
                      .To(ToVector(&sessions));
   REQUIRE(session.Finish().ok());
   // 0, 5, 12 chain into [0, 22); 61, 65 into [61, 75); 200 alone.
-  CHECK(Rows(sessions) == decltype(Rows(sessions)){
-                              {"k", 0, 22, 3, false}, {"k", 61, 75, 2, false}, {"k", 200, 210, 1, false}});
+  CHECK(Rows(sessions) == decltype(Rows(sessions)){{"k", 0, 22, 3, false},
+                                                   {"k", 61, 75, 2, false},
+                                                   {"k", 200, 210, 1, false}});
 }
 
 TEST_CASE("early results in kOnUpdate mode and processing-time windows", "[pipeline]") {
@@ -389,8 +390,7 @@ struct StreamFixture {
   void Put(int n, int start = 0) {
     for (int i = start; i < start + n; ++i) {
       clock->Advance(absl::Milliseconds(100));
-      REQUIRE(input->PutRecord("player-" + std::to_string(i % 7),
-                               absl::StrCat(i % 3, ",", i % 10))
+      REQUIRE(input->PutRecord("player-" + std::to_string(i % 7), absl::StrCat(i % 3, ",", i % 10))
                   .ok());
     }
   }
@@ -425,8 +425,7 @@ auto LevelSums(SourcePtr source, std::shared_ptr<Clock> clock, Stream* output) {
   return Pipeline<Purchase>::From(std::move(source), std::move(clock))
       .KeyBy([](const Purchase& p) { return p.first; })
       .Window(TumblingWindow(absl::Seconds(10)))
-      .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
-                  .idle_timeout = absl::Seconds(10)})
+      .Watermark({.max_out_of_orderness = absl::ZeroDuration(), .idle_timeout = absl::Seconds(10)})
       .Aggregate(Sum<int64_t>(), [](const Purchase& p) { return p.second; })
       .To(StreamSink(output, "level-sums", EncodeResult));
 }
@@ -540,14 +539,13 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
   std::vector<WindowResult<int64_t, int64_t>> results;
   auto build = [&](std::string worker) {
     return Pipeline<Purchase>::From(
-               FromConsumerGroup<Purchase>(group->get(), std::move(worker), ParsePurchase),
-               f.clock)
+               FromConsumerGroup<Purchase>(group->get(), std::move(worker), ParsePurchase), f.clock)
         .KeyBy([](const Purchase& p) { return p.first; })
         .Window(TumblingWindow(absl::Seconds(100)))
         // Longer than a failover (10 s here), so shards waiting for a new lease holder are not
         // taken for idle ones.
-        .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
-                    .idle_timeout = absl::Seconds(30)})
+        .Watermark(
+            {.max_out_of_orderness = absl::ZeroDuration(), .idle_timeout = absl::Seconds(30)})
         .Aggregate(Sum<int64_t>(), [](const Purchase& p) { return p.second; })
         .To(ToVector(&results));
   };

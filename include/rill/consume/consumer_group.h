@@ -120,8 +120,7 @@ class Worker {
   // the last checkpoint and the last record delivered, kInvalidArgument otherwise).
   // kResourceInUse if this worker does not hold the shard (any more). Must not be called from
   // inside a processor callback (use the callback's Checkpointer there).
-  [[nodiscard]] virtual absl::Status Checkpoint(ShardId shard,
-                                                SequenceNumber sequence_number) = 0;
+  [[nodiscard]] virtual absl::Status Checkpoint(ShardId shard, SequenceNumber sequence_number) = 0;
 };
 
 class ConsumerGroup {

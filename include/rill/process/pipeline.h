@@ -466,8 +466,9 @@ class WindowPipeline {
         }
         if (t > newest) newest = t;
         Key key = key_of_(v);
-        op_.Add(key, t, ValueOf(v), emit,
-                [&](const Key& k, absl::Time et, const auto&) { late_.push_back(Late{k, et, v}); });
+        op_.Add(key, t, ValueOf(v), emit, [&](const Key& k, absl::Time et, const auto&) {
+          late_.push_back(Late{k, et, v});
+        });
       });
     }
     core_.records_in += batch.records.size();

@@ -62,10 +62,7 @@ template <typename Encode>
 class StreamSink {
  public:
   StreamSink(Stream* stream, std::string name, Encode encode, StreamSinkOptions options = {})
-      : stream_(stream),
-        name_(std::move(name)),
-        encode_(std::move(encode)),
-        options_(options) {}
+      : stream_(stream), name_(std::move(name)), encode_(std::move(encode)), options_(options) {}
 
   template <typename Key, typename R>
   absl::Status operator()(const WindowResult<Key, R>& result) {
@@ -97,7 +94,8 @@ class StreamSink {
           attempt >= options_.max_throttle_retries) {
         return r.status();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100, 1 << std::min(attempt, 7))));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min(100, 1 << std::min(attempt, 7))));
     }
   }
 

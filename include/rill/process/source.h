@@ -115,8 +115,8 @@ class VectorSource final : public Source<T> {
     size_t end = begin + 1;
     while (end < records_.size() && end - begin < batch_size_ && shards_[end] == shard) ++end;
     next_ = end;
-    return std::optional<SourceBatch<T>>(SourceBatch<T>{
-        shard, absl::MakeConstSpan(records_.data() + begin, end - begin), false});
+    return std::optional<SourceBatch<T>>(
+        SourceBatch<T>{shard, absl::MakeConstSpan(records_.data() + begin, end - begin), false});
   }
 
   bool exhausted() const override { return next_ >= records_.size(); }
@@ -211,7 +211,8 @@ struct ShardPositions {
 // The stream's shards not read to their end yet: a stream source announces them up front, so
 // that the watermark waits for every shard (until it goes idle) instead of running ahead with
 // the first shard that delivers.
-inline std::vector<ShardId> UnfinishedShards(const Stream& stream, const ShardPositions& positions) {
+inline std::vector<ShardId> UnfinishedShards(const Stream& stream,
+                                             const ShardPositions& positions) {
   std::vector<ShardId> shards;
   for (const ShardDescription& d : stream.ListShards()) {
     auto it = positions.shards.find(d.shard_id);
@@ -278,7 +279,9 @@ class SubscriptionSource final : public Source<T> {
         SourceBatch<T>{current_.shard_id, absl::MakeConstSpan(buffer_), ended});
   }
 
-  std::vector<ShardId> known_shards() const override { return UnfinishedShards(*stream_, positions_); }
+  std::vector<ShardId> known_shards() const override {
+    return UnfinishedShards(*stream_, positions_);
+  }
 
   void SavePosition(std::string* out) const override { positions_.Encode(out); }
 
@@ -333,8 +336,8 @@ class ConsumerGroupSource final : public Source<T> {
 
   absl::StatusOr<std::optional<SourceBatch<T>>> Next() override {
     if (worker_ == nullptr) {
-      absl::StatusOr<Worker*> w = group_->AddWorker(
-          worker_id_, [this](ShardId) -> std::unique_ptr<RecordProcessor> {
+      absl::StatusOr<Worker*> w =
+          group_->AddWorker(worker_id_, [this](ShardId) -> std::unique_ptr<RecordProcessor> {
             return std::make_unique<Processor>(this);
           });
       if (!w.ok()) return w.status();
@@ -419,8 +422,7 @@ class ConsumerGroupSource final : public Source<T> {
     internal::ShardPositions::Position& p = positions_.shards[shard];
     if (p.ended) return;  // covered entirely by the restored snapshot
     Pending batch{shard, {}, ended};
-    undecodable_ +=
-        internal::DecodeRecords<T>(records, p.last, decode_, &batch.records);
+    undecodable_ += internal::DecodeRecords<T>(records, p.last, decode_, &batch.records);
     if (!records.empty() && (!p.last || *p.last < records.back().sequence_number)) {
       p.last = records.back().sequence_number;
     }
