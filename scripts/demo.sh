@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 launcher=()
 if command -v ccache >/dev/null 2>&1; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
-cmake --build build --target example_01_quickstart
-./build/examples/example_01_quickstart
+cmake --build build --target example_05_game_telemetry
+./build/examples/example_05_game_telemetry

@@ -124,4 +124,9 @@ absl::Status ValidationError(std::string_view message) {
   return MakeError(ErrorCode::kValidation, message);
 }
 
+absl::Status AsKinesisError(const absl::Status& status) {
+  if (status.ok() || status.GetPayload(internal::ToAbsl(kPayloadUrl)).has_value()) return status;
+  return InternalFailureError(status.ToString());
+}
+
 }  // namespace rill

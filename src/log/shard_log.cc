@@ -204,6 +204,13 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
   write_offset_ = 0;
 }
 
+void ShardLog::RaiseNextCounter(uint64_t floor) {
+  MutexLock lock(&append_mu_);
+  if (floor == std::numeric_limits<uint64_t>::max() || floor < next_counter_) return;
+  next_counter_ = floor + 1;
+  next_counter_published_.store(next_counter_, std::memory_order_release);
+}
+
 std::optional<uint64_t> ShardLog::Close() {
   MutexLock lock(&append_mu_);
   const bool empty = next_counter_ == first_counter_;
@@ -272,6 +279,41 @@ void ShardLog::Reclaim() {
   oldest_sealed_last_us_.store(
       oldest_sealed ? chunk_last_us_.front() : std::numeric_limits<int64_t>::max(),
       std::memory_order_relaxed);
+}
+
+uint64_t ShardLog::memory_start_ordinal() const {
+  {
+    ReaderMutexLock lock(&chunks_mu_);
+    if (!chunks_.empty()) return chunks_.front()->first_ordinal();
+  }
+  return end_ordinal();
+}
+
+size_t ShardLog::EvictBefore(uint64_t ordinal) {
+  MutexLock lock(&chunks_mu_);
+  size_t drop = 0;
+  size_t bytes = 0;
+  while (drop + 1 < chunks_.size() && chunks_[drop + 1]->first_ordinal() <= ordinal) {
+    bytes += chunks_[drop]->capacity() + sizeof(Chunk);
+    ++drop;
+  }
+  if (drop == 0) return 0;
+  chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(drop));
+  chunk_last_us_.erase(chunk_last_us_.begin(),
+                       chunk_last_us_.begin() + static_cast<ptrdiff_t>(drop));
+  const bool oldest_sealed = chunks_.size() > 1 || (closed() && !chunks_.empty());
+  oldest_sealed_last_us_.store(
+      oldest_sealed ? chunk_last_us_.front() : std::numeric_limits<int64_t>::max(),
+      std::memory_order_relaxed);
+  return bytes;
+}
+
+void ShardLog::RaiseTrim(uint64_t ordinal) {
+  ordinal = std::min(ordinal, end_ordinal());
+  uint64_t trim = trim_ordinal_.load(std::memory_order_acquire);
+  while (trim < ordinal &&
+         !trim_ordinal_.compare_exchange_weak(trim, ordinal, std::memory_order_acq_rel)) {
+  }
 }
 
 template <typename Projection, typename Key>

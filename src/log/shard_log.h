@@ -199,6 +199,10 @@ class ShardLog {
   std::optional<Appended> Append(std::string_view key, std::string_view data, int64_t now_us,
                                  uint64_t counter_floor, int64_t expire_before_us);
 
+  // Makes every later record's counter greater than `floor` (recovery of a durable shard: never
+  // reuse a counter a lost record may have had). Never lowers the next counter.
+  void RaiseNextCounter(uint64_t floor);
+
   // Closes the log: later appends fail. Returns the last counter issued, or nullopt if none was.
   // Closing twice returns the same answer.
   std::optional<uint64_t> Close();
@@ -225,6 +229,15 @@ class ShardLog {
   // point, and returns the first visible ordinal.
   uint64_t TrimBefore(int64_t cutoff_us);
   uint64_t trim_ordinal() const { return trim_ordinal_.load(std::memory_order_acquire); }
+
+  // Durable mode: records below the returned ordinal are not in memory any more (evicted to the
+  // segment files); the log's end if no chunk is held.
+  uint64_t memory_start_ordinal() const ABSL_LOCKS_EXCLUDED(chunks_mu_);
+  // Durable mode: drops the chunks (never the newest) whose records all lie below `ordinal`,
+  // which must be written to disk already. Returns the bytes given back.
+  size_t EvictBefore(uint64_t ordinal) ABSL_LOCKS_EXCLUDED(chunks_mu_);
+  // Durable mode: retention found on disk that records below `ordinal` have expired.
+  void RaiseTrim(uint64_t ordinal);
 
   // The first ordinal in [trim, end) whose record has counter >= `counter`, or `end`.
   uint64_t LowerBoundCounter(uint64_t counter, uint64_t end) const;

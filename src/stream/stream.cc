@@ -12,6 +12,7 @@
 #include "rill/base/internal/sequence_layout.h"
 #include "rill/base/internal/strings.h"
 #include "rill/base/md5.h"
+#include "storage/stream_store.h"
 #include "stream/rate_limiter.h"
 #include "stream/stream_shard.h"
 
@@ -208,7 +209,62 @@ struct Stream::Counters {
   Latency get_records_latency;
 };
 
+namespace {
+absl::Status ValidateStreamOptions(StreamOptions& options);
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
+  if (absl::Status s = ValidateStreamOptions(options); !s.ok()) return s;
+  if (!options.storage) return std::unique_ptr<Stream>(new Stream(std::move(options), nullptr));
+  absl::StatusOr<std::unique_ptr<internal::StreamStore>> store =
+      internal::StreamStore::Open(*options.storage);
+  if (!store.ok()) return AsKinesisError(store.status());
+  absl::StatusOr<std::optional<internal::StreamMeta>> meta = (*store)->LoadMeta();
+  if (!meta.ok()) return AsKinesisError(meta.status());
+  if (*meta) {
+    return ResourceInUseError(
+        absl::StrFormat("directory %s already holds stream %s: open it with Stream::Open",
+                        options.storage->directory, (*meta)->name));
+  }
+  std::unique_ptr<Stream> stream(new Stream(std::move(options), nullptr));
+  if (absl::Status s = stream->AttachStorage(std::move(*store), false); !s.ok()) {
+    return AsKinesisError(s);
+  }
+  return stream;
+}
+
+absl::StatusOr<std::unique_ptr<Stream>> Stream::Open(StreamOptions options) {
+  if (!options.storage) {
+    return InvalidArgumentError("Stream::Open needs options.storage (a durable stream)");
+  }
+  if (absl::Status s = ValidateStreamOptions(options); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<internal::StreamStore>> store =
+      internal::StreamStore::Open(*options.storage);
+  if (!store.ok()) return AsKinesisError(store.status());
+  absl::StatusOr<std::optional<internal::StreamMeta>> meta = (*store)->LoadMeta();
+  if (!meta.ok()) return AsKinesisError(meta.status());
+  if (!*meta) {
+    std::unique_ptr<Stream> stream(new Stream(std::move(options), nullptr));
+    if (absl::Status s = stream->AttachStorage(std::move(*store), false); !s.ok()) {
+      return AsKinesisError(s);
+    }
+    return stream;
+  }
+  if ((*meta)->name != options.name) {
+    return InvalidArgumentError(absl::StrFormat("directory %s holds stream %s, not %s",
+                                                options.storage->directory, (*meta)->name,
+                                                options.name));
+  }
+  std::unique_ptr<Stream> stream(new Stream(std::move(options), &**meta));
+  if (absl::Status s = stream->AttachStorage(std::move(*store), true); !s.ok()) {
+    return AsKinesisError(s);
+  }
+  return stream;
+}
+
+namespace {
+
+absl::Status ValidateStreamOptions(StreamOptions& options) {
   if (!internal::IsKinesisName(options.name)) {
     return InvalidArgumentError("stream name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
   }
@@ -245,10 +301,8 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
     return InvalidArgumentError("update_duration must not be negative");
   }
   if (options.clock == nullptr) options.clock = SystemClock::Default();
-  return std::unique_ptr<Stream>(new Stream(std::move(options)));
+  return absl::OkStatus();
 }
-
-namespace {
 
 // Names one stream among all a process creates: the name, the creation time and a process-wide
 // ordinal, so that two streams of one name created at the same simulated instant still refuse
@@ -264,33 +318,257 @@ Md5Digest StreamSeed(std::string_view name, absl::Time creation_time) {
 
 }  // namespace
 
-Stream::Stream(StreamOptions options)
+Stream::Stream(StreamOptions options, const internal::StreamMeta* recovered)
     : options_(std::move(options)),
-      creation_time_(options_.clock->Now()),
-      seed_(StreamSeed(options_.name, creation_time_)),
+      creation_time_(recovered != nullptr ? absl::FromUnixNanos(recovered->creation_ns)
+                                          : options_.clock->Now()),
+      seed_(recovered != nullptr ? recovered->seed : StreamSeed(options_.name, creation_time_)),
       instance_(Mix64(seed_, 0) | 1),  // never 0, which marks "no stream"
       stream_tag_(static_cast<uint32_t>(Mix64(seed_, 8)) & internal::kStreamTagMask),
-      retention_us_(absl::ToInt64Microseconds(options_.retention)),
-      capacity_mode_(options_.capacity_mode),
+      retention_us_(recovered != nullptr ? recovered->retention_us
+                                         : absl::ToInt64Microseconds(options_.retention)),
+      capacity_mode_(recovered != nullptr ? static_cast<CapacityMode>(recovered->capacity_mode)
+                                          : options_.capacity_mode),
       counters_(std::make_unique<Counters>()) {
-  const std::vector<HashKeyRange> ranges = SplitHashKeySpace(options_.shard_count);
-  const int64_t now_us = ToMicros(creation_time_);
   auto map = std::make_unique<ShardMap>();
   internal::MutexLock lock(&shards_mu_);
-  last_tick_us_ = now_us;
-  for (size_t i = 0; i < ranges.size(); ++i) {
-    // Counters start at 1: counter 0 is below every record, for "from the start" positions.
-    shards_.push_back(std::make_unique<StreamShard>(ShardId(static_cast<uint32_t>(i)), ranges[i], 1,
-                                                    now_us, options_.shard_limits));
-    map->starts.push_back(ranges[i].starting_hash_key);
-    map->open.push_back(shards_.back().get());
-    map->all.push_back(shards_.back().get());
+  if (recovered == nullptr) {
+    const std::vector<HashKeyRange> ranges = SplitHashKeySpace(options_.shard_count);
+    const int64_t now_us = ToMicros(creation_time_);
+    last_tick_us_ = now_us;
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      // Counters start at 1: counter 0 is below every record, for "from the start" positions.
+      shards_.push_back(std::make_unique<StreamShard>(ShardId(static_cast<uint32_t>(i)), ranges[i],
+                                                      1, now_us, options_.shard_limits));
+    }
+  } else {
+    // The shards as they were; their records are replayed by AttachStorage.
+    last_tick_us_ = ToMicros(options_.clock->Now());
+    trim_floor_us_.store(recovered->trim_floor_us);
+    for (const internal::ShardMeta& m : recovered->shards) {
+      auto shard = std::make_unique<StreamShard>(ShardId(m.index), m.range, m.first_counter,
+                                                 m.created_us, options_.shard_limits);
+      if (m.parent) shard->parent = ShardId(*m.parent);
+      if (m.adjacent_parent) shard->adjacent_parent = ShardId(*m.adjacent_parent);
+      shards_.push_back(std::move(shard));
+    }
+    RestoreConsumers(*recovered);
   }
+  for (const auto& shard : shards_) {
+    if (recovered == nullptr || !recovered->shards[shard->id.index()].closed_us) {
+      map->open.push_back(shard.get());
+    }
+    map->all.push_back(shard.get());
+  }
+  std::sort(map->open.begin(), map->open.end(), [](const StreamShard* a, const StreamShard* b) {
+    return a->range.starting_hash_key < b->range.starting_hash_key;
+  });
+  for (const StreamShard* s : map->open) map->starts.push_back(s->range.starting_hash_key);
   shard_map_.store(map.get(), std::memory_order_release);
   shard_maps_.push_back(std::move(map));
 }
 
-Stream::~Stream() { StopAutoScaling(); }
+Stream::~Stream() {
+  StopAutoScaling();
+  StopFlusher();
+  if (store_ != nullptr) Flush().IgnoreError();  // what a clean shutdown owes the disk
+}
+
+void Stream::StopFlusher() {
+  std::thread thread;
+  {
+    std::lock_guard<std::mutex> lock(flusher_mu_);
+    flusher_stop_ = true;
+    thread = std::move(flusher_thread_);
+  }
+  flusher_cv_.notify_all();
+  if (thread.joinable()) thread.join();
+}
+
+absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store, bool recovering) {
+  store_ = std::move(store);
+  internal::MutexLock lock(&shards_mu_);
+  std::optional<internal::StreamMeta> meta;
+  if (recovering) {
+    absl::StatusOr<std::optional<internal::StreamMeta>> loaded = store_->LoadMeta();
+    if (!loaded.ok()) return loaded.status();
+    meta = std::move(*loaded);
+  }
+  const int64_t now_us = ToMicros(options_.clock->Now());
+  const int64_t expire_before = std::max(now_us - retention_us_.load(), trim_floor_us_.load());
+  const size_t per_shard_budget =
+      store_->options().memory_budget_bytes / std::max<size_t>(1, shards_.size());
+  for (const auto& shard : shards_) {
+    internal::ShardLog& log = shard->log;
+    internal::ShardRecovery recovery;
+    absl::StatusOr<std::unique_ptr<internal::ShardStore>> shard_store = internal::ShardStore::Open(
+        store_->ShardDirectory(shard->id.index()), store_->options(),
+        [&log, expire_before](const internal::StoredRecord& r) {
+          // Exactly the stored counter and arrival: the floor is the counter minus one.
+          log.Append(r.partition_key, r.data, r.arrival_us, r.counter - 1, expire_before);
+        },
+        &recovery,
+        [&log, per_shard_budget](uint64_t safe) {
+          // Recovery holds no more memory than the budget allows a shard either.
+          if (per_shard_budget != 0 && log.MemoryBytes() > per_shard_budget) {
+            log.EvictBefore(safe);
+          }
+        });
+    if (!shard_store.ok()) return shard_store.status();
+    shard->store = std::move(*shard_store);
+    recovered_records_ += recovery.records;
+    if (!recovery.corruption.ok() && recovery_status_.ok()) {
+      recovery_status_ = InternalFailureError(absl::StrFormat(
+          "shard %s of stream %s is damaged on disk; it keeps the %d records before the damage: "
+          "%s",
+          shard->id.ToString(), options_.name, recovery.records, recovery.corruption.ToString()));
+    }
+    if (recovery.counter_floor > 0) log.RaiseNextCounter(recovery.counter_floor);
+    shard->store->set_persisted_ordinal(recovery.rewrite_from_record ? *recovery.rewrite_from_record
+                                                                     : log.end_ordinal());
+    if (meta && meta->shards[shard->id.index()].closed_us) {
+      const internal::ShardMeta& m = meta->shards[shard->id.index()];
+      log.RaiseNextCounter(m.ending_counter);
+      log.Close();
+      shard->closed_us.store(*m.closed_us, std::memory_order_release);
+    }
+    if (recovery.rewrite_from_record) {
+      if (absl::Status s = shard->store->Commit(log, true); !s.ok()) return s;
+    }
+  }
+  if (store_->options().memory_budget_bytes != 0) {
+    for (const auto& shard : shards_) shard->log.EvictBefore(shard->store->persisted_ordinal());
+  }
+  if (meta) {
+    // Lineage: each closed shard's children.
+    for (const auto& shard : shards_) {
+      if (!shard->log.closed()) continue;
+      for (const auto& child : shards_) {
+        if (child->parent == shard->id || child->adjacent_parent == shard->id) {
+          std::vector<ShardId> parents{*child->parent};
+          if (child->adjacent_parent) parents.push_back(*child->adjacent_parent);
+          shard->children.push_back(ChildShard{child->id, parents, child->range});
+        }
+      }
+    }
+  }
+  TrimAll();
+  if (absl::Status s = PersistMetaLocked(); !s.ok()) return s;
+  const StorageOptions& storage = store_->options();
+  if (storage.background_flush && storage.fsync != FsyncPolicy::kEveryBatch) {
+    flusher_thread_ = std::thread(
+        [this, interval = storage.fsync_interval, sync = storage.fsync == FsyncPolicy::kInterval] {
+          std::unique_lock<std::mutex> lock(flusher_mu_);
+          while (!flusher_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval),
+                                       [this] { return flusher_stop_; })) {
+            lock.unlock();
+            bool wrote = false;
+            for (StreamShard* shard : shard_map_.load(std::memory_order_acquire)->all) {
+              // A failed store fails the next put, which reports the error.
+              if (shard->store != nullptr && !shard->store->failed() &&
+                  shard->store->persisted_ordinal() < shard->log.end_ordinal()) {
+                wrote = shard->store->Commit(shard->log, sync).ok() || wrote;
+              }
+            }
+            if (wrote) EnforceMemoryBudget();
+            lock.lock();
+          }
+        });
+  }
+  return absl::OkStatus();
+}
+
+internal::StreamMeta Stream::BuildMetaLocked() const {
+  internal::StreamMeta meta;
+  meta.name = options_.name;
+  meta.seed = seed_;
+  meta.creation_ns = absl::ToUnixNanos(creation_time_);
+  meta.retention_us = retention_us_.load();
+  meta.capacity_mode = static_cast<uint8_t>(capacity_mode_.load());
+  meta.trim_floor_us = trim_floor_us_.load();
+  for (const auto& shard : shards_) {
+    internal::ShardMeta m;
+    m.index = shard->id.index();
+    m.range = shard->range;
+    if (shard->parent) m.parent = shard->parent->index();
+    if (shard->adjacent_parent) m.adjacent_parent = shard->adjacent_parent->index();
+    m.first_counter = shard->log.first_counter();
+    m.created_us = shard->created_us;
+    if (shard->log.closed()) {
+      m.closed_us = shard->closed_us.load(std::memory_order_acquire);
+      m.ending_counter = shard->log.ending_counter();
+    }
+    meta.shards.push_back(m);
+  }
+  AppendConsumers(&meta);
+  return meta;
+}
+
+absl::Status Stream::PersistMetaLocked() {
+  if (store_ == nullptr) return absl::OkStatus();
+  if (absl::Status s = store_->SaveMeta(BuildMetaLocked()); !s.ok()) return AsKinesisError(s);
+  return absl::OkStatus();
+}
+
+absl::Status Stream::PersistMeta() {
+  if (store_ == nullptr) return absl::OkStatus();
+  internal::MutexLock lock(&shards_mu_);
+  return PersistMetaLocked();
+}
+
+absl::Status Stream::CommitShard(StreamShard* shard, bool force_sync) {
+  internal::ShardStore* store = shard->store.get();
+  if (store == nullptr) {
+    if (store_ == nullptr) return absl::OkStatus();
+    return InternalFailureError(absl::StrFormat(
+        "shard %s of stream %s has no storage (opening its directory failed when it was created)",
+        shard->id.ToString(), options_.name));
+  }
+  if (!force_sync) {
+    const StorageOptions& storage = store_->options();
+    if (storage.background_flush && storage.fsync != FsyncPolicy::kEveryBatch) {
+      // The flusher thread writes; a put only learns of its failure.
+      if (!store->failed()) return absl::OkStatus();
+      return AsKinesisError(store->Commit(shard->log));
+    }
+    if (!store->ShouldCommit(shard->log)) return absl::OkStatus();
+  }
+  if (absl::Status s = store->Commit(shard->log, force_sync); !s.ok()) return AsKinesisError(s);
+  EnforceMemoryBudget();
+  return absl::OkStatus();
+}
+
+void Stream::EnforceMemoryBudget() {
+  const size_t budget = options_.storage->memory_budget_bytes;
+  if (budget == 0) return;
+  size_t used = MemoryBytes();
+  if (used <= budget) return;
+  const std::vector<StreamShard*>& all = shard_map_.load(std::memory_order_acquire)->all;
+  const size_t start = evict_round_.fetch_add(1, std::memory_order_relaxed);
+  for (size_t i = 0; i < all.size() && used > budget; ++i) {
+    StreamShard* s = all[(start + i) % all.size()];
+    if (s->store == nullptr) continue;
+    used -= std::min(used, s->log.EvictBefore(s->store->persisted_ordinal()));
+  }
+}
+
+absl::Status Stream::Flush() {
+  if (store_ == nullptr) return absl::OkStatus();
+  absl::Status status;
+  for (StreamShard* shard : shard_map_.load(std::memory_order_acquire)->all) {
+    absl::Status s = CommitShard(shard, true);
+    if (status.ok()) status = s;
+  }
+  return status;
+}
+
+uint64_t Stream::DiskBytes() const {
+  uint64_t bytes = 0;
+  for (const StreamShard* shard : shard_map_.load(std::memory_order_acquire)->all) {
+    if (shard->store != nullptr) bytes += shard->store->disk_bytes();
+  }
+  return bytes;
+}
 
 absl::Duration Stream::retention() const {
   return absl::Microseconds(retention_us_.load(std::memory_order_relaxed));
@@ -355,7 +633,8 @@ absl::StatusOr<uint64_t> Stream::OrderingCounter(SequenceNumber s) const {
 
 ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
                          const std::optional<HashKey>& explicit_hash_key, uint64_t counter_floor,
-                         int64_t now_us, PutRecordResult* result, std::string* error) {
+                         int64_t now_us, PutRecordResult* result, std::string* error,
+                         StreamShard** shard_out) {
   const HashKey hash_key =
       explicit_hash_key ? *explicit_hash_key : internal::CachedPartitionKeyHash(partition_key);
   const int64_t expire_before = now_us - retention_us_.load(std::memory_order_relaxed);
@@ -376,6 +655,7 @@ ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
     std::optional<internal::ShardLog::Appended> appended =
         shard->log.Append(partition_key, data, now_us, counter_floor, expire_before);
     if (appended) {
+      if (shard_out != nullptr) *shard_out = shard;
       result->shard_id = shard->id;
       result->sequence_number =
           internal::MakeSequenceNumber(appended->counter, shard->id.index(), stream_tag_);
@@ -415,8 +695,15 @@ absl::StatusOr<PutRecordResult> Stream::PutRecord(std::string_view partition_key
   const absl::Time start = options_.clock->Now();
   PutRecordResult result;
   std::string error;
+  StreamShard* shard = nullptr;
   const ErrorCode code = PutOne(partition_key, data, options.explicit_hash_key, floor,
-                                ToMicros(start), &result, &error);
+                                ToMicros(start), &result, &error, &shard);
+  if (code == ErrorCode::kOk && store_ != nullptr) {
+    if (absl::Status s = CommitShard(shard); !s.ok()) {
+      Add(counters_->put_record_failure, 1);
+      return s;
+    }
+  }
   if (sample) {
     counters_->put_record_latency.Record(absl::ToInt64Microseconds(options_.clock->Now() - start));
   }
@@ -444,6 +731,7 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsE
   const absl::Time start = options_.clock->Now();
   const int64_t now_us = ToMicros(start);
   int64_t throttled = 0;
+  std::vector<StreamShard*> touched;
   for (size_t i = 0; i < entries.size(); ++i) {
     const PutRecordsEntry& e = entries[i];
     PutRecordsResultEntry& out = result.entries[i];
@@ -454,14 +742,31 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsE
       continue;
     }
     PutRecordResult put;
-    out.error_code =
-        PutOne(e.partition_key, e.data, e.explicit_hash_key, 0, now_us, &put, &out.error_message);
+    StreamShard* shard = nullptr;
+    out.error_code = PutOne(e.partition_key, e.data, e.explicit_hash_key, 0, now_us, &put,
+                            &out.error_message, &shard);
     if (out.ok()) {
       out.shard_id = put.shard_id;
       out.sequence_number = put.sequence_number;
+      if (store_ != nullptr && std::find(touched.begin(), touched.end(), shard) == touched.end()) {
+        touched.push_back(shard);
+      }
     } else {
       ++result.failed_record_count;
       if (out.error_code == ErrorCode::kProvisionedThroughputExceeded) ++throttled;
+    }
+  }
+  // Durable mode: one group commit per shard the call wrote to. Entries of a shard whose commit
+  // failed are reported failed (their durability is unknown).
+  for (StreamShard* shard : touched) {
+    absl::Status s = CommitShard(shard);
+    if (s.ok()) continue;
+    for (PutRecordsResultEntry& out : result.entries) {
+      if (out.ok() && out.shard_id == shard->id) {
+        out.error_code = ErrorCode::kInternalFailure;
+        out.error_message = std::string(s.message());
+        ++result.failed_record_count;
+      }
     }
   }
   const auto n = static_cast<int64_t>(entries.size());
@@ -663,8 +968,11 @@ absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(uint32_t shard_index,
 
   internal::ShardLog& log = shard->log;
   const uint64_t end = log.end_ordinal();
-  const uint64_t trim = log.TrimBefore(now_us - retention_us_.load(std::memory_order_relaxed));
+  const uint64_t trim =
+      internal::TrimShard(*shard, now_us - retention_us_.load(std::memory_order_relaxed));
   uint64_t ordinal = trim;
+  // Durable mode: a position below the records in memory is looked up on disk.
+  const uint64_t memory_start = shard->store != nullptr ? log.memory_start_ordinal() : 0;
   switch (position.type) {
     case ShardIteratorType::kTrimHorizon:
       ordinal = trim;
@@ -694,6 +1002,11 @@ absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(uint32_t shard_index,
       const uint64_t target =
           position.type == ShardIteratorType::kAtSequenceNumber ? parts.counter : parts.counter + 1;
       ordinal = log.LowerBoundCounter(target, end);
+      if (ordinal <= std::max(trim, memory_start) && trim < memory_start) {
+        absl::StatusOr<uint64_t> cold = shard->store->LowerBoundCounter(target, memory_start);
+        if (!cold.ok()) return AsKinesisError(cold.status());
+        ordinal = std::max(trim, *cold);
+      }
       break;
     }
     case ShardIteratorType::kAtTimestamp:
@@ -705,6 +1018,11 @@ absl::StatusOr<ShardIterator> Stream::GetShardIteratorImpl(uint32_t shard_index,
       int64_t at_us = ToMicros(*position.timestamp);
       if (absl::FromUnixMicros(at_us) < *position.timestamp) ++at_us;
       ordinal = log.LowerBoundTime(at_us, end);
+      if (ordinal <= std::max(trim, memory_start) && trim < memory_start) {
+        absl::StatusOr<uint64_t> cold = shard->store->LowerBoundTime(at_us, memory_start);
+        if (!cold.ok()) return AsKinesisError(cold.status());
+        ordinal = std::max(trim, *cold);
+      }
       break;
   }
   return ShardIterator(instance_, shard_index, ordinal, now_us);
@@ -742,12 +1060,14 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
   // Closedness first: if it is closed, the end read next is final.
   const bool closed = log.closed();
   const uint64_t end = log.end_ordinal();
-  const uint64_t trim = log.TrimBefore(now_us - retention_us_.load(std::memory_order_relaxed));
+  const uint64_t trim =
+      internal::TrimShard(*shard, now_us - retention_us_.load(std::memory_order_relaxed));
 
   GetRecordsResult result;
   const internal::ShardRead read = internal::ReadShard(
       *shard, stream_tag_, std::max(iterator.ordinal_, trim), end, static_cast<size_t>(limit),
       kMaxGetRecordsBytes, now_us, &result.records, &result.storage);
+  if (!read.status.ok()) return AsKinesisError(read.status);
   const uint64_t next = std::max(read.next, std::max(iterator.ordinal_, trim));
   result.millis_behind_latest = read.millis_behind;
   if (closed && next >= end) {
@@ -769,9 +1089,18 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
 }
 
 void Stream::TrimAll() const {
-  const int64_t cutoff = ToMicros(options_.clock->Now()) - retention_us_.load();
+  const int64_t now_us = ToMicros(options_.clock->Now());
+  const int64_t cutoff = std::max(now_us - retention_us_.load(), trim_floor_us_.load());
   for (StreamShard* shard : shard_map_.load(std::memory_order_acquire)->all) {
-    shard->log.TrimBefore(cutoff);
+    internal::TrimShard(*shard, cutoff);
+    if (shard->store != nullptr) {
+      // Retention on disk deletes whole segments; an expired closed shard goes entirely.
+      if (Expired(*shard, now_us)) {
+        shard->store->DropAll().IgnoreError();
+      } else {
+        shard->store->DropBefore(cutoff).IgnoreError();
+      }
+    }
   }
 }
 
@@ -786,8 +1115,10 @@ absl::Status Stream::IncreaseStreamRetentionPeriod(absl::Duration retention) {
                         absl::FormatDuration(retention), absl::FormatDuration(this->retention())));
   }
   TrimAll();  // What is past the old period stays gone.
+  const int64_t cutoff = ToMicros(options_.clock->Now()) - retention_us_.load();
+  if (cutoff > trim_floor_us_.load()) trim_floor_us_.store(cutoff);
   retention_us_.store(absl::ToInt64Microseconds(retention));
-  return absl::OkStatus();
+  return PersistMetaLocked();
 }
 
 absl::Status Stream::DecreaseStreamRetentionPeriod(absl::Duration retention) {
@@ -802,7 +1133,7 @@ absl::Status Stream::DecreaseStreamRetentionPeriod(absl::Duration retention) {
   }
   retention_us_.store(absl::ToInt64Microseconds(retention));
   TrimAll();
-  return absl::OkStatus();
+  return PersistMetaLocked();
 }
 
 size_t Stream::MemoryBytes() const {
@@ -836,8 +1167,8 @@ void Stream::MarkUpdated(int64_t now_us) {
                            std::memory_order_release);
 }
 
-void Stream::Reshard(const std::vector<StreamShard*>& parents,
-                     const std::vector<HashKeyRange>& child_ranges, int64_t now_us) {
+absl::Status Stream::Reshard(const std::vector<StreamShard*>& parents,
+                             const std::vector<HashKeyRange>& child_ranges, int64_t now_us) {
   auto next_index = static_cast<uint32_t>(shards_.size());
   std::vector<ShardId> parent_ids;
   for (const StreamShard* p : parents) parent_ids.push_back(p->id);
@@ -870,6 +1201,28 @@ void Stream::Reshard(const std::vector<StreamShard*>& parents,
     shards_.push_back(std::move(shard));
   }
 
+  // Durable mode: the disk learns of the children (and of the parents' ends) before any record
+  // can reach a child.
+  absl::Status stored;
+  if (store_ != nullptr) {
+    for (StreamShard* p : parents) {
+      if (stored.ok()) stored = CommitShard(p, true);
+    }
+    for (StreamShard* c : opened) {
+      internal::ShardRecovery none;
+      absl::StatusOr<std::unique_ptr<internal::ShardStore>> child_store =
+          internal::ShardStore::Open(
+              store_->ShardDirectory(c->id.index()), store_->options(),
+              [](const internal::StoredRecord&) {}, &none);
+      if (child_store.ok()) {
+        c->store = std::move(*child_store);
+      } else if (stored.ok()) {
+        stored = AsKinesisError(child_store.status());
+      }
+    }
+    if (stored.ok()) stored = PersistMetaLocked();
+  }
+
   const ShardMap* old_map = shard_map_.load(std::memory_order_acquire);
   auto map = std::make_unique<ShardMap>();
   std::vector<StreamShard*> open;
@@ -887,6 +1240,7 @@ void Stream::Reshard(const std::vector<StreamShard*>& parents,
   shard_map_.notify_all();
   // Old maps stay alive: a put may still be routing through one.
   shard_maps_.push_back(std::move(map));
+  return stored;
 }
 
 absl::Status Stream::SplitLocked(StreamShard* shard, HashKey key, int64_t now_us) {
@@ -910,11 +1264,10 @@ absl::Status Stream::SplitLocked(StreamShard* shard, HashKey key, int64_t now_us
     return LimitExceededError(absl::StrFormat(
         "SplitShard would exceed the shard limit of %d open shards", options_.max_shards));
   }
-  Reshard({shard},
-          {HashKeyRange{shard->range.starting_hash_key, HashKey(key.value() - 1)},
-           HashKeyRange{key, shard->range.ending_hash_key}},
-          now_us);
-  return absl::OkStatus();
+  return Reshard({shard},
+                 {HashKeyRange{shard->range.starting_hash_key, HashKey(key.value() - 1)},
+                  HashKeyRange{key, shard->range.ending_hash_key}},
+                 now_us);
 }
 
 absl::Status Stream::MergeLocked(StreamShard* shard, StreamShard* adjacent, int64_t now_us) {
@@ -935,9 +1288,8 @@ absl::Status Stream::MergeLocked(StreamShard* shard, StreamShard* adjacent, int6
         "Shards %s and %s in stream %s are not an adjacent pair of shards eligible for merging",
         shard->id.ToString(), adjacent->id.ToString(), options_.name));
   }
-  Reshard({shard, adjacent},
-          {HashKeyRange{low->range.starting_hash_key, high->range.ending_hash_key}}, now_us);
-  return absl::OkStatus();
+  return Reshard({shard, adjacent},
+                 {HashKeyRange{low->range.starting_hash_key, high->range.ending_hash_key}}, now_us);
 }
 
 absl::Status Stream::SplitShard(ShardId shard_id, HashKey new_starting_hash_key) {
@@ -1012,10 +1364,12 @@ absl::Status Stream::UpdateShardCount(int target_shard_count) {
     // Target boundaries are at least floor(2^128 / 20,000) apart, so the Kinesis rule
     // (start + 1 < key < end) only fails for shards already cut near a boundary by hand;
     // Reshard itself needs only start < key <= end.
-    Reshard({shard},
-            {HashKeyRange{shard->range.starting_hash_key, HashKey(boundary.value() - 1)},
-             HashKeyRange{boundary, shard->range.ending_hash_key}},
-            now_us);
+    absl::Status s =
+        Reshard({shard},
+                {HashKeyRange{shard->range.starting_hash_key, HashKey(boundary.value() - 1)},
+                 HashKeyRange{boundary, shard->range.ending_hash_key}},
+                now_us);
+    if (!s.ok()) return s;
   }
   for (const HashKeyRange& range : target) {
     for (;;) {
@@ -1023,9 +1377,10 @@ absl::Status Stream::UpdateShardCount(int target_shard_count) {
       StreamShard* first = map->Route(range.starting_hash_key);
       if (first->range.ending_hash_key == range.ending_hash_key) break;
       StreamShard* second = map->Route(HashKey(first->range.ending_hash_key.value() + 1));
-      Reshard({first, second},
-              {HashKeyRange{first->range.starting_hash_key, second->range.ending_hash_key}},
-              now_us);
+      absl::Status s = Reshard(
+          {first, second},
+          {HashKeyRange{first->range.starting_hash_key, second->range.ending_hash_key}}, now_us);
+      if (!s.ok()) return s;
     }
   }
   MarkUpdated(now_us);
@@ -1055,7 +1410,7 @@ absl::Status Stream::UpdateStreamMode(CapacityMode mode) {
   }
   last_tick_us_ = now_us;
   MarkUpdated(now_us);
-  return absl::OkStatus();
+  return PersistMetaLocked();
 }
 
 // --- Tick and on-demand scaling ---------------------------------------------------------------
@@ -1064,7 +1419,13 @@ void Stream::Tick() {
   const int64_t now_us = ToMicros(options_.clock->Now());
   TrimAll();
   internal::MutexLock lock(&shards_mu_);
-  for (StreamShard* s : shard_map_.load(std::memory_order_acquire)->all) Expired(*s, now_us);
+  for (StreamShard* s : shard_map_.load(std::memory_order_acquire)->all) {
+    Expired(*s, now_us);
+    // Durable mode: a group commit that is due although no put came to trigger it.
+    if (s->store != nullptr && !s->expired.load(std::memory_order_relaxed)) {
+      CommitShard(s).IgnoreError();  // a failed store fails the next put, which reports it
+    }
+  }
   if (capacity_mode_.load(std::memory_order_acquire) == CapacityMode::kOnDemand) {
     AutoScaleLocked(now_us);
   }

@@ -18,6 +18,7 @@
 #include "rill/stream/record.h"
 #include "rill/stream/shard_description.h"
 #include "rill/stream/stream_options.h"
+#include "storage/stream_store.h"
 #include "stream/rate_limiter.h"
 
 namespace rill {
@@ -64,6 +65,9 @@ struct StreamShard {
   std::atomic<int64_t> read_throttled{0};
   std::atomic<int64_t> iterator_age_ms{0};
 
+  // Durable mode: the shard's segment files; null in memory mode.
+  std::unique_ptr<ShardStore> store;
+
   // On-demand scaling state, touched only by Tick() under the stream's shards_mu_.
   uint64_t tick_records = 0;
   uint64_t tick_bytes = 0;
@@ -89,7 +93,25 @@ struct ShardRead {
   uint64_t next = 0;            // the ordinal after the last record read
   int64_t bytes_with_keys = 0;  // throughput limits and metrics count keys and data
   int64_t millis_behind = 0;    // now minus the arrival of the first record not read; 0 if none
+  absl::Status status;          // durable mode: a cold read that failed (DATA_LOSS, I/O)
 };
+
+// Trims the shard to `cutoff_us` (retention): the memory log, and in durable mode the records
+// evicted to disk, which the memory log cannot judge. Returns the first visible ordinal.
+inline uint64_t TrimShard(StreamShard& shard, int64_t cutoff_us) {
+  uint64_t trim = shard.log.TrimBefore(cutoff_us);
+  if (shard.store == nullptr) return trim;
+  const uint64_t memory_start = shard.log.memory_start_ordinal();
+  if (trim >= memory_start) return trim;
+  // Records below the disk's first one were deleted with their segments.
+  uint64_t target = std::min(shard.store->first_disk_ordinal(), memory_start);
+  if (shard.store->oldest_arrival_us() < cutoff_us) {
+    absl::StatusOr<uint64_t> t = shard.store->LowerBoundTime(cutoff_us, memory_start);
+    if (t.ok()) target = std::max(target, *t);
+  }
+  if (target > trim) shard.log.RaiseTrim(target);
+  return shard.log.trim_ordinal();
+}
 
 // Reads `shard` from ordinal `from` (clamped up to the oldest record in memory) to `end`: at most
 // `limit` records and `max_data_bytes` of data, but always at least one record. Appends the views
@@ -99,6 +121,36 @@ inline ShardRead ReadShard(StreamShard& shard, uint32_t stream_tag, uint64_t fro
                            std::vector<Record>* records,
                            std::vector<std::shared_ptr<const void>>* storage) {
   ShardRead read;
+  if (shard.store != nullptr && from < end) {
+    // Durable mode: records evicted from memory are read back from their segment.
+    const uint64_t memory_start = shard.log.memory_start_ordinal();
+    if (from < memory_start) {
+      ShardStore::ColdRead cold;
+      read.status =
+          shard.store->ReadCold(from, std::min(end, memory_start), limit, max_data_bytes, &cold);
+      read.next = from;
+      if (!read.status.ok()) return read;
+      if (!cold.records.empty()) {
+        storage->push_back(cold.keep_alive);
+        for (const StoredRecord& r : cold.records) {
+          read.bytes_with_keys += static_cast<int64_t>(r.data.size() + r.partition_key.size());
+          records->push_back(Record{MakeSequenceNumber(r.counter, shard.id.index(), stream_tag),
+                                    absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
+        }
+        read.next = cold.next;
+        if (read.next < end) {
+          read.millis_behind =
+              std::max<int64_t>(0, (now_us - cold.records.back().arrival_us) / 1000);
+        }
+        shard.outgoing_records.fetch_add(static_cast<int64_t>(cold.records.size()),
+                                         std::memory_order_relaxed);
+        shard.outgoing_bytes.fetch_add(read.bytes_with_keys, std::memory_order_relaxed);
+        return read;
+      }
+      from = std::max(from, std::min(cold.next, memory_start));
+      if (from < memory_start) from = memory_start;  // nothing on disk there any more
+    }
+  }
   ShardLog::Cursor cursor(shard.log, from, end);
   size_t data_bytes = 0;
   size_t count = 0;

@@ -13,6 +13,7 @@
 #include "rill/base/internal/sequence_layout.h"
 #include "rill/base/internal/strings.h"
 #include "rill/stream/stream.h"
+#include "storage/stream_store.h"
 #include "stream/rate_limiter.h"
 #include "stream/stream_shard.h"
 
@@ -159,11 +160,12 @@ class SubscriptionImpl final : public Subscription {
       // Trimming matters only when there is something to read: a caught-up subscriber that polls
       // in a loop does not touch the log's chunk list.
       position_ = std::max(
-          position_, log.TrimBefore(now_us - absl::ToInt64Microseconds(stream_->retention())));
+          position_, TrimShard(*shard_, now_us - absl::ToInt64Microseconds(stream_->retention())));
       SubscribeToShardEvent event;
       const ShardRead read = ReadShard(*shard_, stream_tag_, position_, end,
                                        static_cast<size_t>(options_.max_records_per_event),
                                        kMaxGetRecordsBytes, now_us, &event.records, &event.storage);
+      if (!read.status.ok()) return AsKinesisError(read.status);
       position_ = std::max(position_, read.next);
       event.millis_behind_latest = read.millis_behind;
       throughput_.Charge(read.bytes_with_keys, now_us);
@@ -228,7 +230,7 @@ absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_v
     return InvalidArgumentError("consumer name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
   }
   const absl::Time now = options_.clock->Now();
-  std::lock_guard<std::mutex> lock(consumers_mu_);
+  std::unique_lock<std::mutex> lock(consumers_mu_);
   for (const auto& c : consumers_) {
     if (c->description.name == name) {
       return ResourceInUseError(absl::StrFormat("consumer %s is already registered on stream %s",
@@ -241,14 +243,40 @@ absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_v
         absl::StrFormat("stream %s already has %d consumers", options_.name, consumers_.size()));
   }
   auto state = std::make_shared<internal::ConsumerState>();
-  state->description.name = std::string(name);
-  state->description.status = ConsumerStatus::kActive;
-  state->description.creation_time = now;
-  state->description.id =
-      absl::StrFormat("arn:aws:kinesis:local:000000000000:stream/%s/consumer/%s:%d", options_.name,
-                      absl::string_view(name.data(), name.size()), absl::ToUnixSeconds(now));
+  state->description = MakeConsumerDescription(name, now);
   consumers_.push_back(state);
+  lock.unlock();
+  if (absl::Status s = PersistMeta(); !s.ok()) return s;
   return state->description;
+}
+
+void Stream::RestoreConsumers(const internal::StreamMeta& meta) {
+  std::lock_guard<std::mutex> lock(consumers_mu_);
+  for (const internal::ConsumerMeta& c : meta.consumers) {
+    auto state = std::make_shared<internal::ConsumerState>();
+    state->description = MakeConsumerDescription(c.name, absl::FromUnixNanos(c.created_ns));
+    consumers_.push_back(std::move(state));
+  }
+}
+
+void Stream::AppendConsumers(internal::StreamMeta* meta) const {
+  std::lock_guard<std::mutex> lock(consumers_mu_);
+  for (const auto& c : consumers_) {
+    meta->consumers.push_back(
+        {c->description.name, absl::ToUnixNanos(c->description.creation_time)});
+  }
+}
+
+ConsumerDescription Stream::MakeConsumerDescription(std::string_view name,
+                                                    absl::Time created) const {
+  ConsumerDescription d;
+  d.name = std::string(name);
+  d.status = ConsumerStatus::kActive;
+  d.creation_time = created;
+  d.id =
+      absl::StrFormat("arn:aws:kinesis:local:000000000000:stream/%s/consumer/%s:%d", options_.name,
+                      absl::string_view(name.data(), name.size()), absl::ToUnixSeconds(created));
+  return d;
 }
 
 absl::Status Stream::DeregisterStreamConsumer(std::string_view name) {
@@ -265,12 +293,14 @@ absl::Status Stream::DeregisterStreamConsumer(std::string_view name) {
     state = *it;
     consumers_.erase(it);
   }
-  std::lock_guard<std::mutex> lock(state->mu);
-  state->deregistered = true;
-  for (auto& [shard, slot] : state->by_shard) {
-    if (auto control = slot.current.lock()) control->End(internal::EndReason::kDeregistered);
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->deregistered = true;
+    for (auto& [shard, slot] : state->by_shard) {
+      if (auto control = slot.current.lock()) control->End(internal::EndReason::kDeregistered);
+    }
   }
-  return absl::OkStatus();
+  return PersistMeta();
 }
 
 absl::StatusOr<ConsumerDescription> Stream::DescribeStreamConsumer(std::string_view name) const {

@@ -522,6 +522,40 @@ TEST_CASE("a subscription source counts undecodable records", "[pipeline][stream
   CHECK(p.records_in() == 10);
 }
 
+std::optional<int64_t> ParseNumber(const Record& r) {
+  int64_t v;
+  if (!absl::SimpleAtoi(absl::string_view(r.data.data(), r.data.size()), &v)) return std::nullopt;
+  return v;
+}
+
+TEST_CASE("a restored pipeline keeps the undecodable count of its snapshot", "[pipeline][stream]") {
+  StreamFixture f;
+  REQUIRE(f.input->RegisterStreamConsumer("analytics").ok());
+  for (int i = 0; i < 10; ++i) REQUIRE(f.input->PutRecord("k", std::to_string(i)).ok());
+  REQUIRE(f.input->PutRecord("k", "not a number").ok());
+  std::vector<WindowResult<int64_t, uint64_t>> out;
+  auto build = [&] {
+    return Pipeline<int64_t>::From(
+               FromSubscription<int64_t>(f.input.get(), AnalyticsFromStart(), ParseNumber), f.clock)
+        .KeyBy([](int64_t v) { return v % 2; })
+        .Window(TumblingWindow(absl::Seconds(10)))
+        .Aggregate(Count())
+        .To(ToVector(&out));
+  };
+  std::string snapshot;
+  {
+    auto p = build();
+    REQUIRE(p.Poll().ok());
+    REQUIRE(p.records_in() == 10);
+    REQUIRE(p.undecodable_records() == 1);
+    snapshot = p.Snapshot();
+  }
+  auto q = build();
+  REQUIRE(q.Restore(snapshot).ok());
+  CHECK(q.records_in() == 10);
+  CHECK(q.undecodable_records() == 1);
+}
+
 TEST_CASE("a consumer-group source checkpoints at commits and a restart counts nothing twice",
           "[pipeline][stream]") {
   StreamFixture f;

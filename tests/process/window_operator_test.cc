@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -467,6 +470,144 @@ TEST_CASE("Restore rejects garbage and leaves the operator unchanged",
   CHECK(target.live_windows() == 2);  // alpha [0, 5) expired at 6; beta [3, 8), alpha [20, 25)
   CHECK(target.live_keys() == 2);
   CHECK(target.watermark() == At(6));
+}
+
+// --- Many windows and keys at once; copies; extreme times ---
+
+TEST_CASE("many windows open at once with interleaved keys close in end then key order",
+          "[window_operator]") {
+  WindowOperator<std::string, CountAggregator, TumblingWindow> op(
+      Count(), TumblingWindow(absl::Minutes(1)), {.allowed_lateness = absl::Minutes(2)});
+  Collector<StrCount> c;
+  std::mt19937 rng(5);
+  // (end, key) -> count. Every third key is too long for the string's inline buffer.
+  std::map<std::pair<absl::Time, std::string>, uint64_t> expected;
+  for (int i = 0; i < 20000; ++i) {
+    const int minute = std::uniform_int_distribution<int>(0, 29)(rng);
+    const int k = std::uniform_int_distribution<int>(0, 299)(rng);
+    const std::string key = "player-" + std::to_string(k) + std::string(k % 3 == 0 ? 20 : 0, 'x');
+    REQUIRE(op.Add(key, At(minute, std::uniform_int_distribution<int>(0, 59)(rng)), 1, c));
+    ++expected[{At(minute + 1), key}];
+  }
+  CHECK(c.out.empty());
+  CHECK(op.live_windows() == expected.size());
+  std::set<std::string> keys;
+  for (const auto& [id, n] : expected) keys.insert(id.second);
+  CHECK(op.live_keys() == keys.size());
+  // Close a few windows at a time; each step frees what expired.
+  for (int minute = 0; minute <= 40; minute += 4) {
+    op.AdvanceWatermark(At(minute), c);
+    size_t live = 0;
+    std::set<std::string> live_keys;
+    for (const auto& [id, n] : expected) {
+      if (id.first + absl::Minutes(2) > At(minute)) {
+        ++live;
+        live_keys.insert(id.second);
+      }
+    }
+    CHECK(op.live_windows() == live);
+    CHECK(op.live_keys() == live_keys.size());
+  }
+  std::vector<StrCount> want;
+  for (const auto& [id, n] : expected) {
+    want.push_back(R(id.second, id.first - absl::Minutes(1), id.first, n, false));
+  }
+  CHECK(c.out == want);
+  CHECK(op.live_windows() == 0);
+  CHECK(op.live_keys() == 0);
+  CHECK(op.state_bytes() == 0);
+}
+
+// The same records in two orders: equal states, so equal snapshots, before and after expiry.
+template <typename Assigner>
+void CheckSnapshotOrderIndependent(const Assigner& assigner) {
+  using Operator = WindowOperator<int, SumAggregator<int64_t>, Assigner>;
+  auto ignore = [](const WindowResult<int, int64_t>&) {};
+  std::mt19937 rng(17);
+  std::vector<Op> ops;
+  for (int i = 0; i < 3000; ++i) {
+    Op op;
+    op.key = std::uniform_int_distribution<int>(0, 499)(rng);
+    op.t = kT0 + absl::Seconds(std::uniform_int_distribution<int>(0, 1200)(rng));
+    op.value = std::uniform_int_distribution<int>(0, 9)(rng);
+    ops.push_back(op);
+  }
+  std::vector<Op> shuffled = ops;
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  const WindowOperatorOptions options{.allowed_lateness = absl::Minutes(1)};
+  Operator a(Sum<int64_t>(), assigner, options), b(Sum<int64_t>(), assigner, options);
+  for (const Op& o : ops) REQUIRE(a.Add(o.key, o.t, o.value, ignore));
+  for (const Op& o : shuffled) REQUIRE(b.Add(o.key, o.t, o.value, ignore));
+  for (const absl::Time wm :
+       {kT0 - absl::Minutes(1), kT0 + absl::Minutes(7), kT0 + absl::Hours(1)}) {
+    a.AdvanceWatermark(wm, ignore);
+    b.AdvanceWatermark(wm, ignore);
+    std::string sa, sb, sc;
+    a.Snapshot(&sa);
+    b.Snapshot(&sb);
+    CHECK(sa == sb);
+    Operator c(Sum<int64_t>(), assigner, options);
+    REQUIRE(c.Restore(sb));
+    c.Snapshot(&sc);
+    CHECK(sc == sa);
+  }
+  CHECK(a.live_windows() == 0);
+}
+
+TEST_CASE("snapshots do not depend on the order records arrived in",
+          "[window_operator][snapshot]") {
+  CheckSnapshotOrderIndependent(TumblingWindow(absl::Minutes(1)));
+  CheckSnapshotOrderIndependent(HoppingWindow(absl::Minutes(3), absl::Minutes(1)));
+  CheckSnapshotOrderIndependent(SessionWindow(absl::Seconds(5)));
+}
+
+TEST_CASE("a copied or moved operator is independent of the original", "[window_operator]") {
+  using IntCount = WindowResult<int, uint64_t>;
+  using Operator = WindowOperator<int, CountAggregator, TumblingWindow>;
+  Collector<IntCount> ca, cb;
+  Operator a(Count(), TumblingWindow(absl::Minutes(1)));
+  CHECK(a.Add(1, At(0, 10), 1, ca));
+  Operator b = a;  // a's last window is open in both
+  CHECK(b.Add(1, At(0, 20), 1, cb));
+  CHECK(b.Add(2, At(0, 30), 1, cb));
+  CHECK(a.live_windows() == 1);
+  CHECK(b.live_windows() == 2);
+  CHECK(a.Add(1, At(0, 40), 1, ca));
+  Operator moved = std::move(b);
+  CHECK(moved.Add(1, At(0, 50), 1, cb));
+  a.AdvanceWatermark(At(1), ca);
+  moved.AdvanceWatermark(At(1), cb);
+  CHECK(ca.out == std::vector<IntCount>{{1, At(0), At(1), 2, false}});
+  CHECK(cb.out == std::vector<IntCount>{{1, At(0), At(1), 3, false}, {2, At(0), At(1), 1, false}});
+  b = moved;  // a moved-from operator may be assigned to
+  CHECK(b.live_windows() == 0);
+}
+
+// Regression: the floor of such a time to its window overflowed int64 (undefined behaviour; a
+// far-past record was counted in a window in the year 294247).
+TEST_CASE("an event time beyond int64 microseconds is late rather than overflowing",
+          "[window_operator]") {
+  const absl::Time far_past = absl::FromUnixSeconds(-(int64_t{1} << 50));
+  const absl::Time far_future = absl::FromUnixSeconds(int64_t{1} << 50);
+  // The window holding it would end past the last microsecond.
+  const absl::Time last_us = absl::FromUnixMicros(std::numeric_limits<int64_t>::max() - 1);
+  Collector<StrCount> c;
+  WindowOperator<std::string, CountAggregator, TumblingWindow> tumbling(
+      Count(), TumblingWindow(absl::Minutes(1)));
+  WindowOperator<std::string, CountAggregator, HoppingWindow> hopping(
+      Count(), HoppingWindow(absl::Minutes(2), absl::Minutes(1)));
+  for (const absl::Time t : {far_past, far_future, last_us}) {
+    CHECK_FALSE(tumbling.Add("a", t, 1, c));
+    CHECK_FALSE(hopping.Add("a", t, 1, c));
+  }
+  CHECK(tumbling.late_records() == 3);
+  CHECK(hopping.late_records() == 3);
+  CHECK(tumbling.live_windows() == 0);
+  CHECK(hopping.live_windows() == 0);
+  CHECK(tumbling.Add("a", At(0), 1, c));
+  tumbling.AdvanceWatermark(absl::InfiniteFuture(), c);
+  hopping.AdvanceWatermark(absl::InfiniteFuture(), c);
+  CHECK(c.out == std::vector<StrCount>{R("a", At(0), At(1), 1, false)});
 }
 
 }  // namespace

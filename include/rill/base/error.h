@@ -66,6 +66,10 @@ ErrorCode GetErrorCode(const absl::Status& status);
 // closest absl code (kInvalidArgument -> INVALID_ARGUMENT, kResourceNotFound -> NOT_FOUND, ...).
 absl::Status MakeError(ErrorCode code, std::string_view message);
 
+// `status` if it is OK or already carries a Kinesis name; otherwise (an I/O or data-loss status
+// from below the API) kInternalFailure whose message keeps the original code and message.
+absl::Status AsKinesisError(const absl::Status& status);
+
 // Shorthands for the errors rill returns most.
 absl::Status InvalidArgumentError(std::string_view message);
 absl::Status ResourceNotFoundError(std::string_view message);

@@ -27,7 +27,11 @@
 // watermark is tracked per source shard (WatermarkTracker): the minimum over shards that are not
 // idle, minus max_out_of_orderness; when every source is idle it advances with the clock, so
 // windows also close when input goes quiet. Processing-time windows close as the clock passes
-// their end.
+// their end. A shard is active while records of it reach the window stage: one whose records are
+// all filtered out counts as idle after idle_timeout (its later records may then be late) — when
+// replaying old input through a selective filter, give idle_timeout room.
+//
+// Counters (records_in, results_out, late and undecodable records) carry over a snapshot.
 //
 // Lateness. A record for a window closed less than AllowedLateness ago updates that window and
 // re-emits its result (is_update = true). A later record goes to the late side output
@@ -179,6 +183,9 @@ struct PipelineCore {
   bool started = false;
   uint64_t records_in = 0;
   uint64_t results_out = 0;
+  uint64_t undecodable_before = 0;  // counted by the source of the run a snapshot came from
+
+  uint64_t undecodable() const { return undecodable_before + source->undecodable_records(); }
 
   // The next batch, unless the pipeline failed.
   absl::StatusOr<std::optional<SourceBatch<In>>> NextBatch() {
@@ -268,6 +275,7 @@ class RecordPipeline {
     internal::PutBlob(&out, part);
     internal::PutLittleEndian(&out, core_.records_in);
     internal::PutLittleEndian(&out, core_.results_out);
+    internal::PutLittleEndian(&out, core_.undecodable());
     return out;
   }
 
@@ -278,12 +286,13 @@ class RecordPipeline {
     internal::ByteReader in(snapshot);
     std::string_view magic, source_pos, sink_pos;
     uint8_t version, kind;
-    uint64_t records_in, results_out;
+    uint64_t records_in, results_out, undecodable;
     if (!in.Bytes(4, &magic) || magic != std::string_view(internal::kPipelineSnapshotMagic, 4) ||
         !in.U8(&version) || version != internal::kPipelineSnapshotVersion || !in.U8(&kind) ||
         kind != static_cast<uint8_t>(internal::PipelineKind::kRecords) ||
         !internal::ReadBlob(&in, &source_pos) || !internal::ReadBlob(&in, &sink_pos) ||
-        !in.LittleEndian(&records_in) || !in.LittleEndian(&results_out) || !in.AtEnd()) {
+        !in.LittleEndian(&records_in) || !in.LittleEndian(&results_out) ||
+        !in.LittleEndian(&undecodable) || !in.AtEnd()) {
       return InvalidArgumentError("not a snapshot of a record pipeline");
     }
     absl::Status s = core_.source->RestorePosition(source_pos);
@@ -294,12 +303,13 @@ class RecordPipeline {
     }
     core_.records_in = records_in;
     core_.results_out = results_out;
+    core_.undecodable_before = undecodable;
     return absl::OkStatus();
   }
 
   uint64_t records_in() const { return core_.records_in; }
   uint64_t results_out() const { return core_.results_out; }
-  uint64_t undecodable_records() const { return core_.source->undecodable_records(); }
+  uint64_t undecodable_records() const { return core_.undecodable(); }
   Sink& sink() { return sink_; }
 
  private:
@@ -383,6 +393,7 @@ class WindowPipeline {
     internal::PutBlob(&out, part);
     internal::PutLittleEndian(&out, core_.records_in);
     internal::PutLittleEndian(&out, core_.results_out);
+    internal::PutLittleEndian(&out, core_.undecodable());
     return out;
   }
 
@@ -396,14 +407,15 @@ class WindowPipeline {
     internal::ByteReader in(snapshot);
     std::string_view magic, source_pos, op_state, sink_pos;
     uint8_t version, kind;
-    uint64_t records_in, results_out;
+    uint64_t records_in, results_out, undecodable;
     WatermarkTracker tracker(options_.watermark);
     if (!in.Bytes(4, &magic) || magic != std::string_view(internal::kPipelineSnapshotMagic, 4) ||
         !in.U8(&version) || version != internal::kPipelineSnapshotVersion || !in.U8(&kind) ||
         kind != static_cast<uint8_t>(internal::PipelineKind::kWindowed) ||
         !internal::ReadBlob(&in, &source_pos) || !internal::ReadBlob(&in, &op_state) ||
         !internal::ReadShardWatermarks(&in, &tracker) || !internal::ReadBlob(&in, &sink_pos) ||
-        !in.LittleEndian(&records_in) || !in.LittleEndian(&results_out) || !in.AtEnd()) {
+        !in.LittleEndian(&records_in) || !in.LittleEndian(&results_out) ||
+        !in.LittleEndian(&undecodable) || !in.AtEnd()) {
       return InvalidArgumentError("not a snapshot of a windowed pipeline");
     }
     absl::Status s = core_.source->RestorePosition(source_pos);
@@ -424,6 +436,7 @@ class WindowPipeline {
     tracker_.Restore(std::move(sources), tracker.current());
     core_.records_in = records_in;
     core_.results_out = results_out;
+    core_.undecodable_before = undecodable;
     return absl::OkStatus();
   }
 
@@ -431,7 +444,7 @@ class WindowPipeline {
   uint64_t records_in() const { return core_.records_in; }
   uint64_t results_out() const { return core_.results_out; }
   uint64_t late_records() const { return op_.late_records(); }
-  uint64_t undecodable_records() const { return core_.source->undecodable_records(); }
+  uint64_t undecodable_records() const { return core_.undecodable(); }
   size_t live_windows() const { return op_.live_windows(); }
   size_t live_keys() const { return op_.live_keys(); }
   // The state's estimated bytes (WindowOperator::state_bytes), and per live key (0 with none).
@@ -633,8 +646,8 @@ class Flow {
     using Out = std::decay_t<std::ranges::range_value_t<Range>>;
     return Flow<In, Out, Next>(std::move(core_), Next{std::move(xf_), std::move(f)});
   }
-  // Partitions by key_of(element): a key is copyable, ordered, hashable, with a KeyCodec
-  // (integers and std::string have one).
+  // Partitions by key_of(element): a key is copyable, ordered (operator<), equality-comparable,
+  // with a rill::StableHash and a rill::KeyCodec (integers and std::string have both).
   template <typename KeyFn>
   auto KeyBy(KeyFn key_of) && {
     return KeyedFlow<In, Cur, Xf, KeyFn>(std::move(core_), std::move(xf_), std::move(key_of));

@@ -17,6 +17,7 @@
 #define RILL_PROCESS_WINDOW_H_
 
 #include <cstdint>
+#include <limits>
 #include <ostream>
 
 #include "absl/time/time.h"
@@ -38,11 +39,15 @@ struct WindowBounds {
 namespace internal {
 
 // floor(t / size) * size, for any t (also before the epoch), in whole microseconds.
+// Times so far out that the floor does not fit in int64 microseconds give InfinitePast or
+// InfiniteFuture (the window operator treats such records as late).
 inline absl::Time FloorTo(absl::Time t, absl::Duration size) {
   const int64_t us = absl::ToUnixMicros(t);
   const int64_t step = absl::ToInt64Microseconds(size);
   int64_t q = us / step;
   if (us % step < 0) --q;
+  if (q < std::numeric_limits<int64_t>::min() / step) return absl::InfinitePast();
+  if (q > std::numeric_limits<int64_t>::max() / step) return absl::InfiniteFuture();
   return absl::FromUnixMicros(q * step);
 }
 

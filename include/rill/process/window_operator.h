@@ -33,7 +33,9 @@
 //     session, it touches no live session and its own session [t, t + gap) has expired. A late
 //     record is not aggregated: Add returns false, late_records() counts it, and the overload of
 //     Add taking a `late` callback passes it on (key, event time, value). An infinite event time
-//     is treated as late. Nothing is dropped silently.
+//     is treated as late, and so is, for tumbling and hopping windows, one whose window would
+//     start or end beyond the range of int64 microseconds since the Unix epoch (about 292,000
+//     years either way). Nothing is dropped silently.
 //   * Sessions. A record at t opens [t, t + gap). Sessions that overlap or touch (one's end equals
 //     the other's start) are one session: a record exactly at a session's end extends it, and a
 //     record bridging two sessions merges them (their States are merged). A session closes when
@@ -44,19 +46,29 @@
 //     lateness <= watermark); a key with no live window is forgotten.
 //   * Snapshot / Restore capture everything (watermark, late count, every live window, pane or
 //     session with its encoded State): an operator restored from a snapshot and fed the rest of
-//     the input emits exactly what the original would have.
+//     the input emits exactly what the original would have. Equal states give equal snapshots.
 //
-// Requirements: Key is copyable and totally ordered by operator< (results are emitted in key
-// order for determinism), with a rill::KeyCodec<Key> for snapshots (provided for integral types
-// and std::string; specialise it for your own). Emit is any callable taking
+// Requirements: Key is copyable, compared by operator== and totally ordered by operator< (results
+// are emitted in key order for determinism), hashed by rill::StableHash (aggregators.h: built in
+// for integral types and std::string; declare `uint64_t StableHash(const YourKey&)` next to your
+// own type), and has a rill::KeyCodec<Key> for snapshots (provided for integral types and
+// std::string; specialise it for your own). Emit is any callable taking
 // `const WindowResult<Key, typename Agg::Result>&`; it must not call back into the operator.
 //
+// Cost: Add into the tumbling window or hopping pane that the previous Add went into, while it is
+// open, is one hash of the key and one probe of that window's hash table (keyed by StableHash,
+// so the layout and the cost are the same on every run); Add into another window first finds it
+// in an ordered map of the live windows, O(log windows). A session Add is one probe of the table
+// of keys and a scan of the key's sessions. Closing a window sorts its keys, so results come out
+// in key order whatever the hash.
+//
 // Thread safety: not thread-safe; one thread drives one operator.
-// Allocation: Add into an existing window, pane or session never allocates (an emission builds
-// its WindowResult, which copies the key: a std::string key longer than its small buffer
-// allocates, as may the aggregator's Result). Add allocates when a new key, window, pane or
-// session appears; AdvanceWatermark allocates a small scratch vector when it closes hopping
-// windows or sessions.
+// Allocation: Add into an existing (key, window), (key, pane) or (key, session) never allocates
+// (an emission builds its WindowResult, which copies the key: a std::string key longer than its
+// small buffer allocates, as may the aggregator's Result). Add allocates when a new key, window,
+// pane or session appears (amortized: a window's hash table grows by doubling). AdvanceWatermark
+// allocates scratch vectors when it closes windows or sessions (to sort their keys) and shrinks
+// tables that expiry left mostly empty; Snapshot allocates to sort keys.
 #ifndef RILL_PROCESS_WINDOW_OPERATOR_H_
 #define RILL_PROCESS_WINDOW_OPERATOR_H_
 
@@ -64,7 +76,9 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -73,6 +87,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/time/time.h"
 #include "rill/process/aggregators.h"
 #include "rill/process/internal/aggregator_encoding.h"
@@ -123,32 +138,6 @@ template <>
 struct KeyCodec<std::string> : ValueCodec<std::string> {};
 
 namespace internal {
-
-// (end, key) ordering for windows and panes; transparent so that a lookup needs no key copy.
-template <typename Key>
-struct SlotKey {
-  absl::Time end;
-  Key key;
-};
-template <typename Key>
-struct SlotRef {
-  absl::Time end;
-  const Key* key;
-};
-template <typename Key>
-struct SlotLess {
-  using is_transparent = void;
-  static const Key& KeyOf(const SlotKey<Key>& s) { return s.key; }
-  static const Key& KeyOf(const SlotRef<Key>& s) { return *s.key; }
-  template <typename A, typename B>
-  bool operator()(const A& a, const B& b) const {
-    if (a.end != b.end) return a.end < b.end;
-    return KeyOf(a) < KeyOf(b);
-  }
-  // By end only, for range scans (upper_bound(time) = the first slot with end > time).
-  bool operator()(absl::Time a, const SlotKey<Key>& b) const { return a < b.end; }
-  bool operator()(const SlotKey<Key>& a, absl::Time b) const { return a.end < b; }
-};
 
 // Snapshot layout, pinned: magic, version, assigner kind.
 inline constexpr char kWindowSnapshotMagic[4] = {'R', 'W', 'O', 'P'};
@@ -220,12 +209,205 @@ size_t KeyHeapBytes(const Key& key) {
 // A red-black tree node's bookkeeping (three pointers and a colour), for state_bytes().
 inline constexpr size_t kMapNodeOverhead = 32;
 
+// The start, in Unix microseconds, of the `step`-microsecond slot holding `us` (the floor to a
+// multiple of step, as FloorTo), so that [*start, *start + step) holds us. False when step < 1,
+// when `us` is the saturated value of a time beyond int64 microseconds, or when the slot would
+// reach beyond them.
+inline bool FloorToStep(int64_t us, int64_t step, int64_t* start) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (step < 1 || us == kMin || us == kMax) return false;
+  int64_t rem = us % step;
+  if (rem < 0) rem += step;
+  if (us < kMin + rem) return false;
+  *start = us - rem;
+  return *start <= kMax - step;
+}
+
+// A hash table from Key to V for the operator's states (one table per window or pane) and its
+// per-key bookkeeping. Entries are dense in a vector (cheap to scan, sort and free), indexed by
+// a power-of-two array of cells probed linearly from the key's StableHash and kept at most half
+// full; an erase moves the last entry into the gap. Entry indices are stable until an erase.
+// At most 2^31 entries. Not thread-safe.
+template <typename Key, typename V>
+class KeyTable {
+ public:
+  struct Entry {
+    Key key;
+    V value;
+    uint64_t hash;  // StableHash(key)
+  };
+  static constexpr uint32_t kNone = 0xffffffffu;
+
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  const std::vector<Entry>& entries() const { return entries_; }
+  Entry& at(uint32_t i) { return entries_[i]; }
+  const Entry& at(uint32_t i) const { return entries_[i]; }
+
+  // The index of key's entry, or kNone.
+  uint32_t Find(const Key& key, uint64_t hash) const {
+    return cells_.empty() ? kNone : cells_[Probe(key, hash)];
+  }
+
+  // The index of key's entry, appended with value make() if missing (*inserted says which).
+  template <typename Make>
+  uint32_t FindOrInsert(const Key& key, uint64_t hash, Make&& make, bool* inserted) {
+    if (!cells_.empty()) {
+      const uint32_t i = cells_[Probe(key, hash)];
+      if (i != kNone) {
+        *inserted = false;
+        return i;
+      }
+    }
+    *inserted = true;
+    return Insert(key, hash, make);
+  }
+
+  // Removes entry i; the last entry takes its index.
+  void EraseAt(uint32_t i) {
+    EraseCell(CellOf(i));
+    const auto last = static_cast<uint32_t>(entries_.size() - 1);
+    if (i != last) {
+      cells_[CellOf(last)] = i;
+      entries_[i] = std::move(entries_[last]);
+    }
+    entries_.pop_back();
+  }
+
+  // Releases all memory once empty, and shrinks the cells (and the entries' capacity) once the
+  // table is under an eighth full, so that a burst of keys does not hold memory forever.
+  void ShrinkIfSparse() {
+    if (entries_.empty()) {
+      std::vector<Entry>().swap(entries_);
+      std::vector<uint32_t>().swap(cells_);
+    } else if (cells_.size() > kMinCells && 8 * entries_.size() < cells_.size()) {
+      entries_.shrink_to_fit();
+      size_t n = kMinCells;
+      while (n < 2 * entries_.size()) n *= 2;
+      Rehash(n);
+    }
+  }
+
+  // Bytes of the entries' and cells' storage (not counting heap held by keys or values).
+  size_t FootprintBytes() const {
+    return entries_.capacity() * sizeof(Entry) + cells_.capacity() * sizeof(uint32_t);
+  }
+
+  // The entries ordered by key, for deterministic emission and snapshots.
+  std::vector<const Entry*> SortedByKey() const {
+    std::vector<const Entry*> sorted;
+    sorted.reserve(entries_.size());
+    for (const Entry& e : entries_) sorted.push_back(&e);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const Entry* a, const Entry* b) { return a->key < b->key; });
+    return sorted;
+  }
+
+ private:
+  static constexpr size_t kMinCells = 16;
+
+  // The cell holding key, or the free cell where probing for it stopped. REQUIRES: cells exist.
+  size_t Probe(const Key& key, uint64_t hash) const {
+    const size_t mask = cells_.size() - 1;
+    for (size_t c = hash & mask;; c = (c + 1) & mask) {
+      const uint32_t i = cells_[c];
+      if (i == kNone) return c;
+      const Entry& e = entries_[i];
+      if (e.hash == hash && e.key == key) return c;
+    }
+  }
+
+  // The cell pointing at entry i.
+  size_t CellOf(uint32_t i) const {
+    const size_t mask = cells_.size() - 1;
+    size_t c = entries_[i].hash & mask;
+    while (cells_[c] != i) c = (c + 1) & mask;
+    return c;
+  }
+
+  // Appends key (absent) with value make(), growing the cells first if they would pass half full.
+  // Out of line: the lookup above is the hot path.
+  template <typename Make>
+  ABSL_ATTRIBUTE_NOINLINE uint32_t Insert(const Key& key, uint64_t hash, Make& make) {
+    if (2 * (entries_.size() + 1) > cells_.size()) {
+      Rehash(std::max<size_t>(kMinCells, 2 * cells_.size()));
+    }
+    const size_t cell = Probe(key, hash);
+    const auto i = static_cast<uint32_t>(entries_.size());
+    entries_.push_back(Entry{key, make(), hash});
+    cells_[cell] = i;
+    return i;
+  }
+
+  void Rehash(size_t cells) {
+    cells_.assign(cells, kNone);
+    const size_t mask = cells - 1;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      size_t c = entries_[i].hash & mask;
+      while (cells_[c] != kNone) c = (c + 1) & mask;
+      cells_[c] = static_cast<uint32_t>(i);
+    }
+  }
+
+  // Frees a cell by backward-shift deletion (no tombstones, so probes stay short).
+  void EraseCell(size_t c) {
+    const size_t mask = cells_.size() - 1;
+    size_t j = c;
+    for (;;) {
+      j = (j + 1) & mask;
+      const uint32_t i = cells_[j];
+      if (i == kNone) break;
+      const size_t home = entries_[i].hash & mask;
+      // Move the entry at j back to c unless its home lies cyclically in (c, j].
+      const bool home_in_range = c <= j ? (c < home && home <= j) : (c < home || home <= j);
+      if (!home_in_range) {
+        cells_[c] = i;
+        c = j;
+      }
+    }
+    cells_[c] = kNone;
+  }
+
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> cells_;  // entry index, or kNone for a free cell
+};
+
+// The operator's last-used open window or pane and its event-time range, so that a record for it
+// skips the map lookup. Never survives a copy or move (it points into its operator).
+template <typename Slot>
+struct SlotCache {
+  Slot* slot = nullptr;
+  absl::Time from = absl::UnixEpoch();  // [from, to) maps to slot; empty when slot is null
+  absl::Time to = absl::UnixEpoch();
+
+  SlotCache() = default;
+  SlotCache(const SlotCache&) noexcept {}
+  SlotCache(SlotCache&& other) noexcept { other.Reset(); }
+  SlotCache& operator=(const SlotCache&) noexcept {
+    Reset();
+    return *this;
+  }
+  SlotCache& operator=(SlotCache&& other) noexcept {
+    Reset();
+    other.Reset();
+    return *this;
+  }
+  ~SlotCache() = default;
+
+  void Reset() {
+    slot = nullptr;
+    from = to = absl::UnixEpoch();
+  }
+  Slot* Lookup(absl::Time t) const { return from <= t && t < to ? slot : nullptr; }
+};
+
 }  // namespace internal
 
 // Keyed windows of Assigner (TumblingWindow, HoppingWindow or SessionWindow) aggregated by Agg.
 // See the file comment for the semantics.
 template <typename Key, typename Agg, typename Assigner>
-requires Aggregator<Agg> &&
+requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key> &&
     (std::same_as<Assigner, TumblingWindow> || std::same_as<Assigner, HoppingWindow> ||
      std::same_as<Assigner, SessionWindow>)class WindowOperator {
  public:
@@ -257,12 +439,10 @@ requires Aggregator<Agg> &&
     bool accepted;
     if (event_time == absl::InfinitePast() || event_time == absl::InfiniteFuture()) {
       accepted = false;
-    } else if constexpr (kKind == internal::AssignerKind::kTumbling) {
-      accepted = AddTumbling(key, event_time, value, emit);
-    } else if constexpr (kKind == internal::AssignerKind::kHopping) {
-      accepted = AddHopping(key, event_time, value, emit);
-    } else {
+    } else if constexpr (kKind == internal::AssignerKind::kSession) {
       accepted = AddSession(key, event_time, value, emit);
+    } else {
+      accepted = AddToSlot(key, event_time, value, emit);
     }
     if (!accepted) {
       ++late_records_;
@@ -273,15 +453,18 @@ requires Aggregator<Agg> &&
 
   // Moves the watermark to `watermark` (ignored if lower than the current one), emits every
   // window that closes (end <= watermark) with is_update = false in (end, key) order, then frees
-  // the state that expired (end + allowed_lateness <= watermark).
+  // the state that expired (end + allowed_lateness <= watermark). Allocates only when something
+  // closes or expires (scratch to sort keys; shrinking tables).
   template <typename Emit>
   void AdvanceWatermark(absl::Time watermark, Emit&& emit) {
     if (watermark <= watermark_) return;
     const absl::Time prev = watermark_;
     watermark_ = watermark;
     if constexpr (kKind == internal::AssignerKind::kTumbling) {
+      if (cache_.slot != nullptr && cache_.slot->end <= watermark_) cache_.Reset();
       AdvanceTumbling(prev, emit);
     } else if constexpr (kKind == internal::AssignerKind::kHopping) {
+      if (cache_.slot != nullptr && cache_.slot->end <= watermark_) cache_.Reset();
       AdvanceHopping(prev, emit);
     } else {
       AdvanceSession(prev, emit);
@@ -292,14 +475,15 @@ requires Aggregator<Agg> &&
   // Records not aggregated because they were late.
   uint64_t late_records() const { return late_records_; }
 
-  // Live windows: tumbling windows, hopping panes, or sessions held in state.
+  // Live windows: tumbling windows, hopping panes, or sessions held in state, each counted once
+  // per key it holds a State for.
   size_t live_windows() const {
     if constexpr (kKind == internal::AssignerKind::kSession) {
       size_t n = 0;
-      for (const auto& [key, ks] : sessions_) n += ks.sessions.size();
+      for (const auto& e : sessions_.entries()) n += e.value.sessions.size();
       return n;
     } else {
-      return slots_.size();
+      return live_slots_;
     }
   }
 
@@ -312,30 +496,30 @@ requires Aggregator<Agg> &&
     }
   }
 
-  // A rough estimate of the bytes held by state: sizes of the stored keys, bounds and States,
-  // their tree nodes, heap held by string keys, and heap held by States when the aggregator
-  // reports it (an optional `size_t StateBytes(const State&) const` member returning the State's
-  // total bytes; otherwise sizeof(State)). O(live windows).
+  // A rough estimate of the bytes held by state: the capacity of the hash tables holding keys,
+  // States and bounds, the windows' and timers' tree nodes, heap held by string keys, and heap
+  // held by States when the aggregator reports it (an optional `size_t StateBytes(const State&)
+  // const` member returning the State's total bytes; otherwise sizeof(State)). O(live windows).
   size_t state_bytes() const {
     size_t bytes = 0;
     if constexpr (kKind == internal::AssignerKind::kSession) {
-      for (const auto& [key, ks] : sessions_) {
-        bytes += sizeof(Key) + sizeof(KeySessions) + internal::kMapNodeOverhead +
-                 internal::KeyHeapBytes(key);
-        bytes += (sizeof(Key) + sizeof(absl::Time) + internal::kMapNodeOverhead);  // timer
-        bytes += (ks.sessions.capacity() - ks.sessions.size()) * sizeof(Session);
-        for (const Session& s : ks.sessions) {
-          bytes += sizeof(WindowBounds) + StateSize(s.state);
-        }
+      bytes += sessions_.FootprintBytes();
+      for (const auto& e : sessions_.entries()) {
+        bytes += internal::KeyHeapBytes(e.key);
+        bytes += sizeof(Key) + sizeof(absl::Time) + internal::kMapNodeOverhead;  // timer
+        bytes += e.value.sessions.capacity() * sizeof(Session);
+        for (const Session& s : e.value.sessions) bytes += StateHeapBytes(s.state);
       }
     } else {
-      for (const auto& [slot, state] : slots_) {
-        bytes += sizeof(slot) + StateSize(state) + internal::kMapNodeOverhead +
-                 internal::KeyHeapBytes(slot.key);
+      for (const auto& [end, slot] : slots_) {
+        bytes += sizeof(end) + sizeof(Slot) + internal::kMapNodeOverhead;
+        bytes += slot.states.FootprintBytes();
+        for (const auto& e : slot.states.entries()) {
+          bytes += internal::KeyHeapBytes(e.key) + StateHeapBytes(e.value);
+        }
       }
-      for (const auto& [key, n] : key_windows_) {
-        bytes += sizeof(Key) + sizeof(n) + internal::kMapNodeOverhead + internal::KeyHeapBytes(key);
-      }
+      bytes += key_windows_.FootprintBytes();
+      for (const auto& e : key_windows_.entries()) bytes += internal::KeyHeapBytes(e.key);
     }
     return bytes;
   }
@@ -359,13 +543,19 @@ requires Aggregator<Agg> &&
       internal::PutBlob(out, scratch);
     };
     internal::PutLittleEndian(out, static_cast<uint64_t>(live_windows()));
+    // Entries in key order (sessions) or (end, key) order (windows and panes), whatever order the
+    // hash tables hold them in, so that equal states give equal bytes.
     if constexpr (kKind == internal::AssignerKind::kSession) {
-      for (const auto& [key, ks] : sessions_) {
-        for (const Session& s : ks.sessions) put_entry(key, s.bounds.start, s.bounds.end, s.state);
+      for (const auto* e : sessions_.SortedByKey()) {
+        for (const Session& s : e->value.sessions) {
+          put_entry(e->key, s.bounds.start, s.bounds.end, s.state);
+        }
       }
     } else {
-      for (const auto& [slot, state] : slots_) {
-        put_entry(slot.key, slot.end - SlotSize(), slot.end, state);
+      for (const auto& [end, slot] : slots_) {
+        for (const auto* e : slot.states.SortedByKey()) {
+          put_entry(e->key, slot.start, slot.end, e->value);
+        }
       }
     }
   }
@@ -411,35 +601,46 @@ requires Aggregator<Agg> &&
         return false;
       }
       if (kKind != internal::AssignerKind::kHopping && Expired(end, wm)) return false;
+      const uint64_t hash = StableHash(key);
+      bool inserted;
       if constexpr (kKind == internal::AssignerKind::kSession) {
         if (end - start < assigner_.gap()) return false;
-        KeySessions& ks = sessions[key];
+        KeySessions& ks =
+            sessions.at(sessions.FindOrInsert(key, hash, NewKeySessions, &inserted)).value;
         // Sorted, and apart (touching sessions would have been merged).
         if (!ks.sessions.empty() && !(ks.sessions.back().bounds.end < start)) return false;
         ks.sessions.push_back(Session{{start, end}, std::move(state)});
       } else {
-        const absl::Time aligned = internal::FloorTo(start, SlotSize());
-        if (aligned != start || end - start != SlotSize()) return false;
+        int64_t start_us;
+        if (!internal::FloorToStep(absl::ToUnixMicros(start), SlotMicros(), &start_us) ||
+            absl::FromUnixMicros(start_us) != start || end - start != SlotSize()) {
+          return false;  // misaligned, or not a slot of this size
+        }
         if constexpr (kKind == internal::AssignerKind::kHopping) {
           if (!(end - SlotSize() + assigner_.size() + options_.allowed_lateness > wm)) return false;
         }
-        auto [it, added] = slots.try_emplace(internal::SlotKey<Key>{end, key}, std::move(state));
-        if (!added) return false;
-        ++key_windows[key];
+        Slot& slot = slots.try_emplace(end, Slot{start, end, {}}).first->second;
+        slot.states.FindOrInsert(
+            key, hash, [&state] { return std::move(state); }, &inserted);
+        if (!inserted) return false;
+        ++key_windows.at(key_windows.FindOrInsert(key, hash, Zero, &inserted)).value;
       }
     }
     if (!r.AtEnd()) return false;
     Timers timers;
     if constexpr (kKind == internal::AssignerKind::kSession) {
-      for (auto& [key, ks] : sessions) {
-        ks.timer = NextDue(ks, wm);
-        timers.emplace(ks.timer, key);
+      for (uint32_t i = 0; i < sessions.size(); ++i) {
+        auto& e = sessions.at(i);
+        e.value.timer = NextDue(e.value, wm);
+        timers.emplace(e.value.timer, e.key);
       }
     }
     watermark_ = wm;
     late_records_ = late;
     slots_ = std::move(slots);
     key_windows_ = std::move(key_windows);
+    live_slots_ = kKind == internal::AssignerKind::kSession ? 0 : static_cast<size_t>(n);
+    cache_.Reset();
     sessions_ = std::move(sessions);
     timers_ = std::move(timers);
     return true;
@@ -455,8 +656,15 @@ requires Aggregator<Agg> &&
       : std::same_as<Assigner, HoppingWindow> ? internal::AssignerKind::kHopping
                                               : internal::AssignerKind::kSession;
 
-  using Slots = std::map<internal::SlotKey<Key>, State, internal::SlotLess<Key>>;
-  using KeyCounts = std::map<Key, size_t>;
+  // A tumbling window or a hopping pane: its bounds and one State per key.
+  struct Slot {
+    absl::Time start;
+    absl::Time end;
+    internal::KeyTable<Key, State> states;
+  };
+  using Slots = std::map<absl::Time, Slot>;  // by end
+  using StateEntry = typename internal::KeyTable<Key, State>::Entry;
+  using KeyCounts = internal::KeyTable<Key, size_t>;  // live slots per key
   struct Session {
     WindowBounds bounds;
     State state;
@@ -465,8 +673,12 @@ requires Aggregator<Agg> &&
     std::vector<Session> sessions;  // sorted by start, pairwise apart (not touching)
     absl::Time timer;               // <= the next close or expiry of any of them
   };
-  using Sessions = std::map<Key, KeySessions>;
+  using Sessions = internal::KeyTable<Key, KeySessions>;
   using Timers = std::set<std::pair<absl::Time, Key>>;
+  static constexpr uint32_t kNone = internal::KeyTable<Key, State>::kNone;
+
+  static size_t Zero() { return 0; }
+  static KeySessions NewKeySessions() { return KeySessions{{}, absl::InfiniteFuture()}; }
 
   size_t StateSize(const State& state) const {
     if constexpr (requires(const Agg& a, const State& s) {
@@ -476,6 +688,11 @@ requires Aggregator<Agg> &&
     } else {
       return sizeof(State);
     }
+  }
+  // Bytes a State holds beyond its sizeof (counted with the table or vector holding it).
+  size_t StateHeapBytes(const State& state) const {
+    const size_t size = StateSize(state);
+    return size > sizeof(State) ? size - sizeof(State) : 0;
   }
 
   bool Expired(absl::Time end, absl::Time wm) const {
@@ -492,6 +709,8 @@ requires Aggregator<Agg> &&
       return absl::ZeroDuration();
     }
   }
+  // The step slots are aligned to, as FloorTo takes it (whole microseconds).
+  int64_t SlotMicros() const { return absl::ToInt64Microseconds(SlotSize()); }
 
   void PutAssigner(std::string* out) const {
     if constexpr (kKind == internal::AssignerKind::kTumbling) {
@@ -523,123 +742,158 @@ requires Aggregator<Agg> &&
     emit(result);
   }
 
-  // The slot for (end, key), created if missing.
-  State& SlotFor(const Key& key, absl::Time end) {
-    auto it = slots_.lower_bound(internal::SlotRef<Key>{end, &key});
-    if (it == slots_.end() || it->first.end != end || key < it->first.key) {
-      it = slots_.emplace_hint(it, internal::SlotKey<Key>{end, key}, agg_.Init());
-      ++key_windows_[key];
+  // --- Tumbling windows and hopping panes ("slots") ---
+
+  // The slot holding t: the cached one, else found or created in slots_. nullptr if the record
+  // is late: the last window holding the slot (the window itself, or for a pane the window
+  // starting with it) has expired, or the slot lies beyond int64 microseconds.
+  Slot* SlotOf(absl::Time t) {
+    if (Slot* cached = cache_.Lookup(t)) return cached;
+    return FindSlot(t);
+  }
+
+  // SlotOf past the cache; out of line, so that the cached path inlines into Add.
+  ABSL_ATTRIBUTE_NOINLINE Slot* FindSlot(absl::Time t) {
+    // Floor to the slot in whole microseconds, as the assigner's WindowOf / PaneOf do.
+    int64_t start_us;
+    const int64_t step = SlotMicros();
+    if (!internal::FloorToStep(absl::ToUnixMicros(t), step, &start_us)) return nullptr;
+    const absl::Time start = absl::FromUnixMicros(start_us);
+    if (Expired(start + assigner_.size(), watermark_)) return nullptr;
+    const absl::Time end = start + SlotSize();
+    Slot& slot = slots_.try_emplace(end, Slot{start, end, {}}).first->second;
+    if (end > watermark_) {
+      cache_.slot = &slot;
+      cache_.from = start;
+      cache_.to = absl::FromUnixMicros(start_us + step);
     }
-    return it->second;
+    return &slot;
   }
-
-  void EraseSlot(typename Slots::iterator it) {
-    auto k = key_windows_.find(it->first.key);
-    if (--k->second == 0) key_windows_.erase(k);
-    slots_.erase(it);
-  }
-
-  // --- Tumbling ---
 
   template <typename Emit>
-  bool AddTumbling(const Key& key, absl::Time t, const Input& value, Emit&& emit) {
-    const WindowBounds w = assigner_.WindowOf(t);
-    if (Expired(w.end, watermark_)) return false;
-    State& state = SlotFor(key, w.end);
+  bool AddToSlot(const Key& key, absl::Time t, const Input& value, Emit&& emit) {
+    Slot* slot = SlotOf(t);
+    if (slot == nullptr) return false;
+    const uint64_t hash = StableHash(key);
+    bool inserted;
+    const uint32_t i = slot->states.FindOrInsert(
+        key, hash, [this] { return agg_.Init(); }, &inserted);
+    if (inserted) {
+      ++live_slots_;
+      ++key_windows_.at(key_windows_.FindOrInsert(key, hash, Zero, &inserted)).value;
+    }
+    State& state = slot->states.at(i).value;
     agg_.Add(state, value);
-    if (options_.emit == EmitMode::kOnUpdate || w.end <= watermark_) {
-      EmitResult(key, w.start, w.end, state, /*is_update=*/true, emit);
+    if (options_.emit == EmitMode::kOnUpdate || slot->end <= watermark_) {
+      if constexpr (kKind == internal::AssignerKind::kTumbling) {
+        EmitResult(key, slot->start, slot->end, state, /*is_update=*/true, emit);
+      } else {
+        EmitHoppingUpdates(key, hash, *slot, emit);
+      }
     }
     return true;
   }
 
+  // Frees a slot that expired, and forgets keys left without any.
+  void FreeSlot(typename Slots::iterator it) {
+    for (const StateEntry& e : it->second.states.entries()) {
+      const uint32_t k = key_windows_.Find(e.key, e.hash);
+      if (--key_windows_.at(k).value == 0) key_windows_.EraseAt(k);
+    }
+    live_slots_ -= it->second.states.size();
+    slots_.erase(it);
+  }
+
   template <typename Emit>
   void AdvanceTumbling(absl::Time prev, Emit&& emit) {
-    for (auto it = slots_.upper_bound(prev); it != slots_.end() && it->first.end <= watermark_;
-         ++it) {
-      EmitResult(it->first.key, it->first.end - assigner_.size(), it->first.end, it->second,
-                 /*is_update=*/false, emit);
+    for (auto it = slots_.upper_bound(prev); it != slots_.end() && it->first <= watermark_; ++it) {
+      const Slot& slot = it->second;
+      for (const StateEntry* e : slot.states.SortedByKey()) {
+        EmitResult(e->key, slot.start, slot.end, e->value, /*is_update=*/false, emit);
+      }
     }
-    while (!slots_.empty() && Expired(slots_.begin()->first.end, watermark_)) {
-      EraseSlot(slots_.begin());
+    while (!slots_.empty() && Expired(slots_.begin()->first, watermark_)) {
+      FreeSlot(slots_.begin());
     }
+    key_windows_.ShrinkIfSparse();
   }
 
   // --- Hopping ---
 
-  // The Merge of the key's panes in the window ending at `end`; false if it has none.
-  bool MergeWindow(const Key& key, absl::Time end, State* out) const {
+  // The Merge of the key's panes in the window ending at `end`, earliest first; false if it has
+  // none.
+  bool MergeWindow(const Key& key, uint64_t hash, absl::Time end, State* out) const {
     bool any = false;
     const absl::Time first_pane_end = end - assigner_.size() + assigner_.slide();
     for (absl::Time pane_end = first_pane_end; pane_end <= end; pane_end += assigner_.slide()) {
-      auto it = slots_.find(internal::SlotRef<Key>{pane_end, &key});
+      auto it = slots_.find(pane_end);
       if (it == slots_.end()) continue;
+      const uint32_t i = it->second.states.Find(key, hash);
+      if (i == kNone) continue;
       if (!any) {
-        *out = it->second;
+        *out = it->second.states.at(i).value;
         any = true;
       } else {
-        agg_.Merge(*out, it->second);
+        agg_.Merge(*out, it->second.states.at(i).value);
       }
     }
     return any;
   }
 
+  // After an Add into `pane`: the updated result of every window holding it that is not expired
+  // and, in kOnClose mode, closed.
   template <typename Emit>
-  bool AddHopping(const Key& key, absl::Time t, const Input& value, Emit&& emit) {
-    const WindowBounds pane = assigner_.PaneOf(t);
-    // The last window holding the pane ends at pane.start + size.
-    if (Expired(pane.start + assigner_.size(), watermark_)) return false;
-    agg_.Add(SlotFor(key, pane.end), value);
-    bool any_closed = false;
+  void EmitHoppingUpdates(const Key& key, uint64_t hash, const Slot& pane, Emit&& emit) const {
+    State merged = agg_.Init();
     for (absl::Time end = pane.end; end <= pane.start + assigner_.size();
          end += assigner_.slide()) {
-      if (end <= watermark_) any_closed = true;
+      if (Expired(end, watermark_)) continue;
+      if (options_.emit == EmitMode::kOnClose && end > watermark_) continue;
+      MergeWindow(key, hash, end, &merged);
+      EmitResult(key, end - assigner_.size(), end, merged, /*is_update=*/true, emit);
     }
-    if (options_.emit == EmitMode::kOnUpdate || any_closed) {
-      State merged = agg_.Init();
-      for (absl::Time end = pane.end; end <= pane.start + assigner_.size();
-           end += assigner_.slide()) {
-        if (Expired(end, watermark_)) continue;
-        if (options_.emit == EmitMode::kOnClose && end > watermark_) continue;
-        MergeWindow(key, end, &merged);
-        EmitResult(key, end - assigner_.size(), end, merged, /*is_update=*/true, emit);
-      }
-    }
-    return true;
   }
 
   template <typename Emit>
   void AdvanceHopping(absl::Time prev, Emit&& emit) {
     // Windows ending in (prev, watermark] hold panes ending in (prev - size + slide, watermark].
     const absl::Duration span = assigner_.size() - assigner_.slide();
-    std::vector<std::pair<absl::Time, const Key*>> closing;
-    for (auto it = slots_.upper_bound(prev - span);
-         it != slots_.end() && it->first.end <= watermark_; ++it) {
-      const absl::Time last = it->first.end + span;
-      for (absl::Time end = it->first.end; end <= last && end <= watermark_;
-           end += assigner_.slide()) {
-        if (end > prev) closing.emplace_back(end, &it->first.key);
+    std::vector<absl::Time> ends;
+    for (auto it = slots_.upper_bound(prev - span); it != slots_.end() && it->first <= watermark_;
+         ++it) {
+      const absl::Time last = it->first + span;
+      for (absl::Time end = it->first; end <= last && end <= watermark_; end += assigner_.slide()) {
+        if (end > prev) ends.push_back(end);
       }
     }
-    std::sort(closing.begin(), closing.end(), [](const auto& a, const auto& b) {
-      if (a.first != b.first) return a.first < b.first;
-      return *a.second < *b.second;
-    });
+    std::sort(ends.begin(), ends.end());
+    ends.erase(std::unique(ends.begin(), ends.end()), ends.end());
+    std::vector<const StateEntry*> keys;
     State merged = agg_.Init();
-    for (size_t i = 0; i < closing.size(); ++i) {
-      if (i > 0 && closing[i].first == closing[i - 1].first &&
-          !(*closing[i - 1].second < *closing[i].second)) {
-        continue;  // the same window, reached from another of its panes
+    for (const absl::Time end : ends) {
+      // The keys of the window's panes, each once, in order.
+      keys.clear();
+      for (absl::Time pane_end = end - span; pane_end <= end; pane_end += assigner_.slide()) {
+        auto it = slots_.find(pane_end);
+        if (it == slots_.end()) continue;
+        for (const StateEntry& e : it->second.states.entries()) keys.push_back(&e);
       }
-      const Key& key = *closing[i].second;
-      const absl::Time end = closing[i].first;
-      if (MergeWindow(key, end, &merged)) {
-        EmitResult(key, end - assigner_.size(), end, merged, /*is_update=*/false, emit);
+      std::sort(keys.begin(), keys.end(),
+                [](const StateEntry* a, const StateEntry* b) { return a->key < b->key; });
+      keys.erase(
+          std::unique(keys.begin(), keys.end(),
+                      [](const StateEntry* a, const StateEntry* b) { return a->key == b->key; }),
+          keys.end());
+      for (const StateEntry* e : keys) {
+        if (MergeWindow(e->key, e->hash, end, &merged)) {
+          EmitResult(e->key, end - assigner_.size(), end, merged, /*is_update=*/false, emit);
+        }
       }
     }
-    while (!slots_.empty() && Expired(slots_.begin()->first.end + span, watermark_)) {
-      EraseSlot(slots_.begin());
+    while (!slots_.empty() && Expired(slots_.begin()->first + span, watermark_)) {
+      FreeSlot(slots_.begin());
     }
+    key_windows_.ShrinkIfSparse();
   }
 
   // --- Session ---
@@ -657,7 +911,9 @@ requires Aggregator<Agg> &&
 
   // Moves the key's timer earlier to `due` (never later: a timer that fires early is re-armed).
   void LowerTimer(const Key& key, KeySessions& ks, absl::Time due) {
-    if (due >= ks.timer) return;
+    if (due < ks.timer) MoveTimer(key, ks, due);
+  }
+  ABSL_ATTRIBUTE_NOINLINE void MoveTimer(const Key& key, KeySessions& ks, absl::Time due) {
     auto node = timers_.extract(std::pair<absl::Time, Key>(ks.timer, key));
     ks.timer = due;
     if (node.empty()) {
@@ -671,8 +927,9 @@ requires Aggregator<Agg> &&
   template <typename Emit>
   bool AddSession(const Key& key, absl::Time t, const Input& value, Emit&& emit) {
     const WindowBounds fresh = assigner_.WindowOf(t);
-    auto kit = sessions_.find(key);
-    std::vector<Session>* list = kit == sessions_.end() ? nullptr : &kit->second.sessions;
+    const uint64_t hash = StableHash(key);
+    uint32_t k = sessions_.Find(key, hash);
+    std::vector<Session>* list = k == kNone ? nullptr : &sessions_.at(k).value.sessions;
     // The sessions the record touches form a contiguous run [first, last).
     size_t first = 0, last = 0;
     if (list != nullptr) {
@@ -684,9 +941,9 @@ requires Aggregator<Agg> &&
     if (first == last) {
       if (Expired(fresh.end, watermark_)) return false;
       if (list == nullptr) {
-        kit = sessions_.try_emplace(key).first;
-        kit->second.timer = absl::InfiniteFuture();
-        list = &kit->second.sessions;
+        bool inserted;
+        k = sessions_.FindOrInsert(key, hash, NewKeySessions, &inserted);
+        list = &sessions_.at(k).value.sessions;
         first = 0;
       }
       session = &*list->insert(list->begin() + static_cast<std::ptrdiff_t>(first),
@@ -703,7 +960,8 @@ requires Aggregator<Agg> &&
     }
     agg_.Add(session->state, value);
     const WindowBounds b = session->bounds;
-    LowerTimer(kit->first, kit->second,
+    auto& entry = sessions_.at(k);
+    LowerTimer(entry.key, entry.value,
                b.end > watermark_ ? b.end : b.end + options_.allowed_lateness);
     if (options_.emit == EmitMode::kOnUpdate || b.end <= watermark_) {
       EmitResult(key, b.start, b.end, session->state, /*is_update=*/true, emit);
@@ -713,44 +971,51 @@ requires Aggregator<Agg> &&
 
   template <typename Emit>
   void AdvanceSession(absl::Time prev, Emit&& emit) {
-    std::vector<typename Sessions::iterator> due;
+    // The keys whose timers fired, by entry index (stable until the erasures below).
+    std::vector<uint32_t> due;
     while (!timers_.empty() && timers_.begin()->first <= watermark_) {
       auto node = timers_.extract(timers_.begin());
-      due.push_back(sessions_.find(node.value().second));
+      const Key& key = node.value().second;
+      due.push_back(sessions_.Find(key, StableHash(key)));
     }
     // Closings, in (end, key) order.
-    std::vector<std::pair<absl::Time, typename Sessions::iterator>> closing;
-    for (auto kit : due) {
-      for (const Session& s : kit->second.sessions) {
+    std::vector<std::pair<absl::Time, uint32_t>> closing;
+    for (const uint32_t k : due) {
+      for (const Session& s : sessions_.at(k).value.sessions) {
         if (s.bounds.end > prev && s.bounds.end <= watermark_)
-          closing.emplace_back(s.bounds.end, kit);
+          closing.emplace_back(s.bounds.end, k);
       }
     }
-    std::sort(closing.begin(), closing.end(), [](const auto& a, const auto& b) {
+    std::sort(closing.begin(), closing.end(), [this](const auto& a, const auto& b) {
       if (a.first != b.first) return a.first < b.first;
-      return a.second->first < b.second->first;
+      return sessions_.at(a.second).key < sessions_.at(b.second).key;
     });
-    for (const auto& [end, kit] : closing) {
-      for (const Session& s : kit->second.sessions) {
+    for (const auto& [end, k] : closing) {
+      const auto& entry = sessions_.at(k);
+      for (const Session& s : entry.value.sessions) {
         if (s.bounds.end == end) {
-          EmitResult(kit->first, s.bounds.start, s.bounds.end, s.state, /*is_update=*/false, emit);
+          EmitResult(entry.key, s.bounds.start, s.bounds.end, s.state, /*is_update=*/false, emit);
         }
       }
     }
-    // Expiry, and re-arming the timers.
-    for (auto kit : due) {
-      std::vector<Session>& list = kit->second.sessions;
+    // Expiry, and re-arming the timers. From the highest index down, so that an erasure (which
+    // moves the last entry into the gap) only moves an entry already handled.
+    std::sort(due.begin(), due.end(), std::greater<>());
+    for (const uint32_t k : due) {
+      auto& entry = sessions_.at(k);
+      std::vector<Session>& list = entry.value.sessions;
       list.erase(
           std::remove_if(list.begin(), list.end(),
                          [&](const Session& s) { return Expired(s.bounds.end, watermark_); }),
           list.end());
       if (list.empty()) {
-        sessions_.erase(kit);
+        sessions_.EraseAt(k);
         continue;
       }
-      kit->second.timer = NextDue(kit->second, watermark_);
-      timers_.emplace(kit->second.timer, kit->first);
+      entry.value.timer = NextDue(entry.value, watermark_);
+      timers_.emplace(entry.value.timer, entry.key);
     }
+    sessions_.ShrinkIfSparse();
   }
 
   Agg agg_;
@@ -758,9 +1023,11 @@ requires Aggregator<Agg> &&
   WindowOperatorOptions options_;
   absl::Time watermark_ = absl::InfinitePast();
   uint64_t late_records_ = 0;
-  // Tumbling: one State per (window end, key). Hopping: one per (pane end, key).
+  // Tumbling: one State per (window, key). Hopping: one per (pane, key).
   Slots slots_;
-  KeyCounts key_windows_;  // live slots per key
+  internal::SlotCache<Slot> cache_;  // the last open slot an Add went into
+  KeyCounts key_windows_;            // live slots per key
+  size_t live_slots_ = 0;            // (slot, key) States
   // Session: per key, its sessions; timers_ holds (ks.timer, key) for every key.
   Sessions sessions_;
   Timers timers_;

@@ -67,6 +67,8 @@ namespace internal {
 struct StreamShard;
 struct ShardMap;
 struct ConsumerState;
+struct StreamMeta;
+class StreamStore;
 }  // namespace internal
 
 // Kinesis' fixed limits that are not options.
@@ -100,7 +102,24 @@ class Stream {
   // Creates an empty stream. Errors: kInvalidArgument for a bad name, a shard count below 1 or a
   // retention outside [24 h, 8760 h]; kValidation for max_record_bytes outside [1 MiB, 10 MiB];
   // kLimitExceeded for more shards than max_shards.
+  //
+  // Durable mode (options.storage set): the directory must not hold a stream yet
+  // (kResourceInUse: use Open); it is created if missing and locked while the stream lives
+  // (kResourceInUse naming it if another process or stream holds it).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Stream>> Create(StreamOptions options);
+
+  // Opens the durable stream in options.storage->directory, or creates it there (as Create) if
+  // the directory holds none. Recovery restores the shards and their lineage, every record that
+  // reached the disk (FsyncPolicy says which acknowledged ones did), sequence counters (never
+  // reused), arrival times, retention and registered consumers; options.name must match the
+  // stored name and options.shard_count, options.retention and options.capacity_mode are
+  // ignored for an existing stream. A torn last write is cut off. A damaged frame in the middle
+  // of a shard's segments is reported by recovery_status() (kInternalFailure, DATA_LOSS in the
+  // message's detail): the shard keeps the records before the damage and numbers new ones above
+  // every record on disk. Errors: kInvalidArgument without options.storage or for a name
+  // mismatch; kResourceInUse when the directory is locked; kInternalFailure for an unreadable
+  // or damaged METADATA or an I/O error.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Stream>> Open(StreamOptions options);
 
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -238,8 +257,35 @@ class Stream {
   // Bytes of record storage held in memory, across shards.
   size_t MemoryBytes() const;
 
+  // Durable mode: writes every record not yet written and syncs it, whatever the FsyncPolicy.
+  // Returns the first I/O error. In memory mode: nothing to do.
+  [[nodiscard]] absl::Status Flush();
+  // Durable mode: OK, or what recovery found damaged (see Open). In memory mode: OK.
+  absl::Status recovery_status() const { return recovery_status_; }
+  // Durable mode: records recovered from disk by Open. In memory mode: 0.
+  uint64_t recovered_records() const { return recovered_records_; }
+  // Durable mode: bytes of segment files on disk. In memory mode: 0.
+  uint64_t DiskBytes() const;
+
  private:
-  explicit Stream(StreamOptions options);
+  // `recovered`: the metadata of a durable stream being opened, else null (a new stream).
+  Stream(StreamOptions options, const internal::StreamMeta* recovered);
+  // Durable mode: opens every shard's store (replaying its records when recovering) and writes
+  // the metadata.
+  absl::Status AttachStorage(std::unique_ptr<internal::StreamStore> store, bool recovering);
+  // The metadata as it is now; PersistMeta writes it (no-op in memory mode).
+  internal::StreamMeta BuildMetaLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  absl::Status PersistMetaLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  absl::Status PersistMeta() ABSL_LOCKS_EXCLUDED(shards_mu_);
+  ConsumerDescription MakeConsumerDescription(std::string_view name, absl::Time created) const;
+  // Durable mode: the registered consumers from and into the metadata.
+  void RestoreConsumers(const internal::StreamMeta& meta);
+  void AppendConsumers(internal::StreamMeta* meta) const;
+  // Durable mode: evicts written chunks, oldest shards' first in rounds, while MemoryBytes()
+  // exceeds the storage's memory budget.
+  void EnforceMemoryBudget();
+  // Group commit of `shard` after a put, if durable and due; kInternalFailure on an I/O error.
+  absl::Status CommitShard(internal::StreamShard* shard, bool force_sync = false);
 
   // `rate_limited`: whether the call counts against get_shard_iterator_calls_per_second.
   absl::StatusOr<ShardIterator> GetShardIteratorImpl(uint32_t shard_index,
@@ -259,7 +305,8 @@ class Stream {
   // with *error set.
   ErrorCode PutOne(std::string_view partition_key, std::string_view data,
                    const std::optional<HashKey>& explicit_hash_key, uint64_t counter_floor,
-                   int64_t now_us, PutRecordResult* result, std::string* error);
+                   int64_t now_us, PutRecordResult* result, std::string* error,
+                   internal::StreamShard** shard_out = nullptr);
   absl::Status ValidateRecord(std::string_view partition_key, std::string_view data) const;
 
   // Resharding internals; all run under shards_mu_.
@@ -267,8 +314,11 @@ class Stream {
   int OpenShardCount() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
   // Closes `parents` and opens children with `child_ranges`; a split passes one parent and two
   // ranges, a merge two parents and one range. Publishes the new routing table.
-  void Reshard(const std::vector<internal::StreamShard*>& parents,
-               const std::vector<HashKeyRange>& child_ranges, int64_t now_us)
+  // Durable mode: the children's stores and the metadata are written before the new table is
+  // published, so no record reaches a child the disk does not know; an I/O error is returned
+  // (the resharding itself has happened in memory).
+  absl::Status Reshard(const std::vector<internal::StreamShard*>& parents,
+                       const std::vector<HashKeyRange>& child_ranges, int64_t now_us)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
   absl::Status SplitLocked(internal::StreamShard* shard, HashKey key, int64_t now_us)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
@@ -283,6 +333,9 @@ class Stream {
   const uint64_t instance_;             // names this stream in iterators
   const uint32_t stream_tag_;           // names this stream in sequence numbers
   std::atomic<int64_t> retention_us_;
+  // The highest cutoff applied before a retention increase: never visible again (durable mode
+  // keeps it across a reopen, where the memory log's trim point is gone).
+  std::atomic<int64_t> trim_floor_us_{INT64_MIN};
 
   mutable internal::Mutex shards_mu_;
   // Every shard ever created, indexed by shard index; never shrinks while the stream lives.
@@ -302,6 +355,18 @@ class Stream {
   // Registered consumers, in registration order.
   mutable std::mutex consumers_mu_;
   std::vector<std::shared_ptr<internal::ConsumerState>> consumers_;
+
+  // Durable mode only.
+  std::unique_ptr<internal::StreamStore> store_;
+  absl::Status recovery_status_;
+  uint64_t recovered_records_ = 0;
+  std::atomic<size_t> evict_round_{0};
+  // The background group commit (StorageOptions::background_flush).
+  void StopFlusher();
+  std::mutex flusher_mu_;
+  std::condition_variable flusher_cv_;
+  bool flusher_stop_ = false;
+  std::thread flusher_thread_;
 
   // Stream-level counters that no shard owns (see metrics()).
   struct Counters;

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -106,6 +107,51 @@ struct EnhancedFanOutOptions {
   absl::Duration resubscribe_interval = absl::Seconds(5);
 };
 
+// When a durable stream's records reach the disk, and what an acknowledged put (a returned
+// sequence number) then survives.
+enum class FsyncPolicy {
+  // Records are written to the segment files in group commits every fsync_interval (see
+  // StorageOptions::background_flush for who writes them) and never synced. A process crash
+  // loses the records not yet written: about fsync_interval's worth; a power cut also loses what
+  // the operating system had not written back.
+  kNever,
+  // As kNever, and each group commit is also synced (fdatasync). A process crash or a power cut
+  // loses at most the records acknowledged in the last fsync_interval (plus the sync's own time).
+  kInterval,
+  // Every PutRecord / PutRecords call writes its records and syncs before returning (concurrent
+  // callers share one write and one sync). An acknowledged record survives a process crash and
+  // a power cut.
+  kEveryBatch,
+};
+
+// Durable mode (Stream::Open, or Create with storage set). A stream without it never touches
+// the disk.
+struct StorageOptions {
+  // The stream's directory: created if missing; one open stream per directory at a time (a lock
+  // file). Required.
+  std::string directory;
+  // A shard's segment file is closed and a new one started past this size; retention deletes
+  // whole segments. Range: >= 64 KiB. Default: 64 MiB.
+  size_t segment_bytes = size_t{64} << 20;
+  // zstd level of the record frames; 0 stores them uncompressed. Range: 0..19. Default: 1.
+  int compression_level = 1;
+  // Default: kInterval.
+  FsyncPolicy fsync = FsyncPolicy::kInterval;
+  // The group-commit interval of kNever and kInterval (real time, not the stream's clock).
+  // Range: >= 0. Default: 5 ms.
+  absl::Duration fsync_interval = absl::Milliseconds(5);
+  // kNever and kInterval: true = a thread owned by the stream writes (and syncs) the group
+  // commits every fsync_interval, so puts never wait for the disk; false = nothing runs in the
+  // background: a put writes (and syncs) when 256 KiB are waiting or fsync_interval has passed,
+  // as do Tick() and Flush() — deterministic, for simulations. kEveryBatch ignores it.
+  // Default: true.
+  bool background_flush = true;
+  // Record memory the stream keeps (Stream::MemoryBytes()): past it, the oldest chunks already
+  // on disk leave memory and are read back from their segments on demand, so that retention can
+  // hold far more than memory. 0 = keep everything in memory. Default: 256 MiB.
+  size_t memory_budget_bytes = size_t{256} << 20;
+};
+
 struct StreamOptions {
   // The stream's name: 1-128 characters of [a-zA-Z0-9_.-]. Required.
   std::string name;
@@ -164,6 +210,10 @@ struct StreamOptions {
   // Where the stream reads the time from. Default: SystemClock::Default(); a null clock also
   // means the system clock.
   std::shared_ptr<Clock> clock = SystemClock::Default();
+
+  // Durable mode: records, shards, lineage, retention and consumers kept in a directory and
+  // recovered by Stream::Open. Default: none (in memory only).
+  std::optional<StorageOptions> storage;
 };
 
 }  // namespace rill
