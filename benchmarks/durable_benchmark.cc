@@ -188,7 +188,7 @@ void BM_Recovery(benchmark::State& state) {
   state.counters["records"] = static_cast<double>(records);
   std::filesystem::remove_all(dir);
 }
-BENCHMARK(BM_Recovery)->Arg(64)->Arg(256)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_Recovery)->Arg(64)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->Iterations(3);
 
 void BM_ColdReadBack(benchmark::State& state) {
   const std::string dir = TempDir("cold");

@@ -398,11 +398,20 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
   const int64_t expire_before = std::max(now_us - retention_us_.load(), trim_floor_us_.load());
   const size_t per_shard_budget =
       store_->options().memory_budget_bytes / std::max<size_t>(1, shards_.size());
-  for (const auto& shard : shards_) {
-    internal::ShardLog& log = shard->log;
+  // Each shard recovers on its own: replay runs on up to one thread per core, joined here.
+  struct Recovered {
     internal::ShardRecovery recovery;
+    absl::Status status;
+  };
+  std::vector<Recovered> recovered(shards_.size());
+  std::vector<StreamShard*> shards;  // what the recovering threads see (shards_ is guarded)
+  for (const auto& shard : shards_) shards.push_back(shard.get());
+  auto recover = [&](size_t i) {
+    StreamShard& shard = *shards[i];
+    internal::ShardLog& log = shard.log;
+    internal::ShardRecovery& recovery = recovered[i].recovery;
     absl::StatusOr<std::unique_ptr<internal::ShardStore>> shard_store = internal::ShardStore::Open(
-        store_->ShardDirectory(shard->id.index()), store_->options(),
+        store_->ShardDirectory(shard.id.index()), store_->options(),
         [&log, expire_before](const internal::StoredRecord& r) {
           // Exactly the stored counter and arrival: the floor is the counter minus one.
           log.Append(r.partition_key, r.data, r.arrival_us, r.counter - 1, expire_before);
@@ -414,26 +423,44 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
             log.EvictBefore(safe);
           }
         });
-    if (!shard_store.ok()) return shard_store.status();
-    shard->store = std::move(*shard_store);
+    if (!shard_store.ok()) {
+      recovered[i].status = shard_store.status();
+      return;
+    }
+    shard.store = std::move(*shard_store);
+    if (recovery.counter_floor > 0) log.RaiseNextCounter(recovery.counter_floor);
+    shard.store->set_persisted_ordinal(recovery.rewrite_from_record ? *recovery.rewrite_from_record
+                                                                    : log.end_ordinal());
+    if (meta && meta->shards[shard.id.index()].closed_us) {
+      const internal::ShardMeta& m = meta->shards[shard.id.index()];
+      log.RaiseNextCounter(m.ending_counter);
+      log.Close();
+      shard.closed_us.store(*m.closed_us, std::memory_order_release);
+    }
+    if (recovery.rewrite_from_record) recovered[i].status = shard.store->Commit(log, true);
+  };
+  {
+    const size_t threads =
+        std::min<size_t>(shards.size(), std::max<unsigned>(1, std::thread::hardware_concurrency()));
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i = next.fetch_add(1); i < shards.size(); i = next.fetch_add(1)) recover(i);
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+  }
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    if (!recovered[i].status.ok()) return recovered[i].status;
+    const internal::ShardRecovery& recovery = recovered[i].recovery;
     recovered_records_ += recovery.records;
     if (!recovery.corruption.ok() && recovery_status_.ok()) {
       recovery_status_ = InternalFailureError(absl::StrFormat(
           "shard %s of stream %s is damaged on disk; it keeps the %d records before the damage: "
           "%s",
-          shard->id.ToString(), options_.name, recovery.records, recovery.corruption.ToString()));
-    }
-    if (recovery.counter_floor > 0) log.RaiseNextCounter(recovery.counter_floor);
-    shard->store->set_persisted_ordinal(recovery.rewrite_from_record ? *recovery.rewrite_from_record
-                                                                     : log.end_ordinal());
-    if (meta && meta->shards[shard->id.index()].closed_us) {
-      const internal::ShardMeta& m = meta->shards[shard->id.index()];
-      log.RaiseNextCounter(m.ending_counter);
-      log.Close();
-      shard->closed_us.store(*m.closed_us, std::memory_order_release);
-    }
-    if (recovery.rewrite_from_record) {
-      if (absl::Status s = shard->store->Commit(log, true); !s.ok()) return s;
+          shards_[i]->id.ToString(), options_.name, recovery.records,
+          recovery.corruption.ToString()));
     }
   }
   if (store_->options().memory_budget_bytes != 0) {
