@@ -193,6 +193,57 @@ struct PipelineCore {
     if (!failed.ok()) return failed;
     return source->Next();
   }
+
+  // Snapshot layout, shared by both kinds of pipeline: magic, version, kind, then blobs of the
+  // source position, the pipeline's own state (empty for a record pipeline) and the sink
+  // position, then the counters.
+  template <typename Sink>
+  std::string Snapshot(PipelineKind kind, std::string_view state, Sink& sink) const {
+    std::string out(kPipelineSnapshotMagic, 4);
+    PutU8(&out, kPipelineSnapshotVersion);
+    PutU8(&out, static_cast<uint8_t>(kind));
+    std::string part;
+    source->SavePosition(&part);
+    PutBlob(&out, part);
+    PutBlob(&out, state);
+    part.clear();
+    if constexpr (PositionedSink<Sink>) sink.SavePosition(&part);
+    PutBlob(&out, part);
+    PutLittleEndian(&out, records_in);
+    PutLittleEndian(&out, results_out);
+    PutLittleEndian(&out, undecodable());
+    return out;
+  }
+
+  // A snapshot's parts, views into its bytes.
+  struct Saved {
+    std::string_view source, state, sink;
+    uint64_t records_in = 0, results_out = 0, undecodable = 0;
+  };
+  static bool Decode(std::string_view bytes, PipelineKind kind, Saved* saved) {
+    ByteReader in(bytes);
+    std::string_view magic;
+    uint8_t version, found_kind;
+    return in.Bytes(4, &magic) && magic == std::string_view(kPipelineSnapshotMagic, 4) &&
+           in.U8(&version) && version == kPipelineSnapshotVersion && in.U8(&found_kind) &&
+           found_kind == static_cast<uint8_t>(kind) && ReadBlob(&in, &saved->source) &&
+           ReadBlob(&in, &saved->state) && ReadBlob(&in, &saved->sink) &&
+           in.LittleEndian(&saved->records_in) && in.LittleEndian(&saved->results_out) &&
+           in.LittleEndian(&saved->undecodable) && in.AtEnd();
+  }
+
+  // Restores the source's position, the sink's and the counters from a decoded snapshot.
+  template <typename Sink>
+  absl::Status Apply(const Saved& saved, Sink& sink) {
+    if (absl::Status s = source->RestorePosition(saved.source); !s.ok()) return s;
+    if constexpr (PositionedSink<Sink>) {
+      if (absl::Status s = sink.RestorePosition(saved.sink); !s.ok()) return s;
+    }
+    records_in = saved.records_in;
+    results_out = saved.results_out;
+    undecodable_before = saved.undecodable;
+    return absl::OkStatus();
+  }
 };
 
 inline void PutShardWatermarks(std::string* out, const WatermarkTracker& tracker) {
@@ -263,48 +314,18 @@ class RecordPipeline {
     }
   }
 
-  std::string Snapshot() {
-    std::string out(internal::kPipelineSnapshotMagic, 4);
-    internal::PutU8(&out, internal::kPipelineSnapshotVersion);
-    internal::PutU8(&out, static_cast<uint8_t>(internal::PipelineKind::kRecords));
-    std::string part;
-    core_.source->SavePosition(&part);
-    internal::PutBlob(&out, part);
-    part.clear();
-    if constexpr (internal::PositionedSink<Sink>) sink_.SavePosition(&part);
-    internal::PutBlob(&out, part);
-    internal::PutLittleEndian(&out, core_.records_in);
-    internal::PutLittleEndian(&out, core_.results_out);
-    internal::PutLittleEndian(&out, core_.undecodable());
-    return out;
-  }
+  std::string Snapshot() { return core_.Snapshot(internal::PipelineKind::kRecords, {}, sink_); }
 
   [[nodiscard]] absl::Status Commit() { return core_.source->Commit(); }
 
   [[nodiscard]] absl::Status Restore(std::string_view snapshot) {
     if (core_.started) return InvalidArgumentError("Restore after the pipeline started");
-    internal::ByteReader in(snapshot);
-    std::string_view magic, source_pos, sink_pos;
-    uint8_t version, kind;
-    uint64_t records_in, results_out, undecodable;
-    if (!in.Bytes(4, &magic) || magic != std::string_view(internal::kPipelineSnapshotMagic, 4) ||
-        !in.U8(&version) || version != internal::kPipelineSnapshotVersion || !in.U8(&kind) ||
-        kind != static_cast<uint8_t>(internal::PipelineKind::kRecords) ||
-        !internal::ReadBlob(&in, &source_pos) || !internal::ReadBlob(&in, &sink_pos) ||
-        !in.LittleEndian(&records_in) || !in.LittleEndian(&results_out) ||
-        !in.LittleEndian(&undecodable) || !in.AtEnd()) {
+    typename internal::PipelineCore<In>::Saved saved;
+    if (!internal::PipelineCore<In>::Decode(snapshot, internal::PipelineKind::kRecords, &saved) ||
+        !saved.state.empty()) {
       return InvalidArgumentError("not a snapshot of a record pipeline");
     }
-    absl::Status s = core_.source->RestorePosition(source_pos);
-    if (!s.ok()) return s;
-    if constexpr (internal::PositionedSink<Sink>) {
-      s = sink_.RestorePosition(sink_pos);
-      if (!s.ok()) return s;
-    }
-    core_.records_in = records_in;
-    core_.results_out = results_out;
-    core_.undecodable_before = undecodable;
-    return absl::OkStatus();
+    return core_.Apply(saved, sink_);
   }
 
   uint64_t records_in() const { return core_.records_in; }
@@ -378,65 +399,45 @@ class WindowPipeline {
   std::vector<Late> TakeLateRecords() { return std::exchange(late_, {}); }
 
   std::string Snapshot() {
-    std::string out(internal::kPipelineSnapshotMagic, 4);
-    internal::PutU8(&out, internal::kPipelineSnapshotVersion);
-    internal::PutU8(&out, static_cast<uint8_t>(internal::PipelineKind::kWindowed));
-    std::string part;
-    core_.source->SavePosition(&part);
-    internal::PutBlob(&out, part);
-    part.clear();
-    op_.Snapshot(&part);
-    internal::PutBlob(&out, part);
-    internal::PutShardWatermarks(&out, tracker_);
-    part.clear();
-    if constexpr (internal::PositionedSink<Sink>) sink_.SavePosition(&part);
-    internal::PutBlob(&out, part);
-    internal::PutLittleEndian(&out, core_.records_in);
-    internal::PutLittleEndian(&out, core_.results_out);
-    internal::PutLittleEndian(&out, core_.undecodable());
-    return out;
+    std::string state;
+    std::string op_state;
+    op_.Snapshot(&op_state);
+    internal::PutBlob(&state, op_state);
+    internal::PutShardWatermarks(&state, tracker_);
+    return core_.Snapshot(internal::PipelineKind::kWindowed, state, sink_);
   }
 
   [[nodiscard]] absl::Status Commit() { return core_.source->Commit(); }
 
   // REQUIRES: called before the first Poll, on a pipeline built like the one snapshotted.
-  // Errors: kInvalidArgument for anything but such a snapshot (nothing is changed then, except
-  // possibly the source's position); a StreamSink's read errors.
+  // Errors: kInvalidArgument for anything but such a snapshot (nothing is changed then); a
+  // source's or StreamSink's error restoring its position.
   [[nodiscard]] absl::Status Restore(std::string_view snapshot) {
     if (core_.started) return InvalidArgumentError("Restore after the pipeline started");
-    internal::ByteReader in(snapshot);
-    std::string_view magic, source_pos, op_state, sink_pos;
-    uint8_t version, kind;
-    uint64_t records_in, results_out, undecodable;
-    WatermarkTracker tracker(options_.watermark);
-    if (!in.Bytes(4, &magic) || magic != std::string_view(internal::kPipelineSnapshotMagic, 4) ||
-        !in.U8(&version) || version != internal::kPipelineSnapshotVersion || !in.U8(&kind) ||
-        kind != static_cast<uint8_t>(internal::PipelineKind::kWindowed) ||
-        !internal::ReadBlob(&in, &source_pos) || !internal::ReadBlob(&in, &op_state) ||
-        !internal::ReadShardWatermarks(&in, &tracker) || !internal::ReadBlob(&in, &sink_pos) ||
-        !in.LittleEndian(&records_in) || !in.LittleEndian(&results_out) ||
-        !in.LittleEndian(&undecodable) || !in.AtEnd()) {
+    typename internal::PipelineCore<In>::Saved saved;
+    if (!internal::PipelineCore<In>::Decode(snapshot, internal::PipelineKind::kWindowed, &saved)) {
       return InvalidArgumentError("not a snapshot of a windowed pipeline");
     }
-    absl::Status s = core_.source->RestorePosition(source_pos);
-    if (!s.ok()) return s;
-    if (!op_.Restore(op_state)) {  // all or nothing
+    internal::ByteReader state(saved.state);
+    std::string_view op_state;
+    WatermarkTracker tracker(options_.watermark);
+    if (!internal::ReadBlob(&state, &op_state) ||
+        !internal::ReadShardWatermarks(&state, &tracker) || !state.AtEnd()) {
+      return InvalidArgumentError("not a snapshot of a windowed pipeline");
+    }
+    WindowOperator<Key, Agg, Assigner> op(op_.aggregator(), op_.assigner(), op_.options());
+    if (!op.Restore(op_state)) {
       return InvalidArgumentError(
           "the snapshot's window state does not fit this pipeline (another window, lateness, "
           "aggregator or key type)");
     }
-    if constexpr (internal::PositionedSink<Sink>) {
-      s = sink_.RestorePosition(sink_pos);
-      if (!s.ok()) return s;
-    }
+    if (absl::Status s = core_.Apply(saved, sink_); !s.ok()) return s;
+    op_ = std::move(op);
     // Idleness measures silence while running: a restarted pipeline gives every source a full
     // idle timeout again (a shard is not idle just because the process was down).
     std::map<ShardId, WatermarkTracker::Source> sources = tracker.sources();
     for (auto& [shard, source] : sources) source.last_seen = Now();
     tracker_.Restore(std::move(sources), tracker.current());
-    core_.records_in = records_in;
-    core_.results_out = results_out;
-    core_.undecodable_before = undecodable;
     return absl::OkStatus();
   }
 

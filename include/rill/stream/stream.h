@@ -27,6 +27,13 @@
 // Allocation: PutRecord does not allocate per record (records are copied into large chunks, a new
 // chunk is allocated only when one fills). GetRecords allocates its result vectors, never per
 // record byte: records are views into the stream's chunks.
+//
+// Durable mode (options.storage): the same, plus the disk. A put appends to memory, then takes
+// part in a group commit of its shard (kEveryBatch: before it returns; kNever / kInterval: on the
+// stream's flusher thread, or in the put when background_flush is off). GetRecords of records
+// evicted from memory reads their frame back from the segment file (one frame per call, cached
+// for the next sequential read). Open recovers the shards in parallel, one thread per core,
+// joined before it returns.
 #ifndef RILL_STREAM_STREAM_H_
 #define RILL_STREAM_STREAM_H_
 
