@@ -216,21 +216,7 @@ absl::Status ValidateStreamOptions(StreamOptions& options);
 absl::StatusOr<std::unique_ptr<Stream>> Stream::Create(StreamOptions options) {
   if (absl::Status s = ValidateStreamOptions(options); !s.ok()) return s;
   if (!options.storage) return std::unique_ptr<Stream>(new Stream(std::move(options), nullptr));
-  absl::StatusOr<std::unique_ptr<internal::StreamStore>> store =
-      internal::StreamStore::Open(*options.storage);
-  if (!store.ok()) return AsKinesisError(store.status());
-  absl::StatusOr<std::optional<internal::StreamMeta>> meta = (*store)->LoadMeta();
-  if (!meta.ok()) return AsKinesisError(meta.status());
-  if (*meta) {
-    return ResourceInUseError(
-        absl::StrFormat("directory %s already holds stream %s: open it with Stream::Open",
-                        options.storage->directory, (*meta)->name));
-  }
-  std::unique_ptr<Stream> stream(new Stream(std::move(options), nullptr));
-  if (absl::Status s = stream->AttachStorage(std::move(*store), false); !s.ok()) {
-    return AsKinesisError(s);
-  }
-  return stream;
+  return OpenDurable(std::move(options), /*create_only=*/true);
 }
 
 absl::StatusOr<std::unique_ptr<Stream>> Stream::Open(StreamOptions options) {
@@ -238,25 +224,29 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Open(StreamOptions options) {
     return InvalidArgumentError("Stream::Open needs options.storage (a durable stream)");
   }
   if (absl::Status s = ValidateStreamOptions(options); !s.ok()) return s;
+  return OpenDurable(std::move(options), /*create_only=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<Stream>> Stream::OpenDurable(StreamOptions options,
+                                                            bool create_only) {
   absl::StatusOr<std::unique_ptr<internal::StreamStore>> store =
       internal::StreamStore::Open(*options.storage);
   if (!store.ok()) return AsKinesisError(store.status());
   absl::StatusOr<std::optional<internal::StreamMeta>> meta = (*store)->LoadMeta();
   if (!meta.ok()) return AsKinesisError(meta.status());
-  if (!*meta) {
-    std::unique_ptr<Stream> stream(new Stream(std::move(options), nullptr));
-    if (absl::Status s = stream->AttachStorage(std::move(*store), false); !s.ok()) {
-      return AsKinesisError(s);
-    }
-    return stream;
+  if (*meta && create_only) {
+    return ResourceInUseError(
+        absl::StrFormat("directory %s already holds stream %s: open it with Stream::Open",
+                        options.storage->directory, (*meta)->name));
   }
-  if ((*meta)->name != options.name) {
+  if (*meta && (*meta)->name != options.name) {
     return InvalidArgumentError(absl::StrFormat("directory %s holds stream %s, not %s",
                                                 options.storage->directory, (*meta)->name,
                                                 options.name));
   }
-  std::unique_ptr<Stream> stream(new Stream(std::move(options), &**meta));
-  if (absl::Status s = stream->AttachStorage(std::move(*store), true); !s.ok()) {
+  const internal::StreamMeta* recovered = *meta ? &**meta : nullptr;
+  std::unique_ptr<Stream> stream(new Stream(std::move(options), recovered));
+  if (absl::Status s = stream->AttachStorage(std::move(*store), recovered); !s.ok()) {
     return AsKinesisError(s);
   }
   return stream;
@@ -385,15 +375,10 @@ void Stream::StopFlusher() {
   if (thread.joinable()) thread.join();
 }
 
-absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store, bool recovering) {
+absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
+                                   const internal::StreamMeta* meta) {
   store_ = std::move(store);
   internal::MutexLock lock(&shards_mu_);
-  std::optional<internal::StreamMeta> meta;
-  if (recovering) {
-    absl::StatusOr<std::optional<internal::StreamMeta>> loaded = store_->LoadMeta();
-    if (!loaded.ok()) return loaded.status();
-    meta = std::move(*loaded);
-  }
   const int64_t now_us = ToMicros(options_.clock->Now());
   const int64_t expire_before = std::max(now_us - retention_us_.load(), trim_floor_us_.load());
   const size_t per_shard_budget =

@@ -277,9 +277,14 @@ class Stream {
  private:
   // `recovered`: the metadata of a durable stream being opened, else null (a new stream).
   Stream(StreamOptions options, const internal::StreamMeta* recovered);
-  // Durable mode: opens every shard's store (replaying its records when recovering) and writes
-  // the metadata.
-  absl::Status AttachStorage(std::unique_ptr<internal::StreamStore> store, bool recovering);
+  // Durable mode: locks the directory and creates or recovers the stream there; create_only
+  // refuses a directory that holds a stream.
+  static absl::StatusOr<std::unique_ptr<Stream>> OpenDurable(StreamOptions options,
+                                                             bool create_only);
+  // Durable mode: opens every shard's store (replaying its records when `recovered`, the
+  // metadata the stream was built from, is set) and writes the metadata.
+  absl::Status AttachStorage(std::unique_ptr<internal::StreamStore> store,
+                             const internal::StreamMeta* recovered);
   // The metadata as it is now; PersistMeta writes it (no-op in memory mode).
   internal::StreamMeta BuildMetaLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
   absl::Status PersistMetaLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
