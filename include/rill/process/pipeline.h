@@ -304,12 +304,11 @@ class RecordPipeline {
     return read;
   }
 
-  // Processes everything a bounded source holds.
+  // Processes everything the source has now (all of a bounded source).
   [[nodiscard]] absl::Status Finish() {
     while (true) {
       absl::StatusOr<size_t> n = Poll();
       if (!n.ok()) return n.status();
-      if (*n == 0 && core_.source->exhausted()) return absl::OkStatus();
       if (*n == 0) return absl::OkStatus();
     }
   }
