@@ -35,6 +35,7 @@
 #include "rill/base/internal/strings.h"
 #include "rill/base/md5.h"
 #include "rill/consume/checkpoint_store.h"
+#include "storage/file_util.h"
 
 namespace rill {
 namespace {
@@ -330,38 +331,12 @@ struct FileCheckpointStore::State {
     return Decode(text, path, application);
   }
 
-  // Replaces the application's file with `table`: temp file, fsync, rename, fsync directory.
+  // Replaces the application's file with `table` atomically (temp file, fsync, rename, fsync of
+  // the directory). If the last fsync fails the caller sees an error although readers may already
+  // see the new table.
   absl::Status Write(std::string_view application, const Table& table) const {
-    const std::string name = TableName(application);
-    const std::string temp_name = name + ".tmp";
-    const std::string temp_path = PathOf(temp_name);
-    const std::string text = Encode(application, table);
-    int raw;
-    do {
-      raw = ::openat(dir_fd, temp_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    } while (raw < 0 && errno == EINTR);
-    if (raw < 0) return IoError("cannot create", temp_path, errno);
-    Fd fd(raw);
-    auto fail = [&](std::string_view what, int error, const std::string& path) {
-      ::unlinkat(dir_fd, temp_name.c_str(), 0);
-      return IoError(what, path, error);
-    };
-    size_t written = 0;
-    while (written < text.size()) {
-      const ssize_t n = ::write(fd.get(), text.data() + written, text.size() - written);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return fail("cannot write", errno, temp_path);
-      written += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) return fail("cannot fsync", errno, temp_path);
-    if (fd.Close() != 0) return fail("cannot close", errno, temp_path);
-    if (::renameat(dir_fd, temp_name.c_str(), dir_fd, name.c_str()) != 0) {
-      return fail(absl::StrCat("cannot rename ", temp_path, " over"), errno, PathOf(name));
-    }
-    // Past the rename, the new table is visible; this fsync makes the rename itself durable. If
-    // it fails the caller sees an error although readers may already see the new table.
-    if (::fsync(dir_fd) != 0) return IoError("cannot fsync directory", directory, errno);
-    return absl::OkStatus();
+    return AsKinesisError(
+        internal::WriteFileAtomically(PathOf(TableName(application)), Encode(application, table)));
   }
 
   // Runs `change` on the application's table under the application's lock file; writes the table

@@ -111,24 +111,15 @@ absl::Status SyncDirectory(const std::string& dir) {
 }
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
-  // A unique temporary name, so that two writers of the same path (a caller bug, but a survivable
-  // one) never write into each other's temporary file. O_EXCL skips a leftover of a crashed
-  // process that had the same pid. (mkstemp would create the file 0600 and ignore the umask.)
-  static std::atomic<uint64_t> sequence{0};
-  std::string temp;
-  ScopedFd fd;
-  for (int attempt = 0;; ++attempt) {
-    temp = absl::StrFormat("%s.tmp.%d.%d", path, ::getpid(), sequence.fetch_add(1));
-    int raw;
-    do {
-      raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    } while (raw < 0 && errno == EINTR);
-    if (raw >= 0) {
-      fd = ScopedFd(raw);
-      break;
-    }
-    if (errno != EEXIST || attempt == 100) return IoError("cannot create", temp, errno);
-  }
+  // One fixed temporary name: writers of a path are serialised by their caller's lock, and a
+  // temporary a crash left behind is simply truncated and reused, so crashes leave no litter.
+  const std::string temp = path + ".tmp";
+  int raw;
+  do {
+    raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  } while (raw < 0 && errno == EINTR);
+  if (raw < 0) return IoError("cannot create", temp, errno);
+  ScopedFd fd(raw);
   auto fail = [&](absl::Status status) {
     ::unlink(temp.c_str());
     return status;

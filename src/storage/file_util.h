@@ -79,10 +79,12 @@ class ScopedFd {
 std::string DirectoryOf(std::string_view path);
 
 // Replaces `path` with `contents` atomically: readers and a crash see either the old file or the
-// new one, never a mix. Writes a temporary file beside `path` (same directory, so the rename stays
-// within one file system), fsyncs it, renames it over `path` and fsyncs the directory. On failure
-// the temporary file is removed; `path` is untouched unless the final directory fsync failed (then
-// the new contents may be visible but not yet durable).
+// new one, never a mix. Writes `<path>.tmp` (same directory, so the rename stays within one file
+// system; one left by a crash is reused), fsyncs it, renames it over `path` and fsyncs the
+// directory. On failure the temporary file is removed; `path` is untouched unless the final
+// directory fsync failed (then the new contents may be visible but not yet durable).
+// REQUIRES: writers of one path are serialised (both users hold a lock).
+// Thread-safe for distinct paths.
 [[nodiscard]] absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
 
 // Returns the whole contents of `path`. NOT_FOUND when it does not exist.
