@@ -31,8 +31,6 @@
 // all filtered out counts as idle after idle_timeout (its later records may then be late) — when
 // replaying old input through a selective filter, give idle_timeout room.
 //
-// Counters (records_in, results_out, late and undecodable records) carry over a snapshot.
-//
 // Lateness. A record for a window closed less than AllowedLateness ago updates that window and
 // re-emits its result (is_update = true). A later record goes to the late side output
 // (LateRecords(), with its key and event time) and late_records() counts it: nothing is dropped
@@ -52,7 +50,7 @@
 // (the same stages; functions cannot be saved) and given Restore(snapshot) before its first
 // Poll emits exactly the results that the original would have emitted after that snapshot. With
 // a StreamSink, results the stopped pipeline had written after its snapshot are not written
-// again.
+// again. The counters (records_in, results_out, late and undecodable records) carry over too.
 //
 // Thread safety: not thread-safe; one thread builds and drives a pipeline.
 #ifndef RILL_PROCESS_PIPELINE_H_
