@@ -27,9 +27,11 @@
 // watermark is tracked per source shard (WatermarkTracker): the minimum over shards that are not
 // idle, minus max_out_of_orderness; when every source is idle it advances with the clock, so
 // windows also close when input goes quiet. Processing-time windows close as the clock passes
-// their end. A shard is active while records of it reach the window stage: one whose records are
-// all filtered out counts as idle after idle_timeout (its later records may then be late) — when
-// replaying old input through a selective filter, give idle_timeout room.
+// their end. With arrival time as event time, every record a shard delivers advances its
+// watermark, filtered out or not. With EventTime(fn), only records that reach the window stage
+// do (fn applies to the staged element): a shard whose records are all filtered out counts as
+// idle after idle_timeout, and its later records may then be late — when replaying old input
+// through a selective filter, give idle_timeout room.
 //
 // Lateness. A record for a window closed less than AllowedLateness ago updates that window and
 // re-emits its result (is_update = true). A later record goes to the late side output
@@ -466,6 +468,11 @@ class WindowPipeline {
     absl::Time newest = absl::InfinitePast();
     auto emit = [this](const Result& r) { Deliver(r); };
     for (const SourceRecord<In>& r : batch.records) {
+      if constexpr (std::is_same_v<TimeFn, internal::ArrivalTime>) {
+        // The event time is the arrival time: every source record shows how far its shard has
+        // come, also one the stages filter out.
+        if (r.arrival_time > newest) newest = r.arrival_time;
+      }
       xf_(r.value, [&](const Cur& v) {
         absl::Time t;
         if (options_.processing_time) {
