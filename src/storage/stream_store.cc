@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "rill/base/error.h"
+#include "rill/base/internal/byte_codec.h"
 #include "storage/crc32c.h"
 
 namespace rill::internal {
@@ -24,72 +25,35 @@ constexpr uint64_t kGroupCommitBytes = 256 << 10;
 // A frame's raw payload stays well below kMaxFramePayloadBytes.
 constexpr size_t kFrameTargetBytes = 1 << 20;
 
-void PutU8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-void PutI64(std::string* out, int64_t v) { PutU64(out, static_cast<uint64_t>(v)); }
+// METADATA's fields beyond the byte codec's unsigned integers.
+void PutI64(std::string* out, int64_t v) { PutLittleEndian(out, static_cast<uint64_t>(v)); }
 void PutU128(std::string* out, absl::uint128 v) {
-  PutU64(out, absl::Uint128Low64(v));
-  PutU64(out, absl::Uint128High64(v));
+  PutLittleEndian(out, absl::Uint128Low64(v));
+  PutLittleEndian(out, absl::Uint128High64(v));
 }
 void PutString(std::string* out, std::string_view s) {
-  PutU32(out, static_cast<uint32_t>(s.size()));
+  PutLittleEndian(out, static_cast<uint32_t>(s.size()));
   out->append(s);
 }
-
-// Bounds-checked reading of METADATA's payload.
-class MetaReader {
- public:
-  explicit MetaReader(std::string_view in) : in_(in) {}
-  bool U8(uint8_t* v) {
-    if (in_.size() < 1) return false;
-    *v = static_cast<uint8_t>(in_[0]);
-    in_.remove_prefix(1);
-    return true;
-  }
-  bool U32(uint32_t* v) {
-    uint64_t x;
-    if (!Fixed(4, &x)) return false;
-    *v = static_cast<uint32_t>(x);
-    return true;
-  }
-  bool U64(uint64_t* v) { return Fixed(8, v); }
-  bool I64(int64_t* v) {
-    uint64_t x;
-    if (!Fixed(8, &x)) return false;
-    *v = static_cast<int64_t>(x);
-    return true;
-  }
-  bool U128(absl::uint128* v) {
-    uint64_t lo, hi;
-    if (!U64(&lo) || !U64(&hi)) return false;
-    *v = absl::MakeUint128(hi, lo);
-    return true;
-  }
-  bool String(std::string* s) {
-    uint32_t n;
-    if (!U32(&n) || in_.size() < n) return false;
-    s->assign(in_.data(), n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  bool AtEnd() const { return in_.empty(); }
-
- private:
-  bool Fixed(size_t n, uint64_t* v) {
-    if (in_.size() < n) return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; ++i) x |= uint64_t{static_cast<uint8_t>(in_[i])} << (8 * i);
-    in_.remove_prefix(n);
-    *v = x;
-    return true;
-  }
-  std::string_view in_;
-};
+bool ReadI64(ByteReader* in, int64_t* v) {
+  uint64_t bits;
+  if (!in->LittleEndian(&bits)) return false;
+  *v = static_cast<int64_t>(bits);
+  return true;
+}
+bool ReadU128(ByteReader* in, absl::uint128* v) {
+  uint64_t lo, hi;
+  if (!in->LittleEndian(&lo) || !in->LittleEndian(&hi)) return false;
+  *v = absl::MakeUint128(hi, lo);
+  return true;
+}
+bool ReadString(ByteReader* in, std::string* s) {
+  uint32_t n;
+  std::string_view bytes;
+  if (!in->LittleEndian(&n) || !in->Bytes(n, &bytes)) return false;
+  s->assign(bytes);
+  return true;
+}
 
 constexpr uint8_t kHasParent = 1, kHasAdjacent = 2, kClosed = 4;
 
@@ -131,32 +95,32 @@ std::string EncodeStreamMeta(const StreamMeta& meta) {
   PutI64(&payload, meta.creation_ns);
   PutI64(&payload, meta.retention_us);
   PutU8(&payload, meta.capacity_mode);
-  PutU32(&payload, static_cast<uint32_t>(meta.shards.size()));
+  PutLittleEndian(&payload, static_cast<uint32_t>(meta.shards.size()));
   for (const ShardMeta& s : meta.shards) {
-    PutU32(&payload, s.index);
+    PutLittleEndian(&payload, s.index);
     PutU128(&payload, s.range.starting_hash_key.value());
     PutU128(&payload, s.range.ending_hash_key.value());
     PutU8(&payload, static_cast<uint8_t>((s.parent ? kHasParent : 0) |
                                          (s.adjacent_parent ? kHasAdjacent : 0) |
                                          (s.closed_us ? kClosed : 0)));
-    PutU32(&payload, s.parent.value_or(0));
-    PutU32(&payload, s.adjacent_parent.value_or(0));
-    PutU64(&payload, s.first_counter);
+    PutLittleEndian(&payload, static_cast<uint32_t>(s.parent.value_or(0)));
+    PutLittleEndian(&payload, static_cast<uint32_t>(s.adjacent_parent.value_or(0)));
+    PutLittleEndian(&payload, s.first_counter);
     PutI64(&payload, s.created_us);
     PutI64(&payload, s.closed_us.value_or(0));
-    PutU64(&payload, s.ending_counter);
+    PutLittleEndian(&payload, s.ending_counter);
   }
-  PutU32(&payload, static_cast<uint32_t>(meta.consumers.size()));
+  PutLittleEndian(&payload, static_cast<uint32_t>(meta.consumers.size()));
   for (const ConsumerMeta& c : meta.consumers) {
     PutString(&payload, c.name);
     PutI64(&payload, c.created_ns);
   }
   PutI64(&payload, meta.trim_floor_us);
   std::string out(kMetaMagic, sizeof(kMetaMagic));
-  PutU32(&out, kMetaVersion);
-  PutU32(&out, static_cast<uint32_t>(payload.size()));
+  PutLittleEndian(&out, kMetaVersion);
+  PutLittleEndian(&out, static_cast<uint32_t>(payload.size()));
   out.append(payload);
-  PutU32(&out, MaskCrc32c(Crc32c(out)));
+  PutLittleEndian(&out, MaskCrc32c(Crc32c(out)));
   return out;
 }
 
@@ -169,14 +133,14 @@ absl::StatusOr<StreamMeta> DecodeStreamMeta(std::string_view bytes) {
                                        std::string_view(kMetaMagic, sizeof(kMetaMagic))) {
     return damaged("no METADATA header");
   }
-  MetaReader header(bytes.substr(sizeof(kMetaMagic), 8));
+  ByteReader header(bytes.substr(sizeof(kMetaMagic), 8));
   uint32_t version, length;
-  header.U32(&version);
-  header.U32(&length);
+  header.LittleEndian(&version);
+  header.LittleEndian(&length);
   if (length != bytes.size() - kFixed - 4) return damaged("wrong length");
-  MetaReader crc_reader(bytes.substr(bytes.size() - 4));
+  ByteReader crc_reader(bytes.substr(bytes.size() - 4));
   uint32_t crc;
-  crc_reader.U32(&crc);
+  crc_reader.LittleEndian(&crc);
   if (UnmaskCrc32c(crc) != Crc32c(bytes.substr(0, bytes.size() - 4))) {
     return damaged("checksum mismatch");
   }
@@ -184,16 +148,17 @@ absl::StatusOr<StreamMeta> DecodeStreamMeta(std::string_view bytes) {
     return absl::UnimplementedError(absl::StrFormat(
         "stream METADATA has format version %d; this rill reads %d", version, kMetaVersion));
   }
-  MetaReader in(bytes.substr(kFixed, length));
+  ByteReader in(bytes.substr(kFixed, length));
   StreamMeta meta;
   uint32_t shard_count, consumer_count;
   std::string seed;
-  if (!in.String(&meta.name)) return damaged("name");
+  if (!ReadString(&in, &meta.name)) return damaged("name");
   for (uint8_t& b : meta.seed) {
     if (!in.U8(&b)) return damaged("seed");
   }
-  if (!in.I64(&meta.creation_ns) || !in.I64(&meta.retention_us) || !in.U8(&meta.capacity_mode) ||
-      meta.capacity_mode > 1 || !in.U32(&shard_count) || shard_count > length / 16) {
+  if (!ReadI64(&in, &meta.creation_ns) || !ReadI64(&in, &meta.retention_us) ||
+      !in.U8(&meta.capacity_mode) || meta.capacity_mode > 1 || !in.LittleEndian(&shard_count) ||
+      shard_count > length / 16) {
     return damaged("stream fields");
   }
   for (uint32_t i = 0; i < shard_count; ++i) {
@@ -202,10 +167,11 @@ absl::StatusOr<StreamMeta> DecodeStreamMeta(std::string_view bytes) {
     uint8_t flags;
     uint32_t parent, adjacent;
     int64_t closed_us;
-    if (!in.U32(&s.index) || s.index != i || !in.U128(&start) || !in.U128(&end) || start > end ||
-        !in.U8(&flags) || flags > 7 || !in.U32(&parent) || !in.U32(&adjacent) ||
-        !in.U64(&s.first_counter) || !in.I64(&s.created_us) || !in.I64(&closed_us) ||
-        !in.U64(&s.ending_counter)) {
+    if (!in.LittleEndian(&s.index) || s.index != i || !ReadU128(&in, &start) ||
+        !ReadU128(&in, &end) || start > end || !in.U8(&flags) || flags > 7 ||
+        !in.LittleEndian(&parent) || !in.LittleEndian(&adjacent) ||
+        !in.LittleEndian(&s.first_counter) || !ReadI64(&in, &s.created_us) ||
+        !ReadI64(&in, &closed_us) || !in.LittleEndian(&s.ending_counter)) {
       return damaged(absl::StrFormat("shard %d", i));
     }
     s.range = HashKeyRange{HashKey(start), HashKey(end)};
@@ -225,13 +191,13 @@ absl::StatusOr<StreamMeta> DecodeStreamMeta(std::string_view bytes) {
     if (flags & kClosed) s.closed_us = closed_us;
     meta.shards.push_back(s);
   }
-  if (!in.U32(&consumer_count) || consumer_count > length) return damaged("consumers");
+  if (!in.LittleEndian(&consumer_count) || consumer_count > length) return damaged("consumers");
   for (uint32_t i = 0; i < consumer_count; ++i) {
     ConsumerMeta c;
-    if (!in.String(&c.name) || !in.I64(&c.created_ns)) return damaged("consumer");
+    if (!ReadString(&in, &c.name) || !ReadI64(&in, &c.created_ns)) return damaged("consumer");
     meta.consumers.push_back(std::move(c));
   }
-  if (!in.I64(&meta.trim_floor_us)) return damaged("trim floor");
+  if (!ReadI64(&in, &meta.trim_floor_us)) return damaged("trim floor");
   if (!in.AtEnd()) return damaged("trailing bytes");
   if (meta.shards.empty()) return damaged("no shard");
   return meta;
