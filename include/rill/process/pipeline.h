@@ -187,11 +187,22 @@ struct PipelineCore {
 
   uint64_t undecodable() const { return undecodable_before + source->undecodable_records(); }
 
-  // The next batch, unless the pipeline failed.
-  absl::StatusOr<std::optional<SourceBatch<In>>> NextBatch() {
+  // Reads up to `max_batches` batches (fewer once the source has none), giving each to
+  // process(batch); stops at the first error, or once a sink failed. Returns the records read.
+  template <typename Process>
+  absl::StatusOr<size_t> PollBatches(int max_batches, Process&& process) {
     started = true;
+    size_t read = 0;
+    for (int i = 0; i < max_batches && failed.ok(); ++i) {
+      absl::StatusOr<std::optional<SourceBatch<In>>> batch = source->Next();
+      if (!batch.ok()) return batch.status();
+      if (!*batch) break;
+      process(**batch);
+      read += (*batch)->records.size();
+      records_in += (*batch)->records.size();
+    }
     if (!failed.ok()) return failed;
-    return source->Next();
+    return read;
   }
 
   // Snapshot layout, shared by both kinds of pipeline: magic, version, kind, then blobs of the
@@ -285,23 +296,15 @@ class RecordPipeline {
 
   // Reads and processes up to `max_batches` batches. Returns the source records read.
   [[nodiscard]] absl::StatusOr<size_t> Poll(int max_batches = 16) {
-    size_t read = 0;
-    for (int i = 0; i < max_batches; ++i) {
-      absl::StatusOr<std::optional<SourceBatch<In>>> batch = core_.NextBatch();
-      if (!batch.ok()) return batch.status();
-      if (!*batch) break;
-      for (const SourceRecord<In>& r : (*batch)->records) {
+    return core_.PollBatches(max_batches, [this](const SourceBatch<In>& batch) {
+      for (const SourceRecord<In>& r : batch.records) {
         xf_(r.value, [&](const Cur& v) {
           if (!core_.failed.ok()) return;
           core_.failed = internal::CallSink(sink_, v);
           if (core_.failed.ok()) ++core_.results_out;
         });
       }
-      read += (*batch)->records.size();
-      core_.records_in += (*batch)->records.size();
-      if (!core_.failed.ok()) return core_.failed;
-    }
-    return read;
+    });
   }
 
   // Processes everything the source has now (all of a bounded source).
@@ -367,15 +370,9 @@ class WindowPipeline {
     if (!core_.started) {
       for (ShardId shard : core_.source->known_shards()) tracker_.AddSource(shard, Now());
     }
-    size_t read = 0;
-    for (int i = 0; i < max_batches; ++i) {
-      absl::StatusOr<std::optional<SourceBatch<In>>> batch = core_.NextBatch();
-      if (!batch.ok()) return batch.status();
-      if (!*batch) break;
-      ProcessBatch(**batch);
-      read += (*batch)->records.size();
-      if (!core_.failed.ok()) return core_.failed;
-    }
+    absl::StatusOr<size_t> read = core_.PollBatches(
+        max_batches, [this](const SourceBatch<In>& batch) { ProcessBatch(batch); });
+    if (!read.ok()) return read;
     AdvanceWatermark(WatermarkAt(Now()));
     if (!core_.failed.ok()) return core_.failed;
     return read;
@@ -489,7 +486,6 @@ class WindowPipeline {
         });
       });
     }
-    core_.records_in += batch.records.size();
     if (!options_.processing_time) {
       // Only records count as activity: a heartbeat (an empty batch) does not keep a source
       // from going idle, else a quiet shard would hold the watermark back for ever.
