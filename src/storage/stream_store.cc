@@ -515,6 +515,9 @@ absl::StatusOr<uint64_t> ShardStore::LowerBound(Projection project, Key target,
     return f.first_ordinal < limit && project(f.info, /*last=*/true) < target;
   });
   if (it == frames_.end() || it->first_ordinal >= limit) return limit;
+  // Most lookups (retention on every read, iterators at a frame's start) end here, without
+  // reading the frame: its first record already reaches the target.
+  if (!(project(it->info, /*last=*/false) < target)) return it->first_ordinal;
   absl::StatusOr<std::shared_ptr<const DecodedFrame>> frame =
       FrameAt(static_cast<size_t>(it - frames_.begin()));
   if (!frame.ok()) return frame.status();
@@ -527,7 +530,9 @@ absl::StatusOr<uint64_t> ShardStore::LowerBound(Projection project, Key target,
 
 absl::StatusOr<uint64_t> ShardStore::LowerBoundCounter(uint64_t counter, uint64_t limit) const {
   struct Project {
-    uint64_t operator()(const FrameInfo& f, bool) const { return f.last_counter; }
+    uint64_t operator()(const FrameInfo& f, bool last) const {
+      return last ? f.last_counter : f.first_counter;
+    }
     uint64_t operator()(const StoredRecord& r) const { return r.counter; }
   };
   return LowerBound(Project{}, counter, limit);
@@ -535,7 +540,9 @@ absl::StatusOr<uint64_t> ShardStore::LowerBoundCounter(uint64_t counter, uint64_
 
 absl::StatusOr<uint64_t> ShardStore::LowerBoundTime(int64_t time_us, uint64_t limit) const {
   struct Project {
-    int64_t operator()(const FrameInfo& f, bool) const { return f.last_arrival_us; }
+    int64_t operator()(const FrameInfo& f, bool last) const {
+      return last ? f.last_arrival_us : f.first_arrival_us;
+    }
     int64_t operator()(const StoredRecord& r) const { return r.arrival_us; }
   };
   return LowerBound(Project{}, time_us, limit);
