@@ -98,63 +98,99 @@ void FreeChunkBytes(char* bytes, size_t capacity) { ChunkPool::Get().Give(bytes,
 std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::string_view data,
                                                    int64_t now_us, uint64_t counter_floor,
                                                    int64_t expire_before_us) {
-  const size_t record_bytes = kRecordHeaderBytes + key.size() + data.size();
   Appended appended;
   {
     MutexLock lock(&append_mu_);
     if (closed_.load(std::memory_order_relaxed)) return std::nullopt;
-    appended.counter =
-        counter_floor == 0 ? next_counter_ : std::max(next_counter_, counter_floor + 1);
+    appended.counter = NextCounterLocked(counter_floor);
     appended.arrival_us = std::max(now_us, last_arrival_us_);
+    appended.ordinal = written_;
+    WriteLocked(key, data, appended.counter, appended.arrival_us, /*publish=*/true);
+  }
+  AfterAppend(expire_before_us, true);
+  return appended;
+}
 
-    Chunk* chunk = current_.get();
-    bool fits = false;
-    if (chunk != nullptr) {
-      const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
-      const size_t index_bytes = 4 * (count / kIndexStride + 1);
-      fits = write_offset_ + record_bytes + index_bytes <= chunk->capacity_ &&
-             appended.counter - chunk->base_counter_ <= std::numeric_limits<uint32_t>::max() &&
-             appended.arrival_us - chunk->base_us_ <= std::numeric_limits<uint32_t>::max();
-    }
-    if (!fits) {
-      StartChunk(record_bytes, appended.counter, appended.arrival_us);
-      chunk = current_.get();
-    }
+absl::StatusOr<std::optional<ShardLog::Appended>> ShardLog::AppendJournaled(
+    std::string_view key, std::string_view data, int64_t now_us, uint64_t counter_floor,
+    int64_t expire_before_us, Visibility visibility,
+    absl::FunctionRef<absl::Status(uint64_t counter, int64_t arrival_us)> journal) {
+  Appended appended;
+  const bool publish = visibility == Visibility::kNow;
+  {
+    MutexLock lock(&append_mu_);
+    if (closed_.load(std::memory_order_relaxed)) return std::optional<Appended>();
+    appended.counter = NextCounterLocked(counter_floor);
+    appended.arrival_us = std::max(now_us, last_arrival_us_);
+    appended.ordinal = written_;
+    if (absl::Status s = journal(appended.counter, appended.arrival_us); !s.ok()) return s;
+    WriteLocked(key, data, appended.counter, appended.arrival_us, publish);
+  }
+  AfterAppend(expire_before_us, publish);
+  return std::optional<Appended>(appended);
+}
 
-    const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
-    char* p = chunk->bytes_.get() + write_offset_;
-    const auto counter_delta = static_cast<uint32_t>(appended.counter - chunk->base_counter_);
-    const auto time_delta = static_cast<uint32_t>(appended.arrival_us - chunk->base_us_);
-    const auto key_len = static_cast<uint16_t>(key.size());
-    const auto data_len = static_cast<uint32_t>(data.size());
-    std::memcpy(p, &counter_delta, 4);
-    std::memcpy(p + 4, &time_delta, 4);
-    std::memcpy(p + 8, &key_len, 2);
-    std::memcpy(p + 10, &data_len, 4);
-    if (!key.empty()) std::memcpy(p + kRecordHeaderBytes, key.data(), key.size());
-    if (!data.empty()) std::memcpy(p + kRecordHeaderBytes + key.size(), data.data(), data.size());
-    if (count % kIndexStride == 0) {
-      const auto offset = static_cast<uint32_t>(write_offset_);
-      std::memcpy(chunk->bytes_.get() + chunk->capacity_ - 4 * (count / kIndexStride + 1), &offset,
-                  4);
-    }
-    write_offset_ += record_bytes;
-    next_counter_ = appended.counter + 1;
-    last_arrival_us_ = appended.arrival_us;
-    // Publication order: the record's bytes, then the chunk's count, then the log's end. A reader
-    // that acquires end_ordinal() sees everything before it.
-    chunk->count_.store(count + 1, std::memory_order_release);
-    next_counter_published_.store(next_counter_, std::memory_order_release);
-    appended_bytes_.store(
-        appended_bytes_.load(std::memory_order_relaxed) + key.size() + data.size(),
-        std::memory_order_relaxed);
-    published_.store(published_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+void ShardLog::Publish(uint64_t end) {
+  uint64_t published = published_.load(std::memory_order_relaxed);
+  while (published < end &&
+         !published_.compare_exchange_weak(published, end, std::memory_order_release,
+                                           std::memory_order_relaxed)) {
   }
   if (waker_count_.load(std::memory_order_relaxed) != 0) WakeReaders();
+}
+
+void ShardLog::AfterAppend(int64_t expire_before_us, bool published) {
+  if (published && waker_count_.load(std::memory_order_relaxed) != 0) WakeReaders();
   if (expire_before_us > oldest_sealed_last_us_.load(std::memory_order_relaxed)) {
     TrimBefore(expire_before_us);
   }
-  return appended;
+}
+
+void ShardLog::WriteLocked(std::string_view key, std::string_view data, uint64_t counter,
+                           int64_t arrival_us, bool publish) {
+  const size_t record_bytes = kRecordHeaderBytes + key.size() + data.size();
+  Chunk* chunk = current_.get();
+  bool fits = false;
+  if (chunk != nullptr) {
+    const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
+    const size_t index_bytes = 4 * (count / kIndexStride + 1);
+    fits = write_offset_ + record_bytes + index_bytes <= chunk->capacity_ &&
+           counter - chunk->base_counter_ <= std::numeric_limits<uint32_t>::max() &&
+           arrival_us - chunk->base_us_ <= std::numeric_limits<uint32_t>::max();
+  }
+  if (!fits) {
+    StartChunk(record_bytes, counter, arrival_us);
+    chunk = current_.get();
+  }
+
+  const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
+  char* p = chunk->bytes_.get() + write_offset_;
+  const auto counter_delta = static_cast<uint32_t>(counter - chunk->base_counter_);
+  const auto time_delta = static_cast<uint32_t>(arrival_us - chunk->base_us_);
+  const auto key_len = static_cast<uint16_t>(key.size());
+  const auto data_len = static_cast<uint32_t>(data.size());
+  std::memcpy(p, &counter_delta, 4);
+  std::memcpy(p + 4, &time_delta, 4);
+  std::memcpy(p + 8, &key_len, 2);
+  std::memcpy(p + 10, &data_len, 4);
+  if (!key.empty()) std::memcpy(p + kRecordHeaderBytes, key.data(), key.size());
+  if (!data.empty()) std::memcpy(p + kRecordHeaderBytes + key.size(), data.data(), data.size());
+  if (count % kIndexStride == 0) {
+    const auto offset = static_cast<uint32_t>(write_offset_);
+    std::memcpy(chunk->bytes_.get() + chunk->capacity_ - 4 * (count / kIndexStride + 1), &offset,
+                4);
+  }
+  write_offset_ += record_bytes;
+  next_counter_ = counter + 1;
+  last_arrival_us_ = arrival_us;
+  ++written_;
+  // Publication order: the record's bytes, then the chunk's count, then the log's end. A reader
+  // that acquires end_ordinal() sees everything before it.
+  chunk->count_.store(count + 1, std::memory_order_release);
+  next_counter_published_.store(next_counter_, std::memory_order_release);
+  appended_bytes_.store(appended_bytes_.load(std::memory_order_relaxed) + key.size() + data.size(),
+                        std::memory_order_relaxed);
+  if (publish) published_.store(written_, std::memory_order_release);
 }
 
 void ShardLog::AddWaker(Waker* waker) {
@@ -187,8 +223,7 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
         record_bytes + 4 <= kMaxChunkBytes ? std::bit_ceil(record_bytes + 4) : record_bytes + 4;
   }
   next_chunk_bytes_ = capacity;
-  auto chunk = std::make_shared<Chunk>(capacity, published_.load(std::memory_order_relaxed),
-                                       counter, arrival_us);
+  auto chunk = std::make_shared<Chunk>(capacity, written_, counter, arrival_us);
   {
     MutexLock lock(&chunks_mu_);
     if (!chunks_.empty()) {

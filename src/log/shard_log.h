@@ -14,6 +14,7 @@
 #ifndef RILL_LOG_SHARD_LOG_H_
 #define RILL_LOG_SHARD_LOG_H_
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -27,6 +28,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "rill/base/internal/mutex.h"
 
 namespace rill::internal {
@@ -189,6 +193,7 @@ class ShardLog {
   struct Appended {
     uint64_t counter;
     int64_t arrival_us;
+    uint64_t ordinal;
   };
 
   // REQUIRES: key.size() <= 65535 (stored in 16 bits; streams allow at most 1,024 bytes).
@@ -198,6 +203,21 @@ class ShardLog {
   // If `expire_before_us` is past the oldest chunk's last record, drops expired chunks.
   std::optional<Appended> Append(std::string_view key, std::string_view data, int64_t now_us,
                                  uint64_t counter_floor, int64_t expire_before_us);
+
+  // Durable mode. As Append, but first calls `journal(counter, arrival_us)` under the append
+  // lock, which fixes the order of a shard's journal entries to the order of its records; if it
+  // fails, nothing is appended (and the counter is not used) and its status is returned. With
+  // Visibility::kDeferred the record is written but readers see it only once Publish() reaches
+  // past it (a put that must sync first). Returns nullopt if the log is closed.
+  enum class Visibility { kNow, kDeferred };
+  absl::StatusOr<std::optional<Appended>> AppendJournaled(
+      std::string_view key, std::string_view data, int64_t now_us, uint64_t counter_floor,
+      int64_t expire_before_us, Visibility visibility,
+      absl::FunctionRef<absl::Status(uint64_t counter, int64_t arrival_us)> journal);
+
+  // Makes the records below ordinal `end` visible (never lowers the published end).
+  // REQUIRES: each of them was appended (with Visibility::kDeferred, or published already).
+  void Publish(uint64_t end);
 
   // Makes every later record's counter greater than `floor` (recovery of a durable shard: never
   // reuse a counter a lost record may have had). Never lowers the next counter.
@@ -278,6 +298,15 @@ class ShardLog {
   std::shared_ptr<const Chunk> FindChunk(uint64_t ordinal) const ABSL_LOCKS_EXCLUDED(chunks_mu_);
   int64_t ArrivalAt(uint64_t ordinal) const;
   void Reclaim() ABSL_LOCKS_EXCLUDED(chunks_mu_);
+  // Writes one record at `counter` / `arrival_us`; publishes it if `publish`.
+  void WriteLocked(std::string_view key, std::string_view data, uint64_t counter,
+                   int64_t arrival_us, bool publish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_);
+  uint64_t NextCounterLocked(uint64_t counter_floor) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_) {
+    return counter_floor == 0 ? next_counter_ : std::max(next_counter_, counter_floor + 1);
+  }
+  void AfterAppend(int64_t expire_before_us, bool published);
+
   // Seals the current chunk (if any) and starts one that can hold a record of `record_bytes`.
   void StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival_us)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_);
@@ -291,6 +320,8 @@ class ShardLog {
   uint64_t next_counter_ ABSL_GUARDED_BY(append_mu_);
   int64_t last_arrival_us_ ABSL_GUARDED_BY(append_mu_) = std::numeric_limits<int64_t>::min();
   size_t next_chunk_bytes_ ABSL_GUARDED_BY(append_mu_) = kMinChunkBytes;
+  // Ordinal of the next record written; ahead of published_ while deferred records wait.
+  uint64_t written_ ABSL_GUARDED_BY(append_mu_) = 0;
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> ending_counter_{0};
   std::atomic<int64_t> last_arrival_at_close_us_{std::numeric_limits<int64_t>::min()};

@@ -305,8 +305,25 @@ absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
   return store;
 }
 
+absl::Status ShardStore::Sync() {
+  MutexLock lock(&mu_);
+  if (!error_.ok()) return error_;
+  if (absl::Status s = SyncLocked(); !s.ok()) {
+    error_ = s;
+    failed_.store(true, std::memory_order_release);
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShardStore::status() const {
+  MutexLock lock(&mu_);
+  return error_;
+}
+
 bool ShardStore::ShouldCommit(const ShardLog& log) const {
-  if (options_.fsync == FsyncPolicy::kEveryBatch) return true;
+  // Every policy: the journal holds what the segments do not yet, so segments are written in
+  // large group commits.
   if (log.appended_bytes() - persisted_bytes_.load(std::memory_order_relaxed) >=
       kGroupCommitBytes) {
     return true;
@@ -609,7 +626,14 @@ absl::StatusOr<std::unique_ptr<StreamStore>> StreamStore::Open(const StorageOpti
   }
   if (absl::Status s = MakeDirectories(options.directory); !s.ok()) return s;
   absl::StatusOr<DirectoryLock> lock = DirectoryLock::Acquire(options.directory);
-  if (!lock.ok()) return ResourceInUseError(std::string(lock.status().message()));
+  if (!lock.ok()) {
+    // Only a lock held by another owner is "in use"; an I/O error on the LOCK file (a read-only
+    // or full file system) stays kInternalFailure, as every other I/O error.
+    if (absl::IsFailedPrecondition(lock.status())) {
+      return ResourceInUseError(std::string(lock.status().message()));
+    }
+    return lock.status();
+  }
   return std::unique_ptr<StreamStore>(new StreamStore(options, std::move(*lock)));
 }
 
@@ -631,6 +655,47 @@ absl::StatusOr<std::optional<StreamMeta>> StreamStore::LoadMeta() const {
 absl::Status StreamStore::SaveMeta(const StreamMeta& meta) {
   std::lock_guard<std::mutex> lock(meta_mu_);
   return WriteFileAtomically(options_.directory + "/METADATA", EncodeStreamMeta(meta));
+}
+
+namespace {
+constexpr std::string_view kCeilingsMagic = "RILLCEIL";
+}  // namespace
+
+absl::StatusOr<std::vector<uint64_t>> StreamStore::LoadCeilings() const {
+  const std::string path = options_.directory + "/COUNTERS";
+  absl::StatusOr<std::string> bytes = ReadFile(path);
+  if (!bytes.ok()) {
+    if (absl::IsNotFound(bytes.status())) return std::vector<uint64_t>();
+    return bytes.status();
+  }
+  // "RILLCEIL", u32 count, count x u64, u32 masked CRC-32C of everything before it.
+  const std::string_view b = *bytes;
+  uint32_t count = 0;
+  if (b.size() >= 12) std::memcpy(&count, b.data() + 8, 4);
+  uint32_t crc = 0;
+  if (b.size() < 16 || b.substr(0, 8) != kCeilingsMagic || b.size() != 16 + size_t{count} * 8 ||
+      (std::memcpy(&crc, b.data() + b.size() - 4, 4),
+       crc != MaskCrc32c(Crc32c(b.substr(0, b.size() - 4))))) {
+    return absl::DataLossError(absl::StrFormat("%s is damaged", path));
+  }
+  std::vector<uint64_t> ceilings(count);
+  std::memcpy(ceilings.data(), b.data() + 12, size_t{count} * 8);
+  return ceilings;
+}
+
+absl::Status StreamStore::RaiseCeilings(std::span<const std::pair<uint32_t, uint64_t>> updates) {
+  std::lock_guard<std::mutex> lock(ceilings_mu_);
+  for (const auto& [index, ceiling] : updates) {
+    if (ceilings_.size() <= index) ceilings_.resize(index + 1, 0);
+    ceilings_[index] = std::max(ceilings_[index], ceiling);
+  }
+  std::string bytes(kCeilingsMagic);
+  const auto count = static_cast<uint32_t>(ceilings_.size());
+  bytes.append(reinterpret_cast<const char*>(&count), 4);
+  bytes.append(reinterpret_cast<const char*>(ceilings_.data()), ceilings_.size() * 8);
+  const uint32_t crc = MaskCrc32c(Crc32c(bytes));
+  bytes.append(reinterpret_cast<const char*>(&crc), 4);
+  return WriteFileAtomically(options_.directory + "/COUNTERS", bytes);
 }
 
 std::string StreamStore::ShardDirectory(uint32_t index) const {

@@ -4,12 +4,17 @@
 // Directory layout:
 //   <dir>/LOCK                  flock'ed by the process that has the stream open
 //   <dir>/METADATA              the stream's metadata (StreamMeta), replaced atomically
+//   <dir>/COUNTERS              each shard's counter ceiling, replaced atomically
+//   <dir>/journal/*.jnl         the write-ahead journal (journal.h)
 //   <dir>/shard-<index>/<first counter, 20 digits>.seg   segment files, oldest first
 //
-// The data path (DESIGN.md): a put appends to the in-memory ShardLog, then calls
-// ShardStore::Commit, which writes every record of the log not yet written — its own and those
-// other threads appended meanwhile — as one frame (group commit) and syncs as the FsyncPolicy
-// says. The memory log fixes the order; the segment follows it.
+// The data path: a put appends to the in-memory ShardLog and, under the same lock, copies the
+// record into the journal (memory-mapped, so it survives the process); kEveryBatch then syncs
+// the journal (one fdatasync for all shards and concurrent callers) before the record becomes
+// visible. Behind the puts, ShardStore::Commit writes every record of the log not yet written
+// as one compressed frame (group commit) and syncs as the FsyncPolicy says; the journal files
+// whose records are all in the segments are then recycled. The memory log fixes the order; the
+// segment follows it.
 #ifndef RILL_STORAGE_STREAM_STORE_H_
 #define RILL_STORAGE_STREAM_STORE_H_
 
@@ -34,6 +39,7 @@
 #include "rill/base/internal/mutex.h"
 #include "rill/stream/stream_options.h"
 #include "storage/file_util.h"
+#include "storage/journal.h"
 #include "storage/segment.h"
 
 namespace rill::internal {
@@ -108,7 +114,12 @@ class ShardStore {
   // `persisted_from` is where the log's unwritten records start (recovery sets it).
   [[nodiscard]] absl::Status Commit(const ShardLog& log, bool force_sync = false);
 
-  // Whether a kNever / kInterval store has enough unwritten bytes or time to write now. Cheap.
+  // Syncs what was written since the last sync (the flusher, before it recycles journal files).
+  [[nodiscard]] absl::Status Sync();
+  // The sticky I/O error, or OK.
+  absl::Status status() const;
+
+  // Whether the store has enough unwritten bytes or time to write now. Cheap.
   bool ShouldCommit(const ShardLog& log) const;
   // Whether an I/O error failed the store (Commit returns it). Cheap.
   bool failed() const { return failed_.load(std::memory_order_acquire); }
@@ -214,12 +225,27 @@ class StreamStore {
   std::string ShardDirectory(uint32_t index) const;
   const StorageOptions& options() const { return options_; }
 
+  // Counter ceilings (COUNTERS): a shard issues no counter at or above its ceiling before that
+  // ceiling is on disk (synced), so a reopen — after a crash or a power cut — numbers every new
+  // record above anything ever issued, as databases do for sequences. Indexed by shard; empty
+  // when the file does not exist. DATA_LOSS if it is damaged.
+  [[nodiscard]] absl::StatusOr<std::vector<uint64_t>> LoadCeilings() const;
+  // Sets the ceilings of the shards in `updates` (index, ceiling) and writes the file.
+  [[nodiscard]] absl::Status RaiseCeilings(std::span<const std::pair<uint32_t, uint64_t>> updates);
+
+  // The journal, once AttachJournal has run.
+  Journal* journal() const { return journal_.get(); }
+  void AttachJournal(std::unique_ptr<Journal> journal) { journal_ = std::move(journal); }
+
  private:
   StreamStore(StorageOptions options, DirectoryLock lock)
       : options_(std::move(options)), lock_(std::move(lock)) {}
   const StorageOptions options_;
   DirectoryLock lock_;
   std::mutex meta_mu_;
+  std::mutex ceilings_mu_;
+  std::vector<uint64_t> ceilings_;  // guarded by ceilings_mu_
+  std::unique_ptr<Journal> journal_;
 };
 
 }  // namespace rill::internal

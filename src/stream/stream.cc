@@ -5,6 +5,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_format.h"
 #include "base/partition_key_cache.h"
 #include "base/sealed_token.h"
@@ -24,6 +25,9 @@ using internal::ShardMap;
 using internal::StreamShard;
 
 constexpr int64_t kMicrosPerDay = int64_t{86400} * 1000000;
+// Durable mode: counters a shard may issue beyond the ceiling on disk before writing a higher
+// one (one small synced write per 16 M records per shard; the gap a reopen leaves).
+constexpr uint64_t kCounterLease = uint64_t{1} << 24;
 
 // Counts the UTF-16 code units of valid UTF-8 `s` (Kinesis' measure of a partition key), or
 // returns -1 if `s` is not valid UTF-8.
@@ -383,9 +387,18 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
   const int64_t expire_before = std::max(now_us - retention_us_.load(), trim_floor_us_.load());
   const size_t per_shard_budget =
       store_->options().memory_budget_bytes / std::max<size_t>(1, shards_.size());
+  // The journal holds what acknowledged puts wrote since the segments last caught up: read it
+  // first, shard by shard; each shard appends its entries after its segments' records.
+  std::vector<std::vector<internal::JournalEntry>> journaled(shards_.size());
+  absl::StatusOr<std::unique_ptr<internal::Journal>> journal =
+      internal::Journal::Open(options_.storage->directory, [&](const internal::JournalEntry& e) {
+        if (e.shard < journaled.size()) journaled[e.shard].push_back(e);
+      });
+  if (!journal.ok()) return journal.status();
   // Each shard recovers on its own: replay runs on up to one thread per core, joined here.
   struct Recovered {
     internal::ShardRecovery recovery;
+    uint64_t journal_records = 0;
     absl::Status status;
   };
   std::vector<Recovered> recovered(shards_.size());
@@ -413,16 +426,36 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
       return;
     }
     shard.store = std::move(*shard_store);
+    // Records on disk end here; what the journal adds after them must be written again.
+    const uint64_t segments_end = log.end_ordinal();
+    std::vector<internal::JournalEntry>& entries = journaled[i];
+    std::stable_sort(entries.begin(), entries.end(),
+                     [](const internal::JournalEntry& a, const internal::JournalEntry& b) {
+                       return a.counter < b.counter;
+                     });
+    for (const internal::JournalEntry& e : entries) {
+      // Entries the segments already hold (or that a damaged frame's counters cover) are not
+      // new; neither is anything above a closed shard's end.
+      if (e.counter < log.next_counter() || e.counter <= recovery.counter_floor) continue;
+      if (meta && meta->shards[shard.id.index()].closed_us &&
+          e.counter > meta->shards[shard.id.index()].ending_counter) {
+        continue;
+      }
+      log.Append(e.partition_key, e.data, e.arrival_us, e.counter - 1, expire_before);
+      ++recovered[i].journal_records;
+    }
     if (recovery.counter_floor > 0) log.RaiseNextCounter(recovery.counter_floor);
     shard.store->set_persisted_ordinal(recovery.rewrite_from_record ? *recovery.rewrite_from_record
-                                                                    : log.end_ordinal());
+                                                                    : segments_end);
     if (meta && meta->shards[shard.id.index()].closed_us) {
       const internal::ShardMeta& m = meta->shards[shard.id.index()];
       log.RaiseNextCounter(m.ending_counter);
       log.Close();
       shard.closed_us.store(*m.closed_us, std::memory_order_release);
     }
-    if (recovery.rewrite_from_record) recovered[i].status = shard.store->Commit(log, true);
+    if (recovery.rewrite_from_record || recovered[i].journal_records != 0) {
+      recovered[i].status = shard.store->Commit(log, /*force_sync=*/true);
+    }
   };
   {
     const size_t threads =
@@ -439,7 +472,7 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
   for (size_t i = 0; i < shards_.size(); ++i) {
     if (!recovered[i].status.ok()) return recovered[i].status;
     const internal::ShardRecovery& recovery = recovered[i].recovery;
-    recovered_records_ += recovery.records;
+    recovered_records_ += recovery.records + recovered[i].journal_records;
     if (!recovery.corruption.ok() && recovery_status_.ok()) {
       recovery_status_ = InternalFailureError(absl::StrFormat(
           "shard %s of stream %s is damaged on disk; it keeps the %d records before the damage: "
@@ -448,6 +481,10 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
           recovery.corruption.ToString()));
     }
   }
+  // Every journaled record is in the segments now (written and synced above): start afresh.
+  if (absl::Status s = (*journal)->Reset(); !s.ok()) return s;
+  store_->AttachJournal(*std::move(journal));
+  if (absl::Status s = SetCounterCeilingsLocked(); !s.ok()) return s;
   if (store_->options().memory_budget_bytes != 0) {
     for (const auto& shard : shards_) shard->log.EvictBefore(shard->store->persisted_ordinal());
   }
@@ -467,27 +504,79 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
   TrimAll();
   if (absl::Status s = PersistMetaLocked(); !s.ok()) return s;
   const StorageOptions& storage = store_->options();
-  if (storage.background_flush && storage.fsync != FsyncPolicy::kEveryBatch) {
-    flusher_thread_ = std::thread(
-        [this, interval = storage.fsync_interval, sync = storage.fsync == FsyncPolicy::kInterval] {
-          std::unique_lock<std::mutex> lock(flusher_mu_);
-          while (!flusher_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval),
-                                       [this] { return flusher_stop_; })) {
-            lock.unlock();
-            bool wrote = false;
-            for (StreamShard* shard : shard_map_.load(std::memory_order_acquire)->all) {
-              // A failed store fails the next put, which reports the error.
-              if (shard->store != nullptr && !shard->store->failed() &&
-                  shard->store->persisted_ordinal() < shard->log.end_ordinal()) {
-                wrote = shard->store->Commit(shard->log, sync).ok() || wrote;
-              }
-            }
-            if (wrote) EnforceMemoryBudget();
-            lock.lock();
-          }
-        });
+  if (storage.background_flush) {
+    flusher_thread_ = std::thread([this, interval = storage.fsync_interval] {
+      std::unique_lock<std::mutex> lock(flusher_mu_);
+      while (!flusher_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval),
+                                   [this] { return flusher_stop_; })) {
+        lock.unlock();
+        // A failed store or journal fails the next put, which reports the error.
+        Checkpoint(/*seal=*/false).IgnoreError();
+        lock.lock();
+      }
+    });
   }
   return absl::OkStatus();
+}
+
+absl::Status Stream::SetCounterCeilingsLocked() {
+  absl::StatusOr<std::vector<uint64_t>> ceilings = store_->LoadCeilings();
+  uint64_t damaged_margin = 0;
+  if (!ceilings.ok()) {
+    // COUNTERS rotted: numbers issued before the crash are unknown, so jump well past them.
+    damaged_margin = 64 * kCounterLease;
+    ceilings = std::vector<uint64_t>();
+  }
+  std::vector<std::pair<uint32_t, uint64_t>> updates;
+  for (const auto& shard : shards_) {
+    if (shard->log.closed()) continue;
+    const uint32_t index = shard->id.index();
+    // Counters below the old ceiling may have been issued (and lost in a power cut): start at it.
+    if (index < ceilings->size() && (*ceilings)[index] > 0) {
+      shard->log.RaiseNextCounter((*ceilings)[index] - 1);
+    }
+    if (damaged_margin != 0)
+      shard->log.RaiseNextCounter(shard->log.next_counter() + damaged_margin);
+    shard->counter_ceiling = shard->log.next_counter() + kCounterLease;
+    updates.emplace_back(index, shard->counter_ceiling);
+  }
+  if (absl::Status s = store_->RaiseCeilings(updates); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+absl::Status Stream::Checkpoint(bool seal) {
+  internal::Journal* journal = store_->journal();
+  const FsyncPolicy policy = store_->options().fsync;
+  if (seal) journal->Seal();
+  // Taken before the segments are written: every record in these files is published, so the
+  // writes below include them all.
+  const std::vector<internal::Journal::File*> taken = journal->TakeRecyclable();
+  absl::Status status;
+  bool wrote = false;
+  for (StreamShard* shard : shard_map_.load(std::memory_order_acquire)->all) {
+    internal::ShardStore* store = shard->store.get();
+    if (store == nullptr) continue;  // no record reached it (puts there fail)
+    absl::Status s;
+    if (store->failed()) {
+      s = store->status();
+    } else if (store->persisted_ordinal() < shard->log.end_ordinal() || seal) {
+      s = store->Commit(shard->log, /*force_sync=*/seal || policy == FsyncPolicy::kInterval);
+      wrote = true;
+    }
+    // Before a journal file goes, what it protected must be as durable as the policy promises.
+    if (s.ok() && !taken.empty() && policy != FsyncPolicy::kNever) s = store->Sync();
+    if (!s.ok() && !shard->expired.load(std::memory_order_relaxed) && status.ok()) status = s;
+  }
+  if (policy == FsyncPolicy::kInterval || (seal && policy != FsyncPolicy::kNever)) {
+    if (absl::Status s = journal->SyncAll(); !s.ok() && status.ok()) status = s;
+  }
+  if (status.ok()) {
+    status = journal->Recycle(taken);
+  } else {
+    journal->Untake(taken);
+  }
+  if (wrote) EnforceMemoryBudget();
+  return AsKinesisError(status);
 }
 
 internal::StreamMeta Stream::BuildMetaLocked() const {
@@ -537,13 +626,11 @@ absl::Status Stream::CommitShard(StreamShard* shard, bool force_sync) {
         shard->id.ToString(), options_.name));
   }
   if (!force_sync) {
-    const StorageOptions& storage = store_->options();
-    if (storage.background_flush && storage.fsync != FsyncPolicy::kEveryBatch) {
-      // The flusher thread writes; a put only learns of its failure.
-      if (!store->failed()) return absl::OkStatus();
-      return AsKinesisError(store->Commit(shard->log));
+    // The journal already holds the records; the segments are written behind, by the flusher
+    // thread or (without one) here, in large group commits.
+    if (store_->options().background_flush || !store->ShouldCommit(shard->log)) {
+      return AsKinesisError(store->status());
     }
-    if (!store->ShouldCommit(shard->log)) return absl::OkStatus();
   }
   if (absl::Status s = store->Commit(shard->log, force_sync); !s.ok()) return AsKinesisError(s);
   EnforceMemoryBudget();
@@ -566,12 +653,8 @@ void Stream::EnforceMemoryBudget() {
 
 absl::Status Stream::Flush() {
   if (store_ == nullptr) return absl::OkStatus();
-  absl::Status status;
-  for (StreamShard* shard : shard_map_.load(std::memory_order_acquire)->all) {
-    absl::Status s = CommitShard(shard, true);
-    if (status.ok()) status = s;
-  }
-  return status;
+  // Everything to the segments, synced (kNever: written), and the journal emptied.
+  return Checkpoint(/*seal=*/true);
 }
 
 uint64_t Stream::DiskBytes() const {
@@ -643,10 +726,33 @@ absl::StatusOr<uint64_t> Stream::OrderingCounter(SequenceNumber s) const {
   return parts.counter;
 }
 
+struct Stream::DurablePut {
+  absl::InlinedVector<std::pair<StreamShard*, uint64_t>, 4> shard_ends;         // publish up to
+  absl::InlinedVector<std::pair<internal::Journal::File*, uint32_t>, 2> files;  // Done() owed
+  uint64_t lsn = 0;                                                             // sync up to
+
+  bool empty() const { return files.empty(); }
+  void Add(StreamShard* shard, uint64_t end, internal::Journal::File* file, uint64_t end_lsn) {
+    lsn = std::max(lsn, end_lsn);
+    if (files.empty() || files.back().first != file) {
+      files.emplace_back(file, 1);
+    } else {
+      ++files.back().second;
+    }
+    for (auto& [s, e] : shard_ends) {
+      if (s == shard) {
+        e = std::max(e, end);
+        return;
+      }
+    }
+    shard_ends.emplace_back(shard, end);
+  }
+};
+
 ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
                          const std::optional<HashKey>& explicit_hash_key, uint64_t counter_floor,
                          int64_t now_us, PutRecordResult* result, std::string* error,
-                         StreamShard** shard_out) {
+                         StreamShard** shard_out, DurablePut* durable) {
   const HashKey hash_key =
       explicit_hash_key ? *explicit_hash_key : internal::CachedPartitionKeyHash(partition_key);
   const int64_t expire_before = now_us - retention_us_.load(std::memory_order_relaxed);
@@ -664,8 +770,24 @@ ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
           options_.shard_limits.write_records_per_second);
       return ErrorCode::kProvisionedThroughputExceeded;
     }
-    std::optional<internal::ShardLog::Appended> appended =
-        shard->log.Append(partition_key, data, now_us, counter_floor, expire_before);
+    std::optional<internal::ShardLog::Appended> appended;
+    if (store_ == nullptr) {
+      appended = shard->log.Append(partition_key, data, now_us, counter_floor, expire_before);
+    } else {
+      uint64_t counter = 0;
+      absl::StatusOr<bool> a = AppendDurable(shard, partition_key, data, now_us, counter_floor,
+                                             expire_before, durable, &counter);
+      if (!a.ok()) {
+        // Nothing was written: the record is neither readable nor numbered.
+        if (shard->write_limited) {
+          shard->write_bytes.Refund(bytes);
+          shard->write_records.Refund(1);
+        }
+        *error = std::string(a.status().message());
+        return GetErrorCode(AsKinesisError(a.status()));
+      }
+      if (*a) appended = internal::ShardLog::Appended{counter, 0, 0};
+    }
     if (appended) {
       if (shard_out != nullptr) *shard_out = shard;
       result->shard_id = shard->id;
@@ -682,6 +804,68 @@ ErrorCode Stream::PutOne(std::string_view partition_key, std::string_view data,
     }
     shard_map_.wait(map, std::memory_order_acquire);
   }
+}
+
+absl::StatusOr<bool> Stream::AppendDurable(StreamShard* shard, std::string_view partition_key,
+                                           std::string_view data, int64_t now_us,
+                                           uint64_t counter_floor, int64_t expire_before,
+                                           DurablePut* durable, uint64_t* counter) {
+  internal::ShardStore* store = shard->store.get();
+  if (store == nullptr) {
+    return InternalFailureError(absl::StrFormat(
+        "shard %s of stream %s has no storage (opening its directory failed when it was created)",
+        shard->id.ToString(), options_.name));
+  }
+  if (store->failed()) return store->status();
+  internal::Journal* journal = store_->journal();
+  internal::Journal::File* file = nullptr;
+  uint64_t lsn = 0;
+  const bool deferred = durable != nullptr && store_->options().fsync == FsyncPolicy::kEveryBatch;
+  auto journal_hook = [&](uint64_t counter, int64_t arrival_us) -> absl::Status {
+    // Runs under the shard's append lock: the journal receives a shard's records in order.
+    if (counter >= shard->counter_ceiling) {
+      const uint64_t ceiling = counter + kCounterLease;
+      const std::pair<uint32_t, uint64_t> update{shard->id.index(), ceiling};
+      if (absl::Status s = store_->RaiseCeilings({&update, 1}); !s.ok()) return s;
+      shard->counter_ceiling = ceiling;
+    }
+    absl::StatusOr<internal::Journal::File*> f = journal->Append(
+        internal::JournalEntry{shard->id.index(), counter, arrival_us, partition_key, data}, &lsn);
+    if (!f.ok()) return f.status();
+    file = *f;
+    return absl::OkStatus();
+  };
+  absl::StatusOr<std::optional<internal::ShardLog::Appended>> appended = shard->log.AppendJournaled(
+      partition_key, data, now_us, counter_floor, expire_before,
+      deferred ? internal::ShardLog::Visibility::kDeferred : internal::ShardLog::Visibility::kNow,
+      journal_hook);
+  if (!appended.ok()) return appended.status();
+  if (!appended->has_value()) return false;
+  *counter = (*appended)->counter;
+  if (!deferred) {
+    journal->Done(file);  // published already
+  } else {
+    durable->Add(shard, (*appended)->ordinal + 1, file, lsn);
+  }
+  return true;
+}
+
+absl::Status Stream::FinishDurablePut(DurablePut& durable) {
+  // kEveryBatch: one journal sync for everything this call wrote (shared with concurrent
+  // callers), then the records become visible. A failed sync leaves them invisible for good.
+  absl::Status status = store_->journal()->SyncTo(durable.lsn);
+  if (status.ok()) {
+    for (const auto& [shard, end] : durable.shard_ends) shard->log.Publish(end);
+  }
+  for (const auto& [file, records] : durable.files) store_->journal()->Done(file, records);
+  return AsKinesisError(status);
+}
+
+void Stream::AfterDurablePut(absl::Span<StreamShard* const> touched) {
+  if (store_->options().background_flush) return;
+  // No flusher thread: the put writes the segments when enough waits, and recycles the journal.
+  for (StreamShard* shard : touched) CommitShard(shard).IgnoreError();
+  if (store_->journal()->has_sealed()) Checkpoint(/*seal=*/false).IgnoreError();
 }
 
 absl::StatusOr<PutRecordResult> Stream::PutRecord(std::string_view partition_key,
@@ -708,13 +892,17 @@ absl::StatusOr<PutRecordResult> Stream::PutRecord(std::string_view partition_key
   PutRecordResult result;
   std::string error;
   StreamShard* shard = nullptr;
+  DurablePut durable;
   const ErrorCode code = PutOne(partition_key, data, options.explicit_hash_key, floor,
-                                ToMicros(start), &result, &error, &shard);
-  if (code == ErrorCode::kOk && store_ != nullptr) {
-    if (absl::Status s = CommitShard(shard); !s.ok()) {
-      Add(counters_->put_record_failure, 1);
-      return s;
+                                ToMicros(start), &result, &error, &shard, &durable);
+  if (store_ != nullptr) {
+    if (!durable.empty()) {
+      if (absl::Status s = FinishDurablePut(durable); !s.ok()) {
+        Add(counters_->put_record_failure, 1);
+        return s;
+      }
     }
+    if (code == ErrorCode::kOk) AfterDurablePut({&shard, 1});
   }
   if (sample) {
     counters_->put_record_latency.Record(absl::ToInt64Microseconds(options_.clock->Now() - start));
@@ -744,6 +932,7 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsE
   const int64_t now_us = ToMicros(start);
   int64_t throttled = 0;
   std::vector<StreamShard*> touched;
+  DurablePut durable;
   for (size_t i = 0; i < entries.size(); ++i) {
     const PutRecordsEntry& e = entries[i];
     PutRecordsResultEntry& out = result.entries[i];
@@ -756,7 +945,7 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsE
     PutRecordResult put;
     StreamShard* shard = nullptr;
     out.error_code = PutOne(e.partition_key, e.data, e.explicit_hash_key, 0, now_us, &put,
-                            &out.error_message, &shard);
+                            &out.error_message, &shard, &durable);
     if (out.ok()) {
       out.shard_id = put.shard_id;
       out.sequence_number = put.sequence_number;
@@ -768,18 +957,21 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsE
       if (out.error_code == ErrorCode::kProvisionedThroughputExceeded) ++throttled;
     }
   }
-  // Durable mode: one group commit per shard the call wrote to. Entries of a shard whose commit
-  // failed are reported failed (their durability is unknown).
-  for (StreamShard* shard : touched) {
-    absl::Status s = CommitShard(shard);
-    if (s.ok()) continue;
-    for (PutRecordsResultEntry& out : result.entries) {
-      if (out.ok() && out.shard_id == shard->id) {
-        out.error_code = ErrorCode::kInternalFailure;
-        out.error_message = std::string(s.message());
-        ++result.failed_record_count;
+  if (store_ != nullptr) {
+    // kEveryBatch: the entries written are acknowledged only after the journal sync; if it
+    // fails, they are reported failed and never become readable.
+    if (!durable.empty()) {
+      if (absl::Status s = FinishDurablePut(durable); !s.ok()) {
+        for (PutRecordsResultEntry& out : result.entries) {
+          if (!out.ok()) continue;
+          out.error_code = ErrorCode::kInternalFailure;
+          out.error_message = std::string(s.message());
+          out.sequence_number = SequenceNumber();
+          ++result.failed_record_count;
+        }
       }
     }
+    AfterDurablePut(touched);
   }
   const auto n = static_cast<int64_t>(entries.size());
   Counters& c = *counters_;
@@ -1179,8 +1371,31 @@ void Stream::MarkUpdated(int64_t now_us) {
                            std::memory_order_release);
 }
 
+// A resharding in progress: the open shards as they will be once it is published. Steps close
+// parents and open children in memory only; CommitReshard makes them durable and visible at once.
+struct Stream::ReshardPlan {
+  std::vector<StreamShard*> open;    // sorted by starting hash key
+  std::vector<StreamShard*> closed;  // parents closed by the plan's steps
+  std::vector<StreamShard*> opened;  // children opened by the plan's steps
+
+  explicit ReshardPlan(const ShardMap* map) : open(map->open) {}
+  StreamShard* Route(HashKey key) const {
+    const auto it = std::upper_bound(
+        open.begin(), open.end(), key,
+        [](HashKey k, const StreamShard* s) { return k < s->range.starting_hash_key; });
+    return *(it - 1);
+  }
+};
+
 absl::Status Stream::Reshard(const std::vector<StreamShard*>& parents,
                              const std::vector<HashKeyRange>& child_ranges, int64_t now_us) {
+  ReshardPlan plan(shard_map_.load(std::memory_order_acquire));
+  ReshardStep(plan, parents, child_ranges, now_us);
+  return CommitReshard(plan, now_us);
+}
+
+void Stream::ReshardStep(ReshardPlan& plan, const std::vector<StreamShard*>& parents,
+                         const std::vector<HashKeyRange>& child_ranges, int64_t now_us) {
   auto next_index = static_cast<uint32_t>(shards_.size());
   std::vector<ShardId> parent_ids;
   for (const StreamShard* p : parents) parent_ids.push_back(p->id);
@@ -1200,27 +1415,35 @@ absl::Status Stream::Reshard(const std::vector<StreamShard*>& parents,
     p->closed_us.store(std::max(now_us, p->log.last_arrival_at_close_us()),
                        std::memory_order_release);
     ending = std::max(ending, p->log.ending_counter());
+    plan.closed.push_back(p);
   }
 
   // Children number above every parent record.
-  std::vector<StreamShard*> opened;
   for (const ChildShard& c : children) {
     auto shard = std::make_unique<StreamShard>(c.shard_id, c.hash_key_range, ending + 1, now_us,
                                                options_.shard_limits);
     shard->parent = parent_ids[0];
     if (parent_ids.size() > 1) shard->adjacent_parent = parent_ids[1];
-    opened.push_back(shard.get());
+    plan.opened.push_back(shard.get());
+    plan.open.push_back(shard.get());
     shards_.push_back(std::move(shard));
   }
+  std::erase_if(plan.open, [&](const StreamShard* s) {
+    return std::find(parents.begin(), parents.end(), s) != parents.end();
+  });
+  std::sort(plan.open.begin(), plan.open.end(), [](const StreamShard* a, const StreamShard* b) {
+    return a->range.starting_hash_key < b->range.starting_hash_key;
+  });
+}
 
+absl::Status Stream::CommitReshard(ReshardPlan& plan, int64_t /*now_us*/) {
   // Durable mode: the disk learns of the children (and of the parents' ends) before any record
-  // can reach a child.
+  // can reach a child, in one metadata write: after a crash the whole resharding (every step of
+  // an UpdateShardCount) has happened or none of it has.
   absl::Status stored;
   if (store_ != nullptr) {
-    for (StreamShard* p : parents) {
-      if (stored.ok()) stored = CommitShard(p, true);
-    }
-    for (StreamShard* c : opened) {
+    std::vector<std::pair<uint32_t, uint64_t>> ceilings;
+    for (StreamShard* c : plan.opened) {
       internal::ShardRecovery none;
       absl::StatusOr<std::unique_ptr<internal::ShardStore>> child_store =
           internal::ShardStore::Open(
@@ -1231,22 +1454,21 @@ absl::Status Stream::Reshard(const std::vector<StreamShard*>& parents,
       } else if (stored.ok()) {
         stored = AsKinesisError(child_store.status());
       }
+      c->counter_ceiling = c->log.next_counter() + kCounterLease;
+      ceilings.emplace_back(c->id.index(), c->counter_ceiling);
     }
+    // Parents' records to their segments (a parent opened by an earlier step of this plan is
+    // empty and has its store only now).
+    for (StreamShard* p : plan.closed) {
+      if (stored.ok() && p->store != nullptr) stored = CommitShard(p, true);
+    }
+    if (stored.ok()) stored = AsKinesisError(store_->RaiseCeilings(ceilings));
     if (stored.ok()) stored = PersistMetaLocked();
   }
 
-  const ShardMap* old_map = shard_map_.load(std::memory_order_acquire);
   auto map = std::make_unique<ShardMap>();
-  std::vector<StreamShard*> open;
-  for (StreamShard* s : old_map->open) {
-    if (std::find(parents.begin(), parents.end(), s) == parents.end()) open.push_back(s);
-  }
-  open.insert(open.end(), opened.begin(), opened.end());
-  std::sort(open.begin(), open.end(), [](const StreamShard* a, const StreamShard* b) {
-    return a->range.starting_hash_key < b->range.starting_hash_key;
-  });
-  for (StreamShard* s : open) map->starts.push_back(s->range.starting_hash_key);
-  map->open = std::move(open);
+  map->open = plan.open;
+  for (StreamShard* s : map->open) map->starts.push_back(s->range.starting_hash_key);
   for (const auto& s : shards_) map->all.push_back(s.get());
   shard_map_.store(map.get(), std::memory_order_release);
   shard_map_.notify_all();
@@ -1367,34 +1589,33 @@ absl::Status Stream::UpdateShardCount(int target_shard_count) {
   shard_count_updates_us_.push_back(now_us);
 
   // Uniform scaling: end with exactly the ranges CreateStream gives the target count. First split
-  // every open shard that a target boundary cuts, then merge each target range's pieces.
+  // every open shard that a target boundary cuts, then merge each target range's pieces. The
+  // steps are planned in memory and published (and written to disk) as one.
   const std::vector<HashKeyRange> target = SplitHashKeySpace(target_shard_count);
+  ReshardPlan plan(shard_map_.load(std::memory_order_acquire));
   for (size_t i = 1; i < target.size(); ++i) {
     const HashKey boundary = target[i].starting_hash_key;
-    StreamShard* shard = shard_map_.load(std::memory_order_acquire)->Route(boundary);
+    StreamShard* shard = plan.Route(boundary);
     if (shard->range.starting_hash_key == boundary) continue;
     // Target boundaries are at least floor(2^128 / 20,000) apart, so the Kinesis rule
     // (start + 1 < key < end) only fails for shards already cut near a boundary by hand;
-    // Reshard itself needs only start < key <= end.
-    absl::Status s =
-        Reshard({shard},
+    // a step itself needs only start < key <= end.
+    ReshardStep(plan, {shard},
                 {HashKeyRange{shard->range.starting_hash_key, HashKey(boundary.value() - 1)},
                  HashKeyRange{boundary, shard->range.ending_hash_key}},
                 now_us);
-    if (!s.ok()) return s;
   }
   for (const HashKeyRange& range : target) {
     for (;;) {
-      const ShardMap* map = shard_map_.load(std::memory_order_acquire);
-      StreamShard* first = map->Route(range.starting_hash_key);
+      StreamShard* first = plan.Route(range.starting_hash_key);
       if (first->range.ending_hash_key == range.ending_hash_key) break;
-      StreamShard* second = map->Route(HashKey(first->range.ending_hash_key.value() + 1));
-      absl::Status s = Reshard(
-          {first, second},
-          {HashKeyRange{first->range.starting_hash_key, second->range.ending_hash_key}}, now_us);
-      if (!s.ok()) return s;
+      StreamShard* second = plan.Route(HashKey(first->range.ending_hash_key.value() + 1));
+      ReshardStep(plan, {first, second},
+                  {HashKeyRange{first->range.starting_hash_key, second->range.ending_hash_key}},
+                  now_us);
     }
   }
+  if (absl::Status s = CommitReshard(plan, now_us); !s.ok()) return s;
   MarkUpdated(now_us);
   return absl::OkStatus();
 }

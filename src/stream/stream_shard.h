@@ -67,6 +67,10 @@ struct StreamShard {
 
   // Durable mode: the shard's segment files; null in memory mode.
   std::unique_ptr<ShardStore> store;
+  // Durable mode: no counter at or above this is issued before a higher ceiling is on disk
+  // (StreamStore::RaiseCeilings). Touched under the log's append lock (in the journal hook), or
+  // before the shard is routable.
+  uint64_t counter_ceiling = 0;
 
   // On-demand scaling state, touched only by Tick() under the stream's shards_mu_.
   uint64_t tick_records = 0;

@@ -315,10 +315,27 @@ class Stream {
   void TrimAll() const;
   // The check and write shared by PutRecord and PutRecords: kOk on success, else the error code
   // with *error set.
+  // Durable mode, kEveryBatch: what one call wrote that waits for the journal sync.
+  struct DurablePut;
   ErrorCode PutOne(std::string_view partition_key, std::string_view data,
                    const std::optional<HashKey>& explicit_hash_key, uint64_t counter_floor,
                    int64_t now_us, PutRecordResult* result, std::string* error,
-                   internal::StreamShard** shard_out = nullptr);
+                   internal::StreamShard** shard_out = nullptr, DurablePut* durable = nullptr);
+  // Durable mode: appends to the shard's log and journal together (nothing on error). Returns
+  // false if the shard is closed; sets *counter otherwise.
+  absl::StatusOr<bool> AppendDurable(internal::StreamShard* shard, std::string_view partition_key,
+                                     std::string_view data, int64_t now_us, uint64_t counter_floor,
+                                     int64_t expire_before, DurablePut* durable, uint64_t* counter);
+  // kEveryBatch: syncs the journal for `durable`, then publishes its records.
+  absl::Status FinishDurablePut(DurablePut& durable);
+  // Without a flusher thread: segment writes and journal recycling that are due.
+  void AfterDurablePut(absl::Span<internal::StreamShard* const> touched);
+  // Writes every shard's unwritten records to its segments and recycles the journal files they
+  // cover; `seal` also ends the current journal file and syncs everything (Flush()).
+  absl::Status Checkpoint(bool seal);
+  // Durable mode, at open: every open shard's counter starts at its persisted ceiling, and new
+  // ceilings are written.
+  absl::Status SetCounterCeilingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
   absl::Status ValidateRecord(std::string_view partition_key, std::string_view data) const;
 
   // Resharding internals; all run under shards_mu_.
@@ -331,6 +348,15 @@ class Stream {
   // (the resharding itself has happened in memory).
   absl::Status Reshard(const std::vector<internal::StreamShard*>& parents,
                        const std::vector<HashKeyRange>& child_ranges, int64_t now_us)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  // Reshard in steps: ReshardStep closes parents and opens children in a plan (memory only);
+  // CommitReshard writes the plan to disk in one metadata write, then publishes one routing
+  // table, so a multi-step UpdateShardCount is one operation, also across a crash.
+  struct ReshardPlan;
+  void ReshardStep(ReshardPlan& plan, const std::vector<internal::StreamShard*>& parents,
+                   const std::vector<HashKeyRange>& child_ranges, int64_t now_us)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  absl::Status CommitReshard(ReshardPlan& plan, int64_t now_us)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
   absl::Status SplitLocked(internal::StreamShard* shard, HashKey key, int64_t now_us)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);

@@ -1,0 +1,382 @@
+#include "storage/journal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "storage/crc32c.h"
+
+namespace rill::internal {
+
+namespace {
+
+constexpr char kFileMagic[8] = {'R', 'I', 'L', 'L', 'J', 'R', 'N', 'L'};
+constexpr uint32_t kFileVersion = 1;
+constexpr uint32_t kBlockMagic = 0x31424a52;  // "RJB1" little-endian
+constexpr size_t kCrcOffset = 44;             // the block CRC covers the 44 bytes before it
+
+size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+uint32_t Load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+uint16_t Load16(const char* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// The file header's CRC covers the header with its CRC field zero.
+uint32_t HeaderCrc(const char* header) {
+  char copy[Journal::kFileHeaderBytes];
+  std::memcpy(copy, header, sizeof(copy));
+  std::memset(copy + 12, 0, 4);
+  return MaskCrc32c(Crc32c(std::string_view(copy, sizeof(copy))));
+}
+
+void WriteFileHeader(char* p, uint64_t seq) {
+  std::memset(p, 0, Journal::kFileHeaderBytes);
+  std::memcpy(p, kFileMagic, 8);
+  std::memcpy(p + 8, &kFileVersion, 4);
+  std::memcpy(p + 16, &seq, 8);
+  const uint32_t crc = HeaderCrc(p);
+  std::memcpy(p + 12, &crc, 4);
+}
+
+// The seq of a valid header, or 0.
+uint64_t ReadFileHeader(const char* p, size_t size) {
+  if (size < Journal::kFileHeaderBytes || std::memcmp(p, kFileMagic, 8) != 0) return 0;
+  if (Load32(p + 8) != kFileVersion || Load32(p + 12) != HeaderCrc(p)) return 0;
+  return Load64(p + 16);
+}
+
+uint32_t BlockCrc(const char* block, std::string_view key, std::string_view data) {
+  uint32_t crc = Crc32c(std::string_view(block, kCrcOffset));
+  crc = Crc32cExtend(crc, key);
+  crc = Crc32cExtend(crc, data);
+  return MaskCrc32c(crc);
+}
+
+}  // namespace
+
+struct Journal::File {
+  std::string path;
+  ScopedFd fd;
+  char* map = nullptr;
+  size_t size = 0;
+  uint64_t seq = 0;    // guarded by the journal's mu_
+  size_t used = 0;     // guarded by mu_
+  bool dirty = false;  // guarded by mu_: appended to since the last sync
+  std::atomic<int64_t> inflight{0};
+
+  ~File() {
+    if (map != nullptr) ::munmap(map, size);
+  }
+};
+
+absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
+    const std::string& dir, const std::function<void(const JournalEntry&)>& replay) {
+  const std::string jdir = dir + "/journal";
+  if (::mkdir(jdir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return IoError("cannot create directory", jdir, errno);
+  }
+  std::unique_ptr<Journal> journal(new Journal(jdir));
+  std::vector<std::string> names;
+  {
+    DIR* d = ::opendir(jdir.c_str());
+    if (d == nullptr) return IoError("cannot list", jdir, errno);
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view name(e->d_name);
+      if (name.size() == 24 && name.substr(20) == ".jnl") names.emplace_back(name);
+    }
+    ::closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<File*> live;
+  for (const std::string& name : names) {
+    uint64_t id = 0;
+    if (!absl::SimpleAtoi(name.substr(0, 20), &id)) continue;
+    auto file = std::make_unique<File>();
+    file->path = jdir + "/" + name;
+    absl::StatusOr<ScopedFd> fd = OpenFile(file->path, O_RDWR);
+    if (!fd.ok()) return fd.status();
+    file->fd = *std::move(fd);
+    struct stat st;
+    if (::fstat(file->fd.get(), &st) != 0) return IoError("cannot stat", file->path, errno);
+    file->size = static_cast<size_t>(st.st_size);
+    journal->next_file_id_ = std::max(journal->next_file_id_, id + 1);
+    if (file->size < kFileHeaderBytes) {
+      // Created but never set up (a crash in NewFileLocked): nothing in it counts.
+      if (::unlink(file->path.c_str()) != 0) return IoError("cannot remove", file->path, errno);
+      continue;
+    }
+    void* map = ::mmap(nullptr, file->size, PROT_READ | PROT_WRITE, MAP_SHARED, file->fd.get(), 0);
+    if (map == MAP_FAILED) return IoError("cannot map", file->path, errno);
+    file->map = static_cast<char*>(map);
+    file->seq = ReadFileHeader(file->map, file->size);
+    file->used = kFileHeaderBytes;
+    journal->next_seq_ = std::max(journal->next_seq_, file->seq + 1);
+    journal->next_file_bytes_ =
+        std::max(journal->next_file_bytes_, std::min(2 * file->size, kMaxFileBytes));
+    if (file->seq != 0) live.push_back(file.get());
+    journal->free_.push_back(file.get());
+    journal->files_.push_back(std::move(file));
+  }
+  std::sort(live.begin(), live.end(), [](const File* a, const File* b) { return a->seq < b->seq; });
+  for (const File* file : live) {
+    size_t pos = kFileHeaderBytes;
+    while (pos + kBlockHeaderBytes <= file->size) {
+      const char* b = file->map + pos;
+      if (Load32(b) != kBlockMagic) break;
+      const uint32_t bytes = Load32(b + 4);
+      if (bytes < kBlockHeaderBytes || bytes % 8 != 0 || bytes > file->size - pos) break;
+      if (Load64(b + 8) != file->seq) break;  // a block of the file's earlier life
+      const uint16_t key_len = Load16(b + 20);
+      const uint32_t data_len = Load32(b + 40);
+      if (kBlockHeaderBytes + size_t{key_len} + data_len <= bytes) {
+        JournalEntry entry;
+        entry.shard = Load32(b + 16);
+        entry.counter = Load64(b + 24);
+        entry.arrival_us = static_cast<int64_t>(Load64(b + 32));
+        entry.partition_key = std::string_view(b + kBlockHeaderBytes, key_len);
+        entry.data = std::string_view(b + kBlockHeaderBytes + key_len, data_len);
+        // A torn block (the process died copying it) fails its CRC: it was never acknowledged.
+        if (Load32(b + kCrcOffset) == BlockCrc(b, entry.partition_key, entry.data)) {
+          replay(entry);
+        }
+      }
+      pos += bytes;
+    }
+  }
+  return journal;
+}
+
+Journal::Journal(std::string dir) : dir_(std::move(dir)) {}
+Journal::~Journal() = default;
+
+absl::Status Journal::Reset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& file : files_) {
+    if (file->seq == 0 && file.get() != current_) continue;
+    std::memset(file->map, 0, kFileHeaderBytes);
+    file->seq = 0;
+    file->used = kFileHeaderBytes;
+  }
+  current_ = nullptr;
+  sealed_.clear();
+  sealed_count_.store(0, std::memory_order_relaxed);
+  free_.clear();
+  for (auto& file : files_) free_.push_back(file.get());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Journal::File*> Journal::NewFileLocked(size_t min_bytes) {
+  // Reuse a recycled file that is large enough, else create one.
+  for (size_t i = free_.size(); i-- > 0;) {
+    if (free_[i]->size >= min_bytes) {
+      File* file = free_[i];
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+      return file;
+    }
+  }
+  const size_t size = std::max(next_file_bytes_, Align8(min_bytes));
+  auto file = std::make_unique<File>();
+  file->path = absl::StrFormat("%s/%020d.jnl", dir_, next_file_id_);
+  absl::StatusOr<ScopedFd> fd = OpenFile(file->path, O_RDWR | O_CREAT | O_EXCL);
+  if (!fd.ok()) return fd.status();
+  file->fd = *std::move(fd);
+  auto fail = [&](std::string_view what, int error) {
+    absl::Status s = IoError(what, file->path, error);
+    file->fd.Close();
+    ::unlink(file->path.c_str());
+    return s;
+  };
+  // Preallocate, so that a store to the mapping can never meet a full disk (SIGBUS).
+  if (const int error = ::posix_fallocate(file->fd.get(), 0, static_cast<off_t>(size));
+      error != 0) {
+    return fail("cannot preallocate", error);
+  }
+  void* map = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, file->fd.get(), 0);
+  if (map == MAP_FAILED) return fail("cannot map", errno);
+  file->map = static_cast<char*>(map);
+  file->size = size;
+  // The new name must survive a power cut before any record in it is acknowledged as synced.
+  if (absl::Status s = SyncDirectory(dir_); !s.ok()) {
+    ::munmap(file->map, size);
+    file->map = nullptr;
+    file->fd.Close();
+    ::unlink(file->path.c_str());
+    return s;
+  }
+  ++next_file_id_;
+  next_file_bytes_ = std::min(2 * next_file_bytes_, kMaxFileBytes);
+  files_.push_back(std::move(file));
+  return files_.back().get();
+}
+
+absl::StatusOr<Journal::File*> Journal::Append(const JournalEntry& entry, uint64_t* end_lsn) {
+  const size_t key_len = entry.partition_key.size();
+  const size_t data_len = entry.data.size();
+  const size_t bytes = Align8(kBlockHeaderBytes + key_len + data_len);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failed_.load(std::memory_order_relaxed)) return error_;
+  if (current_ == nullptr || current_->used + bytes > current_->size) {
+    if (current_ != nullptr) {
+      sealed_.push_back(current_);
+      sealed_count_.store(sealed_.size(), std::memory_order_relaxed);
+      current_ = nullptr;
+    }
+    absl::StatusOr<File*> file = NewFileLocked(kFileHeaderBytes + bytes);
+    if (!file.ok()) return file.status();
+    current_ = *file;
+    current_->seq = next_seq_++;
+    current_->used = kFileHeaderBytes;
+    WriteFileHeader(current_->map, current_->seq);
+    current_->dirty = true;
+  }
+  char* b = current_->map + current_->used;
+  const auto u32 = [&](size_t at, uint32_t v) { std::memcpy(b + at, &v, 4); };
+  const auto u64 = [&](size_t at, uint64_t v) { std::memcpy(b + at, &v, 8); };
+  u32(0, kBlockMagic);
+  u32(4, static_cast<uint32_t>(bytes));
+  u64(8, current_->seq);
+  u32(16, entry.shard);
+  const auto key16 = static_cast<uint16_t>(key_len);
+  std::memcpy(b + 20, &key16, 2);
+  std::memset(b + 22, 0, 2);
+  u64(24, entry.counter);
+  u64(32, static_cast<uint64_t>(entry.arrival_us));
+  u32(40, static_cast<uint32_t>(data_len));
+  if (key_len != 0) std::memcpy(b + kBlockHeaderBytes, entry.partition_key.data(), key_len);
+  if (data_len != 0) std::memcpy(b + kBlockHeaderBytes + key_len, entry.data.data(), data_len);
+  const size_t pad = bytes - kBlockHeaderBytes - key_len - data_len;
+  if (pad != 0) std::memset(b + kBlockHeaderBytes + key_len + data_len, 0, pad);
+  u32(kCrcOffset, BlockCrc(b, entry.partition_key, entry.data));
+  current_->used += bytes;
+  current_->dirty = true;
+  current_->inflight.fetch_add(1, std::memory_order_relaxed);
+  lsn_ += bytes;
+  *end_lsn = lsn_;
+  return current_;
+}
+
+void Journal::Done(File* file, uint32_t records) {
+  file->inflight.fetch_sub(records, std::memory_order_release);
+}
+
+absl::Status Journal::SyncTo(uint64_t lsn) {
+  std::unique_lock<std::mutex> lock(sync_mu_);
+  while (synced_lsn_ < lsn) {
+    if (failed_.load(std::memory_order_acquire)) return status();
+    if (syncing_) {
+      sync_cv_.wait(lock);
+      continue;
+    }
+    syncing_ = true;
+    lock.unlock();
+    std::vector<std::pair<int, std::string>> dirty;
+    uint64_t target;
+    {
+      std::lock_guard<std::mutex> files_lock(mu_);
+      target = lsn_;
+      for (auto& file : files_) {
+        if (!file->dirty) continue;
+        file->dirty = false;
+        dirty.emplace_back(file->fd.get(), file->path);
+      }
+    }
+    absl::Status s;
+    for (const auto& [fd, path] : dirty) {
+      if (::fdatasync(fd) != 0 && s.ok()) s = IoError("cannot sync", path, errno);
+    }
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> files_lock(mu_);
+      if (error_.ok()) error_ = s;
+      failed_.store(true, std::memory_order_release);
+    }
+    lock.lock();
+    syncing_ = false;
+    if (s.ok()) synced_lsn_ = std::max(synced_lsn_, target);
+    sync_cv_.notify_all();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Journal::SyncAll() {
+  uint64_t lsn;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    lsn = lsn_;
+  }
+  return SyncTo(lsn);
+}
+
+void Journal::Seal() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (current_ == nullptr || current_->used == kFileHeaderBytes) return;
+  sealed_.push_back(current_);
+  sealed_count_.store(sealed_.size(), std::memory_order_relaxed);
+  current_ = nullptr;
+}
+
+std::vector<Journal::File*> Journal::TakeRecyclable() {
+  std::vector<File*> taken;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < sealed_.size();) {
+    if (sealed_[i]->inflight.load(std::memory_order_acquire) == 0) {
+      taken.push_back(sealed_[i]);
+      sealed_.erase(sealed_.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+  sealed_count_.store(sealed_.size(), std::memory_order_relaxed);
+  return taken;
+}
+
+absl::Status Journal::Recycle(const std::vector<File*>& files) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (File* file : files) {
+    // An invalid header retires the file's blocks: recovery skips the whole file.
+    std::memset(file->map, 0, kFileHeaderBytes);
+    file->seq = 0;
+    file->used = kFileHeaderBytes;
+    free_.push_back(file);
+  }
+  return absl::OkStatus();
+}
+
+void Journal::Untake(const std::vector<File*>& files) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sealed_.insert(sealed_.begin(), files.begin(), files.end());
+  sealed_count_.store(sealed_.size(), std::memory_order_relaxed);
+}
+
+uint64_t Journal::disk_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t bytes = 0;
+  for (const auto& file : files_) bytes += file->size;
+  return bytes;
+}
+
+absl::Status Journal::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+}  // namespace rill::internal
