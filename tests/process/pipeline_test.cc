@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -642,6 +643,110 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
   auto leases = store->ListLeases("level-sums");
   REQUIRE(leases.ok());
   for (const Lease& lease : *leases) CHECK(lease.checkpoint != "TRIM_HORIZON");
+}
+
+// --- A consumer-group source across snapshots: a position covers only what the pipeline took ---
+
+// A stream of `shards` shards on a simulated clock, and consumer groups over it that read from the
+// start, fail over within a second and read `max_records` records per shard and worker poll.
+struct GroupFixture {
+  std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>(At(0));
+  std::unique_ptr<Stream> stream;
+  std::shared_ptr<InMemoryCheckpointStore> store = std::make_shared<InMemoryCheckpointStore>();
+  int max_records;
+
+  GroupFixture(int shards, int max_records) : max_records(max_records) {
+    StreamOptions options;
+    options.name = "readings";
+    options.shard_count = shards;
+    options.clock = clock;
+    stream = std::move(*Stream::Create(options));
+  }
+
+  // Puts "key,value" on the shard at `shard_index` in ListShards order.
+  SequenceNumber PutOn(int shard_index, int64_t key, int64_t value) {
+    PutOptions options;
+    options.explicit_hash_key = stream->ListShards()[shard_index].hash_key_range.starting_hash_key;
+    auto put = stream->PutRecord(absl::StrCat("k", value), absl::StrCat(key, ",", value), options);
+    REQUIRE(put.ok());
+    return put->sequence_number;
+  }
+
+  std::unique_ptr<ConsumerGroup> Group(std::string application) {
+    ConsumerGroupOptions go;
+    go.application_name = std::move(application);
+    go.stream = stream.get();
+    go.store = store;
+    go.initial_position = StartingPosition::TrimHorizon();
+    go.max_records = max_records;
+    go.failover_time = absl::Seconds(1);
+    go.take_interval = absl::Milliseconds(200);
+    auto group = ConsumerGroup::Create(go);
+    REQUIRE(group.ok());
+    return std::move(*group);
+  }
+
+  // Each shard's checkpoint in the group's lease table, by shard id.
+  std::map<std::string, std::string> Checkpoints(const std::string& application) {
+    auto leases = store->ListLeases(application);
+    REQUIRE(leases.ok());
+    std::map<std::string, std::string> checkpoints;
+    for (const Lease& l : *leases) checkpoints[l.lease_key] = l.checkpoint;
+    return checkpoints;
+  }
+};
+
+// A record pipeline: every record's value to `out`.
+auto Passthrough(ConsumerGroup* group, std::string worker, std::shared_ptr<Clock> clock,
+                 std::vector<Purchase>* out) {
+  return Pipeline<Purchase>::From(
+             FromConsumerGroup<Purchase>(group, std::move(worker), ParsePurchase), std::move(clock))
+      .To(ToVector(out));
+}
+
+TEST_CASE("a restored consumer-group source commits shards with nothing new to read",
+          "[pipeline][stream]") {
+  GroupFixture f(2, 10000);
+  for (int i = 0; i < 3; ++i) {
+    f.PutOn(0, 0, i);
+    f.PutOn(1, 1, 10 + i);
+  }
+  auto group = f.Group("passthrough");
+  std::vector<Purchase> seen;
+  std::string snapshot;
+  {
+    auto p = Passthrough(group.get(), "w1", f.clock, &seen);
+    REQUIRE(p.Poll().ok());
+    REQUIRE(p.records_in() == 6);
+    snapshot = p.Snapshot();
+    REQUIRE(p.Commit().ok());
+  }
+  const std::map<std::string, std::string> committed = f.Checkpoints("passthrough");
+  const std::string shard0 = f.stream->ListShards()[0].shard_id.ToString();
+  const std::string shard1 = f.stream->ListShards()[1].shard_id.ToString();
+  REQUIRE(committed.at(shard0) != "TRIM_HORIZON");
+  REQUIRE(committed.at(shard1) != "TRIM_HORIZON");
+  // The group's checkpoints are where the snapshot is: the restarted worker takes the leases
+  // and reads nothing new, and its commits have nothing to move (they are not errors).
+  auto p = Passthrough(group.get(), "w2", f.clock, &seen);
+  REQUIRE(p.Restore(snapshot).ok());
+  for (int i = 0; i < 30; ++i) {
+    f.clock->Advance(absl::Milliseconds(100));
+    REQUIRE(p.Poll().ok());
+    const absl::Status s = p.Commit();
+    INFO(s);
+    REQUIRE(s.ok());
+  }
+  CHECK(f.Checkpoints("passthrough") == committed);
+  // A new record moves its shard's checkpoint at the next commit.
+  const SequenceNumber added = f.PutOn(0, 0, 3);
+  REQUIRE(p.Poll().ok());
+  REQUIRE(p.Commit().ok());
+  CHECK(p.records_in() == 7);
+  CHECK(seen.size() == 7);
+  CHECK(f.Checkpoints("passthrough") ==
+        std::map<std::string, std::string>{{shard0, added.ToString()},
+                                           {shard1, committed.at(shard1)}});
 }
 
 }  // namespace

@@ -375,7 +375,13 @@ class ConsumerGroupSource final : public Source<T> {
     absl::Status status;
     for (const auto& [shard, p] : committed_.shards) {
       if (p.ended || !p.last) continue;  // SHARD_END is written from ShardEnded
-      absl::Status s = worker_->Checkpoint(shard, *p.last);
+      // Worker::Checkpoint refuses anything past the last record delivered under the current
+      // lease. A restored snapshot may be ahead of it (the group delivers those records again,
+      // and they are skipped), or a shard has nothing new: checkpoint no further than that, and
+      // not at all before the lease delivered anything.
+      auto delivered = delivered_.find(shard);
+      if (delivered == delivered_.end() || !delivered->second) continue;
+      absl::Status s = worker_->Checkpoint(shard, std::min(*p.last, *delivered->second));
       // A shard whose lease moved on is another worker's now: not an error of this commit.
       if (!s.ok() && GetErrorCode(s) != ErrorCode::kResourceInUse && status.ok()) status = s;
     }
@@ -394,11 +400,18 @@ class ConsumerGroupSource final : public Source<T> {
   class Processor final : public RecordProcessor {
    public:
     explicit Processor(ConsumerGroupSource* source) : source_(source) {}
-    void Initialize(const InitializationInput& input) override { shard_ = input.shard_id; }
+    void Initialize(const InitializationInput& input) override {
+      shard_ = input.shard_id;
+      delivered_ = &source_->delivered_[shard_];
+      delivered_->reset();  // a new lease: nothing delivered under it yet
+    }
     void ProcessRecords(const ProcessRecordsInput& input) override {
+      if (!input.records.empty()) *delivered_ = input.records.back().sequence_number;
       source_->Deliver(shard_, input.records, false);
     }
-    void LeaseLost() override {}
+    void LeaseLost() override {
+      if (delivered_ != nullptr) delivered_->reset();
+    }
     void ShardEnded(Checkpointer& checkpointer) override {
       if (!announced_end_) {
         announced_end_ = true;
@@ -415,6 +428,7 @@ class ConsumerGroupSource final : public Source<T> {
    private:
     ConsumerGroupSource* const source_;
     ShardId shard_;
+    std::optional<SequenceNumber>* delivered_ = nullptr;  // source_->delivered_[shard_]
     bool announced_end_ = false;
   };
 
@@ -438,6 +452,9 @@ class ConsumerGroupSource final : public Source<T> {
   size_t next_pending_ = 0;
   internal::ShardPositions positions_;
   internal::ShardPositions committed_;
+  // Per shard, the last record the worker delivered under its current lease: Worker::Checkpoint
+  // accepts nothing beyond it.
+  std::map<ShardId, std::optional<SequenceNumber>> delivered_;
   uint64_t undecodable_ = 0;
 };
 
