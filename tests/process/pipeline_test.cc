@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -642,6 +643,372 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
   auto leases = store->ListLeases("level-sums");
   REQUIRE(leases.ok());
   for (const Lease& lease : *leases) CHECK(lease.checkpoint != "TRIM_HORIZON");
+}
+
+// --- A consumer-group source across snapshots: a position covers only what the pipeline took ---
+
+// A stream of `shards` shards on a simulated clock, and consumer groups over it that read from the
+// start, fail over within a second and read `max_records` records per shard and worker poll.
+struct GroupFixture {
+  std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>(At(0));
+  std::unique_ptr<Stream> stream;
+  std::shared_ptr<InMemoryCheckpointStore> store = std::make_shared<InMemoryCheckpointStore>();
+  int max_records;
+
+  GroupFixture(int shards, int max_records) : max_records(max_records) {
+    StreamOptions options;
+    options.name = "readings";
+    options.shard_count = shards;
+    options.clock = clock;
+    stream = std::move(*Stream::Create(options));
+  }
+
+  // Puts `data` on the shard at `shard_index` in ListShards order.
+  SequenceNumber PutDataOn(int shard_index, std::string_view partition_key, std::string_view data) {
+    PutOptions options;
+    options.explicit_hash_key = stream->ListShards()[shard_index].hash_key_range.starting_hash_key;
+    auto put = stream->PutRecord(partition_key, data, options);
+    REQUIRE(put.ok());
+    return put->sequence_number;
+  }
+  // Puts "key,value" there, with a partition key of its own.
+  SequenceNumber PutOn(int shard_index, int64_t key, int64_t value) {
+    return PutDataOn(shard_index, absl::StrCat("k", value), absl::StrCat(key, ",", value));
+  }
+
+  std::unique_ptr<ConsumerGroup> Group(std::string application) {
+    ConsumerGroupOptions go;
+    go.application_name = std::move(application);
+    go.stream = stream.get();
+    go.store = store;
+    go.initial_position = StartingPosition::TrimHorizon();
+    go.max_records = max_records;
+    go.failover_time = absl::Seconds(1);
+    go.take_interval = absl::Milliseconds(200);
+    auto group = ConsumerGroup::Create(go);
+    REQUIRE(group.ok());
+    return std::move(*group);
+  }
+
+  // Each shard's checkpoint in the group's lease table, by shard id.
+  std::map<std::string, std::string> Checkpoints(const std::string& application) {
+    auto leases = store->ListLeases(application);
+    REQUIRE(leases.ok());
+    std::map<std::string, std::string> checkpoints;
+    for (const Lease& l : *leases) checkpoints[l.lease_key] = l.checkpoint;
+    return checkpoints;
+  }
+};
+
+// A record pipeline: every record's value to `out`.
+auto Passthrough(ConsumerGroup* group, std::string worker, std::shared_ptr<Clock> clock,
+                 std::vector<Purchase>* out) {
+  return Pipeline<Purchase>::From(
+             FromConsumerGroup<Purchase>(group, std::move(worker), ParsePurchase), std::move(clock))
+      .To(ToVector(out));
+}
+
+TEST_CASE("a restored consumer-group source commits shards with nothing new to read",
+          "[pipeline][stream]") {
+  GroupFixture f(2, 10000);
+  for (int i = 0; i < 3; ++i) {
+    f.PutOn(0, 0, i);
+    f.PutOn(1, 1, 10 + i);
+  }
+  auto group = f.Group("passthrough");
+  std::vector<Purchase> seen;
+  std::string snapshot;
+  {
+    auto p = Passthrough(group.get(), "w1", f.clock, &seen);
+    REQUIRE(p.Poll().ok());
+    REQUIRE(p.records_in() == 6);
+    snapshot = p.Snapshot();
+    REQUIRE(p.Commit().ok());
+  }
+  const std::map<std::string, std::string> committed = f.Checkpoints("passthrough");
+  const std::string shard0 = f.stream->ListShards()[0].shard_id.ToString();
+  const std::string shard1 = f.stream->ListShards()[1].shard_id.ToString();
+  REQUIRE(committed.at(shard0) != "TRIM_HORIZON");
+  REQUIRE(committed.at(shard1) != "TRIM_HORIZON");
+  // The group's checkpoints are where the snapshot is: the restarted worker takes the leases
+  // and reads nothing new, and its commits have nothing to move (they are not errors).
+  auto p = Passthrough(group.get(), "w2", f.clock, &seen);
+  REQUIRE(p.Restore(snapshot).ok());
+  for (int i = 0; i < 30; ++i) {
+    f.clock->Advance(absl::Milliseconds(100));
+    REQUIRE(p.Poll().ok());
+    const absl::Status s = p.Commit();
+    INFO(s);
+    REQUIRE(s.ok());
+  }
+  CHECK(f.Checkpoints("passthrough") == committed);
+  // A new record moves its shard's checkpoint at the next commit.
+  const SequenceNumber added = f.PutOn(0, 0, 3);
+  REQUIRE(p.Poll().ok());
+  REQUIRE(p.Commit().ok());
+  CHECK(p.records_in() == 7);
+  CHECK(seen.size() == 7);
+  CHECK(f.Checkpoints("passthrough") ==
+        std::map<std::string, std::string>{{shard0, added.ToString()},
+                                           {shard1, committed.at(shard1)}});
+}
+
+TEST_CASE("a consumer-group source's snapshot does not cover batches still queued in the source",
+          "[pipeline][stream][snapshot]") {
+  // One record a shard. One worker poll reads a batch of every shard; the pipeline's Poll takes
+  // at most `limit` of them and leaves the others queued in the source.
+  int shards = 2;
+  int limit = 1;
+  SECTION("Poll(1) with 2 shards") {}
+  SECTION("Poll() with 20 shards") {
+    shards = 20;
+    limit = 16;  // Poll()'s default
+  }
+  GroupFixture f(shards, 10000);
+  std::vector<Purchase> all;
+  for (int i = 0; i < shards; ++i) {
+    f.PutOn(i, i, 100 + i);
+    all.emplace_back(i, 100 + i);
+  }
+  auto group = f.Group("passthrough");
+  std::vector<Purchase> seen;
+  std::string snapshot;
+  {
+    auto p = Passthrough(group.get(), "w1", f.clock, &seen);
+    for (int i = 0; i < 600 && p.records_in() == 0; ++i) REQUIRE(p.Poll(limit).ok());
+    REQUIRE(p.records_in() == static_cast<uint64_t>(limit));
+    snapshot = p.Snapshot();
+  }
+  REQUIRE(seen.size() == static_cast<size_t>(limit));
+  auto p = Passthrough(group.get(), "w2", f.clock, &seen);
+  REQUIRE(p.Restore(snapshot).ok());
+  for (int i = 0; i < 600; ++i) {
+    f.clock->Advance(absl::Milliseconds(100));
+    REQUIRE(p.Poll(limit).ok());
+  }
+  CHECK(p.records_in() == static_cast<uint64_t>(shards));
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == all);
+}
+
+TEST_CASE("a consumer-group source counts an undecodable record once the pipeline takes its batch",
+          "[pipeline][stream][snapshot]") {
+  GroupFixture f(2, 10000);
+  f.PutOn(0, 0, 100);
+  f.PutOn(1, 1, 101);
+  f.PutDataOn(1, "x", "not a purchase");
+  auto group = f.Group("passthrough");
+  std::vector<Purchase> seen;
+  std::string snapshot;
+  {
+    auto p = Passthrough(group.get(), "w1", f.clock, &seen);
+    REQUIRE(p.Poll(1).ok());
+    REQUIRE(p.records_in() == 1);
+    CHECK(p.undecodable_records() == 0);  // it waits in the other shard's queued batch
+    snapshot = p.Snapshot();
+  }
+  auto p = Passthrough(group.get(), "w2", f.clock, &seen);
+  REQUIRE(p.Restore(snapshot).ok());
+  for (int i = 0; i < 30; ++i) {
+    f.clock->Advance(absl::Milliseconds(100));
+    REQUIRE(p.Poll(1).ok());
+  }
+  CHECK(p.records_in() == 2);
+  CHECK(p.undecodable_records() == 1);
+}
+
+TEST_CASE("a consumer-group source commits no checkpoint past a batch the pipeline has not taken",
+          "[pipeline][stream]") {
+  GroupFixture f(2, 10000);
+  for (int i = 0; i < 3; ++i) {
+    f.PutOn(0, 0, i);
+    f.PutOn(1, 1, 10 + i);
+  }
+  auto group = f.Group("passthrough");
+  std::vector<Purchase> first;
+  {
+    auto p = Passthrough(group.get(), "w1", f.clock, &first);
+    REQUIRE(p.Poll(1).ok());
+    REQUIRE(p.records_in() == 3);  // one shard's batch; the other's waits in the source
+    p.Snapshot();
+    REQUIRE(p.Commit().ok());
+    const std::map<std::string, std::string> checkpoints = f.Checkpoints("passthrough");
+    REQUIRE(checkpoints.size() == 2);
+    int at_start = 0;
+    for (const auto& [shard, checkpoint] : checkpoints) at_start += checkpoint == "TRIM_HORIZON";
+    CHECK(at_start == 1);
+  }
+  // A new pipeline without the snapshot resumes from the group's checkpoints: at-least-once
+  // means it reads the batch the first one never took.
+  std::vector<Purchase> second;
+  auto p = Passthrough(group.get(), "w2", f.clock, &second);
+  for (int i = 0; i < 600; ++i) {
+    f.clock->Advance(absl::Milliseconds(100));
+    REQUIRE(p.Poll(1).ok());
+  }
+  CHECK(p.records_in() == 3);
+  std::vector<Purchase> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  std::sort(all.begin(), all.end());
+  CHECK(all == std::vector<Purchase>{{0, 0}, {0, 1}, {0, 2}, {1, 10}, {1, 11}, {1, 12}});
+}
+
+using KeyCount = WindowResult<int64_t, uint64_t>;
+
+// Counts per key in 1 s tumbling windows of arrival time. Nothing is ever late: a shard's records
+// arrive in order, and with a long idle timeout no shard stops holding the watermark back.
+auto KeyCounts(ConsumerGroup* group, std::string worker, std::shared_ptr<Clock> clock,
+               std::vector<KeyCount>* out) {
+  return Pipeline<Purchase>::From(
+             FromConsumerGroup<Purchase>(group, std::move(worker), ParsePurchase), std::move(clock))
+      .KeyBy([](const Purchase& p) { return p.first; })
+      .Window(TumblingWindow(absl::Seconds(1)))
+      .Watermark({.max_out_of_orderness = absl::ZeroDuration(), .idle_timeout = absl::Hours(1)})
+      .Aggregate(Count())
+      .To(ToVector(out));
+}
+
+// "key@start=count" (start in seconds from kT0, "+" for an update), sorted.
+std::vector<std::string> Sorted(const std::vector<KeyCount>& results) {
+  std::vector<std::string> rows;
+  for (const KeyCount& r : results) {
+    rows.push_back(absl::StrCat(r.key, "@", absl::ToInt64Seconds(r.start - kT0), "=", r.value,
+                                r.is_update ? "+" : ""));
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+TEST_CASE(
+    "a consumer-group pipeline restored from a snapshot at any step emits exactly the "
+    "uninterrupted results",
+    "[pipeline][stream][snapshot]") {
+  constexpr int kShards = 16;
+  constexpr int kRecords = 3200;
+  constexpr int kKeys = 7;
+  GroupFixture f(kShards, 50);  // 200 records a shard: 4 batches each
+  // Record i: key i % 7, value i, on shard i % 16 (distinct partition keys), 10 ms apart.
+  std::map<std::pair<int64_t, absl::Time>, uint64_t> brute_force;
+  for (int i = 0; i < kRecords; ++i) {
+    f.clock->Advance(absl::Milliseconds(10));
+    f.PutOn(i % kShards, i % kKeys, i);
+    const absl::Time t = f.clock->Now();
+    ++brute_force[{i % kKeys, kT0 + absl::Seconds(absl::ToInt64Seconds(t - kT0))}];
+  }
+  std::vector<KeyCount> counted;
+  for (const auto& [k, n] : brute_force) {
+    counted.push_back({k.first, k.second, k.second + absl::Seconds(1), n, false});
+  }
+  const std::vector<std::string> expected = Sorted(counted);
+  // Seconds 0-31 hold every key; second 32 only record 3199's (key 0).
+  REQUIRE(expected.size() == 32 * kKeys + 1);
+
+  int runs = 0;
+  // Drives a pipeline until it has taken every record (at most 600 steps), then for 20 more steps
+  // (nothing more may come), then closes its windows.
+  auto finish = [&](auto& p, int max_batches) {
+    for (int i = 0; i < 600 && p.records_in() < kRecords; ++i) {
+      f.clock->Advance(absl::Milliseconds(100));
+      REQUIRE(p.Poll(max_batches).ok());
+    }
+    for (int i = 0; i < 20; ++i) {
+      f.clock->Advance(absl::Milliseconds(100));
+      REQUIRE(p.Poll(max_batches).ok());
+    }
+    CHECK(p.records_in() == kRecords);
+    CHECK(p.late_records() == 0);
+    REQUIRE(p.Finish().ok());
+  };
+
+  for (int max_batches : {1, 2, 5}) {
+    for (bool commit : {false, true}) {
+      INFO("Poll(" << max_batches << "), commit " << commit);
+      // The uninterrupted run, and how many steps it takes to read everything.
+      std::vector<KeyCount> uninterrupted;
+      int steps = 0;
+      {
+        auto group = f.Group(absl::StrCat("run-", ++runs));
+        auto p = KeyCounts(group.get(), "w1", f.clock, &uninterrupted);
+        for (; steps < 600 && p.records_in() < kRecords; ++steps) {
+          f.clock->Advance(absl::Milliseconds(100));
+          REQUIRE(p.Poll(max_batches).ok());
+          if (commit) {
+            p.Snapshot();
+            REQUIRE(p.Commit().ok());
+          }
+        }
+        finish(p, max_batches);
+      }
+      REQUIRE(Sorted(uninterrupted) == expected);
+      // 64 batches, max_batches a step: the worker polls again once its batches are taken.
+      REQUIRE(steps == (kShards * 4 + max_batches - 1) / max_batches);
+
+      // A snapshot after each step (committed or not), restored into a new pipeline with another
+      // worker id, which runs to the end.
+      for (int cut = 1; cut <= steps; ++cut) {
+        INFO("snapshot after step " << cut);
+        auto group = f.Group(absl::StrCat("run-", ++runs));
+        std::vector<KeyCount> results;
+        std::string snapshot;
+        size_t at_snapshot = 0;
+        {
+          auto p = KeyCounts(group.get(), "w1", f.clock, &results);
+          for (int i = 0; i < cut; ++i) {
+            f.clock->Advance(absl::Milliseconds(100));
+            REQUIRE(p.Poll(max_batches).ok());
+            snapshot = p.Snapshot();
+            at_snapshot = results.size();
+            if (commit) REQUIRE(p.Commit().ok());
+          }
+          // Runs on a little past its last snapshot, then dies.
+          f.clock->Advance(absl::Milliseconds(100));
+          REQUIRE(p.Poll(max_batches).ok());
+        }
+        results.resize(at_snapshot);
+        std::vector<KeyCount> resumed;
+        auto p = KeyCounts(group.get(), "w2", f.clock, &resumed);
+        REQUIRE(p.Restore(snapshot).ok());
+        finish(p, max_batches);
+        results.insert(results.end(), resumed.begin(), resumed.end());
+        CHECK(Sorted(results) == expected);
+      }
+
+      // A chain of pipelines, each restored from the last snapshot of the one before, with a
+      // snapshot after every step; each dies after its second step that took records (the
+      // leases fail over in about a second), most of the time with batches still queued.
+      std::vector<KeyCount> results;
+      std::string snapshot;
+      size_t at_snapshot = 0;
+      auto group = f.Group(absl::StrCat("run-", ++runs));
+      int lives = 0;
+      uint64_t taken = 0;
+      for (; lives < 200 && taken < kRecords; ++lives) {
+        results.resize(at_snapshot);
+        auto p = KeyCounts(group.get(), absl::StrCat("w", lives), f.clock, &results);
+        if (!snapshot.empty()) REQUIRE(p.Restore(snapshot).ok());
+        for (int i = 0, busy = 0; i < 100 && busy < 2; ++i) {
+          f.clock->Advance(absl::Milliseconds(100));
+          REQUIRE(p.Poll(max_batches).ok());
+          snapshot = p.Snapshot();
+          at_snapshot = results.size();
+          busy += p.records_in() > taken ? 1 : 0;
+          taken = p.records_in();
+          if (commit) {
+            const absl::Status committed = p.Commit();
+            INFO(committed);
+            REQUIRE(committed.ok());
+          }
+        }
+      }
+      // 64 batches, at most 2 * max_batches a life.
+      CHECK(lives >= 64 / (2 * max_batches));
+      results.resize(at_snapshot);
+      auto p = KeyCounts(group.get(), "last", f.clock, &results);
+      REQUIRE(p.Restore(snapshot).ok());
+      finish(p, max_batches);
+      CHECK(Sorted(results) == expected);
+    }
+  }
 }
 
 }  // namespace

@@ -79,7 +79,7 @@ class Source {
   // Shards known before their first record; each holds the watermark back until it goes idle.
   virtual std::vector<ShardId> known_shards() const { return {}; }
 
-  // Appends the position covering everything delivered so far.
+  // Appends the position covering everything Next() has returned so far (and nothing more).
   virtual void SavePosition(std::string* out) const = 0;
 
   // Resumes after a saved position. Called at most once, before the first Next().
@@ -316,11 +316,16 @@ class SubscriptionSource final : public Source<T> {
 };
 
 // A Stream read through a consumer group: the source adds one worker to `group` and takes
-// leases like any KCL worker. Checkpoints follow the pipeline's snapshots: Commit() checkpoints
-// every held shard at the last record delivered, and a shard that ended gets its SHARD_END
-// checkpoint (which lets its children start elsewhere) only once a snapshot covers its end.
-// Restoring a position skips records the snapshot already covers, so a group checkpoint older
-// than the snapshot (a crash between saving the snapshot and Commit) causes no double counting.
+// leases like any KCL worker. One worker poll reads a batch of every held shard; the batches wait
+// in the source until Next() hands them out, and only then does the position cover them (a
+// Poll(max_batches) of the pipeline may end with some still waiting). Checkpoints follow the
+// pipeline's snapshots: Commit() checkpoints every held shard at the last record the pipeline
+// took, and a shard that ended gets its SHARD_END checkpoint (which lets its children start
+// elsewhere) only once a snapshot covers its end. Restoring a position skips records the
+// snapshot already covers, so a group checkpoint older than the snapshot (a crash between saving
+// the snapshot and Commit) causes no double counting.
+// The worker is polled only from Next(), so its processor callbacks run on the pipeline's thread,
+// inside Next(): nothing here needs a lock (and the source is not thread-safe, as every source).
 template <typename T, typename Decode>
 class ConsumerGroupSource final : public Source<T> {
  public:
@@ -343,39 +348,52 @@ class ConsumerGroupSource final : public Source<T> {
       if (!w.ok()) return w.status();
       worker_ = *w;
     }
-    if (next_pending_ >= pending_.size()) {
-      pending_.clear();
+    if (next_pending_ >= queued_) {
+      queued_ = 0;
       next_pending_ = 0;
       absl::Status polled = worker_->Poll();
       if (!polled.ok()) return polled;
-      if (pending_.empty()) return std::optional<SourceBatch<T>>();
+      if (queued_ == 0) return std::optional<SourceBatch<T>>();
     }
     const Pending& batch = pending_[next_pending_++];
+    // The pipeline takes the batch now: only from here on may a snapshot or a checkpoint cover
+    // it. (Batches still queued are read again after a restart, from the group or the snapshot.)
+    internal::ShardPositions::Position& taken = taken_.shards[batch.shard];
+    if (batch.last) taken.last = batch.last;  // beyond taken.last: batches come in order
+    if (batch.ended) taken.ended = true;
+    undecodable_ += batch.undecodable;
     return std::optional<SourceBatch<T>>(
         SourceBatch<T>{batch.shard, absl::MakeConstSpan(batch.records), batch.ended});
   }
 
   std::vector<ShardId> known_shards() const override {
-    return UnfinishedShards(*group_->options().stream, positions_);
+    return UnfinishedShards(*group_->options().stream, taken_);
   }
 
-  void SavePosition(std::string* out) const override { positions_.Encode(out); }
+  void SavePosition(std::string* out) const override { taken_.Encode(out); }
 
   absl::Status RestorePosition(std::string_view saved) override {
     if (worker_ != nullptr) return InvalidArgumentError("RestorePosition after the source started");
     internal::ShardPositions decoded;
     if (!decoded.Decode(saved)) return InvalidArgumentError("not a ConsumerGroupSource position");
-    positions_ = std::move(decoded);
+    taken_ = std::move(decoded);
+    read_ = taken_;
     return absl::OkStatus();
   }
 
   absl::Status Commit() override {
-    committed_ = positions_;
+    committed_ = taken_;
     if (worker_ == nullptr) return absl::OkStatus();
     absl::Status status;
     for (const auto& [shard, p] : committed_.shards) {
       if (p.ended || !p.last) continue;  // SHARD_END is written from ShardEnded
-      absl::Status s = worker_->Checkpoint(shard, *p.last);
+      // Worker::Checkpoint refuses anything past the last record delivered under the current
+      // lease. A restored snapshot may be ahead of it (the group delivers those records again,
+      // and they are skipped), or a shard has nothing new: checkpoint no further than that, and
+      // not at all before the lease delivered anything.
+      auto delivered = delivered_.find(shard);
+      if (delivered == delivered_.end() || !delivered->second) continue;
+      absl::Status s = worker_->Checkpoint(shard, std::min(*p.last, *delivered->second));
       // A shard whose lease moved on is another worker's now: not an error of this commit.
       if (!s.ok() && GetErrorCode(s) != ErrorCode::kResourceInUse && status.ok()) status = s;
     }
@@ -389,16 +407,25 @@ class ConsumerGroupSource final : public Source<T> {
     ShardId shard;
     std::vector<SourceRecord<T>> records;
     bool ended = false;
+    std::optional<SequenceNumber> last;  // the newest record, if it moved read_ on
+    uint64_t undecodable = 0;
   };
 
   class Processor final : public RecordProcessor {
    public:
     explicit Processor(ConsumerGroupSource* source) : source_(source) {}
-    void Initialize(const InitializationInput& input) override { shard_ = input.shard_id; }
+    void Initialize(const InitializationInput& input) override {
+      shard_ = input.shard_id;
+      delivered_ = &source_->delivered_[shard_];
+      delivered_->reset();  // a new lease: nothing delivered under it yet
+    }
     void ProcessRecords(const ProcessRecordsInput& input) override {
+      if (!input.records.empty()) *delivered_ = input.records.back().sequence_number;
       source_->Deliver(shard_, input.records, false);
     }
-    void LeaseLost() override {}
+    void LeaseLost() override {
+      if (delivered_ != nullptr) delivered_->reset();
+    }
     void ShardEnded(Checkpointer& checkpointer) override {
       if (!announced_end_) {
         announced_end_ = true;
@@ -415,29 +442,46 @@ class ConsumerGroupSource final : public Source<T> {
    private:
     ConsumerGroupSource* const source_;
     ShardId shard_;
+    std::optional<SequenceNumber>* delivered_ = nullptr;  // source_->delivered_[shard_]
     bool announced_end_ = false;
   };
 
+  // Queues a batch the worker delivered. Skipping goes by read_, which also covers the batches
+  // still queued: a shard whose lease was lost and taken again is delivered again from its
+  // checkpoint, and nothing may reach the pipeline twice.
   void Deliver(ShardId shard, absl::Span<const Record> records, bool ended) {
-    internal::ShardPositions::Position& p = positions_.shards[shard];
-    if (p.ended) return;  // covered entirely by the restored snapshot
-    Pending batch{shard, {}, ended};
-    undecodable_ += internal::DecodeRecords<T>(records, p.last, decode_, &batch.records);
-    if (!records.empty() && (!p.last || *p.last < records.back().sequence_number)) {
-      p.last = records.back().sequence_number;
+    internal::ShardPositions::Position& read = read_.shards[shard];
+    if (read.ended) return;  // covered entirely by the restored snapshot
+    if (queued_ == pending_.size()) pending_.emplace_back();
+    Pending& batch = pending_[queued_++];  // a reused slot keeps its records' capacity
+    batch.shard = shard;
+    batch.ended = ended;
+    batch.last.reset();
+    batch.undecodable = internal::DecodeRecords<T>(records, read.last, decode_, &batch.records);
+    if (!records.empty() && (!read.last || *read.last < records.back().sequence_number)) {
+      read.last = batch.last = records.back().sequence_number;
     }
-    if (ended) p.ended = true;
-    pending_.push_back(std::move(batch));
+    if (ended) read.ended = true;
   }
 
   ConsumerGroup* const group_;
   const std::string worker_id_;
   Decode decode_;
   Worker* worker_ = nullptr;
+  // Batches of the last worker poll: pending_[next_pending_, queued_) wait for Next(); the
+  // slots are reused from poll to poll.
   std::vector<Pending> pending_;
+  size_t queued_ = 0;
   size_t next_pending_ = 0;
-  internal::ShardPositions positions_;
+  // taken_: up to where the pipeline took each shard's records — the position snapshots save
+  // and Commit checkpoints. read_: up to where the worker delivered them (taken_ plus the batches
+  // still queued).
+  internal::ShardPositions taken_;
+  internal::ShardPositions read_;
   internal::ShardPositions committed_;
+  // Per shard, the last record the worker delivered under its current lease: Worker::Checkpoint
+  // accepts nothing beyond it.
+  std::map<ShardId, std::optional<SequenceNumber>> delivered_;
   uint64_t undecodable_ = 0;
 };
 
