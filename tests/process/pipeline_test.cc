@@ -242,6 +242,42 @@ TEST_CASE("hopping sums come from panes and session windows merge", "[pipeline]"
                                                    {"k", 200, 210, 1, false}});
 }
 
+TEST_CASE("hopping windows whose size is not a multiple of the slide give every window",
+          "[pipeline]") {
+  // 10-minute windows every 3 minutes (as Flink and Kinesis Data Analytics allow).
+  const std::vector<int64_t> times = {0, 100, 179, 180, 599, 600, 1000, 1234, 1799};
+  auto source = std::make_unique<VectorSource<Event>>(2);
+  for (int64_t t : times) source->Add(Event{"k", 0, t + 1, At(t)}, At(t));
+  std::vector<WindowResult<std::string, int64_t>> hops;
+  auto p = Pipeline<Event>::From(std::move(source))
+               .KeyBy([](const Event& e) { return e.player; })
+               .Window(HoppingWindow(absl::Minutes(10), absl::Minutes(3)))
+               .EventTime([](const Event& e) { return e.time; })
+               .Aggregate(Sum<int64_t>(), [](const Event& e) { return e.score; })
+               .To(ToVector(&hops));
+  REQUIRE(p.Finish().ok());
+  // By the definition: the windows [180 k, 180 k + 600) s since the epoch holding some record,
+  // in end order (kT0 is 60 s past a multiple of 180 s).
+  const int64_t phase = absl::ToUnixSeconds(kT0) % 180;
+  REQUIRE(phase == 60);
+  decltype(Rows(hops)) expected;
+  for (int64_t start = -720 - phase; start <= 1800; start += 180) {
+    int64_t sum = 0;
+    bool any = false;
+    for (int64_t t : times) {
+      if (start <= t && t < start + 600) {
+        sum += t + 1;
+        any = true;
+      }
+    }
+    if (any) expected.emplace_back("k", start, start + 600, sum, false);
+  }
+  REQUIRE(expected.size() == 13);
+  CHECK(Rows(hops) == expected);
+  CHECK(p.late_records() == 0);
+  CHECK(p.records_in() == times.size());
+}
+
 TEST_CASE("early results in kOnUpdate mode and processing-time windows", "[pipeline]") {
   auto clock = std::make_shared<SimulatedClock>(At(0));
   auto owned = std::make_unique<VectorSource<Event>>();

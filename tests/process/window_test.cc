@@ -43,6 +43,69 @@ TEST_CASE("a timestamp falls in size / slide hopping windows", "[window]") {
   CHECK(w.PaneOf(t) == WindowBounds{kT0 + absl::Minutes(7), kT0 + absl::Minutes(8)});
 }
 
+TEST_CASE("hopping windows need not be a multiple of the slide", "[window]") {
+  // Windows start at multiples of the slide; a timestamp is in every window [start, start + size)
+  // holding it. The panes are gcd(size, slide) long.
+  const HoppingWindow w(absl::Minutes(10), absl::Minutes(3));
+  CHECK(w.panes() == 10);
+  CHECK(w.PaneOf(kT0 + absl::Minutes(7) + absl::Seconds(30)) ==
+        WindowBounds{kT0 + absl::Minutes(7), kT0 + absl::Minutes(8)});
+  auto starts = [](const HoppingWindow& h, absl::Time t) {
+    std::vector<absl::Duration> got;
+    h.ForEachWindow(t, [&](WindowBounds b) {
+      CHECK(b.end - b.start == h.size());
+      CHECK(b.Contains(t));
+      got.push_back(b.start - kT0);
+    });
+    return got;
+  };
+  // 7:30 is in the windows starting at 0, 3 and 6 (not -3: [-3, 7) ends before it).
+  CHECK(starts(w, kT0 + absl::Minutes(7) + absl::Seconds(30)) ==
+        std::vector<absl::Duration>{absl::Minutes(0), absl::Minutes(3), absl::Minutes(6)});
+  // 9:30 is in four: 0, 3, 6 and 9.
+  CHECK(starts(w, kT0 + absl::Minutes(9) + absl::Seconds(30)) ==
+        std::vector<absl::Duration>{absl::Minutes(0), absl::Minutes(3), absl::Minutes(6),
+                                    absl::Minutes(9)});
+  // A window's end belongs to the next ones only: 10:00 is in 3, 6 and 9.
+  CHECK(starts(w, kT0 + absl::Minutes(10)) ==
+        std::vector<absl::Duration>{absl::Minutes(3), absl::Minutes(6), absl::Minutes(9)});
+  const HoppingWindow h(absl::Seconds(7), absl::Seconds(2));
+  CHECK(h.panes() == 7);
+  CHECK(starts(h, kT0 + absl::Seconds(6)) ==
+        std::vector<absl::Duration>{absl::Seconds(0), absl::Seconds(2), absl::Seconds(4),
+                                    absl::Seconds(6)});
+  CHECK(starts(h, kT0 + absl::Seconds(7)) ==
+        std::vector<absl::Duration>{absl::Seconds(2), absl::Seconds(4), absl::Seconds(6)});
+  // Before the epoch as well.
+  CHECK(starts(h, absl::FromUnixSeconds(-1)) ==
+        std::vector<absl::Duration>{absl::FromUnixSeconds(-6) - kT0,
+                                    absl::FromUnixSeconds(-4) - kT0,
+                                    absl::FromUnixSeconds(-2) - kT0});
+  // Size equal to the slide: tumbling.
+  CHECK(starts(HoppingWindow(absl::Seconds(5), absl::Seconds(5)), kT0 + absl::Seconds(7)) ==
+        std::vector<absl::Duration>{absl::Seconds(5)});
+}
+
+TEST_CASE("a window of zero or sub-microsecond size holds no time and does not crash", "[window]") {
+  const absl::Time t = kT0 + absl::Seconds(7);
+  for (const absl::Duration size :
+       {absl::ZeroDuration(), absl::Nanoseconds(500), -absl::Minutes(1)}) {
+    const TumblingWindow w(size);
+    CHECK(w.WindowOf(t) == WindowBounds{t, t});
+    CHECK_FALSE(w.WindowOf(t).Contains(t));
+    int calls = 0;
+    w.ForEachWindow(t, [&](WindowBounds) { ++calls; });
+    CHECK(calls == 0);
+    for (const HoppingWindow& h :
+         {HoppingWindow(size, absl::Seconds(1)), HoppingWindow(absl::Seconds(1), size),
+          HoppingWindow(absl::Seconds(1), absl::Seconds(2))}) {
+      CHECK(h.PaneOf(t) == WindowBounds{t, t});
+      h.ForEachWindow(t, [&](WindowBounds) { ++calls; });
+      CHECK(calls == 0);
+    }
+  }
+}
+
 TEST_CASE("session windows merge when they touch", "[window]") {
   const SessionWindow s(absl::Minutes(10));
   const WindowBounds a = s.WindowOf(kT0);
