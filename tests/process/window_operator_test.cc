@@ -341,6 +341,7 @@ TEST_CASE("randomized: every window kind matches brute force with Count and Sum"
   const std::vector<Op> ops = OnTimeInput(seed, 20000, 50);
   CompareWithBruteForce(TumblingWindow(absl::Minutes(1)), ops);
   CompareWithBruteForce(HoppingWindow(absl::Minutes(4), absl::Seconds(30)), ops);
+  CompareWithBruteForce(HoppingWindow(absl::Minutes(4), absl::Seconds(70)), ops);
   CompareWithBruteForce(SessionWindow(absl::Minutes(3)), ops);
 }
 
@@ -366,6 +367,62 @@ TEST_CASE("hopping 10 min / 3 min windows start every 3 minutes and last 10", "[
   CHECK(op.late_records() == 0);
   CHECK(op.live_windows() == 0);
   CHECK(op.live_keys() == 0);
+}
+
+TEST_CASE("Create reports a bad window or option; a bad window used directly takes no record",
+          "[window_operator]") {
+  using Hopping = WindowOperator<std::string, CountAggregator, HoppingWindow>;
+  using Tumbling = WindowOperator<std::string, CountAggregator, TumblingWindow>;
+  using Session = WindowOperator<std::string, CountAggregator, SessionWindow>;
+  auto message = [](const absl::Status& s) {
+    return GetErrorCode(s) == ErrorCode::kInvalidArgument ? std::string(s.message())
+                                                          : "not kInvalidArgument: " + s.ToString();
+  };
+  CHECK(Hopping::Create(Count(), HoppingWindow(absl::Minutes(10), absl::Minutes(3))).ok());
+  CHECK(message(Tumbling::Create(Count(), TumblingWindow(absl::ZeroDuration())).status()) ==
+        "TumblingWindow size must be a positive whole number of microseconds; got 0");
+  CHECK(message(
+            Hopping::Create(Count(), HoppingWindow(absl::Minutes(1), absl::Minutes(2))).status()) ==
+        "HoppingWindow slide (2m) must not exceed its size (1m): the windows would leave gaps");
+  CHECK(message(Session::Create(Count(), SessionWindow(-absl::Seconds(1))).status()) ==
+        "SessionWindow gap must be positive and finite; got -1s");
+  CHECK(message(Tumbling::Create(Count(), TumblingWindow(absl::Minutes(1)),
+                                 {.allowed_lateness = -absl::Seconds(1)})
+                    .status()) == "allowed_lateness must not be negative; got -1s");
+  CHECK(message(Tumbling::Create(Count(), TumblingWindow(absl::Minutes(1)),
+                                 {.emit = static_cast<EmitMode>(7)})
+                    .status()) == "emit mode 7 is neither kOnClose nor kOnUpdate");
+
+  absl::StatusOr<Hopping> created =
+      Hopping::Create(Count(), HoppingWindow(absl::Minutes(10), absl::Minutes(3)));
+  REQUIRE(created.ok());
+  Collector<StrCount> c;
+  CHECK(created->Add("a", At(7, 30), 1, c));
+  created->AdvanceWatermark(absl::InfiniteFuture(), c);
+  CHECK(c.out.size() == 3);
+
+  // Constructed directly (no status to return): never a crash; every record is late.
+  c.out.clear();
+  Tumbling zero(Count(), TumblingWindow(absl::ZeroDuration()));
+  Hopping gaps(Count(), HoppingWindow(absl::Minutes(1), absl::Minutes(2)));
+  Hopping no_slide(Count(), HoppingWindow(absl::Minutes(1), absl::ZeroDuration()));
+  Session no_gap(Count(), SessionWindow(absl::ZeroDuration()));
+  CHECK_FALSE(zero.Add("a", At(0), 1, c));
+  CHECK_FALSE(gaps.Add("a", At(0), 1, c));
+  CHECK_FALSE(no_slide.Add("a", At(0), 1, c));
+  CHECK_FALSE(no_gap.Add("a", At(0), 1, c));
+  zero.AdvanceWatermark(absl::InfiniteFuture(), c);
+  gaps.AdvanceWatermark(absl::InfiniteFuture(), c);
+  no_slide.AdvanceWatermark(absl::InfiniteFuture(), c);
+  no_gap.AdvanceWatermark(absl::InfiniteFuture(), c);
+  CHECK(c.out.empty());
+  CHECK(zero.late_records() == 1);
+  CHECK(gaps.late_records() == 1);
+  CHECK(no_slide.late_records() == 1);
+  CHECK(no_gap.late_records() == 1);
+  std::string snapshot;
+  created->Snapshot(&snapshot);
+  CHECK_FALSE(gaps.Restore(snapshot));
 }
 
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
@@ -569,6 +626,7 @@ TEST_CASE("an operator restored from a snapshot emits what one that never stoppe
   const EmitMode mode = GENERATE(EmitMode::kOnClose, EmitMode::kOnUpdate);
   CheckSnapshotCuts(TumblingWindow(absl::Minutes(1)), mode);
   CheckSnapshotCuts(HoppingWindow(absl::Minutes(3), absl::Minutes(1)), mode);
+  CheckSnapshotCuts(HoppingWindow(absl::Minutes(3), absl::Seconds(80)), mode);
   CheckSnapshotCuts(SessionWindow(absl::Seconds(20)), mode);
 }
 
@@ -716,6 +774,7 @@ TEST_CASE("snapshots do not depend on the order records arrived in",
           "[window_operator][snapshot]") {
   CheckSnapshotOrderIndependent(TumblingWindow(absl::Minutes(1)));
   CheckSnapshotOrderIndependent(HoppingWindow(absl::Minutes(3), absl::Minutes(1)));
+  CheckSnapshotOrderIndependent(HoppingWindow(absl::Minutes(3), absl::Seconds(80)));
   CheckSnapshotOrderIndependent(SessionWindow(absl::Seconds(5)));
 }
 
