@@ -212,7 +212,8 @@ class HoppingWindow {
 // a record bridging two sessions merges them. Valid when the gap is positive and finite.
 class SessionWindow {
  public:
-  explicit SessionWindow(absl::Duration gap) : gap_(gap) {}
+  explicit SessionWindow(absl::Duration gap)
+      : gap_(gap), valid_(gap > absl::ZeroDuration() && gap != absl::InfiniteDuration()) {}
   absl::Duration gap() const { return gap_; }
 
   // OK, or kInvalidArgument naming the gap.
@@ -222,7 +223,7 @@ class SessionWindow {
                                              absl::FormatDuration(gap_)));
   }
   // Validate().ok(), without building a status.
-  bool valid() const { return gap_ > absl::ZeroDuration() && gap_ != absl::InfiniteDuration(); }
+  bool valid() const { return valid_; }
 
   // The session a record at t opens: [t, t + gap); the empty [t, t) if not valid().
   WindowBounds WindowOf(absl::Time t) const {
@@ -239,6 +240,7 @@ class SessionWindow {
 
  private:
   absl::Duration gap_;
+  bool valid_;
 };
 
 }  // namespace rill
