@@ -118,7 +118,9 @@ class TumblingWindow {
 // when size and slide are positive whole numbers of microseconds and slide <= size. The size need
 // not be a multiple of the slide: the operator keeps the state in panes of gcd(size, slide), each
 // in the same windows, and a window is the merge of its size / gcd panes (size / slide of them
-// when the slide divides the size).
+// when the slide divides the size). A gcd much smaller than the slide means as many more panes,
+// each with a State per key: 10 min / 3 min keeps 1-minute panes, but 60,001 ms / 60,000 ms
+// would keep 1-ms ones.
 class HoppingWindow {
  public:
   HoppingWindow(absl::Duration size, absl::Duration slide)
