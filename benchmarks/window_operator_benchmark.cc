@@ -1,8 +1,9 @@
 // Keyed window aggregation: events per second through a WindowOperator counting per key in 1-minute
 // tumbling windows over 10 k keys (integer and string keys), summing in 5-minute / 1-minute
-// hopping windows, counting in 30-second sessions, and ranking the top items per game level, with
-// 100 k events per simulated second and the watermark advanced every 1,000 events. The baseline is
-// a plain per-key count into a vector: what any keyed count costs before windows.
+// and 10-minute / 3-minute hopping windows, counting in 30-second sessions, and ranking the top
+// items per game level, with 100 k events per simulated second and the watermark advanced every
+// 1,000 events. The baseline is a plain per-key count into a vector: what any keyed count costs
+// before windows.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -76,6 +77,14 @@ void BM_HoppingSum(benchmark::State& state) {
                IntKey, One);
 }
 BENCHMARK(BM_HoppingSum);
+
+// 10-minute windows every 3 minutes: the slide does not divide the size, so the state is kept in
+// 1-minute panes (the gcd), 10 per window, and each pane is in 3 or 4 windows.
+void BM_HoppingSumNonMultiple(benchmark::State& state) {
+  Run<int64_t>(state, rill::HoppingWindow(absl::Minutes(10), absl::Minutes(3)),
+               rill::Sum<int64_t>(), IntKey, One);
+}
+BENCHMARK(BM_HoppingSumNonMultiple);
 
 void BM_SessionCount(benchmark::State& state) {
   Run<int64_t>(state, rill::SessionWindow(absl::Seconds(30)), rill::Count(), IntKey, One);

@@ -436,7 +436,7 @@ int main(int argc, char** argv) {
   //    purchase within the allowed lateness re-emits its window with is_update = true.
   std::map<std::pair<int64_t, absl::Time>, uint64_t> purchase_table;
   uint64_t purchase_updates = 0;
-  auto purchases =
+  auto built_purchases =
       rill::Pipeline<GameEvent>::From(
           rill::FromSubscription<GameEvent>(&stream, *purchases_consumer, Decode), clock)
           .Filter([](const GameEvent& e) { return e.kind == Kind::kPurchase; })
@@ -450,11 +450,13 @@ int main(int argc, char** argv) {
             purchase_table[{r.key, r.start}] = r.value;
             if (r.is_update) ++purchase_updates;
           });
+  if (!built_purchases.ok()) return Fail("build", built_purchases.status());
+  auto& purchases = *built_purchases;
 
   // 2. The leaderboard: score per player over the last 5 minutes, every minute. A window's
   //    results all come in one watermark step; they are printed after the Poll that brought them.
   std::map<absl::Time, std::vector<std::pair<int64_t, int64_t>>> boards;  // by window end
-  auto leaderboard =
+  auto built_leaderboard =
       rill::Pipeline<GameEvent>::From(
           rill::FromSubscription<GameEvent>(&stream, *leaderboard_consumer, Decode), clock)
           .Filter([](const GameEvent& e) { return e.kind == Kind::kClick; })
@@ -466,6 +468,8 @@ int main(int argc, char** argv) {
           .To([&](const rill::WindowResult<int64_t, int64_t>& r) {
             boards[r.end].emplace_back(r.key, r.value);
           });
+  if (!built_leaderboard.ok()) return Fail("build", built_leaderboard.status());
+  auto& leaderboard = *built_leaderboard;
 
   // 3. The cheat detector: score per player per 10 s, every update; the first result over the
   //    threshold flags the player, at the simulated time the offending record is processed.
@@ -476,7 +480,7 @@ int main(int argc, char** argv) {
   };
   std::map<int64_t, Flag> flagged;
   const int64_t threshold = game.cheat_threshold();
-  auto cheat_detector =
+  auto built_cheat_detector =
       rill::Pipeline<GameEvent>::From(
           rill::FromSubscription<GameEvent>(&stream, *cheat_consumer, Decode), clock)
           .Filter([](const GameEvent& e) { return e.kind == Kind::kClick; })
@@ -494,6 +498,8 @@ int main(int argc, char** argv) {
                         Num(r.value).c_str(), Since(r.start).c_str(), Since(r.end).c_str(),
                         Num(threshold).c_str());
           });
+  if (!built_cheat_detector.ok()) return Fail("build", built_cheat_detector.status());
+  auto& cheat_detector = *built_cheat_detector;
 
   const absl::Time end_of_play = kStart + kPlayTime;
   std::vector<std::pair<int64_t, int64_t>> last_board;  // [05:00, 10:00)

@@ -502,6 +502,8 @@ int main() {
                 Round(leg.km).c_str(), absl::FormatDuration(leg.to.time - leg.from.time).c_str(),
                 Round(leg.kmh).c_str(), worker.c_str());
   };
+  // Both workers build the same pipeline: absl::StatusOr of it (kInvalidArgument for a bad
+  // parameter).
   auto travel_pipeline = [&](std::string worker_id) {
     return rill::Pipeline<Transaction>::From(
                rill::FromConsumerGroup<Transaction>(group->get(), std::move(worker_id), Decode),
@@ -529,7 +531,7 @@ int main() {
   rill::StreamSubscriberOptions burst_consumer;
   burst_consumer.consumer_name = "card-bursts";
   burst_consumer.initial_position = rill::StartingPosition::TrimHorizon();
-  auto bursts =
+  auto built_bursts =
       rill::Pipeline<Transaction>::From(
           rill::FromSubscription<Transaction>(&stream, burst_consumer, Decode), clock)
           .KeyBy([](const Transaction& t) { return t.card; })
@@ -549,6 +551,8 @@ int main() {
                           Hms(r.start).c_str(), Hms(r.end).c_str());
             }
           });
+  if (!built_bursts.ok()) return Fail("build", built_bursts.status());
+  auto& bursts = *built_bursts;
 
   // Sends the payments due by each tick and polls the pipelines every few ticks, until `until`.
   size_t next = 0;
@@ -590,7 +594,9 @@ int main() {
   double bytes_per_card = 0;
   {
     worker = "worker-1";
-    auto travel = travel_pipeline(worker);
+    auto built_travel = travel_pipeline(worker);
+    if (!built_travel.ok()) return Fail("build", built_travel.status());
+    auto& travel = *built_travel;
     if (absl::Status s = run(kSnapshotAt, travel); !s.ok()) return Fail("run", s);
     snapshot = travel.Snapshot();
     if (absl::Status s = travel.Commit(); !s.ok()) return Fail("commit", s);
@@ -610,7 +616,9 @@ int main() {
   // Worker 2 restores the snapshot; it gets the shards once worker-1's leases expire and reads
   // from the committed checkpoints: the 30 s worker-1 read after its snapshot are read again.
   worker = "worker-2";
-  auto travel = travel_pipeline(worker);
+  auto built_travel = travel_pipeline(worker);
+  if (!built_travel.ok()) return Fail("build", built_travel.status());
+  auto& travel = *built_travel;
   if (absl::Status s = travel.Restore(snapshot); !s.ok()) return Fail("restore", s);
   std::printf("[%s] worker-2 restores the snapshot\n", Hms(clock->Now()).c_str());
   if (absl::Status s = run(kEnd + absl::Minutes(2), travel); !s.ok()) return Fail("run", s);

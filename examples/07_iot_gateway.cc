@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
                   g.stream->recovery_status().ok() ? "intact" : "damaged");
     }
 
-    auto pipeline =
+    auto built =
         rill::Pipeline<Reading>::From(rill::FromConsumerGroup<Reading>(
                                           g.group.get(), absl::StrCat("gateway-run-", run), Decode),
                                       clock)
@@ -168,6 +168,8 @@ int main(int argc, char** argv) {
               latest_mean[w.key] = *w.value;
               if (*w.value > 35.0) alerts.push_back(Alert{w.key, w.end, *w.value});
             });
+    if (Fail(built.status(), "build pipeline")) return 1;
+    auto& pipeline = *built;
     if (run == 1) {
       std::ifstream in(dir + "/pipeline.snapshot", std::ios::binary);
       std::stringstream bytes;

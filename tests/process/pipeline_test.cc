@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -52,6 +53,13 @@ std::vector<std::tuple<std::string, int64_t, int64_t, int64_t, bool>> Rows(
   return rows;
 }
 
+// The pipeline To() built; fails the test if To() reported a bad parameter.
+template <typename P>
+P Built(absl::StatusOr<P> p) {
+  REQUIRE(p.status() == absl::OkStatus());
+  return *std::move(p);
+}
+
 TEST_CASE("a tumbling count by event time with out-of-order input emits each window once",
           "[pipeline]") {
   auto source = std::make_unique<VectorSource<Event>>(2);
@@ -61,14 +69,14 @@ TEST_CASE("a tumbling count by event time with out-of-order input emits each win
     source->Add(Event{player, 1, 0, At(t)}, At(t));
   }
   std::vector<CountResult> results;
-  auto p = Pipeline<Event>::From(std::move(source), std::make_shared<SimulatedClock>(At(0)))
-               .KeyBy([](const Event& e) { return e.player; })
-               .Window(TumblingWindow(absl::Seconds(10)))
-               .EventTime([](const Event& e) { return e.time; })
-               .Watermark(
-                   {.max_out_of_orderness = absl::Seconds(5), .idle_timeout = absl::ZeroDuration()})
-               .Aggregate(Count())
-               .To(ToVector(&results));
+  auto p = Built(Pipeline<Event>::From(std::move(source), std::make_shared<SimulatedClock>(At(0)))
+                     .KeyBy([](const Event& e) { return e.player; })
+                     .Window(TumblingWindow(absl::Seconds(10)))
+                     .EventTime([](const Event& e) { return e.time; })
+                     .Watermark({.max_out_of_orderness = absl::Seconds(5),
+                                 .idle_timeout = absl::ZeroDuration()})
+                     .Aggregate(Count())
+                     .To(ToVector(&results)));
   REQUIRE(p.Poll(100).ok());
   // The watermark reached 25 - 5 = 20: windows [0,10) and [10,20) closed, [20,30) is open.
   CHECK(Rows(results) == decltype(Rows(results)){{"a", 0, 10, 3, false},
@@ -93,14 +101,14 @@ TEST_CASE("filter and map stages run before the key and the window", "[pipeline]
     source->Add(Event{"p" + std::to_string(i % 4), i % 3, i, At(i)}, At(i));
   }
   std::vector<WindowResult<int64_t, int64_t>> results;
-  auto p =
+  auto p = Built(
       Pipeline<Event>::From(std::move(source))
           .Filter([](const Event& e) { return e.score % 2 == 0; })
           .Map([](const Event& e) { return std::make_pair(e.level, e.score * 10); })
           .KeyBy([](const std::pair<int64_t, int64_t>& v) { return v.first; })
           .Window(TumblingWindow(absl::Seconds(100)))
           .Aggregate(Sum<int64_t>(), [](const std::pair<int64_t, int64_t>& v) { return v.second; })
-          .To(ToVector(&results));
+          .To(ToVector(&results)));
   REQUIRE(p.Finish().ok());
   // Even scores 0..18; level = score % 3.
   std::map<int64_t, int64_t> expected;
@@ -118,14 +126,14 @@ TEST_CASE("the watermark is the minimum over source shards until a shard goes id
   auto owned = std::make_unique<VectorSource<Event>>();
   VectorSource<Event>* source = owned.get();
   std::vector<CountResult> results;
-  auto p =
+  auto p = Built(
       Pipeline<Event>::From(std::move(owned), clock)
           .KeyBy([](const Event& e) { return e.player; })
           .Window(TumblingWindow(absl::Seconds(10)))
           .EventTime([](const Event& e) { return e.time; })
           .Watermark({.max_out_of_orderness = absl::Seconds(1), .idle_timeout = absl::Seconds(30)})
           .Aggregate(Count())
-          .To(ToVector(&results));
+          .To(ToVector(&results)));
   // Shard 0 runs ahead to t = 50; shard 1 stays at t = 2.
   source->Add(Event{"x", 0, 0, At(2)}, At(2), ShardId(1));
   for (int t = 0; t <= 50; t += 5) source->Add(Event{"x", 0, 0, At(t)}, At(t), ShardId(0));
@@ -160,14 +168,14 @@ TEST_CASE("with arrival time a selective filter does not make a busy shard idle 
   auto source = std::make_unique<VectorSource<Event>>(10);
   for (int i = 0; i < 1000; ++i) source->Add(Event{"a", 0, i, At(i)}, At(i));
   std::vector<CountResult> out;
-  auto p =
+  auto p = Built(
       Pipeline<Event>::From(std::move(source), clock)
           .Filter([](const Event& e) { return e.score % 500 == 0; })
           .KeyBy([](const Event& e) { return e.player; })
           .Window(TumblingWindow(absl::Seconds(60)))
           .Watermark({.max_out_of_orderness = absl::Seconds(5), .idle_timeout = absl::Seconds(30)})
           .Aggregate(Count())
-          .To(ToVector(&out));
+          .To(ToVector(&out)));
   for (int i = 0; i < 100; ++i) {
     REQUIRE(p.Poll(1).ok());
     clock->Advance(absl::Seconds(1));
@@ -186,15 +194,15 @@ TEST_CASE("late records update within allowed lateness and go to the side output
   source->Add(Event{"a", 0, 0, At(40)}, At(40));  // watermark 40: [0,10) expires
   source->Add(Event{"a", 0, 0, At(7)}, At(7));    // beyond lateness: side output
   std::vector<CountResult> results;
-  auto p = Pipeline<Event>::From(std::move(source))
-               .KeyBy([](const Event& e) { return e.player; })
-               .Window(TumblingWindow(absl::Seconds(10)))
-               .EventTime([](const Event& e) { return e.time; })
-               .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
-                           .idle_timeout = absl::ZeroDuration()})
-               .AllowedLateness(absl::Seconds(15))
-               .Aggregate(Count())
-               .To(ToVector(&results));
+  auto p = Built(Pipeline<Event>::From(std::move(source))
+                     .KeyBy([](const Event& e) { return e.player; })
+                     .Window(TumblingWindow(absl::Seconds(10)))
+                     .EventTime([](const Event& e) { return e.time; })
+                     .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
+                                 .idle_timeout = absl::ZeroDuration()})
+                     .AllowedLateness(absl::Seconds(15))
+                     .Aggregate(Count())
+                     .To(ToVector(&results)));
   REQUIRE(p.Finish().ok());
   CHECK(Rows(results) == decltype(Rows(results)){{"a", 0, 10, 1, false},
                                                  {"a", 0, 10, 2, true},
@@ -216,11 +224,11 @@ TEST_CASE("hopping sums come from panes and session windows merge", "[pipeline]"
     return source;
   };
   std::vector<WindowResult<std::string, int64_t>> hops;
-  auto hopping = Pipeline<Event>::From(make_source())
-                     .KeyBy([](const Event& e) { return e.player; })
-                     .Window(HoppingWindow(absl::Seconds(20), absl::Seconds(10)))
-                     .Aggregate(Sum<int64_t>(), [](const Event& e) { return e.score; })
-                     .To(ToVector(&hops));
+  auto hopping = Built(Pipeline<Event>::From(make_source())
+                           .KeyBy([](const Event& e) { return e.player; })
+                           .Window(HoppingWindow(absl::Seconds(20), absl::Seconds(10)))
+                           .Aggregate(Sum<int64_t>(), [](const Event& e) { return e.score; })
+                           .To(ToVector(&hops)));
   REQUIRE(hopping.Finish().ok());
   CHECK(Rows(hops) == decltype(Rows(hops)){{"k", -10, 10, 5, false},
                                            {"k", 0, 20, 17, false},
@@ -231,11 +239,11 @@ TEST_CASE("hopping sums come from panes and session windows merge", "[pipeline]"
                                            {"k", 200, 220, 200, false}});
 
   std::vector<CountResult> sessions;
-  auto session = Pipeline<Event>::From(make_source())
-                     .KeyBy([](const Event& e) { return e.player; })
-                     .Window(SessionWindow(absl::Seconds(10)))
-                     .Aggregate(Count())
-                     .To(ToVector(&sessions));
+  auto session = Built(Pipeline<Event>::From(make_source())
+                           .KeyBy([](const Event& e) { return e.player; })
+                           .Window(SessionWindow(absl::Seconds(10)))
+                           .Aggregate(Count())
+                           .To(ToVector(&sessions)));
   REQUIRE(session.Finish().ok());
   // 0, 5, 12 chain into [0, 22); 61, 65 into [61, 75); 200 alone.
   CHECK(Rows(sessions) == decltype(Rows(sessions)){{"k", 0, 22, 3, false},
@@ -243,18 +251,234 @@ TEST_CASE("hopping sums come from panes and session windows merge", "[pipeline]"
                                                    {"k", 200, 210, 1, false}});
 }
 
+TEST_CASE("hopping windows whose size is not a multiple of the slide give every window",
+          "[pipeline]") {
+  // 10-minute windows every 3 minutes (as Flink and Kinesis Data Analytics allow).
+  const std::vector<int64_t> times = {0, 100, 179, 180, 599, 600, 1000, 1234, 1799};
+  auto source = std::make_unique<VectorSource<Event>>(2);
+  for (int64_t t : times) source->Add(Event{"k", 0, t + 1, At(t)}, At(t));
+  std::vector<WindowResult<std::string, int64_t>> hops;
+  auto p = Built(Pipeline<Event>::From(std::move(source))
+                     .KeyBy([](const Event& e) { return e.player; })
+                     .Window(HoppingWindow(absl::Minutes(10), absl::Minutes(3)))
+                     .EventTime([](const Event& e) { return e.time; })
+                     .Aggregate(Sum<int64_t>(), [](const Event& e) { return e.score; })
+                     .To(ToVector(&hops)));
+  REQUIRE(p.Finish().ok());
+  // By the definition: the windows [180 k, 180 k + 600) s since the epoch holding some record,
+  // in end order (kT0 is 60 s past a multiple of 180 s).
+  const int64_t phase = absl::ToUnixSeconds(kT0) % 180;
+  REQUIRE(phase == 60);
+  decltype(Rows(hops)) expected;
+  for (int64_t start = -720 - phase; start <= 1800; start += 180) {
+    int64_t sum = 0;
+    bool any = false;
+    for (int64_t t : times) {
+      if (start <= t && t < start + 600) {
+        sum += t + 1;
+        any = true;
+      }
+    }
+    if (any) expected.emplace_back("k", start, start + 600, sum, false);
+  }
+  REQUIRE(expected.size() == 13);
+  CHECK(Rows(hops) == expected);
+  CHECK(p.late_records() == 0);
+  CHECK(p.records_in() == times.size());
+}
+
+// --- Bad parameters: To() returns kInvalidArgument naming the first one ---
+
+std::unique_ptr<VectorSource<Event>> OneEvent() {
+  auto source = std::make_unique<VectorSource<Event>>();
+  source->Add(Event{"a", 0, 0, At(0)}, At(0));
+  return source;
+}
+
+// The message of a kInvalidArgument status, or a note that it is not one.
+std::string InvalidArgumentMessage(const absl::Status& s) {
+  if (GetErrorCode(s) != ErrorCode::kInvalidArgument)
+    return "not kInvalidArgument: " + s.ToString();
+  return std::string(s.message());
+}
+
+// What To() says of a count pipeline with this window and these options.
+template <typename Assigner>
+std::string BuildWindowed(Assigner window, absl::Duration lateness = absl::ZeroDuration(),
+                          WatermarkOptions watermark = {}, EmitMode mode = EmitMode::kOnClose) {
+  std::vector<CountResult> out;
+  return InvalidArgumentMessage(Pipeline<Event>::From(OneEvent())
+                                    .KeyBy([](const Event& e) { return e.player; })
+                                    .Window(window)
+                                    .EventTime([](const Event& e) { return e.time; })
+                                    .Watermark(watermark)
+                                    .AllowedLateness(lateness)
+                                    .Emit(mode)
+                                    .Aggregate(Count())
+                                    .To(ToVector(&out))
+                                    .status());
+}
+
+TEST_CASE("To() reports a bad window, lateness, watermark or emit mode, naming it",
+          "[pipeline][validation]") {
+  CHECK(BuildWindowed(TumblingWindow(absl::ZeroDuration())) ==
+        "Window: TumblingWindow size must be a positive whole number of microseconds; got 0");
+  CHECK(BuildWindowed(TumblingWindow(-absl::Minutes(5))) ==
+        "Window: TumblingWindow size must be a positive whole number of microseconds; got -5m");
+  CHECK(BuildWindowed(TumblingWindow(absl::Nanoseconds(10))) ==
+        "Window: TumblingWindow size must be a positive whole number of microseconds; got 10ns");
+  CHECK(BuildWindowed(HoppingWindow(absl::ZeroDuration(), absl::Minutes(1))) ==
+        "Window: HoppingWindow size must be a positive whole number of microseconds; got 0");
+  CHECK(BuildWindowed(HoppingWindow(absl::Minutes(10), absl::ZeroDuration())) ==
+        "Window: HoppingWindow slide must be a positive whole number of microseconds; got 0");
+  CHECK(BuildWindowed(HoppingWindow(absl::Minutes(10), -absl::Minutes(1))) ==
+        "Window: HoppingWindow slide must be a positive whole number of microseconds; got -1m");
+  CHECK(BuildWindowed(HoppingWindow(absl::Minutes(10), absl::Minutes(15))) ==
+        "Window: HoppingWindow slide (15m) must not exceed its size (10m): the windows would "
+        "leave gaps");
+  CHECK(BuildWindowed(SessionWindow(absl::ZeroDuration())) ==
+        "Window: SessionWindow gap must be positive and finite; got 0");
+  CHECK(BuildWindowed(SessionWindow(-absl::Seconds(30))) ==
+        "Window: SessionWindow gap must be positive and finite; got -30s");
+  const TumblingWindow good(absl::Minutes(1));
+  CHECK(BuildWindowed(good, -absl::Seconds(1)) ==
+        "AllowedLateness: allowed_lateness must not be negative; got -1s");
+  CHECK(BuildWindowed(good, absl::ZeroDuration(), {.max_out_of_orderness = -absl::Seconds(5)}) ==
+        "Watermark: max_out_of_orderness must not be negative; got -5s");
+  CHECK(BuildWindowed(good, absl::ZeroDuration(), {.idle_timeout = -absl::Seconds(30)}) ==
+        "Watermark: idle_timeout must not be negative; got -30s");
+  CHECK(BuildWindowed(good, absl::ZeroDuration(), {}, static_cast<EmitMode>(9)) ==
+        "Emit: emit mode 9 is neither kOnClose nor kOnUpdate");
+  // Several bad parameters: the first in the order of the stages.
+  CHECK(BuildWindowed(TumblingWindow(absl::ZeroDuration()), -absl::Seconds(1),
+                      {.idle_timeout = -absl::Seconds(1)}) ==
+        "Window: TumblingWindow size must be a positive whole number of microseconds; got 0");
+  // Edges that are fine: zero lateness, out-of-orderness and idle timeout (never idle), infinite
+  // lateness, a slide equal to the size, sizes not a multiple of the slide.
+  CHECK(BuildWindowed(good, absl::ZeroDuration(),
+                      {.max_out_of_orderness = absl::ZeroDuration(),
+                       .idle_timeout = absl::ZeroDuration()}) == "not kInvalidArgument: OK");
+  CHECK(BuildWindowed(good, absl::InfiniteDuration()) == "not kInvalidArgument: OK");
+  CHECK(BuildWindowed(HoppingWindow(absl::Minutes(1), absl::Minutes(1))) ==
+        "not kInvalidArgument: OK");
+  CHECK(BuildWindowed(HoppingWindow(absl::Seconds(7), absl::Seconds(2))) ==
+        "not kInvalidArgument: OK");
+}
+
+TEST_CASE("a zero-size window is reported, not every record silently late",
+          "[pipeline][validation]") {
+  // It used to build, Finish() OK with no results and every record counted late.
+  std::vector<CountResult> out;
+  auto p = Pipeline<Event>::From(OneEvent())
+               .KeyBy([](const Event& e) { return e.player; })
+               .Window(TumblingWindow(absl::ZeroDuration()))
+               .Aggregate(Count())
+               .To(ToVector(&out));
+  REQUIRE_FALSE(p.ok());
+  CHECK(GetErrorCode(p.status()) == ErrorCode::kInvalidArgument);
+  CHECK(p.status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+bool NoEvent(const Event&) { return false; }
+
+TEST_CASE("To() reports a null source, function or sink, naming the stage",
+          "[pipeline][validation]") {
+  auto key_of = [](const Event& e) { return e.player; };
+  std::vector<CountResult> out;
+  CHECK(InvalidArgumentMessage(Pipeline<Event>::From(nullptr)
+                                   .KeyBy(key_of)
+                                   .Window(TumblingWindow(absl::Minutes(1)))
+                                   .Aggregate(Count())
+                                   .To(ToVector(&out))
+                                   .status()) == "From: the source is null");
+  bool (*no_filter)(const Event&) = nullptr;
+  CHECK(InvalidArgumentMessage(Pipeline<Event>::From(OneEvent())
+                                   .Filter(NoEvent)
+                                   .Filter(no_filter)
+                                   .KeyBy(key_of)
+                                   .Window(TumblingWindow(absl::Minutes(1)))
+                                   .Aggregate(Count())
+                                   .To(ToVector(&out))
+                                   .status()) == "Filter: the function is null");
+  CHECK(InvalidArgumentMessage(Pipeline<Event>::From(OneEvent())
+                                   .KeyBy(std::function<std::string(const Event&)>())
+                                   .Window(TumblingWindow(absl::Minutes(1)))
+                                   .Aggregate(Count())
+                                   .To(ToVector(&out))
+                                   .status()) == "KeyBy: the function is null");
+  absl::Time (*no_time)(const Event&) = nullptr;
+  CHECK(InvalidArgumentMessage(Pipeline<Event>::From(OneEvent())
+                                   .KeyBy(key_of)
+                                   .Window(TumblingWindow(absl::Minutes(1)))
+                                   .EventTime(no_time)
+                                   .Aggregate(Count())
+                                   .To(ToVector(&out))
+                                   .status()) == "EventTime: the function is null");
+  std::vector<WindowResult<std::string, int64_t>> sums;
+  CHECK(
+      InvalidArgumentMessage(Pipeline<Event>::From(OneEvent())
+                                 .KeyBy(key_of)
+                                 .Window(TumblingWindow(absl::Minutes(1)))
+                                 .Aggregate(Sum<int64_t>(), std::function<int64_t(const Event&)>())
+                                 .To(ToVector(&sums))
+                                 .status()) == "Aggregate: the value function is null");
+  CHECK(InvalidArgumentMessage(Pipeline<Event>::From(OneEvent())
+                                   .KeyBy(key_of)
+                                   .Window(TumblingWindow(absl::Minutes(1)))
+                                   .Aggregate(Count())
+                                   .To(std::function<void(const CountResult&)>())
+                                   .status()) == "To: the sink is null");
+  // Event time from the element and from the clock at once: one would be ignored.
+  CHECK(InvalidArgumentMessage(Pipeline<Event>::From(OneEvent())
+                                   .KeyBy(key_of)
+                                   .Window(TumblingWindow(absl::Minutes(1)))
+                                   .EventTime([](const Event& e) { return e.time; })
+                                   .ProcessingTime()
+                                   .Aggregate(Count())
+                                   .To(ToVector(&out))
+                                   .status()) ==
+        "ProcessingTime: the pipeline also has EventTime(fn); choose one");
+
+  // A record pipeline checks its source, stages and sink too.
+  std::vector<std::string> words;
+  CHECK(
+      InvalidArgumentMessage(Pipeline<std::string>::From(nullptr).To(ToVector(&words)).status()) ==
+      "From: the source is null");
+  std::string (*no_map)(const std::string&) = nullptr;
+  auto one_line = [] {
+    auto source = std::make_unique<VectorSource<std::string>>();
+    source->Add("a b", At(0));
+    return source;
+  };
+  CHECK(InvalidArgumentMessage(
+            Pipeline<std::string>::From(one_line()).Map(no_map).To(ToVector(&words)).status()) ==
+        "Map: the function is null");
+  std::vector<std::string> (*no_flat_map)(const std::string&) = nullptr;
+  CHECK(InvalidArgumentMessage(Pipeline<std::string>::From(one_line())
+                                   .FlatMap(no_flat_map)
+                                   .To(ToVector(&words))
+                                   .status()) == "FlatMap: the function is null");
+  CHECK(InvalidArgumentMessage(Pipeline<std::string>::From(one_line())
+                                   .To(std::function<absl::Status(const std::string&)>())
+                                   .status()) == "To: the sink is null");
+  auto fine = Pipeline<std::string>::From(one_line()).To(ToVector(&words));
+  REQUIRE(fine.ok());
+  REQUIRE(fine->Finish().ok());
+  CHECK(words == std::vector<std::string>{"a b"});
+}
+
 TEST_CASE("early results in kOnUpdate mode and processing-time windows", "[pipeline]") {
   auto clock = std::make_shared<SimulatedClock>(At(0));
   auto owned = std::make_unique<VectorSource<Event>>();
   VectorSource<Event>* source = owned.get();
   std::vector<CountResult> results;
-  auto p = Pipeline<Event>::From(std::move(owned), clock)
-               .KeyBy([](const Event& e) { return e.player; })
-               .Window(TumblingWindow(absl::Minutes(1)))
-               .ProcessingTime()
-               .Emit(EmitMode::kOnUpdate)
-               .Aggregate(Count())
-               .To(ToVector(&results));
+  auto p = Built(Pipeline<Event>::From(std::move(owned), clock)
+                     .KeyBy([](const Event& e) { return e.player; })
+                     .Window(TumblingWindow(absl::Minutes(1)))
+                     .ProcessingTime()
+                     .Emit(EmitMode::kOnUpdate)
+                     .Aggregate(Count())
+                     .To(ToVector(&results)));
   // Event times are ignored: the clock decides the window.
   source->Add(Event{"a", 0, 0, At(-1000)}, At(-1000));
   source->Add(Event{"a", 0, 0, At(5000)}, At(5000));
@@ -283,14 +507,15 @@ std::unique_ptr<VectorSource<Event>> GameInput() {
 
 template <typename Sink>
 auto GamePipeline(std::unique_ptr<Source<Event>> source, Sink sink) {
-  return Pipeline<Event>::From(std::move(source), std::make_shared<SimulatedClock>(At(0)))
-      .KeyBy([](const Event& e) { return e.player; })
-      .Window(HoppingWindow(absl::Minutes(2), absl::Minutes(1)))
-      .EventTime([](const Event& e) { return e.time; })
-      .Watermark({.max_out_of_orderness = absl::Seconds(2), .idle_timeout = absl::ZeroDuration()})
-      .AllowedLateness(absl::Seconds(30))
-      .Aggregate(Sum<int64_t>(), [](const Event& e) { return e.score; })
-      .To(std::move(sink));
+  return Built(Pipeline<Event>::From(std::move(source), std::make_shared<SimulatedClock>(At(0)))
+                   .KeyBy([](const Event& e) { return e.player; })
+                   .Window(HoppingWindow(absl::Minutes(2), absl::Minutes(1)))
+                   .EventTime([](const Event& e) { return e.time; })
+                   .Watermark({.max_out_of_orderness = absl::Seconds(2),
+                               .idle_timeout = absl::ZeroDuration()})
+                   .AllowedLateness(absl::Seconds(30))
+                   .Aggregate(Sum<int64_t>(), [](const Event& e) { return e.score; })
+                   .To(std::move(sink)));
 }
 
 TEST_CASE("a pipeline restored from a snapshot emits exactly what an uninterrupted one emits",
@@ -334,11 +559,11 @@ TEST_CASE("Restore refuses garbage and another pipeline's snapshot", "[pipeline]
   CHECK(GetErrorCode(p.Restore("RPIP garbage")) == ErrorCode::kInvalidArgument);
 
   std::vector<CountResult> counts;
-  auto other = Pipeline<Event>::From(GameInput())
-                   .KeyBy([](const Event& e) { return e.player; })
-                   .Window(TumblingWindow(absl::Minutes(1)))
-                   .Aggregate(Count())
-                   .To(ToVector(&counts));
+  auto other = Built(Pipeline<Event>::From(GameInput())
+                         .KeyBy([](const Event& e) { return e.player; })
+                         .Window(TumblingWindow(absl::Minutes(1)))
+                         .Aggregate(Count())
+                         .To(ToVector(&counts)));
   REQUIRE(other.Poll(5).ok());
   std::string snapshot = other.Snapshot();
   CHECK(GetErrorCode(p.Restore(snapshot)) == ErrorCode::kInvalidArgument);
@@ -353,15 +578,15 @@ TEST_CASE("a sink error stops the pipeline and nothing more is emitted", "[pipel
   auto source = std::make_unique<VectorSource<Event>>(1);
   for (int t = 0; t < 50; t += 10) source->Add(Event{"a", 0, 0, At(t)}, At(t));
   int calls = 0;
-  auto p = Pipeline<Event>::From(std::move(source))
-               .KeyBy([](const Event& e) { return e.player; })
-               .Window(TumblingWindow(absl::Seconds(10)))
-               .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
-                           .idle_timeout = absl::ZeroDuration()})
-               .Aggregate(Count())
-               .To([&calls](const CountResult&) -> absl::Status {
-                 return ++calls == 2 ? ResourceInUseError("sink full") : absl::OkStatus();
-               });
+  auto p = Built(Pipeline<Event>::From(std::move(source))
+                     .KeyBy([](const Event& e) { return e.player; })
+                     .Window(TumblingWindow(absl::Seconds(10)))
+                     .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
+                                 .idle_timeout = absl::ZeroDuration()})
+                     .Aggregate(Count())
+                     .To([&calls](const CountResult&) -> absl::Status {
+                       return ++calls == 2 ? ResourceInUseError("sink full") : absl::OkStatus();
+                     }));
   absl::Status s = p.Finish();
   CHECK(GetErrorCode(s) == ErrorCode::kResourceInUse);
   CHECK(calls == 2);
@@ -375,12 +600,13 @@ TEST_CASE("a record pipeline flat-maps elements to its sink and resumes from a s
   auto make = [](std::vector<std::string>* out) {
     auto source = std::make_unique<VectorSource<std::string>>(2);
     for (const char* line : {"a b", "", "c", "d e f"}) source->Add(line, At(0));
-    return Pipeline<std::string>::From(std::move(source))
-        .FlatMap([](const std::string& line) {
-          return std::vector<std::string>(absl::StrSplit(line, ' ', absl::SkipEmpty()));
-        })
-        .Map([](const std::string& word) { return word + "!"; })
-        .To(ToVector(out));
+    return Built(Pipeline<std::string>::From(std::move(source))
+                     .FlatMap([](const std::string& line) {
+                       return std::vector<std::string>(
+                           absl::StrSplit(line, ' ', absl::SkipEmpty()));
+                     })
+                     .Map([](const std::string& word) { return word + "!"; })
+                     .To(ToVector(out)));
   };
   std::vector<std::string> words;
   auto p = make(&words);
@@ -449,12 +675,13 @@ std::string EncodeResult(const WindowResult<int64_t, int64_t>& r) {
 
 template <typename SourcePtr>
 auto LevelSums(SourcePtr source, std::shared_ptr<Clock> clock, Stream* output) {
-  return Pipeline<Purchase>::From(std::move(source), std::move(clock))
-      .KeyBy([](const Purchase& p) { return p.first; })
-      .Window(TumblingWindow(absl::Seconds(10)))
-      .Watermark({.max_out_of_orderness = absl::ZeroDuration(), .idle_timeout = absl::Seconds(10)})
-      .Aggregate(Sum<int64_t>(), [](const Purchase& p) { return p.second; })
-      .To(StreamSink(output, "level-sums", EncodeResult));
+  return Built(Pipeline<Purchase>::From(std::move(source), std::move(clock))
+                   .KeyBy([](const Purchase& p) { return p.first; })
+                   .Window(TumblingWindow(absl::Seconds(10)))
+                   .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
+                               .idle_timeout = absl::Seconds(10)})
+                   .Aggregate(Sum<int64_t>(), [](const Purchase& p) { return p.second; })
+                   .To(StreamSink(output, "level-sums", EncodeResult)));
 }
 
 // Every record of a stream, by data.
@@ -562,12 +789,13 @@ TEST_CASE("a restored pipeline keeps the undecodable count of its snapshot", "[p
   REQUIRE(f.input->PutRecord("k", "not a number").ok());
   std::vector<WindowResult<int64_t, uint64_t>> out;
   auto build = [&] {
-    return Pipeline<int64_t>::From(
-               FromSubscription<int64_t>(f.input.get(), AnalyticsFromStart(), ParseNumber), f.clock)
-        .KeyBy([](int64_t v) { return v % 2; })
-        .Window(TumblingWindow(absl::Seconds(10)))
-        .Aggregate(Count())
-        .To(ToVector(&out));
+    return Built(
+        Pipeline<int64_t>::From(
+            FromSubscription<int64_t>(f.input.get(), AnalyticsFromStart(), ParseNumber), f.clock)
+            .KeyBy([](int64_t v) { return v % 2; })
+            .Window(TumblingWindow(absl::Seconds(10)))
+            .Aggregate(Count())
+            .To(ToVector(&out)));
   };
   std::string snapshot;
   {
@@ -599,16 +827,17 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
 
   std::vector<WindowResult<int64_t, int64_t>> results;
   auto build = [&](std::string worker) {
-    return Pipeline<Purchase>::From(
-               FromConsumerGroup<Purchase>(group->get(), std::move(worker), ParsePurchase), f.clock)
-        .KeyBy([](const Purchase& p) { return p.first; })
-        .Window(TumblingWindow(absl::Seconds(100)))
-        // Longer than a failover (10 s here), so shards waiting for a new lease holder are not
-        // taken for idle ones.
-        .Watermark(
-            {.max_out_of_orderness = absl::ZeroDuration(), .idle_timeout = absl::Seconds(30)})
-        .Aggregate(Sum<int64_t>(), [](const Purchase& p) { return p.second; })
-        .To(ToVector(&results));
+    return Built(
+        Pipeline<Purchase>::From(
+            FromConsumerGroup<Purchase>(group->get(), std::move(worker), ParsePurchase), f.clock)
+            .KeyBy([](const Purchase& p) { return p.first; })
+            .Window(TumblingWindow(absl::Seconds(100)))
+            // Longer than a failover (10 s here), so shards waiting for a new lease holder are not
+            // taken for idle ones.
+            .Watermark(
+                {.max_out_of_orderness = absl::ZeroDuration(), .idle_timeout = absl::Seconds(30)})
+            .Aggregate(Sum<int64_t>(), [](const Purchase& p) { return p.second; })
+            .To(ToVector(&results)));
   };
   std::string snapshot;
   {

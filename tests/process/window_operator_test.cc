@@ -341,7 +341,222 @@ TEST_CASE("randomized: every window kind matches brute force with Count and Sum"
   const std::vector<Op> ops = OnTimeInput(seed, 20000, 50);
   CompareWithBruteForce(TumblingWindow(absl::Minutes(1)), ops);
   CompareWithBruteForce(HoppingWindow(absl::Minutes(4), absl::Seconds(30)), ops);
+  CompareWithBruteForce(HoppingWindow(absl::Minutes(4), absl::Seconds(70)), ops);
   CompareWithBruteForce(SessionWindow(absl::Minutes(3)), ops);
+}
+
+// --- Hopping windows whose size is not a multiple of the slide ---
+
+TEST_CASE("hopping 10 min / 3 min windows start every 3 minutes and last 10", "[window_operator]") {
+  WindowOperator<std::string, CountAggregator, HoppingWindow> op(
+      Count(), HoppingWindow(absl::Minutes(10), absl::Minutes(3)));
+  Collector<StrCount> c;
+  CHECK(op.Add("a", At(7, 30), 1, c));  // in [0, 10), [3, 13), [6, 16)
+  CHECK(op.Add("a", At(9, 30), 1, c));  // and in [9, 19)
+  CHECK(op.Add("b", At(10), 1, c));     // in [3, 13), [6, 16), [9, 19)
+  op.AdvanceWatermark(At(13), c);
+  CHECK(c.out == std::vector<StrCount>{R("a", At(0), At(10), 2, false),
+                                       R("a", At(3), At(13), 2, false),
+                                       R("b", At(3), At(13), 1, false)});
+  op.AdvanceWatermark(absl::InfiniteFuture(), c);
+  CHECK(c.out ==
+        std::vector<StrCount>{R("a", At(0), At(10), 2, false), R("a", At(3), At(13), 2, false),
+                              R("b", At(3), At(13), 1, false), R("a", At(6), At(16), 2, false),
+                              R("b", At(6), At(16), 1, false), R("a", At(9), At(19), 1, false),
+                              R("b", At(9), At(19), 1, false)});
+  CHECK(op.late_records() == 0);
+  CHECK(op.live_windows() == 0);
+  CHECK(op.live_keys() == 0);
+}
+
+TEST_CASE("Create reports a bad window or option; a bad window used directly takes no record",
+          "[window_operator]") {
+  using Hopping = WindowOperator<std::string, CountAggregator, HoppingWindow>;
+  using Tumbling = WindowOperator<std::string, CountAggregator, TumblingWindow>;
+  using Session = WindowOperator<std::string, CountAggregator, SessionWindow>;
+  auto message = [](const absl::Status& s) {
+    return GetErrorCode(s) == ErrorCode::kInvalidArgument ? std::string(s.message())
+                                                          : "not kInvalidArgument: " + s.ToString();
+  };
+  CHECK(Hopping::Create(Count(), HoppingWindow(absl::Minutes(10), absl::Minutes(3))).ok());
+  CHECK(message(Tumbling::Create(Count(), TumblingWindow(absl::ZeroDuration())).status()) ==
+        "TumblingWindow size must be a positive whole number of microseconds; got 0");
+  CHECK(message(
+            Hopping::Create(Count(), HoppingWindow(absl::Minutes(1), absl::Minutes(2))).status()) ==
+        "HoppingWindow slide (2m) must not exceed its size (1m): the windows would leave gaps");
+  CHECK(message(Session::Create(Count(), SessionWindow(-absl::Seconds(1))).status()) ==
+        "SessionWindow gap must be positive and finite; got -1s");
+  CHECK(message(Tumbling::Create(Count(), TumblingWindow(absl::Minutes(1)),
+                                 {.allowed_lateness = -absl::Seconds(1)})
+                    .status()) == "allowed_lateness must not be negative; got -1s");
+  CHECK(message(Tumbling::Create(Count(), TumblingWindow(absl::Minutes(1)),
+                                 {.emit = static_cast<EmitMode>(7)})
+                    .status()) == "emit mode 7 is neither kOnClose nor kOnUpdate");
+
+  absl::StatusOr<Hopping> created =
+      Hopping::Create(Count(), HoppingWindow(absl::Minutes(10), absl::Minutes(3)));
+  REQUIRE(created.ok());
+  Collector<StrCount> c;
+  CHECK(created->Add("a", At(7, 30), 1, c));
+  created->AdvanceWatermark(absl::InfiniteFuture(), c);
+  CHECK(c.out.size() == 3);
+
+  // Constructed directly (no status to return): never a crash; every record is late.
+  c.out.clear();
+  Tumbling zero(Count(), TumblingWindow(absl::ZeroDuration()));
+  Hopping gaps(Count(), HoppingWindow(absl::Minutes(1), absl::Minutes(2)));
+  Hopping no_slide(Count(), HoppingWindow(absl::Minutes(1), absl::ZeroDuration()));
+  Session no_gap(Count(), SessionWindow(absl::ZeroDuration()));
+  CHECK_FALSE(zero.Add("a", At(0), 1, c));
+  CHECK_FALSE(gaps.Add("a", At(0), 1, c));
+  CHECK_FALSE(no_slide.Add("a", At(0), 1, c));
+  CHECK_FALSE(no_gap.Add("a", At(0), 1, c));
+  zero.AdvanceWatermark(absl::InfiniteFuture(), c);
+  gaps.AdvanceWatermark(absl::InfiniteFuture(), c);
+  no_slide.AdvanceWatermark(absl::InfiniteFuture(), c);
+  no_gap.AdvanceWatermark(absl::InfiniteFuture(), c);
+  CHECK(c.out.empty());
+  CHECK(zero.late_records() == 1);
+  CHECK(gaps.late_records() == 1);
+  CHECK(no_slide.late_records() == 1);
+  CHECK(no_gap.late_records() == 1);
+  std::string snapshot;
+  created->Snapshot(&snapshot);
+  CHECK_FALSE(gaps.Restore(snapshot));
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
+
+// Records up to a slide apart with millisecond times, out of order by up to size + 3 slides, and
+// the watermark a slide behind the newest record every 7 records, so that some records are late
+// by more than the allowed lateness (up to 2 slides) and some by less; then a final flush.
+std::vector<Op> HoppingInput(uint32_t seed, int records, int keys, absl::Duration size,
+                             absl::Duration slide) {
+  std::mt19937 rng(seed);
+  std::vector<Op> ops;
+  absl::Time cursor = kT0;
+  for (int i = 0; i < records; ++i) {
+    cursor += slide * std::uniform_int_distribution<int>(0, 1000)(rng) / 1000;
+    Op op;
+    op.key = std::uniform_int_distribution<int>(0, keys - 1)(rng);
+    op.t = cursor - (size + 3 * slide) * std::uniform_int_distribution<int>(0, 1000)(rng) / 1000;
+    op.t = absl::FromUnixMillis(absl::ToUnixMillis(op.t));
+    op.value = std::uniform_int_distribution<int>(-50, 100)(rng);
+    ops.push_back(op);
+    if (i % 7 == 6) ops.push_back(Op{true, 0, cursor - slide, 0});
+  }
+  ops.push_back(Op{true, 0, absl::InfiniteFuture(), 0});
+  return ops;
+}
+
+// What each (key, window start) must finally hold: every record the window held whose Add came
+// before the window expired (end + lateness <= watermark), computed window by window from the
+// definition (windows [k * slide, k * slide + size) for every integer k), without the
+// assigner's help. *late counts the records that fit no window still accepting.
+std::map<std::pair<int, absl::Time>, Ref> HoppingReference(absl::Duration size,
+                                                           absl::Duration slide,
+                                                           absl::Duration lateness,
+                                                           const std::vector<Op>& ops,
+                                                           uint64_t* late) {
+  const int64_t size_us = absl::ToInt64Microseconds(size);
+  const int64_t slide_us = absl::ToInt64Microseconds(slide);
+  std::map<std::pair<int, absl::Time>, Ref> ref;
+  absl::Time wm = absl::InfinitePast();
+  *late = 0;
+  for (const Op& op : ops) {
+    if (op.watermark) {
+      wm = std::max(wm, op.t);
+      continue;
+    }
+    const int64_t t = absl::ToUnixMicros(op.t);
+    bool accepted = false;
+    for (int64_t k = FloorDiv(t - size_us, slide_us) - 1; k <= FloorDiv(t, slide_us) + 1; ++k) {
+      const int64_t start = k * slide_us;
+      if (!(start <= t && t < start + size_us)) continue;
+      if (absl::FromUnixMicros(start + size_us) + lateness <= wm) continue;  // expired
+      accepted = true;
+      Ref& r = ref[{op.key, absl::FromUnixMicros(start)}];
+      ++r.count;
+      r.sum += op.value;
+    }
+    if (!accepted) ++*late;
+  }
+  return ref;
+}
+
+// The operator's last result for each (key, window start), with its checks on the emissions.
+template <typename Agg>
+std::map<std::pair<int, absl::Time>, typename Agg::Result> RunHopping(Agg agg,
+                                                                      const HoppingWindow& hop,
+                                                                      WindowOperatorOptions options,
+                                                                      const std::vector<Op>& ops,
+                                                                      uint64_t* late) {
+  using Result = WindowResult<int, typename Agg::Result>;
+  WindowOperator<int, Agg, HoppingWindow> op(agg, hop, options);
+  std::map<std::pair<int, absl::Time>, typename Agg::Result> last;
+  std::set<std::pair<int, absl::Time>> closed;
+  size_t misplaced = 0, closed_twice = 0;
+  auto emit = [&](const Result& r) {
+    const int64_t start_us = absl::ToUnixMicros(r.start);
+    if (r.end - r.start != hop.size() || start_us % absl::ToInt64Microseconds(hop.slide()) != 0) {
+      ++misplaced;
+    }
+    last[{r.key, r.start}] = r.value;
+    if (!r.is_update && !closed.emplace(r.key, r.start).second) ++closed_twice;
+  };
+  for (const Op& o : ops) {
+    if (o.watermark) {
+      op.AdvanceWatermark(o.t, emit);
+    } else {
+      (void)op.Add(o.key, o.t, o.value, emit);
+    }
+  }
+  CHECK(misplaced == 0);
+  CHECK(closed_twice == 0);
+  CHECK(op.live_windows() == 0);
+  CHECK(op.live_keys() == 0);
+  *late = op.late_records();
+  return last;
+}
+
+TEST_CASE("hopping windows of any size and slide equal a brute-force reference",
+          "[window_operator]") {
+  // (size, slide): not multiples (10 min / 3 min, 7 s / 2 s, 6 s / 4 s, 1 min / 25 s), equal
+  // (5 s / 5 s) and multiples (4 min / 30 s), so that both pane layouts are covered.
+  const auto [size, slide] =
+      GENERATE(table<absl::Duration, absl::Duration>({{absl::Minutes(10), absl::Minutes(3)},
+                                                      {absl::Seconds(7), absl::Seconds(2)},
+                                                      {absl::Seconds(6), absl::Seconds(4)},
+                                                      {absl::Minutes(1), absl::Seconds(25)},
+                                                      {absl::Seconds(5), absl::Seconds(5)},
+                                                      {absl::Minutes(4), absl::Seconds(30)}}));
+  const int lateness_slides = GENERATE(0, 2);
+  const EmitMode mode = GENERATE(EmitMode::kOnClose, EmitMode::kOnUpdate);
+  const absl::Duration lateness = slide * lateness_slides;
+  const WindowOperatorOptions options{.allowed_lateness = lateness, .emit = mode};
+  const HoppingWindow hop(size, slide);
+  INFO("size " << size << " slide " << slide << " lateness " << lateness);
+  const std::vector<Op> ops = HoppingInput(23, 3000, 4, size, slide);
+  uint64_t ref_late;
+  const auto ref = HoppingReference(size, slide, lateness, ops, &ref_late);
+  REQUIRE(ref.size() > 100);
+  CHECK(ref_late > 0);
+  uint64_t count_late, sum_late;
+  const auto counts = RunHopping(Count(), hop, options, ops, &count_late);
+  const auto sums = RunHopping(Sum<int64_t>(), hop, options, ops, &sum_late);
+  CHECK(count_late == ref_late);
+  CHECK(sum_late == ref_late);
+  REQUIRE(counts.size() == ref.size());
+  REQUIRE(sums.size() == ref.size());
+  size_t mismatches = 0;
+  for (const auto& [id, r] : ref) {
+    auto c = counts.find(id);
+    auto s = sums.find(id);
+    if (c == counts.end() || s == sums.end() || c->second != r.count || s->second != r.sum) {
+      ++mismatches;
+    }
+  }
+  CHECK(mismatches == 0);
 }
 
 // --- Snapshots ---
@@ -411,6 +626,7 @@ TEST_CASE("an operator restored from a snapshot emits what one that never stoppe
   const EmitMode mode = GENERATE(EmitMode::kOnClose, EmitMode::kOnUpdate);
   CheckSnapshotCuts(TumblingWindow(absl::Minutes(1)), mode);
   CheckSnapshotCuts(HoppingWindow(absl::Minutes(3), absl::Minutes(1)), mode);
+  CheckSnapshotCuts(HoppingWindow(absl::Minutes(3), absl::Seconds(80)), mode);
   CheckSnapshotCuts(SessionWindow(absl::Seconds(20)), mode);
 }
 
@@ -558,6 +774,7 @@ TEST_CASE("snapshots do not depend on the order records arrived in",
           "[window_operator][snapshot]") {
   CheckSnapshotOrderIndependent(TumblingWindow(absl::Minutes(1)));
   CheckSnapshotOrderIndependent(HoppingWindow(absl::Minutes(3), absl::Minutes(1)));
+  CheckSnapshotOrderIndependent(HoppingWindow(absl::Minutes(3), absl::Seconds(80)));
   CheckSnapshotOrderIndependent(SessionWindow(absl::Seconds(5)));
 }
 

@@ -11,9 +11,10 @@
 //                .AllowedLateness(absl::Minutes(1))
 //                .Emit(rill::EmitMode::kOnClose)
 //                .Aggregate(rill::Count())
-//                .To(rill::ToVector(&results));
-//   while (running) p.Poll().IgnoreError();        // or check the status
-//   std::string snapshot = p.Snapshot();  Save(snapshot);  p.Commit().IgnoreError();
+//                .To(rill::ToVector(&results));     // absl::StatusOr<a pipeline>
+//   if (!p.ok()) return p.status();                 // a bad parameter: kInvalidArgument
+//   while (running) p->Poll().IgnoreError();        // or check the status
+//   std::string snapshot = p->Snapshot();  Save(snapshot);  p->Commit().IgnoreError();
 //
 // Stages. From(source) → Filter / Map / FlatMap (any number, any order; Map and FlatMap change
 // the element type; FlatMap's function returns any range) → either To(sink) (a record pipeline:
@@ -21,6 +22,15 @@
 // [, value_of]) → To(sink) (a windowed pipeline). The stages are composed at compile time: a
 // record goes through inlined calls, with no virtual call and no allocation per record (only the
 // source is called through an interface, once per batch).
+//
+// Validation. To(sink) checks every parameter before it builds anything and returns the
+// pipeline, or kInvalidArgument (rill/base/error.h) for the first bad one in the order of the
+// stages, its message naming the stage, the parameter and its value (e.g. "Window: HoppingWindow
+// slide (15m) must not exceed its size (10m): ..."): a null source; a null function pointer or
+// empty std::function given to a stage or as the sink; a window whose Validate() fails (window.h:
+// sizes and slides positive whole microseconds, slide <= size, session gap positive); EventTime
+// together with ProcessingTime; a negative max_out_of_orderness, idle_timeout or allowed
+// lateness; an unknown emit mode. A pipeline that builds never fails for its parameters.
 //
 // Time. The event time is the source's arrival time unless EventTime(fn) extracts one from the
 // element; ProcessingTime() uses the clock's time when the record is processed instead. The
@@ -73,6 +83,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
@@ -108,12 +119,42 @@ struct PipelineWindowOptions {
 
 namespace internal {
 
-// Stage transforms: Xf(v, out) calls out(w) for each element w that v becomes.
+template <typename F>
+struct IsStdFunction : std::false_type {};
+template <typename Signature>
+struct IsStdFunction<std::function<Signature>> : std::true_type {};
+
+// Whether f is a callable that can be null and is: a null function pointer or an empty
+// std::function.
+template <typename F>
+bool IsNullCallable(const F& f) {
+  if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
+    return f == nullptr;
+  } else if constexpr (IsStdFunction<F>::value) {
+    return !f;
+  } else {
+    return false;
+  }
+}
+
+// kInvalidArgument "<stage>: the <what> is null".
+inline absl::Status NullInStage(const char* stage, const char* what) {
+  return InvalidArgumentError(absl::StrCat(stage, ": the ", what, " is null"));
+}
+
+// `status` (not OK) with "<stage>: " before its message.
+inline absl::Status InStage(const char* stage, const absl::Status& status) {
+  return MakeError(GetErrorCode(status), absl::StrCat(stage, ": ", status.message()));
+}
+
+// Stage transforms: Xf(v, out) calls out(w) for each element w that v becomes. Check() is OK, or
+// kInvalidArgument for the first stage given a null function.
 struct IdentityTransform {
   template <typename V, typename Out>
   void operator()(const V& v, Out&& out) {
     out(v);
   }
+  absl::Status Check() const { return absl::OkStatus(); }
 };
 
 template <typename Prev, typename F>
@@ -126,6 +167,10 @@ struct FilterTransform {
       if (f(x)) out(x);
     });
   }
+  absl::Status Check() const {
+    if (absl::Status s = prev.Check(); !s.ok()) return s;
+    return IsNullCallable(f) ? NullInStage("Filter", "function") : absl::OkStatus();
+  }
 };
 
 template <typename Prev, typename F>
@@ -135,6 +180,10 @@ struct MapTransform {
   template <typename V, typename Out>
   void operator()(const V& v, Out&& out) {
     prev(v, [&](const auto& x) { out(f(x)); });
+  }
+  absl::Status Check() const {
+    if (absl::Status s = prev.Check(); !s.ok()) return s;
+    return IsNullCallable(f) ? NullInStage("Map", "function") : absl::OkStatus();
   }
 };
 
@@ -147,6 +196,10 @@ struct FlatMapTransform {
     prev(v, [&](const auto& x) {
       for (const auto& y : f(x)) out(y);
     });
+  }
+  absl::Status Check() const {
+    if (absl::Status s = prev.Check(); !s.ok()) return s;
+    return IsNullCallable(f) ? NullInStage("FlatMap", "function") : absl::OkStatus();
   }
 };
 
@@ -525,6 +578,17 @@ class WindowPipeline {
   std::vector<Late> late_;
 };
 
+namespace internal {
+
+// The source and the element stages: OK, or kInvalidArgument for the first one that is null.
+template <typename In, typename Xf>
+absl::Status CheckStages(const PipelineCore<In>& core, const Xf& xf) {
+  if (core.source == nullptr) return NullInStage("From", "source");
+  return xf.Check();
+}
+
+}  // namespace internal
+
 // The windowed stages before the aggregator: options and the event time.
 template <typename In, typename Cur, typename Xf, typename KeyFn, typename Assigner,
           typename TimeFn>
@@ -539,26 +603,30 @@ class WindowedFlow {
         time_of_(std::move(time_of)),
         options_(options) {}
 
-  // The event time of an element (absl::Time time_of(const Cur&)). Default: arrival time.
+  // The event time of an element (absl::Time time_of(const Cur&)). Default: arrival time. Not
+  // with ProcessingTime.
   template <typename F>
   auto EventTime(F time_of) && {
     return WindowedFlow<In, Cur, Xf, KeyFn, Assigner, F>(std::move(core_), std::move(xf_),
                                                          std::move(key_of_), std::move(assigner_),
                                                          std::move(time_of), options_);
   }
-  // Windows by processing time (the clock when a record is processed).
+  // Windows by processing time (the clock when a record is processed). Not with EventTime.
   WindowedFlow&& ProcessingTime() && {
     options_.processing_time = true;
     return std::move(*this);
   }
+  // Out-of-orderness and idle timeout (watermark.h), each >= 0; To() reports a negative one.
   WindowedFlow&& Watermark(WatermarkOptions watermark) && {
     options_.watermark = watermark;
     return std::move(*this);
   }
+  // How long a closed window still takes late records (window_operator.h), >= 0.
   WindowedFlow&& AllowedLateness(absl::Duration lateness) && {
     options_.allowed_lateness = lateness;
     return std::move(*this);
   }
+  // kOnClose or kOnUpdate (window_operator.h).
   WindowedFlow&& Emit(EmitMode mode) && {
     options_.emit = mode;
     return std::move(*this);
@@ -575,7 +643,8 @@ class WindowedFlow {
     return Aggregated<Agg, ValueFn>{std::move(*this), std::move(agg), std::move(value_of)};
   }
 
-  // The last stage: To(sink) builds the pipeline.
+  // The last stage: To(sink) checks every parameter (see "Validation" above) and builds the
+  // pipeline, or returns kInvalidArgument naming the first bad one.
   template <typename Agg, typename ValueFn>
   struct Aggregated {
     WindowedFlow flow;
@@ -583,7 +652,13 @@ class WindowedFlow {
     ValueFn value_of;
 
     template <typename Sink>
-    auto To(Sink sink) && {
+    absl::StatusOr<WindowPipeline<In, Cur, Xf, KeyFn, Assigner, TimeFn, Agg, ValueFn, Sink>> To(
+        Sink sink) && {
+      if (absl::Status s = flow.Check(); !s.ok()) return s;
+      if (internal::IsNullCallable(value_of)) {
+        return internal::NullInStage("Aggregate", "value function");
+      }
+      if (internal::IsNullCallable(sink)) return internal::NullInStage("To", "sink");
       return WindowPipeline<In, Cur, Xf, KeyFn, Assigner, TimeFn, Agg, ValueFn, Sink>(
           std::move(flow.core_), std::move(flow.xf_), std::move(flow.key_of_),
           std::move(flow.assigner_), std::move(flow.time_of_), flow.options_, std::move(agg),
@@ -592,6 +667,34 @@ class WindowedFlow {
   };
 
  private:
+  // The stages so far, in their order: OK or kInvalidArgument naming the first bad parameter.
+  absl::Status Check() const {
+    if (absl::Status s = internal::CheckStages(core_, xf_); !s.ok()) return s;
+    if (internal::IsNullCallable(key_of_)) return internal::NullInStage("KeyBy", "function");
+    if (absl::Status s = assigner_.Validate(); !s.ok()) return internal::InStage("Window", s);
+    if constexpr (!std::is_same_v<TimeFn, internal::ArrivalTime>) {
+      if (internal::IsNullCallable(time_of_)) {
+        return internal::NullInStage("EventTime", "function");
+      }
+      if (options_.processing_time) {
+        return InvalidArgumentError(
+            "ProcessingTime: the pipeline also has EventTime(fn); choose one");
+      }
+    }
+    if (absl::Status s = options_.watermark.Validate(); !s.ok()) {
+      return internal::InStage("Watermark", s);
+    }
+    if (absl::Status s =
+            WindowOperatorOptions{.allowed_lateness = options_.allowed_lateness}.Validate();
+        !s.ok()) {
+      return internal::InStage("AllowedLateness", s);
+    }
+    if (absl::Status s = WindowOperatorOptions{.emit = options_.emit}.Validate(); !s.ok()) {
+      return internal::InStage("Emit", s);
+    }
+    return absl::OkStatus();
+  }
+
   internal::PipelineCore<In> core_;
   Xf xf_;
   KeyFn key_of_;
@@ -606,7 +709,8 @@ class KeyedFlow {
   KeyedFlow(internal::PipelineCore<In> core, Xf xf, KeyFn key_of)
       : core_(std::move(core)), xf_(std::move(xf)), key_of_(std::move(key_of)) {}
 
-  // TumblingWindow, HoppingWindow or SessionWindow (window.h).
+  // TumblingWindow, HoppingWindow or SessionWindow (window.h); To() reports one whose
+  // Validate() fails.
   template <typename Assigner>
   auto Window(Assigner assigner) && {
     return WindowedFlow<In, Cur, Xf, KeyFn, Assigner, internal::ArrivalTime>(
@@ -653,9 +757,12 @@ class Flow {
   auto KeyBy(KeyFn key_of) && {
     return KeyedFlow<In, Cur, Xf, KeyFn>(std::move(core_), std::move(xf_), std::move(key_of));
   }
-  // Every element to the sink.
+  // Every element to the sink. Checks the source, the stages' functions and the sink (see
+  // "Validation" above): the pipeline, or kInvalidArgument naming the first one that is null.
   template <typename Sink>
-  auto To(Sink sink) && {
+  absl::StatusOr<RecordPipeline<In, Cur, Xf, Sink>> To(Sink sink) && {
+    if (absl::Status s = internal::CheckStages(core_, xf_); !s.ok()) return s;
+    if (internal::IsNullCallable(sink)) return internal::NullInStage("To", "sink");
     return RecordPipeline<In, Cur, Xf, Sink>(std::move(core_), std::move(xf_), std::move(sink));
   }
 
@@ -668,7 +775,8 @@ template <typename T>
 class Pipeline {
  public:
   // Starts a pipeline reading `source`, on `clock` (processing time, idle timeouts; use the
-  // source stream's clock). A null clock means the system clock.
+  // source stream's clock). A null clock means the system clock; a null source is reported by
+  // To().
   static Flow<T, T, internal::IdentityTransform> From(
       std::unique_ptr<Source<T>> source, std::shared_ptr<Clock> clock = SystemClock::Default()) {
     internal::PipelineCore<T> core;

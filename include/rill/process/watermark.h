@@ -21,7 +21,10 @@
 #include <map>
 #include <utility>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "rill/base/error.h"
 #include "rill/base/shard_id.h"
 
 namespace rill {
@@ -33,6 +36,19 @@ struct WatermarkOptions {
   // A source silent for this long (processing time) no longer holds the watermark back. Zero
   // means never. Range: >= 0. Default: 30 s.
   absl::Duration idle_timeout = absl::Seconds(30);
+
+  // OK, or kInvalidArgument naming the option out of range.
+  absl::Status Validate() const {
+    if (max_out_of_orderness < absl::ZeroDuration()) {
+      return InvalidArgumentError(absl::StrCat("max_out_of_orderness must not be negative; got ",
+                                               absl::FormatDuration(max_out_of_orderness)));
+    }
+    if (idle_timeout < absl::ZeroDuration()) {
+      return InvalidArgumentError(absl::StrCat("idle_timeout must not be negative; got ",
+                                               absl::FormatDuration(idle_timeout)));
+    }
+    return absl::OkStatus();
+  }
 };
 
 class WatermarkTracker {

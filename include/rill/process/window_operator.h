@@ -1,8 +1,9 @@
 // WindowOperator: keyed event-time windows with an aggregator, closed by the watermark.
 //
 // The operator keeps one aggregator State per (key, window) for tumbling windows, per (key, pane)
-// for hopping windows (a window's result is the Merge of its size / slide panes, computed when it
-// is emitted, never recomputed per record) and per (key, session) for session windows. Records
+// for hopping windows (panes of gcd(size, slide), the slide itself when it divides the size; a
+// window's result is the Merge of its size / pane panes, computed when it is emitted, never
+// recomputed per record) and per (key, session) for session windows. Records
 // come in with Add; AdvanceWatermark closes every window whose end is at or before the watermark
 // and emits its result. It is the engine under the typed Pipeline; it can be used on its own.
 //
@@ -10,6 +11,10 @@
 //   rill::WindowOperator<std::string, rill::CountAggregator, rill::TumblingWindow> op(
 //       rill::Count(), rill::TumblingWindow(absl::Minutes(5)),
 //       {.allowed_lateness = absl::Minutes(1)});
+//   // Or, with parameters from outside, checked (kInvalidArgument naming a bad one):
+//   auto checked = rill::WindowOperator<std::string, rill::CountAggregator,
+//                                       rill::HoppingWindow>::Create(
+//       rill::Count(), rill::HoppingWindow(size, slide), {.allowed_lateness = lateness});
 //   auto emit = [](const rill::WindowResult<std::string, uint64_t>& r) { ... };
 //   op.Add("level-3", event_time, purchase, emit);
 //   op.AdvanceWatermark(watermark, emit);   // emits every window with end <= watermark
@@ -42,8 +47,10 @@
 //     its end <= watermark. When a late record merges closed sessions, the merged session's
 //     result (is_update = true) supersedes those of the sessions it absorbed.
 //   * State is freed as soon as it expires: a tumbling window or session at end + lateness <=
-//     watermark, a hopping pane once the last window holding it has expired (pane start + size +
-//     lateness <= watermark); a key with no live window is forgotten.
+//     watermark, a hopping pane once the last window holding it has expired (that window starts
+//     at the latest multiple of the slide at or before the pane's start: pane start + size +
+//     lateness <= watermark when the slide divides the size); a key with no live window is
+//     forgotten.
 //   * Snapshot / Restore capture everything (watermark, late count, every live window, pane or
 //     session with its encoded State): an operator restored from a snapshot and fed the rest of
 //     the input emits exactly what the original would have. Equal states give equal snapshots.
@@ -88,7 +95,11 @@
 #include <vector>
 
 #include "absl/base/attributes.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "rill/base/error.h"
 #include "rill/process/aggregators.h"
 #include "rill/process/internal/aggregator_encoding.h"
 #include "rill/process/window.h"
@@ -106,10 +117,24 @@ enum class EmitMode : uint8_t {
 
 struct WindowOperatorOptions {
   // How long (in event time) after its close a window still accepts late records, which update
-  // and re-emit its result. Range: >= 0. Default: 0 (a record for a closed window is late).
+  // and re-emit its result. Range: >= 0 (infinite: windows are kept until the watermark reaches
+  // the end of time). Default: 0 (a record for a closed window is late).
   absl::Duration allowed_lateness = absl::ZeroDuration();
   // When results are emitted. Default: kOnClose.
   EmitMode emit = EmitMode::kOnClose;
+
+  // OK, or kInvalidArgument naming the option out of range.
+  absl::Status Validate() const {
+    if (allowed_lateness < absl::ZeroDuration()) {
+      return InvalidArgumentError(absl::StrCat("allowed_lateness must not be negative; got ",
+                                               absl::FormatDuration(allowed_lateness)));
+    }
+    if (emit != EmitMode::kOnClose && emit != EmitMode::kOnUpdate) {
+      return InvalidArgumentError(
+          absl::StrCat("emit mode ", static_cast<int>(emit), " is neither kOnClose nor kOnUpdate"));
+    }
+    return absl::OkStatus();
+  }
 };
 
 // One result of one window of one key. is_update: see "Emission" above.
@@ -415,12 +440,24 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
   using Input = typename Agg::Input;
   using Result = WindowResult<Key, typename Agg::Result>;
 
-  // REQUIRES: the assigner's preconditions (window.h); options.allowed_lateness >= 0.
+  // An operator, or kInvalidArgument naming the first bad parameter: the assigner's (its
+  // Validate(), window.h) or the options' (WindowOperatorOptions::Validate()).
+  static absl::StatusOr<WindowOperator> Create(Agg agg, Assigner assigner,
+                                               WindowOperatorOptions options = {}) {
+    if (absl::Status s = assigner.Validate(); !s.ok()) return s;
+    if (absl::Status s = options.Validate(); !s.ok()) return s;
+    return WindowOperator(std::move(agg), assigner, options);
+  }
+
+  // REQUIRES: the assigner and the options are valid (Create checks them). Never crashes
+  // otherwise: with an invalid assigner every record is late; a negative allowed lateness is
+  // taken as zero, and an unknown emit mode as kOnClose.
   WindowOperator(Agg agg, Assigner assigner, WindowOperatorOptions options = {})
       : agg_(std::move(agg)), assigner_(assigner), options_(options) {
     if (options_.allowed_lateness < absl::ZeroDuration()) {
       options_.allowed_lateness = absl::ZeroDuration();
     }
+    if (options_.emit != EmitMode::kOnUpdate) options_.emit = EmitMode::kOnClose;
   }
 
   // Adds one record. Returns true if it was aggregated, false if it was late (see the file
@@ -617,7 +654,7 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
           return false;  // misaligned, or not a slot of this size
         }
         if constexpr (kKind == internal::AssignerKind::kHopping) {
-          if (!(end - SlotSize() + assigner_.size() + options_.allowed_lateness > wm)) return false;
+          if (Expired(LastWindowEnd(start), wm)) return false;
         }
         Slot& slot = slots.try_emplace(end, Slot{start, end, {}}).first->second;
         slot.states.FindOrInsert(
@@ -699,18 +736,29 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
     return end + options_.allowed_lateness <= wm;
   }
 
-  // The size of a tumbling window or of a hopping pane.
+  // The size of a tumbling window or of a hopping pane (zero if the assigner is not valid).
   absl::Duration SlotSize() const {
     if constexpr (kKind == internal::AssignerKind::kHopping) {
-      return assigner_.slide();
+      return assigner_.pane();
     } else if constexpr (kKind == internal::AssignerKind::kTumbling) {
-      return assigner_.size();
+      return assigner_.valid() ? assigner_.size() : absl::ZeroDuration();
     } else {
       return absl::ZeroDuration();
     }
   }
-  // The step slots are aligned to, as FloorTo takes it (whole microseconds).
+  // The step slots are aligned to, as FloorTo takes it (whole microseconds); 0 if the assigner is
+  // not valid, so that no slot is ever made.
   int64_t SlotMicros() const { return absl::ToInt64Microseconds(SlotSize()); }
+
+  // The end of the last window holding the slot starting at `start`: for a hopping pane, the
+  // window starting at the latest multiple of the slide at or before it.
+  absl::Time LastWindowEnd(absl::Time start) const {
+    if constexpr (kKind == internal::AssignerKind::kHopping) {
+      return assigner_.WindowsOfPane(start).last_end;
+    } else {
+      return start + assigner_.size();
+    }
+  }
 
   void PutAssigner(std::string* out) const {
     if constexpr (kKind == internal::AssignerKind::kTumbling) {
@@ -759,7 +807,7 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
     const int64_t step = SlotMicros();
     if (!internal::FloorToStep(absl::ToUnixMicros(t), step, &start_us)) return nullptr;
     const absl::Time start = absl::FromUnixMicros(start_us);
-    if (Expired(start + assigner_.size(), watermark_)) return nullptr;
+    if (Expired(LastWindowEnd(start), watermark_)) return nullptr;
     const absl::Time end = start + SlotSize();
     Slot& slot = slots_.try_emplace(end, Slot{start, end, {}}).first->second;
     if (end > watermark_) {
@@ -820,14 +868,17 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
 
   // --- Hopping ---
 
+  // The live panes of the window ending at `end`, earliest first: those ending in
+  // (end - size, end].
+  typename Slots::const_iterator FirstPaneOf(absl::Time end) const {
+    return slots_.upper_bound(end - assigner_.size());
+  }
+
   // The Merge of the key's panes in the window ending at `end`, earliest first; false if it has
   // none.
   bool MergeWindow(const Key& key, uint64_t hash, absl::Time end, State* out) const {
     bool any = false;
-    const absl::Time first_pane_end = end - assigner_.size() + assigner_.slide();
-    for (absl::Time pane_end = first_pane_end; pane_end <= end; pane_end += assigner_.slide()) {
-      auto it = slots_.find(pane_end);
-      if (it == slots_.end()) continue;
+    for (auto it = FirstPaneOf(end); it != slots_.end() && it->first <= end; ++it) {
       const uint32_t i = it->second.states.Find(key, hash);
       if (i == kNone) continue;
       if (!any) {
@@ -845,8 +896,8 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
   template <typename Emit>
   void EmitHoppingUpdates(const Key& key, uint64_t hash, const Slot& pane, Emit&& emit) const {
     State merged = agg_.Init();
-    for (absl::Time end = pane.end; end <= pane.start + assigner_.size();
-         end += assigner_.slide()) {
+    const auto [first_end, last_end] = assigner_.WindowsOfPane(pane.start);
+    for (absl::Time end = first_end; end <= last_end; end += assigner_.slide()) {
       if (Expired(end, watermark_)) continue;
       if (options_.emit == EmitMode::kOnClose && end > watermark_) continue;
       MergeWindow(key, hash, end, &merged);
@@ -856,13 +907,14 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
 
   template <typename Emit>
   void AdvanceHopping(absl::Time prev, Emit&& emit) {
-    // Windows ending in (prev, watermark] hold panes ending in (prev - size + slide, watermark].
-    const absl::Duration span = assigner_.size() - assigner_.slide();
+    // Windows ending in (prev, watermark] hold panes ending at or before the watermark and
+    // starting after prev - size (so ending after prev - size + pane).
     std::vector<absl::Time> ends;
-    for (auto it = slots_.upper_bound(prev - span); it != slots_.end() && it->first <= watermark_;
-         ++it) {
-      const absl::Time last = it->first + span;
-      for (absl::Time end = it->first; end <= last && end <= watermark_; end += assigner_.slide()) {
+    for (auto it = slots_.upper_bound(prev - assigner_.size() + assigner_.pane());
+         it != slots_.end() && it->first <= watermark_; ++it) {
+      const auto [first_end, last_end] = assigner_.WindowsOfPane(it->second.start);
+      for (absl::Time end = first_end; end <= last_end && end <= watermark_;
+           end += assigner_.slide()) {
         if (end > prev) ends.push_back(end);
       }
     }
@@ -873,9 +925,7 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
     for (const absl::Time end : ends) {
       // The keys of the window's panes, each once, in order.
       keys.clear();
-      for (absl::Time pane_end = end - span; pane_end <= end; pane_end += assigner_.slide()) {
-        auto it = slots_.find(pane_end);
-        if (it == slots_.end()) continue;
+      for (auto it = FirstPaneOf(end); it != slots_.end() && it->first <= end; ++it) {
         for (const StateEntry& e : it->second.states.entries()) keys.push_back(&e);
       }
       std::sort(keys.begin(), keys.end(),
@@ -890,7 +940,8 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
         }
       }
     }
-    while (!slots_.empty() && Expired(slots_.begin()->first + span, watermark_)) {
+    // A pane expires with the last window holding it (in the order of the panes).
+    while (!slots_.empty() && Expired(LastWindowEnd(slots_.begin()->second.start), watermark_)) {
       FreeSlot(slots_.begin());
     }
     key_windows_.ShrinkIfSparse();
@@ -926,6 +977,7 @@ requires Aggregator<Agg> && std::equality_comparable<Key> && StablyHashable<Key>
 
   template <typename Emit>
   bool AddSession(const Key& key, absl::Time t, const Input& value, Emit&& emit) {
+    if (!assigner_.valid()) return false;
     const WindowBounds fresh = assigner_.WindowOf(t);
     const uint64_t hash = StableHash(key);
     uint32_t k = sessions_.Find(key, hash);
