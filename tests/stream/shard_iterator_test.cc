@@ -21,7 +21,6 @@
 #include <catch2/catch.hpp>
 
 #include "absl/numeric/int128.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
@@ -166,11 +165,9 @@ TEST_CASE("TRIM_HORIZON reads every record of a shard in put order", "[shard_ite
   std::unique_ptr<Stream> stream = MakeStream(clock, 2);
   std::map<uint32_t, std::vector<Written>> written;
   for (int i = 0; i < 1200; ++i) {
-    // absl::StrCat rather than "literal" + std::string: g++ 12 at -O3 warns -Wrestrict on the
-    // latter inside libstdc++ (a false positive, GCC bug 105329).
-    const std::string key = absl::StrCat("k", i % 13);
+    const std::string key = "k" + std::to_string(i % 13);
     const std::string data =
-        absl::StrCat("payload-", i, std::string(static_cast<size_t>(i % 200), '#'));
+        "payload-" + std::to_string(i) + std::string(static_cast<size_t>(i % 200), '#');
     const absl::Time now = clock->Now();
     const PutRecordResult put = MustPut(*stream, key, data);
     written[put.shard_id.index()].push_back({key, data, put.sequence_number, now});
@@ -235,7 +232,8 @@ TEST_CASE("AT_SEQUENCE_NUMBER starts at the record, AFTER_SEQUENCE_NUMBER just a
       for (int j = 0; j < 40; ++j) ahead = MustPut(*stream, "user-1", "ahead");
       options.sequence_number_for_ordering = ahead.sequence_number;
     }
-    const std::string data = absl::StrCat("r", i, std::string(static_cast<size_t>(i % 89), '-'));
+    const std::string data =
+        "r" + std::to_string(i) + std::string(static_cast<size_t>(i % 89), '-');
     const absl::Time now = clock->Now();
     const PutRecordResult put = MustPut(*stream, "a", data, options);
     REQUIRE(put.shard_id == ShardId(0));
@@ -528,8 +526,8 @@ TEST_CASE("GetShardIterator rejects sequence numbers that are malformed or not o
       "340282366920938463463374607431768211456",  // 2^128
       "0",
       "1",
-      absl::StrCat("0", mine.sequence_number.ToString()),
-      absl::StrCat(mine.sequence_number.ToString(), "0"),
+      "0" + mine.sequence_number.ToString(),
+      mine.sequence_number.ToString() + "0",
       neighbour.sequence_number.ToString(),
       theirs.sequence_number.ToString(),
       future.ToString(),
