@@ -6,60 +6,163 @@
 #   scripts/test.sh fuzz     builds the libFuzzer targets with clang++ (build-fuzz) and runs each
 #                            tests/fuzz/<name>_fuzzer for FUZZ_SECONDS (default 60) from its seeds
 #                            in tests/fuzz/corpus/<name>/; crashes land in build-fuzz/artifacts/
-# Environment: CXX picks the compiler (g++ by default; clang++ works too), JOBS the parallelism.
+#   scripts/test.sh ci       what CI runs (.ci/run): with warnings as errors (RILL_WERROR=ON),
+#                            the normal build and its tests and the install check, then a Release
+#                            build (-O3) and its tests, then asan and tsan builds and their tests
+# Environment: CXX picks the compiler (g++ by default; clang++ works too), JOBS the parallelism,
+# RILL_WERROR=ON makes warnings errors in the single modes too (ci always does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$PWD"
 
 mode="${1:-normal}"
-"$(dirname "$0")/install-deps.sh"
+case "$mode" in
+  normal | asan | tsan | fuzz | ci) ;;
+  *) echo "usage: $0 [normal|asan|tsan|fuzz|ci]" >&2; exit 2 ;;
+esac
+scripts/install-deps.sh
 
 launcher=()
-if command -v ccache >/dev/null 2>&1; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-jobs="${JOBS:-$(nproc)}"
-
-case "$mode" in
-  normal) build=build; extra=() ;;
-  asan) build=build-asan; extra=(-DRILL_SANITIZE=asan -DRILL_BUILD_BENCHMARKS=OFF) ;;
-  tsan) build=build-tsan; extra=(-DRILL_SANITIZE=tsan -DRILL_BUILD_BENCHMARKS=OFF) ;;
-  fuzz) build=build-fuzz
-        extra=(-DRILL_BUILD_FUZZERS=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_BENCHMARKS=OFF
-               -DRILL_BUILD_EXAMPLES=OFF)
-        export CXX=clang++ ;;
-  *) echo "usage: $0 [asan|tsan|fuzz]" >&2; exit 2 ;;
-esac
-
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" "${extra[@]}"
-cmake --build "$build" -j "$jobs"
-
-if [ "$mode" = fuzz ]; then
-  # New inputs go to build-fuzz/corpus/<name>/, so the committed seeds stay as they are.
-  seconds="${FUZZ_SECONDS:-60}"
-  failed=0
-  for source in tests/fuzz/*_fuzzer.cc; do
-    fuzzer="$(basename "$source" .cc)"
-    name="${fuzzer%_fuzzer}"
-    mkdir -p "$build/corpus/$name" "$build/artifacts/$fuzzer"
-    echo "== $fuzzer for ${seconds}s"
-    "$build/tests/fuzz/$fuzzer" -max_total_time="$seconds" -print_final_stats=1 \
-      -artifact_prefix="$build/artifacts/$fuzzer/" "$build/corpus/$name" "tests/fuzz/corpus/$name" ||
-      failed=1
-  done
-  exit "$failed"
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  # Paths below the clone's root are hashed relative to it, so that a clone in another folder
+  # (CI's) still hits the cache.
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$root}"
+  export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 fi
+jobs="${JOBS:-$(nproc)}"
+werror="${RILL_WERROR:-OFF}"
+[ "$mode" = ci ] && werror=ON
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
-ctest --test-dir "$build" --output-on-failure -j "$jobs"
 
-if [ "$mode" = normal ]; then
-  # The installed package works for an outside project: install, then build tests/package
-  # against the prefix with find_package(rill).
-  prefix="$PWD/$build/install-check/prefix"
-  rm -rf "$build/install-check"
-  cmake --install "$build" --prefix "$prefix" >/dev/null
-  cmake -S tests/package -B "$build/install-check/consumer" -G Ninja \
-    -DCMAKE_PREFIX_PATH="$prefix" "${launcher[@]}"
-  cmake --build "$build/install-check/consumer"
-  "$build/install-check/consumer/rill_package_consumer"
-fi
+summary=()
+stage_start=0
+begin() {
+  echo "== $1"
+  stage_start=$SECONDS
+}
+end() {
+  local line="$1: $(($SECONDS - stage_start)) s"
+  summary+=("$line")
+  echo "== $line"
+}
+
+# configure_and_build <dir> <build type> [cmake options...]
+configure_and_build() {
+  local dir="$1" type="$2"
+  shift 2
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" -DRILL_WERROR="$werror" \
+    "${launcher[@]}" "$@" &&
+    cmake --build "$dir" -j "$jobs"
+}
+
+# run_tests <dir> [ctest options...]: the suite, and its closing line kept for the summary.
+run_tests() {
+  local dir="$1"
+  shift
+  local log="$dir/ctest.log"
+  local status=0
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" "$@" 2>&1 | tee "$log" || status=1
+  local closing
+  closing="$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1 || true)"
+  if [ -n "$closing" ]; then
+    local failed_count="${closing#*tests passed, }"
+    failed_count="${failed_count%% tests failed*}"
+    local out_of="${closing##* out of }"
+    passed_total=$((passed_total + out_of - failed_count))
+    failed_total=$((failed_total + failed_count))
+  else
+    closing="ctest did not finish"
+    status=1
+  fi
+  summary+=("$dir: $closing")
+  return "$status"
+}
+passed_total=0
+failed_total=0
+
+# The installed package works for an outside project: install, then build tests/package
+# against the prefix with find_package(rill).
+install_check() {
+  local dir="$1"
+  local prefix="$root/$dir/install-check/prefix"
+  rm -rf "$dir/install-check" &&
+    cmake --install "$dir" --prefix "$prefix" >/dev/null &&
+    cmake -S tests/package -B "$dir/install-check/consumer" -G Ninja \
+      -DCMAKE_PREFIX_PATH="$prefix" "${launcher[@]}" &&
+    cmake --build "$dir/install-check/consumer" &&
+    "$dir/install-check/consumer/rill_package_consumer"
+}
+
+case "$mode" in
+  normal)
+    configure_and_build build RelWithDebInfo
+    run_tests build
+    install_check build
+    ;;
+  asan | tsan)
+    configure_and_build "build-$mode" RelWithDebInfo -DRILL_SANITIZE="$mode" \
+      -DRILL_BUILD_BENCHMARKS=OFF
+    run_tests "build-$mode"
+    ;;
+  fuzz)
+    # New inputs go to build-fuzz/corpus/<name>/, so the committed seeds stay as they are.
+    export CXX=clang++
+    configure_and_build build-fuzz RelWithDebInfo -DRILL_BUILD_FUZZERS=ON -DRILL_BUILD_TESTS=OFF \
+      -DRILL_BUILD_BENCHMARKS=OFF -DRILL_BUILD_EXAMPLES=OFF
+    seconds="${FUZZ_SECONDS:-60}"
+    failed=0
+    for source in tests/fuzz/*_fuzzer.cc; do
+      fuzzer="$(basename "$source" .cc)"
+      name="${fuzzer%_fuzzer}"
+      mkdir -p "build-fuzz/corpus/$name" "build-fuzz/artifacts/$fuzzer"
+      echo "== $fuzzer for ${seconds}s"
+      "build-fuzz/tests/fuzz/$fuzzer" -max_total_time="$seconds" -print_final_stats=1 \
+        -artifact_prefix="build-fuzz/artifacts/$fuzzer/" "build-fuzz/corpus/$name" \
+        "tests/fuzz/corpus/$name" || failed=1
+    done
+    exit "$failed"
+    ;;
+  ci)
+    # Every stage runs even when an earlier one failed, so one run reports them all; the exit
+    # status is non-zero when any failed.
+    failed=()
+    stage() {
+      local name="$1"
+      shift
+      begin "$name"
+      if ! "$@"; then failed+=("$name"); fi
+      end "$name"
+    }
+    normal_stage() { configure_and_build build RelWithDebInfo && run_tests build; }
+    release_stage() {
+      configure_and_build build-release Release -DRILL_BUILD_BENCHMARKS=OFF \
+        -DRILL_BUILD_EXAMPLES=ON && run_tests build-release
+    }
+    asan_stage() {
+      configure_and_build build-asan RelWithDebInfo -DRILL_SANITIZE=asan \
+        -DRILL_BUILD_BENCHMARKS=OFF && run_tests build-asan
+    }
+    tsan_stage() {
+      configure_and_build build-tsan RelWithDebInfo -DRILL_SANITIZE=tsan \
+        -DRILL_BUILD_BENCHMARKS=OFF && run_tests build-tsan
+    }
+    total_start=$SECONDS
+    stage "RelWithDebInfo build + tests" normal_stage
+    stage "install check" install_check build
+    stage "Release build + tests" release_stage
+    stage "asan build + tests" asan_stage
+    stage "tsan build + tests" tsan_stage
+    echo
+    echo "== summary (total $(($SECONDS - total_start)) s)"
+    printf '%s\n' "${summary[@]}"
+    if command -v ccache >/dev/null 2>&1; then ccache -s | grep -iE 'hits|misses' || true; fi
+    [ ${#failed[@]} -eq 0 ] || echo "FAILED stages: ${failed[*]}"
+    # The closing line: every test of the four suites.
+    echo "ci: $passed_total passed, $failed_total failed"
+    [ ${#failed[@]} -eq 0 ]
+    ;;
+esac

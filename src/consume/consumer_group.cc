@@ -102,7 +102,10 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   absl::Status Checkpoint(ShardId shard, SequenceNumber sequence_number) override {
     std::lock_guard<std::mutex> lock(poll_mu_);
     auto it = held_.find(shard.ToString());
-    if (shut_down_ || it == held_.end() || it->second.lost) {
+    if (!shut_down_ && it != held_.end() && it->second.lost) {
+      return ResourceInUseError(it->second.lost_reason);
+    }
+    if (shut_down_ || it == held_.end()) {
       return ResourceInUseError(
           absl::StrFormat("worker %s does not hold the lease of %s", id_, shard.ToString()));
     }
@@ -121,9 +124,10 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     // When a LATEST lease first got its iterator: re-obtained before any record was delivered
     // (an expired iterator), it starts at this time, so nothing put in between is skipped.
     std::optional<absl::Time> latest_at;
-    bool at_end = false;  // read to its end; waiting for the SHARD_END checkpoint
-    bool done = false;    // SHARD_END checkpointed
-    bool lost = false;    // a write found someone else's counter
+    bool at_end = false;      // read to its end; waiting for the SHARD_END checkpoint
+    bool done = false;        // SHARD_END checkpointed
+    bool lost = false;        // a write found someone else's counter
+    std::string lost_reason;  // when lost: to whom, for the errors of later checkpoints
   };
 
   class ShardCheckpointer final : public Checkpointer {
@@ -180,16 +184,43 @@ class ConsumerGroup::WorkerImpl final : public Worker {
            GetErrorCode(s) == ErrorCode::kResourceNotFound;
   }
 
+  // Why `c`'s lease is no longer this worker's, for the checkpoint that found out and the ones
+  // after it: the lease as the store holds it now names who took it.
+  std::string LostLeaseReason(const ShardConsumer& c) {
+    const std::string shard = c.shard.ToString();
+    absl::StatusOr<std::optional<Lease>> now =
+        options_.store->GetLease(options_.application_name, c.lease.lease_key);
+    if (!now.ok()) {
+      return absl::StrFormat(
+          "lease on %s was lost: its counter is no longer %d, the one this worker last wrote "
+          "(reading the new owner failed: %s); worker '%s' no longer owns the shard",
+          shard, c.lease.counter, now.status().ToString(), id_);
+    }
+    if (!now->has_value()) {
+      return absl::StrFormat(
+          "lease on %s was lost: it was deleted from the checkpoint store; worker '%s' no longer "
+          "owns the shard",
+          shard, id_);
+    }
+    const Lease& theirs = **now;
+    const std::string to = theirs.owner.empty() ? std::string("no worker (it was released)")
+                                                : absl::StrFormat("worker '%s'", theirs.owner);
+    return absl::StrFormat(
+        "lease on %s was lost to %s (lease counter %d; this worker last wrote %d); worker '%s' no "
+        "longer owns the shard",
+        shard, to, theirs.counter, c.lease.counter, id_);
+  }
+
   absl::Status WriteCheckpoint(ShardConsumer& c, std::string checkpoint) {
-    if (c.lost) return ResourceInUseError("lease lost");
+    if (c.lost) return ResourceInUseError(c.lost_reason);
     Lease updated = c.lease;
     updated.checkpoint = std::move(checkpoint);
     updated.owner_switches_since_checkpoint = 0;
     absl::Status s = WriteLease(&c.lease, std::move(updated));
     if (LeaseTaken(s)) {
       c.lost = true;
-      return ResourceInUseError(absl::StrFormat("lease of %s was taken by another worker: %s",
-                                                c.shard.ToString(), s.message()));
+      c.lost_reason = LostLeaseReason(c);
+      return ResourceInUseError(c.lost_reason);
     }
     return s;
   }

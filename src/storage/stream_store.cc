@@ -134,7 +134,7 @@ absl::StatusOr<StreamMeta> DecodeStreamMeta(std::string_view bytes) {
     return damaged("no METADATA header");
   }
   ByteReader header(bytes.substr(sizeof(kMetaMagic), 8));
-  uint32_t version, length;
+  uint32_t version = 0, length = 0;
   header.LittleEndian(&version);
   header.LittleEndian(&length);
   if (length != bytes.size() - kFixed - 4) return damaged("wrong length");

@@ -317,6 +317,41 @@ TEST_CASE("a stolen lease makes the old owner's processor see LeaseLost", "[cons
                       [](const auto& e) { return e.rfind("lost a", 0) == 0; }) == 2);
 }
 
+TEST_CASE("a checkpoint after a lost lease names the worker that took it", "[consumer_group]") {
+  Sim sim(1);
+  sim.PutEach(3, "x");
+  const std::vector<SequenceNumber> seqs = sim.ShardContents(ShardId(0));
+  sim.StartGroup(sim.Options());
+  sim.AddWorker("w1", 0);
+  sim.Round();  // takes the lease
+  sim.Round();  // delivers the three records
+  REQUIRE(sim.journal.deliveries.size() == 3);
+
+  // Another worker takes the lease behind w1's back: a conditional write on the counter w1 wrote.
+  const std::string key = "shardId-000000000000";
+  absl::StatusOr<std::optional<Lease>> got = sim.store->GetLease("app", key);
+  REQUIRE(got.ok());
+  REQUIRE(got->has_value());
+  Lease taken = **got;
+  REQUIRE(taken.owner == "w1");
+  const int64_t w1_counter = taken.counter;
+  taken.owner = "w2";
+  taken.counter = w1_counter + 1;
+  REQUIRE(sim.store->UpdateLease("app", taken, w1_counter).ok());
+
+  const std::string expected =
+      "lease on shardId-000000000000 was lost to worker 'w2' (lease counter " +
+      std::to_string(w1_counter + 1) + "; this worker last wrote " + std::to_string(w1_counter) +
+      "); worker 'w1' no longer owns the shard";
+  const absl::Status first = sim.workers["w1"]->Checkpoint(ShardId(0), seqs[2]);
+  CHECK(GetErrorCode(first) == ErrorCode::kResourceInUse);
+  CHECK(first.message() == expected);
+  // A later checkpoint, before the worker's next poll drops the shard, says the same.
+  const absl::Status again = sim.workers["w1"]->Checkpoint(ShardId(0), seqs[2]);
+  CHECK(GetErrorCode(again) == ErrorCode::kResourceInUse);
+  CHECK(again.message() == expected);
+}
+
 TEST_CASE("children are processed only after their parents reach SHARD_END", "[consumer_group]") {
   // One worker, so that no lease changes hands and every record is delivered exactly once.
   Sim sim(2);

@@ -556,7 +556,7 @@ TEST_CASE("a checkpoint retries conditional writes that lose a race, and keeps s
   CHECK((*store.GetLease("app", key))->checkpoint == records[2].sequence_number.ToString());
 }
 
-TEST_CASE("range-for reads the records available now; errors end the loop",
+TEST_CASE("range-for reads the records available now, errors end the loop",
           "[shard_reader][range]") {
   ShardLimits limits;
   limits.read_calls_per_second = 1;

@@ -100,7 +100,7 @@ TEST_CASE("session windows merge through a bridging record and when they touch",
   CHECK(op.live_keys() == 0);
 }
 
-TEST_CASE("a late record within allowed lateness re-emits; beyond it, it is counted",
+TEST_CASE("a late record within allowed lateness re-emits, beyond it, it is counted",
           "[window_operator]") {
   WindowOperator<std::string, CountAggregator, TumblingWindow> op(
       Count(), TumblingWindow(absl::Minutes(1)), {.allowed_lateness = absl::Seconds(30)});

@@ -228,7 +228,7 @@ TEST_CASE("a subscription ends cleanly after its lifetime", "[fanout]") {
   CHECK(forever->active());
 }
 
-TEST_CASE("resubscribing within 5 s is ResourceInUse; later it takes over", "[fanout]") {
+TEST_CASE("resubscribing within 5 s is ResourceInUse, later it takes over", "[fanout]") {
   Fixture f;
   REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
   auto first = f.Subscribe("c", StartingPosition::Latest());
@@ -326,7 +326,7 @@ TEST_CASE("each consumer has its own 2 MiB/s per shard", "[fanout][throughput]")
   CHECK(count(*fast) == 6);
 }
 
-TEST_CASE("16 subscribers each see every record in order; a stalled one holds nobody up",
+TEST_CASE("16 subscribers each see every record in order, a stalled one holds nobody up",
           "[fanout]") {
   Fixture f(4);
   std::vector<std::unique_ptr<Subscription>> subs;

@@ -66,7 +66,9 @@ struct PutRecordsResult {
 // A record read back from a shard. partition_key and data are views into the stream's storage,
 // valid for as long as the GetRecordsResult that returned them, or a copy of it, is alive (the
 // result holds a reference on the storage, so retention cannot free it underneath). Copy them
-// into your own strings to keep them longer.
+// into your own strings to keep them longer. Where Abseil has its own absl::string_view (Debian's
+// does), Abseil functions do not take them as they are: pass
+// absl::string_view(r.data.data(), r.data.size()).
 struct Record {
   SequenceNumber sequence_number;
   // When the stream accepted the record (microsecond precision), as read from its Clock. Never
