@@ -932,9 +932,10 @@ struct GroupFixture {
 // A record pipeline: every record's value to `out`.
 auto Passthrough(ConsumerGroup* group, std::string worker, std::shared_ptr<Clock> clock,
                  std::vector<Purchase>* out) {
-  return Pipeline<Purchase>::From(
-             FromConsumerGroup<Purchase>(group, std::move(worker), ParsePurchase), std::move(clock))
-      .To(ToVector(out));
+  return Built(Pipeline<Purchase>::From(
+                   FromConsumerGroup<Purchase>(group, std::move(worker), ParsePurchase),
+                   std::move(clock))
+                   .To(ToVector(out)));
 }
 
 TEST_CASE("a restored consumer-group source commits shards with nothing new to read",
@@ -1094,7 +1095,8 @@ auto KeyCounts(ConsumerGroup* group, std::string worker, std::shared_ptr<Clock> 
       .Window(TumblingWindow(absl::Seconds(1)))
       .Watermark({.max_out_of_orderness = absl::ZeroDuration(), .idle_timeout = absl::Hours(1)})
       .Aggregate(Count())
-      .To(ToVector(out));
+      .To(ToVector(out))
+      .value();
 }
 
 // "key@start=count" (start in seconds from kT0, "+" for an update), sorted.

@@ -369,7 +369,7 @@ TEST_CASE("hopping 10 min / 3 min windows start every 3 minutes and last 10", "[
   CHECK(op.live_keys() == 0);
 }
 
-TEST_CASE("Create reports a bad window or option; a bad window used directly takes no record",
+TEST_CASE("Create reports a bad window or option, a bad window used directly takes no record",
           "[window_operator]") {
   using Hopping = WindowOperator<std::string, CountAggregator, HoppingWindow>;
   using Tumbling = WindowOperator<std::string, CountAggregator, TumblingWindow>;
