@@ -932,10 +932,10 @@ struct GroupFixture {
 // A record pipeline: every record's value to `out`.
 auto Passthrough(ConsumerGroup* group, std::string worker, std::shared_ptr<Clock> clock,
                  std::vector<Purchase>* out) {
-  return Built(Pipeline<Purchase>::From(
-                   FromConsumerGroup<Purchase>(group, std::move(worker), ParsePurchase),
-                   std::move(clock))
-                   .To(ToVector(out)));
+  return Built(
+      Pipeline<Purchase>::From(FromConsumerGroup<Purchase>(group, std::move(worker), ParsePurchase),
+                               std::move(clock))
+          .To(ToVector(out)));
 }
 
 TEST_CASE("a restored consumer-group source commits shards with nothing new to read",
