@@ -2,8 +2,13 @@
 // after clean shutdowns, after a process dies without one, and after the files were cut short or
 // damaged; the directory lock; resharding, retention, consumers and retention changes across
 // reopens; fsync policies and compression.
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <chrono>
+#include <csignal>
+#include <random>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -20,8 +25,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "rill/base/error.h"
 #include "rill/stream/stream.h"
 #include "storage/crc32c.h"
@@ -1233,6 +1240,206 @@ TEST_CASE("Write the metadata fuzzer seed corpus", "[.][corpus]") {
   meta.consumers = {{"alpha", meta.creation_ns + 5}, {"beta-2", meta.creation_ns + 99000}};
   meta.trim_floor_us = kCreatedUs + 500;
   save("resharded_with_consumers", meta);
+}
+
+// --- Issue 21: what a crash, a full disk and a read-only disk may and may not do -------------
+
+// A SIGKILL right after acknowledgements, under every policy: nothing acknowledged is lost
+// (the journal lives in the page cache), and no sequence number is ever issued twice.
+TEST_CASE("a SIGKILL loses nothing acknowledged and never reuses a sequence number",
+          "[durable][crash]") {
+  const auto policy =
+      GENERATE(FsyncPolicy::kNever, FsyncPolicy::kInterval, FsyncPolicy::kEveryBatch);
+  const bool background = GENERATE(true, false);
+  INFO("policy " << static_cast<int>(policy) << " background " << background);
+  ScopedDir dir(absl::StrCat("sigkill-", static_cast<int>(policy), background));
+  auto clock = std::make_shared<SimulatedClock>();
+  StreamOptions o = Durable(dir.path(), clock, 3, policy);
+  o.storage->background_flush = background;
+  // No group commit falls due: only the journal can keep what the children acknowledged.
+  o.storage->fsync_interval = absl::Hours(1);
+  std::map<std::string, std::string> acked;  // sequence number -> data, across every child
+  for (int iteration = 0; iteration < 6; ++iteration) {
+    INFO("iteration " << iteration);
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      auto s = Stream::Open(o);
+      if (!s.ok()) ::_exit(10);
+      auto report = [&](const SequenceNumber& seq, const std::string& data) {
+        const std::string line = absl::StrCat(seq.ToString(), " ", data, "\n");
+        if (::write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+          ::_exit(11);
+        }
+      };
+      for (int i = 0; i < 10; ++i) {
+        const std::string data = absl::StrCat("one-", iteration, "-", i);
+        auto p = (*s)->PutRecord(absl::StrCat("k", i), data);
+        if (!p.ok()) ::_exit(12);
+        report(p->sequence_number, data);
+      }
+      std::vector<PutRecordsEntry> entries(25);
+      for (int i = 0; i < 25; ++i) {
+        entries[i].partition_key = absl::StrCat("k", i);
+        entries[i].data = absl::StrCat("batch-", iteration, "-", i);
+      }
+      auto batch = (*s)->PutRecords(entries);
+      if (!batch.ok() || batch->failed_record_count != 0) ::_exit(13);
+      for (int i = 0; i < 25; ++i) report(batch->entries[i].sequence_number, entries[i].data);
+      ::raise(SIGKILL);
+      ::_exit(14);
+    }
+    ::close(fds[1]);
+    std::string text;
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof(buffer))) > 0;) text.append(buffer, n);
+    ::close(fds[0]);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+    int lines = 0;
+    for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+      const std::pair<std::string, std::string> kv = absl::StrSplit(line, ' ');
+      INFO("sequence number " << kv.first);
+      CHECK(acked.emplace(kv.first, kv.second).second);  // never issued before
+      ++lines;
+    }
+    REQUIRE(lines == 35);
+    auto s = Stream::Open(o);
+    REQUIRE(s.ok());
+    CHECK((*s)->recovery_status() == absl::OkStatus());
+    std::map<std::string, std::string> found;
+    for (const auto& [shard, records] : ReadAll(**s)) {
+      for (const Stored& r : records) found.emplace(r.sequence_number.ToString(), r.data);
+    }
+    CHECK(found == acked);  // every acknowledged record, nothing else
+  }
+}
+
+// Mounts a small tmpfs for the disk-full and read-only cases; empty if this process may not.
+class ScopedTmpfs {
+ public:
+  explicit ScopedTmpfs(const std::string& name, const std::string& size) : dir_(name) {
+    fs::create_directories(dir_.path());
+    mounted_ =
+        ::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, absl::StrCat("size=", size).c_str()) == 0;
+  }
+  ~ScopedTmpfs() {
+    if (mounted_) ::umount2(dir_.path().c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  bool Remount(unsigned long flags, const std::string& options) {
+    return ::mount("tmpfs", dir_.path().c_str(), "tmpfs", MS_REMOUNT | flags, options.c_str()) == 0;
+  }
+  std::string path() const { return dir_.path() + "/stream"; }
+
+ private:
+  ScopedDir dir_;
+  bool mounted_ = false;
+};
+
+TEST_CASE("a put that fails on a full disk is never readable, and its number is never reused",
+          "[durable][disk-full]") {
+  const auto policy = GENERATE(FsyncPolicy::kEveryBatch, FsyncPolicy::kInterval);
+  INFO("policy " << static_cast<int>(policy));
+  ScopedTmpfs tmpfs(absl::StrCat("full-", static_cast<int>(policy)), "512k");
+  if (!tmpfs.mounted()) {
+    WARN("skipped: mounting a tmpfs needs root (CAP_SYS_ADMIN)");
+    return;
+  }
+  auto clock = std::make_shared<SimulatedClock>();
+  StreamOptions o = Durable(tmpfs.path(), clock, 1, policy);
+  const std::string data(64 << 10, 'x');
+  std::vector<Stored> acked;
+  std::optional<absl::Status> failure;
+  {
+    auto s = Stream::Create(o);
+    REQUIRE(s.ok());
+    for (int i = 0; i < 64 && !failure; ++i) {
+      clock->Advance(absl::Milliseconds(1));
+      auto p = (*s)->PutRecord("k", data);
+      if (p.ok()) {
+        acked.push_back(Stored{p->sequence_number, "k", data, ArrivalNow(*clock)});
+      } else {
+        failure = p.status();
+      }
+    }
+    REQUIRE(failure.has_value());
+    INFO(failure->ToString());
+    CHECK(GetErrorCode(*failure) == ErrorCode::kInternalFailure);
+    CHECK(absl::StrContains(failure->message(), "No space left on device"));
+    // What the reader sees is exactly what was acknowledged: the failed put wrote nothing.
+    const std::vector<Stored> read = ReadShard(**s, ShardId(0)).records;
+    CHECK(read.size() == acked.size());
+    CHECK(read == acked);
+  }
+  REQUIRE(tmpfs.Remount(0, "size=8m"));
+  auto s = Stream::Open(o);
+  REQUIRE(s.ok());
+  CHECK(ReadShard(**s, ShardId(0)).records == acked);
+  auto next = (*s)->PutRecord("k", "after");
+  REQUIRE(next.ok());
+  CHECK(next->sequence_number > acked.back().sequence_number);
+}
+
+TEST_CASE("an I/O error on the LOCK file is kInternalFailure, not kResourceInUse",
+          "[durable][lock]") {
+  ScopedTmpfs tmpfs("readonly", "4m");
+  if (!tmpfs.mounted()) {
+    WARN("skipped: mounting a tmpfs needs root (CAP_SYS_ADMIN)");
+    return;
+  }
+  auto clock = std::make_shared<SimulatedClock>();
+  StreamOptions o = Durable(tmpfs.path(), clock);
+  fs::create_directories(tmpfs.path());
+  REQUIRE(tmpfs.Remount(MS_RDONLY, "size=4m"));
+  auto s = Stream::Open(o);
+  REQUIRE_FALSE(s.ok());
+  INFO(s.status().ToString());
+  CHECK(GetErrorCode(s.status()) == ErrorCode::kInternalFailure);
+  CHECK(absl::StrContains(s.status().message(), "LOCK"));
+  REQUIRE(tmpfs.Remount(0, "size=4m"));
+}
+
+// UpdateShardCount 4 -> 8 is four splits; a SIGKILL at any moment leaves all or none of them.
+TEST_CASE("UpdateShardCount is one step across a SIGKILL", "[durable][crash]") {
+  std::mt19937 rng(21);
+  int complete = 0;
+  for (int iteration = 0; iteration < 12; ++iteration) {
+    ScopedDir dir(absl::StrCat("reshard-kill-", iteration));
+    auto clock = std::make_shared<SimulatedClock>();
+    const StreamOptions o = Durable(dir.path(), clock, 4);
+    {
+      auto s = Stream::Create(o);
+      REQUIRE(s.ok());
+    }
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      auto s = Stream::Open(o);
+      if (!s.ok()) ::_exit(10);
+      if (!(*s)->UpdateShardCount(8).ok()) ::_exit(11);
+      for (;;) ::pause();
+    }
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 20000)(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    auto s = Stream::Open(o);
+    REQUIRE(s.ok());
+    CHECK((*s)->recovery_status() == absl::OkStatus());
+    int open = 0;
+    for (const ShardDescription& d : (*s)->ListShards()) open += d.closed() ? 0 : 1;
+    INFO("iteration " << iteration << ": " << open << " open shards");
+    CHECK((open == 4 || open == 8));
+    complete += open == 8;
+  }
+  WARN(complete << " of 12 kills came after the resharding was complete");
 }
 
 }  // namespace
