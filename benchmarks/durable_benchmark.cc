@@ -1,3 +1,6 @@
+#include <fcntl.h>
+#include <unistd.h>
+
 // Durable streams: ingest, recovery and cold read-back, against the in-memory stream and plain
 // zstd level 1 of the same bytes, measured in the same run.
 //
@@ -60,10 +63,11 @@ std::string TempDir(const char* name) {
   return dir;
 }
 
-rill::StreamOptions Options(const std::string& dir, int level, rill::FsyncPolicy fsync) {
+rill::StreamOptions Options(const std::string& dir, int level, rill::FsyncPolicy fsync,
+                            int shards = 4) {
   rill::StreamOptions o;
   o.name = "telemetry";
-  o.shard_count = 4;
+  o.shard_count = shards;
   o.retention = absl::Hours(24);
   if (!dir.empty()) {
     o.storage = rill::StorageOptions{};
@@ -113,9 +117,10 @@ void BM_ZstdLevel1Baseline(benchmark::State& state) {
 }
 BENCHMARK(BM_ZstdLevel1Baseline)->UseRealTime();
 
-void Ingest(benchmark::State& state, const std::string& dir, int level, rill::FsyncPolicy fsync) {
+void Ingest(benchmark::State& state, const std::string& dir, int level, rill::FsyncPolicy fsync,
+            int shards = 4) {
   const Batches& b = Pool();
-  auto stream = rill::Stream::Create(Options(dir, level, fsync));
+  auto stream = rill::Stream::Create(Options(dir, level, fsync, shards));
   if (!stream.ok()) {
     state.SkipWithError(stream.status().ToString().c_str());
     return;
@@ -154,6 +159,44 @@ BENCHMARK(BM_DurableIngest)
     ->Args({1, static_cast<int>(rill::FsyncPolicy::kInterval)})
     ->Args({0, static_cast<int>(rill::FsyncPolicy::kInterval)})
     ->Args({1, static_cast<int>(rill::FsyncPolicy::kEveryBatch)});
+
+// Group commit across shards (issue 21): PutRecords of 500 records spread over 20 shards with
+// kEveryBatch. Each call is acknowledged after one journal fdatasync, whatever the shard count.
+void BM_EveryBatch20Shards(benchmark::State& state) {
+  Ingest(state, TempDir("every-batch-20"), 1, rill::FsyncPolicy::kEveryBatch, 20);
+}
+BENCHMARK(BM_EveryBatch20Shards)->UseRealTime();
+
+// Its baseline in the same run: what one sync per shard costs — each call writes its records'
+// bytes to 20 files (one per shard) and fdatasyncs each, as kEveryBatch did before the journal.
+void BM_SyncPerShardBaseline(benchmark::State& state) {
+  const Batches& b = Pool();
+  const std::string dir = TempDir("sync-per-shard");
+  std::filesystem::create_directories(dir);
+  std::vector<int> fds;
+  for (int i = 0; i < 20; ++i) {
+    fds.push_back(::open((dir + "/" + std::to_string(i)).c_str(), O_RDWR | O_CREAT, 0644));
+  }
+  size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    const auto& batch = b.pool[i++ % b.pool.size()];
+    std::vector<std::string> per_shard(20);
+    for (size_t e = 0; e < batch.size(); ++e) {
+      per_shard[e % 20] += batch[e].partition_key + batch[e].data;
+    }
+    for (int f = 0; f < 20; ++f) {
+      if (::write(fds[f], per_shard[f].data(), per_shard[f].size()) < 0 || ::fdatasync(fds[f])) {
+        state.SkipWithError("write failed");
+      }
+    }
+    bytes += BatchBytes(batch);
+  }
+  for (int fd : fds) ::close(fd);
+  std::filesystem::remove_all(dir);
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBatch);
+}
+BENCHMARK(BM_SyncPerShardBaseline)->UseRealTime();
 
 // Writes `mib` MiB of records into `dir` and closes the stream.
 uint64_t Fill(const std::string& dir, int64_t mib) {
