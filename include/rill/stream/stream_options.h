@@ -107,20 +107,28 @@ struct EnhancedFanOutOptions {
   absl::Duration resubscribe_interval = absl::Seconds(5);
 };
 
-// When a durable stream's records reach the disk, and what an acknowledged put (a returned
-// sequence number) then survives.
+// What an acknowledged put (a returned sequence number) of a durable stream survives.
+//
+// A put is acknowledged once its record is in the stream's journal: memory-mapped files in the
+// kernel's page cache, which outlive the process. The segment files are written behind it by the
+// flusher. So under every policy a process crash (SIGKILL, abort, a segfault) loses nothing
+// acknowledged; the policy decides what is synced, and so what a power cut may take:
+//
+//   policy        process crash loses    power cut / kernel crash loses
+//   kNever        nothing acknowledged   what the OS had not yet written back (no bound)
+//   kInterval     nothing acknowledged   at most the last fsync_interval (plus one flush's time)
+//   kEveryBatch   nothing acknowledged   nothing acknowledged
+//
+// Sequence numbers are never reused under any policy, even after a power cut (a persisted
+// counter ceiling). A put that returned an error wrote nothing readable.
 enum class FsyncPolicy {
-  // Records are written to the segment files in group commits every fsync_interval (see
-  // StorageOptions::background_flush for who writes them) and never synced. A process crash
-  // loses the records not yet written: about fsync_interval's worth; a power cut also loses what
-  // the operating system had not written back.
+  // Nothing is synced: the journal and the segments reach the disk when the OS writes them back.
   kNever,
-  // As kNever, and each group commit is also synced (fdatasync). A process crash or a power cut
-  // loses at most the records acknowledged in the last fsync_interval (plus the sync's own time).
+  // The flusher writes and syncs the segments every fsync_interval, with every record
+  // acknowledged before it began; the journal is not synced.
   kInterval,
-  // Every PutRecord / PutRecords call writes its records and syncs before returning (concurrent
-  // callers share one write and one sync). An acknowledged record survives a process crash and
-  // a power cut.
+  // Every PutRecord / PutRecords call syncs the journal (one fdatasync however many shards it
+  // wrote; concurrent callers share one) before its records become visible and it returns.
   kEveryBatch,
 };
 
@@ -137,13 +145,15 @@ struct StorageOptions {
   int compression_level = 1;
   // Default: kInterval.
   FsyncPolicy fsync = FsyncPolicy::kInterval;
-  // The group-commit interval of kNever and kInterval (real time, not the stream's clock).
+  // How often the flusher writes the segments and recycles the journal, and (kInterval) syncs
+  // (real time, not the stream's clock).
   // Range: >= 0. Default: 5 ms.
   absl::Duration fsync_interval = absl::Milliseconds(5);
-  // kNever and kInterval: true = a thread owned by the stream writes (and syncs) the group
-  // commits every fsync_interval, so puts never wait for the disk; false = nothing runs in the
-  // background: a put writes (and syncs) when 256 KiB are waiting or fsync_interval has passed,
-  // as do Tick() and Flush() — deterministic, for simulations. kEveryBatch ignores it.
+  // true = a thread owned by the stream writes (and syncs) the segments every fsync_interval and
+  // recycles the journal, so puts wait for the disk only for kEveryBatch's journal sync; false =
+  // nothing runs in the background: a put writes the segments when 256 KiB are waiting or
+  // fsync_interval has passed, as do Tick() and Flush() — deterministic, for simulations (the
+  // journal files are recycled by later puts).
   // Default: true.
   bool background_flush = true;
   // Record memory the stream keeps (Stream::MemoryBytes()): past it, the oldest chunks already
