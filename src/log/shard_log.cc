@@ -124,10 +124,35 @@ absl::StatusOr<std::optional<ShardLog::Appended>> ShardLog::AppendJournaled(
     appended.arrival_us = std::max(now_us, last_arrival_us_);
     appended.ordinal = written_;
     if (absl::Status s = journal(appended.counter, appended.arrival_us); !s.ok()) return s;
+    if (visibility == Visibility::kDeferredFirst) {
+      MutexLock ledger(&ledger_mu_);
+      ledger_.push_back(DeferredWriter{appended.ordinal, false, false});
+    }
     WriteLocked(key, data, appended.counter, appended.arrival_us, publish);
   }
   AfterAppend(expire_before_us, publish);
   return std::optional<Appended>(appended);
+}
+
+void ShardLog::FinishDeferred(uint64_t start, uint64_t end, bool durable) {
+  uint64_t publish_to = 0;
+  {
+    MutexLock lock(&ledger_mu_);
+    for (DeferredWriter& w : ledger_) {
+      if (w.start == start) {
+        w.finished = true;
+        w.durable = durable;
+        break;
+      }
+    }
+    if (durable) finished_end_ = std::max(finished_end_, end);
+    size_t done = 0;
+    while (done < ledger_.size() && ledger_[done].finished && ledger_[done].durable) ++done;
+    ledger_.erase(ledger_.begin(), ledger_.begin() + static_cast<std::ptrdiff_t>(done));
+    // Below the first unfinished writer's first record, every record's writer has finished.
+    publish_to = ledger_.empty() ? finished_end_ : std::min(finished_end_, ledger_.front().start);
+  }
+  Publish(publish_to);
 }
 
 void ShardLog::Publish(uint64_t end) {

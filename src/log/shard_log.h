@@ -206,18 +206,28 @@ class ShardLog {
 
   // Durable mode. As Append, but first calls `journal(counter, arrival_us)` under the append
   // lock, which fixes the order of a shard's journal entries to the order of its records; if it
-  // fails, nothing is appended (and the counter is not used) and its status is returned. With
-  // Visibility::kDeferred the record is written but readers see it only once Publish() reaches
-  // past it (a put that must sync first). Returns nullopt if the log is closed.
-  enum class Visibility { kNow, kDeferred };
+  // fails, nothing is appended (and the counter is not used) and its status is returned.
+  // Returns nullopt if the log is closed.
+  //
+  // Visibility::kDeferred (a put that must sync before it is acknowledged): the record is
+  // written but readers see it only once its writer, and every writer of a deferred record
+  // before it, has called FinishDeferred. A writer's first deferred record in this log passes
+  // kDeferredFirst, which enters the writer (by that record's ordinal) in the log's ledger of
+  // unfinished writers; its later records pass kDeferred.
+  enum class Visibility { kNow, kDeferredFirst, kDeferred };
   absl::StatusOr<std::optional<Appended>> AppendJournaled(
       std::string_view key, std::string_view data, int64_t now_us, uint64_t counter_floor,
       int64_t expire_before_us, Visibility visibility,
-      absl::FunctionRef<absl::Status(uint64_t counter, int64_t arrival_us)> journal);
+      absl::FunctionRef<absl::Status(uint64_t counter, int64_t arrival_us)> journal)
+      ABSL_LOCKS_EXCLUDED(append_mu_, ledger_mu_);
 
-  // Makes the records below ordinal `end` visible (never lowers the published end).
-  // REQUIRES: each of them was appended (with Visibility::kDeferred, or published already).
-  void Publish(uint64_t end);
+  // Ends the writer whose first deferred record has ordinal `start` and whose records here end
+  // below `end`. If `durable`, its records may become visible: the log publishes up to the first
+  // record of a writer still unfinished (or everything written, if none is). If not (its sync
+  // failed), the writer stays in the ledger and nothing from its first record on is ever
+  // published. Why a ledger: writers sync their own journal regions, and one that syncs first
+  // must not make visible the records of an earlier writer that are not durable yet.
+  void FinishDeferred(uint64_t start, uint64_t end, bool durable) ABSL_LOCKS_EXCLUDED(ledger_mu_);
 
   // Makes every later record's counter greater than `floor` (recovery of a durable shard: never
   // reuse a counter a lost record may have had). Never lowers the next counter.
@@ -333,6 +343,17 @@ class ShardLog {
   std::atomic<uint64_t> next_counter_published_{0};
   std::atomic<uint64_t> trim_ordinal_{0};
 
+  // Deferred writers, in the order of their first records (entered under append_mu_).
+  struct DeferredWriter {
+    uint64_t start;
+    bool finished;
+    bool durable;
+  };
+  Mutex ledger_mu_ ABSL_ACQUIRED_AFTER(append_mu_);
+  std::vector<DeferredWriter> ledger_ ABSL_GUARDED_BY(ledger_mu_);
+  uint64_t finished_end_ ABSL_GUARDED_BY(ledger_mu_) = 0;  // the highest end a writer finished
+
+  void Publish(uint64_t end);
   void WakeReaders() ABSL_LOCKS_EXCLUDED(wakers_mu_);
 
   // Readers to wake on append; the count lets the append path skip the lock when there are none.

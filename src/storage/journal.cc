@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
@@ -20,8 +21,11 @@ namespace {
 
 constexpr char kFileMagic[8] = {'R', 'I', 'L', 'L', 'J', 'R', 'N', 'L'};
 constexpr uint32_t kFileVersion = 1;
-constexpr uint32_t kBlockMagic = 0x31424a52;  // "RJB1" little-endian
-constexpr size_t kCrcOffset = 44;             // the block CRC covers the 44 bytes before it
+constexpr uint32_t kBlockMagic = 0x31424a52;   // "RJB1" little-endian
+constexpr uint32_t kRegionMagic = 0x32524a52;  // "RJR2"
+constexpr uint32_t kVoidMagic = 0x31564a52;    // "RJV1"
+constexpr size_t kCrcOffset = 44;              // the block CRC covers the 44 bytes before it
+constexpr size_t kRegionCrcOffset = 20;        // the region CRC covers the 20 bytes before it
 
 size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -72,6 +76,93 @@ uint32_t BlockCrc(const char* block, std::string_view key, std::string_view data
   return MaskCrc32c(crc);
 }
 
+uint32_t RegionCrc(const char* header) {
+  return MaskCrc32c(Crc32c(std::string_view(header, kRegionCrcOffset)));
+}
+
+void WriteRegionHeader(char* p, uint32_t bytes, uint64_t seq) {
+  std::memcpy(p, &kRegionMagic, 4);
+  std::memcpy(p + 4, &bytes, 4);
+  std::memcpy(p + 8, &seq, 8);
+  std::memset(p + 16, 0, 4);
+  const uint32_t crc = RegionCrc(p);
+  std::memcpy(p + kRegionCrcOffset, &crc, 4);
+}
+
+void WriteVoid(char* p, uint32_t bytes) {
+  std::memcpy(p, &kVoidMagic, 4);
+  std::memcpy(p + 4, &bytes, 4);
+}
+
+// Reads the record block at `b` (at most `room` bytes) into `entry`. Returns the block's bytes,
+// or 0 if there is no whole block there. `*valid` tells whether its CRC holds.
+size_t ReadBlock(const char* b, size_t room, uint64_t seq, JournalEntry* entry, bool* valid) {
+  if (room < Journal::kBlockHeaderBytes || Load32(b) != kBlockMagic) return 0;
+  const uint32_t bytes = Load32(b + 4);
+  if (bytes < Journal::kBlockHeaderBytes || bytes % 8 != 0 || bytes > room) return 0;
+  if (Load64(b + 8) != seq) return 0;  // a block of the file's earlier life
+  const uint16_t key_len = Load16(b + 20);
+  const uint32_t data_len = Load32(b + 40);
+  *valid = false;
+  if (Journal::kBlockHeaderBytes + size_t{key_len} + data_len <= bytes) {
+    entry->shard = Load32(b + 16);
+    entry->counter = Load64(b + 24);
+    entry->arrival_us = static_cast<int64_t>(Load64(b + 32));
+    entry->partition_key = std::string_view(b + Journal::kBlockHeaderBytes, key_len);
+    entry->data = std::string_view(b + Journal::kBlockHeaderBytes + key_len, data_len);
+    // A torn block (the process died copying it) fails its CRC: it was never acknowledged.
+    *valid = Load32(b + kCrcOffset) == BlockCrc(b, entry->partition_key, entry->data);
+  }
+  return bytes;
+}
+
+// Scans one live file, calling `replay` for every whole record.
+void ScanFile(const char* map, size_t size, uint64_t seq,
+              const std::function<void(const JournalEntry&)>& replay) {
+  size_t pos = Journal::kFileHeaderBytes;
+  while (pos + 8 <= size) {
+    const char* p = map + pos;
+    const uint32_t magic = Load32(p);
+    if (magic == kRegionMagic) {
+      if (size - pos < Journal::kRegionHeaderBytes) return;
+      const uint32_t bytes = Load32(p + 4);
+      if (Load64(p + 8) != seq || Load32(p + kRegionCrcOffset) != RegionCrc(p) ||
+          bytes < Journal::kRegionHeaderBytes || bytes % 8 != 0 || bytes > size - pos) {
+        return;  // not a header of this file's life: the end of the chain
+      }
+      // The blocks, up to the first that is not whole (the rest was never written: a call
+      // that had not returned).
+      size_t at = Journal::kRegionHeaderBytes;
+      while (at + 8 <= bytes) {
+        const char* b = p + at;
+        if (Load32(b) == kVoidMagic) {
+          const uint32_t n = Load32(b + 4);
+          if (n < 8 || n % 8 != 0 || n > bytes - at) break;
+          at += n;
+          continue;
+        }
+        JournalEntry entry;
+        bool valid = false;
+        const size_t n = ReadBlock(b, bytes - at, seq, &entry, &valid);
+        if (n == 0) break;
+        if (valid) replay(entry);
+        at += n;
+      }
+      pos += bytes;
+    } else if (magic == kBlockMagic) {
+      // The first format: bare blocks, one per record.
+      JournalEntry entry;
+      bool valid = false;
+      const size_t n = ReadBlock(p, size - pos, seq, &entry, &valid);
+      if (n == 0) return;
+      if (valid) replay(entry);
+      pos += n;
+    } else {
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 struct Journal::File {
@@ -79,9 +170,9 @@ struct Journal::File {
   ScopedFd fd;
   char* map = nullptr;
   size_t size = 0;
-  uint64_t seq = 0;    // guarded by the journal's mu_
-  size_t used = 0;     // guarded by mu_
-  bool dirty = false;  // guarded by mu_: appended to since the last sync
+  uint64_t seq = 0;                // guarded by the journal's mu_
+  size_t used = 0;                 // guarded by mu_
+  std::atomic<bool> dirty{false};  // written since the last sync
   std::atomic<int64_t> inflight{0};
 
   ~File() {
@@ -90,12 +181,12 @@ struct Journal::File {
 };
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
-    const std::string& dir, const std::function<void(const JournalEntry&)>& replay) {
+    const std::string& dir, Mode mode, const std::function<void(const JournalEntry&)>& replay) {
   const std::string jdir = dir + "/journal";
   if (::mkdir(jdir.c_str(), 0755) != 0 && errno != EEXIST) {
     return IoError("cannot create directory", jdir, errno);
   }
-  std::unique_ptr<Journal> journal(new Journal(jdir));
+  std::unique_ptr<Journal> journal(new Journal(jdir, mode));
   std::vector<std::string> names;
   {
     DIR* d = ::opendir(jdir.c_str());
@@ -138,44 +229,36 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
     journal->files_.push_back(std::move(file));
   }
   std::sort(live.begin(), live.end(), [](const File* a, const File* b) { return a->seq < b->seq; });
-  for (const File* file : live) {
-    size_t pos = kFileHeaderBytes;
-    while (pos + kBlockHeaderBytes <= file->size) {
-      const char* b = file->map + pos;
-      if (Load32(b) != kBlockMagic) break;
-      const uint32_t bytes = Load32(b + 4);
-      if (bytes < kBlockHeaderBytes || bytes % 8 != 0 || bytes > file->size - pos) break;
-      if (Load64(b + 8) != file->seq) break;  // a block of the file's earlier life
-      const uint16_t key_len = Load16(b + 20);
-      const uint32_t data_len = Load32(b + 40);
-      if (kBlockHeaderBytes + size_t{key_len} + data_len <= bytes) {
-        JournalEntry entry;
-        entry.shard = Load32(b + 16);
-        entry.counter = Load64(b + 24);
-        entry.arrival_us = static_cast<int64_t>(Load64(b + 32));
-        entry.partition_key = std::string_view(b + kBlockHeaderBytes, key_len);
-        entry.data = std::string_view(b + kBlockHeaderBytes + key_len, data_len);
-        // A torn block (the process died copying it) fails its CRC: it was never acknowledged.
-        if (Load32(b + kCrcOffset) == BlockCrc(b, entry.partition_key, entry.data)) {
-          replay(entry);
-        }
-      }
-      pos += bytes;
-    }
-  }
+  for (const File* file : live) ScanFile(file->map, file->size, file->seq, replay);
   return journal;
 }
 
-Journal::Journal(std::string dir) : dir_(std::move(dir)) {}
+Journal::Journal(std::string dir, Mode mode) : dir_(std::move(dir)), mode_(mode) {}
 Journal::~Journal() = default;
+
+absl::Status Journal::WriteHeaderLocked(File* file, uint64_t seq) {
+  char header[kFileHeaderBytes];
+  if (seq == 0) {
+    std::memset(header, 0, sizeof(header));  // an invalid header retires the file's regions
+  } else {
+    WriteFileHeader(header, seq);
+  }
+  if (absl::Status s =
+          PwriteFully(file->fd.get(), std::string_view(header, sizeof(header)), 0, file->path);
+      !s.ok()) {
+    return s;
+  }
+  file->dirty.store(true);
+  file->seq = seq;
+  file->used = kFileHeaderBytes;
+  return absl::OkStatus();
+}
 
 absl::Status Journal::Reset() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& file : files_) {
     if (file->seq == 0 && file.get() != current_) continue;
-    std::memset(file->map, 0, kFileHeaderBytes);
-    file->seq = 0;
-    file->used = kFileHeaderBytes;
+    if (absl::Status s = WriteHeaderLocked(file.get(), 0); !s.ok()) return s;
   }
   current_ = nullptr;
   sealed_.clear();
@@ -240,10 +323,11 @@ absl::StatusOr<Journal::File*> Journal::NewFileLocked(size_t min_bytes) {
   return files_.back().get();
 }
 
-absl::StatusOr<Journal::File*> Journal::Append(const JournalEntry& entry, uint64_t* end_lsn) {
-  const size_t key_len = entry.partition_key.size();
-  const size_t data_len = entry.data.size();
-  const size_t bytes = Align8(kBlockHeaderBytes + key_len + data_len);
+absl::Status Journal::Reserve(size_t record_bytes, Region* region) {
+  const size_t bytes = kRegionHeaderBytes + Align8(record_bytes);
+  if (bytes > std::numeric_limits<uint32_t>::max()) {
+    return absl::InternalError(absl::StrFormat("a journal region of %d bytes is too large", bytes));
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (failed_.load(std::memory_order_relaxed)) return error_;
   if (current_ == nullptr || current_->used + bytes > current_->size) {
@@ -254,18 +338,54 @@ absl::StatusOr<Journal::File*> Journal::Append(const JournalEntry& entry, uint64
     }
     absl::StatusOr<File*> file = NewFileLocked(kFileHeaderBytes + bytes);
     if (!file.ok()) return file.status();
+    if (absl::Status s = WriteHeaderLocked(*file, next_seq_); !s.ok()) {
+      free_.push_back(*file);
+      return s;
+    }
+    ++next_seq_;
     current_ = *file;
-    current_->seq = next_seq_++;
-    current_->used = kFileHeaderBytes;
-    WriteFileHeader(current_->map, current_->seq);
-    current_->dirty = true;
   }
-  char* b = current_->map + current_->used;
+  File* file = current_;
+  region->file_ = file;
+  region->offset_ = file->used;
+  region->bytes_ = bytes;
+  region->used_ = kRegionHeaderBytes;
+  region->seq_ = file->seq;
+  if (mode_ == Mode::kMapped) {
+    region->base_ = file->map + file->used;
+    WriteRegionHeader(region->base_, static_cast<uint32_t>(bytes), file->seq);
+  } else {
+    // The header goes to the file now, so that a scan can step over this region to the ones
+    // reserved after it even if this call never writes its records.
+    char header[kRegionHeaderBytes];
+    WriteRegionHeader(header, static_cast<uint32_t>(bytes), file->seq);
+    if (absl::Status s = PwriteFully(file->fd.get(), std::string_view(header, sizeof(header)),
+                                     file->used, file->path);
+        !s.ok()) {
+      region->file_ = nullptr;
+      return s;  // nothing counts past the file's old end: the header is not whole
+    }
+    thread_local std::string staging;
+    if (staging.size() < bytes) staging.resize(bytes);
+    region->staging_ = &staging;
+    region->base_ = staging.data();
+    std::memcpy(region->base_, header, sizeof(header));
+  }
+  file->used += bytes;
+  file->inflight.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+void Journal::Region::Put(const JournalEntry& entry) {
+  const size_t key_len = entry.partition_key.size();
+  const size_t data_len = entry.data.size();
+  const size_t bytes = BlockBytes(key_len, data_len);
+  char* b = base_ + used_;
   const auto u32 = [&](size_t at, uint32_t v) { std::memcpy(b + at, &v, 4); };
   const auto u64 = [&](size_t at, uint64_t v) { std::memcpy(b + at, &v, 8); };
   u32(0, kBlockMagic);
   u32(4, static_cast<uint32_t>(bytes));
-  u64(8, current_->seq);
+  u64(8, seq_);
   u32(16, entry.shard);
   const auto key16 = static_cast<uint16_t>(key_len);
   std::memcpy(b + 20, &key16, 2);
@@ -278,21 +398,41 @@ absl::StatusOr<Journal::File*> Journal::Append(const JournalEntry& entry, uint64
   const size_t pad = bytes - kBlockHeaderBytes - key_len - data_len;
   if (pad != 0) std::memset(b + kBlockHeaderBytes + key_len + data_len, 0, pad);
   u32(kCrcOffset, BlockCrc(b, entry.partition_key, entry.data));
-  current_->used += bytes;
-  current_->dirty = true;
-  current_->inflight.fetch_add(1, std::memory_order_relaxed);
-  lsn_ += bytes;
-  *end_lsn = lsn_;
-  return current_;
+  used_ += bytes;
 }
 
-void Journal::Done(File* file, uint32_t records) {
-  file->inflight.fetch_sub(records, std::memory_order_release);
+absl::StatusOr<uint64_t> Journal::Finish(Region* region) {
+  File* file = region->file_;
+  if (region->used_ < region->bytes_) {
+    WriteVoid(region->base_ + region->used_, static_cast<uint32_t>(region->bytes_ - region->used_));
+  }
+  absl::Status status;
+  if (mode_ == Mode::kWriteThrough) {
+    // Everything but the header, which Reserve wrote.
+    status = PwriteFully(
+        file->fd.get(),
+        std::string_view(region->base_ + kRegionHeaderBytes, region->bytes_ - kRegionHeaderBytes),
+        region->offset_ + kRegionHeaderBytes, file->path);
+  }
+  region->file_ = nullptr;
+  region->base_ = nullptr;
+  region->staging_ = nullptr;
+  if (!status.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_.ok()) error_ = status;
+    failed_.store(true, std::memory_order_release);
+    return status;
+  }
+  // A sync that reads `finished_` after this sees the file dirty (both seq_cst).
+  file->dirty.store(true);
+  return finished_.fetch_add(1) + 1;
 }
 
-absl::Status Journal::SyncTo(uint64_t lsn) {
+void Journal::Done(File* file) { file->inflight.fetch_sub(1, std::memory_order_release); }
+
+absl::Status Journal::SyncTo(uint64_t ticket) {
   std::unique_lock<std::mutex> lock(sync_mu_);
-  while (synced_lsn_ < lsn) {
+  while (synced_ticket_ < ticket) {
     if (failed_.load(std::memory_order_acquire)) return status();
     if (syncing_) {
       sync_cv_.wait(lock);
@@ -300,15 +440,13 @@ absl::Status Journal::SyncTo(uint64_t lsn) {
     }
     syncing_ = true;
     lock.unlock();
+    // Every region finished before this load is in a file marked dirty before it.
+    const uint64_t target = finished_.load();
     std::vector<std::pair<int, std::string>> dirty;
-    uint64_t target;
     {
       std::lock_guard<std::mutex> files_lock(mu_);
-      target = lsn_;
       for (auto& file : files_) {
-        if (!file->dirty) continue;
-        file->dirty = false;
-        dirty.emplace_back(file->fd.get(), file->path);
+        if (file->dirty.exchange(false)) dirty.emplace_back(file->fd.get(), file->path);
       }
     }
     absl::Status s;
@@ -322,19 +460,10 @@ absl::Status Journal::SyncTo(uint64_t lsn) {
     }
     lock.lock();
     syncing_ = false;
-    if (s.ok()) synced_lsn_ = std::max(synced_lsn_, target);
+    if (s.ok()) synced_ticket_ = std::max(synced_ticket_, target);
     sync_cv_.notify_all();
   }
   return absl::OkStatus();
-}
-
-absl::Status Journal::SyncAll() {
-  uint64_t lsn;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    lsn = lsn_;
-  }
-  return SyncTo(lsn);
 }
 
 void Journal::Seal() {
@@ -362,14 +491,18 @@ std::vector<Journal::File*> Journal::TakeRecyclable() {
 
 absl::Status Journal::Recycle(const std::vector<File*>& files) {
   std::lock_guard<std::mutex> lock(mu_);
+  absl::Status status;
   for (File* file : files) {
-    // An invalid header retires the file's blocks: recovery skips the whole file.
-    std::memset(file->map, 0, kFileHeaderBytes);
-    file->seq = 0;
-    file->used = kFileHeaderBytes;
+    // An invalid header retires the file's regions: recovery skips the whole file. Should
+    // retiring fail, the file is not reused: its records are in the segments too, and recovery
+    // writing them again is harmless.
+    if (absl::Status s = WriteHeaderLocked(file, 0); !s.ok()) {
+      if (status.ok()) status = s;
+      continue;
+    }
     free_.push_back(file);
   }
-  return absl::OkStatus();
+  return status;
 }
 
 void Journal::Untake(const std::vector<File*>& files) {

@@ -1,27 +1,43 @@
-// Journal: a durable stream's write-ahead journal of memory-mapped files. Internal to rill.
+// Journal: a durable stream's write-ahead journal. Internal to rill.
 //
-// Why: a put is acknowledged once its record is in the journal. The journal's files are mapped
-// MAP_SHARED, so a record copied into them sits in the kernel's page cache at once and survives
-// the death of the process (SIGKILL, abort, a crash) under every FsyncPolicy; only a power cut
-// can lose what was not yet synced. The segment files are written behind, compressed, by the
-// flusher; once a journal file's records are all in the segments (and synced, where the policy
-// syncs), the file is recycled.
+// Why: a put is acknowledged once its record is in the journal, and the journal's bytes sit in
+// the kernel's page cache as soon as they are written, so they survive the death of the process
+// (SIGKILL, abort, a crash) under every FsyncPolicy; only a power cut can lose what was not yet
+// synced. The segment files are written behind, compressed, by the flusher; once a journal
+// file's records are all in the segments (and synced, where the policy syncs), the file is
+// recycled.
+//
+// Two ways of writing, chosen at Open:
+//   kMapped        records are copied into the files' MAP_SHARED mappings: no system call per
+//                  put. For kNever and kInterval, which never sync the journal.
+//   kWriteThrough  a call's records are built in a buffer and pwritten once, then fdatasynced
+//                  (kEveryBatch). Syncing mapped pages that the process writes to would
+//                  write-protect them, so that every later store faults and every sync shoots
+//                  down TLBs: written through, the pages are never mapped writable.
 //
 // Layout: <stream dir>/journal/<seq, 20 digits>.jnl, each file preallocated (so writing to the
 // mapping never meets a full disk) and laid out as
 //   header (64 bytes): magic "RILLJRNL", u32 version (1), u32 header CRC, u64 seq, zeros
-//   blocks, back to back from offset 64, each 8-byte aligned:
-//     u32 magic "RJB1", u32 block bytes (header + key + data + padding), u64 file seq,
-//     u32 shard index, u16 key bytes, u16 zero, u64 counter, i64 arrival (Unix microseconds),
-//     u32 data bytes, u32 masked CRC-32C of the 44 bytes before it, the key and the data;
-//     then the key, the data, zero padding.
-// A block's header is complete before anything after it is written (blocks are written under
-// one mutex, in order), so a scan stops at the first block that is not whole: the torn tail of
-// a process that died while copying. A recycled file gets a new seq; blocks of its earlier life
-// name the old seq and end the scan.
+//   then regions, back to back from offset 64. A region is the space one put call reserved:
+//     u32 magic "RJR2", u32 region bytes (this header included), u64 file seq,
+//     u32 zero, u32 masked CRC-32C of the 20 bytes before it;
+//     then its blocks, back to back, each 8-byte aligned:
+//       record: u32 magic "RJB1", u32 block bytes (header + key + data + padding), u64 file seq,
+//               u32 shard index, u16 key bytes, u16 zero, u64 counter, i64 arrival (Unix
+//               microseconds), u32 data bytes, u32 masked CRC-32C of the 44 bytes before it,
+//               the key and the data; then the key, the data, zero padding.
+//       void:   u32 magic "RJV1", u32 bytes: space reserved but not used (an entry that failed).
+// A region's header is written (under the journal's lock) before anything after it, so the
+// chain of region headers is whole up to the last reservation. Within a region, one thread
+// writes the blocks in order, so a scan of it stops at the first block that is not whole: the
+// torn tail of a call that had not returned. A region left unfinished by a dead call is skipped
+// by its length, so the regions of other calls after it still count. A recycled file gets a new
+// seq; regions of its earlier life name the old seq and end the scan. (Files of the first
+// format held bare record blocks at the top level; a scan still reads them.)
 //
-// Thread safety: thread-safe. Append serialises on the journal's mutex (a memcpy of the record);
-// SyncTo lets concurrent callers share one fdatasync per file (group commit).
+// Thread safety: thread-safe. Reserve serialises on the journal's lock (a region header); the
+// region's blocks are written by its owner without a lock. SyncTo lets concurrent callers share
+// one fdatasync per file (group commit).
 #ifndef RILL_STORAGE_JOURNAL_H_
 #define RILL_STORAGE_JOURNAL_H_
 
@@ -63,12 +79,14 @@ class Journal {
   static constexpr size_t kFileHeaderBytes = 64;
   static constexpr size_t kBlockHeaderBytes = 48;
 
+  enum class Mode { kMapped, kWriteThrough };
+
   // Opens `<dir>/journal` (created if missing) and calls `replay` for every whole block of every
   // live file, oldest file first and, within a file, in append order. The views stay valid until
   // Reset(). Errors: I/O errors (a damaged block is skipped, not an error: its record was never
   // acknowledged, or the disk rotted, which the segments' own checks report).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Journal>> Open(
-      const std::string& dir, const std::function<void(const JournalEntry&)>& replay);
+      const std::string& dir, Mode mode, const std::function<void(const JournalEntry&)>& replay);
 
   ~Journal();
   Journal(const Journal&) = delete;
@@ -78,19 +96,57 @@ class Journal {
   // file becomes free for reuse and its old blocks stop counting.
   [[nodiscard]] absl::Status Reset();
 
-  // Copies one record into the journal. Returns the file it went to, whose in-flight count is
-  // now one higher: the caller calls Done(file) once the record is published (visible), which
-  // lets the file be recycled. `*end_lsn` receives the journal position after the record (for
-  // SyncTo). Errors (nothing written): the journal failed earlier, or a new file could not be
-  // created (no space). Allocates only when a new file is created.
-  [[nodiscard]] absl::StatusOr<File*> Append(const JournalEntry& entry, uint64_t* end_lsn);
-  void Done(File* file, uint32_t records = 1);
+  // The space one put call writes its records into. Owned by the calling thread; not
+  // thread-safe. Reserve() fills it; Put() writes records without taking the journal's lock.
+  class Region {
+   public:
+    Region() = default;
+    Region(const Region&) = delete;
+    Region& operator=(const Region&) = delete;
 
-  // Makes everything appended up to `lsn` durable (fdatasync of the files holding it); callers
-  // arriving while a sync runs share the next one. Sticky error after a failed sync.
-  [[nodiscard]] absl::Status SyncTo(uint64_t lsn);
-  // SyncTo(everything appended so far).
-  [[nodiscard]] absl::Status SyncAll();
+    bool active() const { return file_ != nullptr; }
+    // Whether a record of `key_bytes` + `data_bytes` still fits.
+    bool Fits(size_t key_bytes, size_t data_bytes) const {
+      return active() && used_ + BlockBytes(key_bytes, data_bytes) <= bytes_;
+    }
+    // Writes one record into the next block. REQUIRES: Fits(key, data).
+    void Put(const JournalEntry& entry);
+
+   private:
+    friend class Journal;
+    File* file_ = nullptr;
+    char* base_ = nullptr;            // the region's first byte: in the mapping, or in staging_
+    size_t offset_ = 0;               // of the region in its file
+    size_t bytes_ = 0;                // reserved, header included
+    size_t used_ = 0;                 // written so far, header included
+    uint64_t seq_ = 0;                // the file's seq
+    std::string* staging_ = nullptr;  // kWriteThrough: the calling thread's buffer
+  };
+
+  // Bytes a record block takes (header, key, data, padding).
+  static constexpr size_t BlockBytes(size_t key_bytes, size_t data_bytes) {
+    return (kBlockHeaderBytes + key_bytes + data_bytes + 7) & ~size_t{7};
+  }
+  static constexpr size_t kRegionHeaderBytes = 24;
+
+  // Reserves `record_bytes` (a sum of BlockBytes) for the records of one call and writes the
+  // region's header. The region's file stays unrecyclable until Finish(). Errors (nothing
+  // reserved): the journal failed earlier, or a new file could not be created (no space).
+  // Allocates only when a new file is created (and, written through, when the thread's staging
+  // buffer first grows to a size).
+  [[nodiscard]] absl::Status Reserve(size_t record_bytes, Region* region);
+  // Ends a region: the unused rest becomes a void block; written through, the region is
+  // pwritten. Returns the ticket to pass to SyncTo. The region becomes inactive; call Done()
+  // with the file (region.file) once its records are published (visible).
+  [[nodiscard]] absl::StatusOr<uint64_t> Finish(Region* region);
+  // Once the records of a finished region are published: lets its file be recycled.
+  void Done(File* file);
+  static File* FileOf(const Region& region) { return region.file_; }
+
+  // Makes everything of regions finished with tickets up to `ticket` durable (fdatasync of the
+  // files written since the last sync); callers arriving while a sync runs share the next one.
+  // Sticky error after a failed sync.
+  [[nodiscard]] absl::Status SyncTo(uint64_t ticket);
 
   // Recycling, for the flusher. Seal() ends the current file so that its blocks can be recycled
   // once flushed. TakeRecyclable() returns the sealed files with no record in flight: every
@@ -109,19 +165,20 @@ class Journal {
   absl::Status status() const;
 
  private:
-  explicit Journal(std::string dir);
+  Journal(std::string dir, Mode mode);
+  // Writes a file header (a zero seq retires the file) with pwrite: the mapping is not touched.
+  absl::Status WriteHeaderLocked(File* file, uint64_t seq);
   absl::StatusOr<File*> NewFileLocked(size_t min_bytes);
-  absl::Status StartFileLocked(File* file);
 
   const std::string dir_;
+  const Mode mode_;
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<File>> files_;  // every file, mapped, for the journal's life
-  File* current_ = nullptr;                   // receives appends; null before the first
+  File* current_ = nullptr;                   // receives regions; null before the first
   std::vector<File*> sealed_;                 // full (or sealed) files, not yet recycled
   std::vector<File*> free_;                   // recycled, ready to reuse
   uint64_t next_seq_ = 1;
   uint64_t next_file_id_ = 1;  // names new files
-  uint64_t lsn_ = 0;           // bytes appended in the journal's life
   size_t next_file_bytes_ = kMinFileBytes;
   absl::Status error_;
   std::atomic<bool> failed_{false};
@@ -130,7 +187,8 @@ class Journal {
   // Group commit.
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
-  uint64_t synced_lsn_ = 0;
+  std::atomic<uint64_t> finished_{0};  // regions finished (tickets issued)
+  uint64_t synced_ticket_ = 0;
   bool syncing_ = false;
 };
 

@@ -390,8 +390,11 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
   // The journal holds what acknowledged puts wrote since the segments last caught up: read it
   // first, shard by shard; each shard appends its entries after its segments' records.
   std::vector<std::vector<internal::JournalEntry>> journaled(shards_.size());
-  absl::StatusOr<std::unique_ptr<internal::Journal>> journal =
-      internal::Journal::Open(options_.storage->directory, [&](const internal::JournalEntry& e) {
+  absl::StatusOr<std::unique_ptr<internal::Journal>> journal = internal::Journal::Open(
+      options_.storage->directory,
+      options_.storage->fsync == FsyncPolicy::kEveryBatch ? internal::Journal::Mode::kWriteThrough
+                                                          : internal::Journal::Mode::kMapped,
+      [&](const internal::JournalEntry& e) {
         if (e.shard < journaled.size()) journaled[e.shard].push_back(e);
       });
   if (!journal.ok()) return journal.status();
@@ -726,26 +729,28 @@ absl::StatusOr<uint64_t> Stream::OrderingCounter(SequenceNumber s) const {
   return parts.counter;
 }
 
+// What one put call owes the journal: its region (reserved at the call's first record, sized
+// for all of its records), and with kEveryBatch the shards whose records wait for the sync.
 struct Stream::DurablePut {
-  absl::InlinedVector<std::pair<StreamShard*, uint64_t>, 4> shard_ends;         // publish up to
-  absl::InlinedVector<std::pair<internal::Journal::File*, uint32_t>, 2> files;  // Done() owed
-  uint64_t lsn = 0;                                                             // sync up to
+  size_t reserve_bytes = 0;  // journal bytes the call's records not yet put may need
+  bool deferred = false;     // kEveryBatch: records become visible after the sync
+  internal::Journal::Region region;
+  absl::InlinedVector<internal::Journal::File*, 1> files;  // Done() owed, one per region
+  uint64_t ticket = 0;                                     // sync up to
+  absl::Status error;                                      // a region that failed to finish
+  struct Pending {
+    StreamShard* shard;
+    uint64_t start;  // ordinal of the call's first record there
+    uint64_t end;    // after its last
+  };
+  absl::InlinedVector<Pending, 4> pending;
 
   bool empty() const { return files.empty(); }
-  void Add(StreamShard* shard, uint64_t end, internal::Journal::File* file, uint64_t end_lsn) {
-    lsn = std::max(lsn, end_lsn);
-    if (files.empty() || files.back().first != file) {
-      files.emplace_back(file, 1);
-    } else {
-      ++files.back().second;
+  Pending* Find(StreamShard* shard) {
+    for (Pending& p : pending) {
+      if (p.shard == shard) return &p;
     }
-    for (auto& [s, e] : shard_ends) {
-      if (s == shard) {
-        e = std::max(e, end);
-        return;
-      }
-    }
-    shard_ends.emplace_back(shard, end);
+    return nullptr;
   }
 };
 
@@ -818,9 +823,7 @@ absl::StatusOr<bool> Stream::AppendDurable(StreamShard* shard, std::string_view 
   }
   if (store->failed()) return store->status();
   internal::Journal* journal = store_->journal();
-  internal::Journal::File* file = nullptr;
-  uint64_t lsn = 0;
-  const bool deferred = durable != nullptr && store_->options().fsync == FsyncPolicy::kEveryBatch;
+  DurablePut::Pending* pending = durable->deferred ? durable->Find(shard) : nullptr;
   auto journal_hook = [&](uint64_t counter, int64_t arrival_us) -> absl::Status {
     // Runs under the shard's append lock: the journal receives a shard's records in order.
     if (counter >= shard->counter_ceiling) {
@@ -829,35 +832,67 @@ absl::StatusOr<bool> Stream::AppendDurable(StreamShard* shard, std::string_view 
       if (absl::Status s = store_->RaiseCeilings({&update, 1}); !s.ok()) return s;
       shard->counter_ceiling = ceiling;
     }
-    absl::StatusOr<internal::Journal::File*> f = journal->Append(
-        internal::JournalEntry{shard->id.index(), counter, arrival_us, partition_key, data}, &lsn);
-    if (!f.ok()) return f.status();
-    file = *f;
+    internal::Journal::Region& region = durable->region;
+    if (!region.Fits(partition_key.size(), data.size())) {
+      // The call's first record (or, should a region run out, the next one).
+      if (region.active()) {
+        absl::StatusOr<uint64_t> ticket = journal->Finish(&region);
+        if (!ticket.ok()) {
+          durable->error = ticket.status();
+          return ticket.status();
+        }
+        durable->ticket = *ticket;
+      }
+      const size_t need = internal::Journal::BlockBytes(partition_key.size(), data.size());
+      if (absl::Status s = journal->Reserve(std::max(durable->reserve_bytes, need), &region);
+          !s.ok()) {
+        return s;
+      }
+      durable->files.push_back(internal::Journal::FileOf(region));
+    }
+    region.Put(internal::JournalEntry{shard->id.index(), counter, arrival_us, partition_key, data});
     return absl::OkStatus();
   };
+  using Visibility = internal::ShardLog::Visibility;
+  const Visibility visibility = !durable->deferred   ? Visibility::kNow
+                                : pending == nullptr ? Visibility::kDeferredFirst
+                                                     : Visibility::kDeferred;
   absl::StatusOr<std::optional<internal::ShardLog::Appended>> appended = shard->log.AppendJournaled(
-      partition_key, data, now_us, counter_floor, expire_before,
-      deferred ? internal::ShardLog::Visibility::kDeferred : internal::ShardLog::Visibility::kNow,
-      journal_hook);
+      partition_key, data, now_us, counter_floor, expire_before, visibility, journal_hook);
   if (!appended.ok()) return appended.status();
   if (!appended->has_value()) return false;
   *counter = (*appended)->counter;
-  if (!deferred) {
-    journal->Done(file);  // published already
-  } else {
-    durable->Add(shard, (*appended)->ordinal + 1, file, lsn);
+  if (durable->deferred) {
+    const uint64_t ordinal = (*appended)->ordinal;
+    if (pending == nullptr) {
+      durable->pending.push_back(DurablePut::Pending{shard, ordinal, ordinal + 1});
+    } else {
+      pending->end = ordinal + 1;
+    }
   }
   return true;
 }
 
 absl::Status Stream::FinishDurablePut(DurablePut& durable) {
-  // kEveryBatch: one journal sync for everything this call wrote (shared with concurrent
-  // callers), then the records become visible. A failed sync leaves them invisible for good.
-  absl::Status status = store_->journal()->SyncTo(durable.lsn);
-  if (status.ok()) {
-    for (const auto& [shard, end] : durable.shard_ends) shard->log.Publish(end);
+  internal::Journal* journal = store_->journal();
+  absl::Status status = durable.error;
+  if (durable.region.active()) {
+    absl::StatusOr<uint64_t> ticket = journal->Finish(&durable.region);
+    if (ticket.ok()) {
+      durable.ticket = *ticket;
+    } else if (status.ok()) {
+      status = ticket.status();
+    }
   }
-  for (const auto& [file, records] : durable.files) store_->journal()->Done(file, records);
+  if (durable.deferred) {
+    // kEveryBatch: one journal sync for everything this call wrote (shared with concurrent
+    // callers), then the records become visible. A failed sync leaves them invisible for good.
+    if (status.ok()) status = journal->SyncTo(durable.ticket);
+    for (const DurablePut::Pending& p : durable.pending) {
+      p.shard->log.FinishDeferred(p.start, p.end, status.ok());
+    }
+  }
+  for (internal::Journal::File* file : durable.files) journal->Done(file);
   return AsKinesisError(status);
 }
 
@@ -893,6 +928,10 @@ absl::StatusOr<PutRecordResult> Stream::PutRecord(std::string_view partition_key
   std::string error;
   StreamShard* shard = nullptr;
   DurablePut durable;
+  if (store_ != nullptr) {
+    durable.deferred = store_->options().fsync == FsyncPolicy::kEveryBatch;
+    durable.reserve_bytes = internal::Journal::BlockBytes(partition_key.size(), data.size());
+  }
   const ErrorCode code = PutOne(partition_key, data, options.explicit_hash_key, floor,
                                 ToMicros(start), &result, &error, &shard, &durable);
   if (store_ != nullptr) {
@@ -933,9 +972,21 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsE
   int64_t throttled = 0;
   std::vector<StreamShard*> touched;
   DurablePut durable;
+  if (store_ != nullptr) {
+    durable.deferred = store_->options().fsync == FsyncPolicy::kEveryBatch;
+    // One journal region for the whole call: what every entry may need.
+    for (const PutRecordsEntry& e : entries) {
+      durable.reserve_bytes += internal::Journal::BlockBytes(e.partition_key.size(), e.data.size());
+    }
+  }
   for (size_t i = 0; i < entries.size(); ++i) {
     const PutRecordsEntry& e = entries[i];
     PutRecordsResultEntry& out = result.entries[i];
+    if (store_ != nullptr && i != 0) {
+      const PutRecordsEntry& before = entries[i - 1];
+      durable.reserve_bytes -=
+          internal::Journal::BlockBytes(before.partition_key.size(), before.data.size());
+    }
     if (absl::Status s = ValidateRecord(e.partition_key, e.data); !s.ok()) {
       out.error_code = GetErrorCode(s);
       out.error_message = std::string(s.message());

@@ -850,3 +850,49 @@ TEST_CASE("a reader sees exact records while a writer appends and expires chunks
 
 }  // namespace
 }  // namespace rill
+
+namespace rill {
+namespace {
+
+using internal::ShardLog;
+using Visibility = ShardLog::Visibility;
+
+uint64_t AppendDeferred(ShardLog& log, std::string_view data, Visibility visibility) {
+  auto appended = log.AppendJournaled("k", data, int64_t{1704067200} * 1000000, 0,
+                                      std::numeric_limits<int64_t>::min(), visibility,
+                                      [](uint64_t, int64_t) { return absl::OkStatus(); });
+  REQUIRE(appended.ok());
+  REQUIRE(appended->has_value());
+  return (*appended)->ordinal;
+}
+
+// kEveryBatch writers sync their own journal regions and may finish in any order: a writer that
+// finishes first must not make visible an earlier writer's records, which may not be durable.
+TEST_CASE("deferred records become visible only up to the first unfinished writer", "[shard_log]") {
+  ShardLog log(1);
+  const uint64_t a = AppendDeferred(log, "a1", Visibility::kDeferredFirst);  // writer A
+  const uint64_t b = AppendDeferred(log, "b1", Visibility::kDeferredFirst);  // writer B
+  AppendDeferred(log, "a2", Visibility::kDeferred);                          // A again
+  CHECK(log.end_ordinal() == 0);
+  log.FinishDeferred(b, b + 1, /*durable=*/true);  // B synced first: A's a1 is before it
+  CHECK(log.end_ordinal() == 0);
+  log.FinishDeferred(a, 3, /*durable=*/true);
+  CHECK(log.end_ordinal() == 3);
+
+  // A writer whose sync failed stops publication at its first record, for good.
+  const uint64_t c = AppendDeferred(log, "c1", Visibility::kDeferredFirst);
+  const uint64_t d = AppendDeferred(log, "d1", Visibility::kDeferredFirst);
+  log.FinishDeferred(c, c + 1, /*durable=*/false);
+  log.FinishDeferred(d, d + 1, /*durable=*/true);
+  CHECK(log.end_ordinal() == 3);
+
+  // Records published earlier than a failed writer stay readable.
+  std::vector<std::string> seen;
+  for (ShardLog::Cursor cursor(log, 0, log.end_ordinal()); cursor.Valid(); cursor.Next()) {
+    seen.emplace_back(cursor.Get().data);
+  }
+  CHECK(seen == std::vector<std::string>{"a1", "b1", "a2"});
+}
+
+}  // namespace
+}  // namespace rill
