@@ -8,10 +8,10 @@
 //   <dir>/journal/*.jnl         the write-ahead journal (journal.h)
 //   <dir>/shard-<index>/<first counter, 20 digits>.seg   segment files, oldest first
 //
-// The data path: a put appends to the in-memory ShardLog and, under the same lock, copies the
-// record into the journal (memory-mapped, so it survives the process); kEveryBatch then syncs
-// the journal (one fdatasync for all shards and concurrent callers) before the record becomes
-// visible. Behind the puts, ShardStore::Commit writes every record of the log not yet written
+// The data path: a put call reserves one journal region; each record is appended to the
+// in-memory ShardLog and, under the same lock, copied into the region (in the page cache, so it
+// survives the process); kEveryBatch then writes the region and syncs the journal (one fdatasync
+// for all shards and concurrent callers) before the records become visible. Behind the puts, ShardStore::Commit writes every record of the log not yet written
 // as one compressed frame (group commit) and syncs as the FsyncPolicy says; the journal files
 // whose records are all in the segments are then recycled. The memory log fixes the order; the
 // segment follows it.

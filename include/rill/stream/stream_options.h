@@ -109,9 +109,10 @@ struct EnhancedFanOutOptions {
 
 // What an acknowledged put (a returned sequence number) of a durable stream survives.
 //
-// A put is acknowledged once its record is in the stream's journal: memory-mapped files in the
-// kernel's page cache, which outlive the process. The segment files are written behind it by the
-// flusher. So under every policy a process crash (SIGKILL, abort, a segfault) loses nothing
+// A put is acknowledged once its record is in the stream's journal: files whose bytes are in the
+// kernel's page cache as soon as they are written (memory-mapped for kNever and kInterval, one
+// pwrite per call for kEveryBatch), which outlive the process. The segment files are written
+// behind it by the flusher. So under every policy a process crash (SIGKILL, abort, a segfault) loses nothing
 // acknowledged; the policy decides what is synced, and so what a power cut may take:
 //
 //   policy        process crash loses    power cut / kernel crash loses
