@@ -9,7 +9,8 @@
 //   BM_InMemoryIngest       PutRecords of the same batches into an in-memory stream
 //   BM_DurableIngest/<level>/<fsync>
 //                           the same into a durable stream (fsync: 0 never, 1 every 5 ms,
-//                           2 every batch)
+//                           2 every batch), in its steady state: filled past its memory budget
+//                           (256 MiB) before the measurement, so that it evicts what it takes in
 //   BM_Recovery/<MiB>       Stream::Open of a directory holding that much record data
 //   BM_ColdReadBack         reading everything back through GetRecords from a reopened stream
 //                           whose memory budget holds almost none of it
@@ -20,6 +21,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -117,18 +119,54 @@ void BM_ZstdLevel1Baseline(benchmark::State& state) {
 }
 BENCHMARK(BM_ZstdLevel1Baseline)->UseRealTime();
 
-void Ingest(benchmark::State& state, const std::string& dir, int level, rill::FsyncPolicy fsync,
-            int shards = 4) {
+// Streams kept across the calls Google Benchmark makes of one benchmark (it calls each several
+// times to size the run), so that a durable stream is measured in its steady state: past its
+// memory budget, evicting as much as it takes in, as a gateway that has run for a while is.
+struct WarmStreams {
+  std::map<std::string, std::unique_ptr<rill::Stream>> streams;
+  std::vector<std::string> dirs;
+  ~WarmStreams() {
+    streams.clear();
+    for (const std::string& dir : dirs) std::filesystem::remove_all(dir);
+  }
+};
+WarmStreams& Warm() {
+  static WarmStreams warm;
+  return warm;
+}
+
+// The durable stream for `name`, created and filled past its memory budget on first use.
+rill::Stream* WarmStream(const std::string& name, int level, rill::FsyncPolicy fsync, int shards) {
+  WarmStreams& warm = Warm();
+  auto it = warm.streams.find(name);
+  if (it != warm.streams.end()) return it->second.get();
+  const std::string dir = TempDir(name.c_str());
+  warm.dirs.push_back(dir);
+  rill::StreamOptions o = Options(dir, level, fsync, shards);
+  auto stream = rill::Stream::Create(o);
+  if (!stream.ok()) return nullptr;
   const Batches& b = Pool();
-  auto stream = rill::Stream::Create(Options(dir, level, fsync, shards));
-  if (!stream.ok()) {
-    state.SkipWithError(stream.status().ToString().c_str());
+  uint64_t bytes = 0;
+  const uint64_t fill = o.storage->memory_budget_bytes + (o.storage->memory_budget_bytes >> 3);
+  for (size_t i = 0; fsync != rill::FsyncPolicy::kEveryBatch && bytes < fill; ++i) {
+    const auto& batch = b.pool[i % b.pool.size()];
+    if (!(*stream)->PutRecords(batch).ok()) return nullptr;
+    bytes += BatchBytes(batch);
+  }
+  return warm.streams.emplace(name, *std::move(stream)).first->second.get();
+}
+
+void Ingest(benchmark::State& state, rill::Stream* stream) {
+  const Batches& b = Pool();
+  if (stream == nullptr) {
+    state.SkipWithError("cannot create the stream");
     return;
   }
+  const uint64_t disk_before = stream->DiskBytes();
   size_t i = 0, bytes = 0;
   for (auto _ : state) {
     const auto& batch = b.pool[i++ % b.pool.size()];
-    auto r = (*stream)->PutRecords(batch);
+    auto r = stream->PutRecords(batch);
     if (!r.ok() || r->failed_record_count != 0) {
       state.SkipWithError("put failed");
       break;
@@ -137,21 +175,25 @@ void Ingest(benchmark::State& state, const std::string& dir, int level, rill::Fs
   }
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBatch);
-  if (!dir.empty()) {
-    (void)(*stream)->Flush();
-    state.counters["ratio"] = static_cast<double>(bytes) /
-                              static_cast<double>(std::max<uint64_t>(1, (*stream)->DiskBytes()));
+  if (stream->options().storage) {
+    (void)stream->Flush();
+    state.counters["ratio"] =
+        static_cast<double>(bytes) /
+        static_cast<double>(std::max<uint64_t>(1, stream->DiskBytes() - disk_before));
   }
-  stream->reset();
-  if (!dir.empty()) std::filesystem::remove_all(dir);
 }
 
-void BM_InMemoryIngest(benchmark::State& state) { Ingest(state, "", 0, rill::FsyncPolicy::kNever); }
+void BM_InMemoryIngest(benchmark::State& state) {
+  auto stream = rill::Stream::Create(Options("", 0, rill::FsyncPolicy::kNever));
+  Ingest(state, stream.ok() ? stream->get() : nullptr);
+}
 BENCHMARK(BM_InMemoryIngest)->UseRealTime();
 
 void BM_DurableIngest(benchmark::State& state) {
   const auto fsync = static_cast<rill::FsyncPolicy>(state.range(1));
-  Ingest(state, TempDir("ingest"), static_cast<int>(state.range(0)), fsync);
+  const auto level = static_cast<int>(state.range(0));
+  Ingest(state,
+         WarmStream(absl::StrFormat("ingest-%d-%d", level, state.range(1)), level, fsync, 4));
 }
 BENCHMARK(BM_DurableIngest)
     ->UseRealTime()
@@ -163,7 +205,7 @@ BENCHMARK(BM_DurableIngest)
 // Group commit across shards (issue 21): PutRecords of 500 records spread over 20 shards with
 // kEveryBatch. Each call is acknowledged after one journal fdatasync, whatever the shard count.
 void BM_EveryBatch20Shards(benchmark::State& state) {
-  Ingest(state, TempDir("every-batch-20"), 1, rill::FsyncPolicy::kEveryBatch, 20);
+  Ingest(state, WarmStream("every-batch-20", 1, rill::FsyncPolicy::kEveryBatch, 20));
 }
 BENCHMARK(BM_EveryBatch20Shards)->UseRealTime();
 

@@ -134,6 +134,38 @@ absl::StatusOr<std::optional<ShardLog::Appended>> ShardLog::AppendJournaled(
   return std::optional<Appended>(appended);
 }
 
+absl::Status ShardLog::AppendJournaledBatch(
+    absl::Span<BatchRecord> records, int64_t now_us, int64_t expire_before_us,
+    Visibility visibility, absl::FunctionRef<absl::Status(const BatchRecord&)> journal,
+    size_t* appended) {
+  const bool publish = visibility == Visibility::kNow;
+  absl::Status status;
+  size_t n = 0;
+  {
+    MutexLock lock(&append_mu_);
+    if (closed_.load(std::memory_order_relaxed)) {
+      *appended = 0;
+      return absl::OkStatus();
+    }
+    for (; n < records.size(); ++n) {
+      BatchRecord& r = records[n];
+      r.counter = next_counter_;
+      r.arrival_us = std::max(now_us, last_arrival_us_);
+      r.ordinal = written_;
+      status = journal(r);
+      if (!status.ok()) break;
+      if (n == 0 && visibility == Visibility::kDeferredFirst) {
+        MutexLock ledger(&ledger_mu_);
+        ledger_.push_back(DeferredWriter{r.ordinal, false, false});
+      }
+      WriteLocked(r.key, r.data, r.counter, r.arrival_us, publish);
+    }
+  }
+  *appended = n;
+  if (n != 0) AfterAppend(expire_before_us, publish);
+  return status;
+}
+
 void ShardLog::FinishDeferred(uint64_t start, uint64_t end, bool durable) {
   uint64_t publish_to = 0;
   {
@@ -349,11 +381,12 @@ uint64_t ShardLog::memory_start_ordinal() const {
   return end_ordinal();
 }
 
-size_t ShardLog::EvictBefore(uint64_t ordinal) {
+size_t ShardLog::EvictBefore(uint64_t ordinal, size_t max_bytes) {
   MutexLock lock(&chunks_mu_);
   size_t drop = 0;
   size_t bytes = 0;
-  while (drop + 1 < chunks_.size() && chunks_[drop + 1]->first_ordinal() <= ordinal) {
+  while (bytes < max_bytes && drop + 1 < chunks_.size() &&
+         chunks_[drop + 1]->first_ordinal() <= ordinal) {
     bytes += chunks_[drop]->capacity() + sizeof(Chunk);
     ++drop;
   }

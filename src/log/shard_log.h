@@ -31,6 +31,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "rill/base/internal/mutex.h"
 
 namespace rill::internal {
@@ -221,6 +222,26 @@ class ShardLog {
       absl::FunctionRef<absl::Status(uint64_t counter, int64_t arrival_us)> journal)
       ABSL_LOCKS_EXCLUDED(append_mu_, ledger_mu_);
 
+  // A batch of one call's records for one shard, appended under one acquisition of the append
+  // lock. The log fills in counter, arrival and ordinal.
+  struct BatchRecord {
+    std::string_view key;
+    std::string_view data;
+    uint32_t index = 0;  // the caller's
+    uint64_t counter = 0;
+    int64_t arrival_us = 0;
+    uint64_t ordinal = 0;
+  };
+  // As AppendJournaled for each record of `records` in order (the first with `visibility`, the
+  // rest kDeferred if it is deferred), calling `journal(record)` before each. Stops at the first
+  // record the journal refuses, returning its status; `*appended` receives how many were
+  // appended (fewer than records.size() with OK: the log is closed). Allocates only when a
+  // chunk fills.
+  absl::Status AppendJournaledBatch(absl::Span<BatchRecord> records, int64_t now_us,
+                                    int64_t expire_before_us, Visibility visibility,
+                                    absl::FunctionRef<absl::Status(const BatchRecord&)> journal,
+                                    size_t* appended) ABSL_LOCKS_EXCLUDED(append_mu_, ledger_mu_);
+
   // Ends the writer whose first deferred record has ordinal `start` and whose records here end
   // below `end`. If `durable`, its records may become visible: the log publishes up to the first
   // record of a writer still unfinished (or everything written, if none is). If not (its sync
@@ -264,8 +285,10 @@ class ShardLog {
   // segment files); the log's end if no chunk is held.
   uint64_t memory_start_ordinal() const ABSL_LOCKS_EXCLUDED(chunks_mu_);
   // Durable mode: drops the chunks (never the newest) whose records all lie below `ordinal`,
-  // which must be written to disk already. Returns the bytes given back.
-  size_t EvictBefore(uint64_t ordinal) ABSL_LOCKS_EXCLUDED(chunks_mu_);
+  // which must be written to disk already, oldest first, until at least `max_bytes` are given
+  // back. Returns the bytes given back.
+  size_t EvictBefore(uint64_t ordinal, size_t max_bytes = std::numeric_limits<size_t>::max())
+      ABSL_LOCKS_EXCLUDED(chunks_mu_);
   // Durable mode: retention found on disk that records below `ordinal` have expired.
   void RaiseTrim(uint64_t ordinal);
 

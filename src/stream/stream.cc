@@ -643,14 +643,18 @@ absl::Status Stream::CommitShard(StreamShard* shard, bool force_sync) {
 void Stream::EnforceMemoryBudget() {
   const size_t budget = options_.storage->memory_budget_bytes;
   if (budget == 0) return;
-  size_t used = MemoryBytes();
+  const size_t used = MemoryBytes();
   if (used <= budget) return;
+  // Evict a little below the budget, oldest chunks first, not whole shards: what is freed
+  // then matches what new records need, and the chunk pool hands it back without the kernel
+  // zeroing fresh pages.
+  size_t excess = used - budget + budget / 32;
   const std::vector<StreamShard*>& all = shard_map_.load(std::memory_order_acquire)->all;
   const size_t start = evict_round_.fetch_add(1, std::memory_order_relaxed);
-  for (size_t i = 0; i < all.size() && used > budget; ++i) {
+  for (size_t i = 0; i < all.size() && excess > 0; ++i) {
     StreamShard* s = all[(start + i) % all.size()];
     if (s->store == nullptr) continue;
-    used -= std::min(used, s->log.EvictBefore(s->store->persisted_ordinal()));
+    excess -= std::min(excess, s->log.EvictBefore(s->store->persisted_ordinal(), excess));
   }
 }
 
@@ -822,36 +826,9 @@ absl::StatusOr<bool> Stream::AppendDurable(StreamShard* shard, std::string_view 
         shard->id.ToString(), options_.name));
   }
   if (store->failed()) return store->status();
-  internal::Journal* journal = store_->journal();
   DurablePut::Pending* pending = durable->deferred ? durable->Find(shard) : nullptr;
-  auto journal_hook = [&](uint64_t counter, int64_t arrival_us) -> absl::Status {
-    // Runs under the shard's append lock: the journal receives a shard's records in order.
-    if (counter >= shard->counter_ceiling) {
-      const uint64_t ceiling = counter + kCounterLease;
-      const std::pair<uint32_t, uint64_t> update{shard->id.index(), ceiling};
-      if (absl::Status s = store_->RaiseCeilings({&update, 1}); !s.ok()) return s;
-      shard->counter_ceiling = ceiling;
-    }
-    internal::Journal::Region& region = durable->region;
-    if (!region.Fits(partition_key.size(), data.size())) {
-      // The call's first record (or, should a region run out, the next one).
-      if (region.active()) {
-        absl::StatusOr<uint64_t> ticket = journal->Finish(&region);
-        if (!ticket.ok()) {
-          durable->error = ticket.status();
-          return ticket.status();
-        }
-        durable->ticket = *ticket;
-      }
-      const size_t need = internal::Journal::BlockBytes(partition_key.size(), data.size());
-      if (absl::Status s = journal->Reserve(std::max(durable->reserve_bytes, need), &region);
-          !s.ok()) {
-        return s;
-      }
-      durable->files.push_back(internal::Journal::FileOf(region));
-    }
-    region.Put(internal::JournalEntry{shard->id.index(), counter, arrival_us, partition_key, data});
-    return absl::OkStatus();
+  auto journal_hook = [&](uint64_t counter, int64_t arrival_us) {
+    return JournalRecord(shard, durable, partition_key, data, counter, arrival_us);
   };
   using Visibility = internal::ShardLog::Visibility;
   const Visibility visibility = !durable->deferred   ? Visibility::kNow
@@ -871,6 +848,156 @@ absl::StatusOr<bool> Stream::AppendDurable(StreamShard* shard, std::string_view 
     }
   }
   return true;
+}
+
+absl::Status Stream::JournalRecord(StreamShard* shard, DurablePut* durable,
+                                   std::string_view partition_key, std::string_view data,
+                                   uint64_t counter, int64_t arrival_us) {
+  if (counter >= shard->counter_ceiling) {
+    const uint64_t ceiling = counter + kCounterLease;
+    const std::pair<uint32_t, uint64_t> update{shard->id.index(), ceiling};
+    if (absl::Status s = store_->RaiseCeilings({&update, 1}); !s.ok()) return s;
+    shard->counter_ceiling = ceiling;
+  }
+  internal::Journal* journal = store_->journal();
+  internal::Journal::Region& region = durable->region;
+  const size_t need = internal::Journal::BlockBytes(partition_key.size(), data.size());
+  if (!region.Fits(partition_key.size(), data.size())) {
+    // The call's first record (or, should a region run out, the next one).
+    if (region.active()) {
+      absl::StatusOr<uint64_t> ticket = journal->Finish(&region);
+      if (!ticket.ok()) {
+        durable->error = ticket.status();
+        return ticket.status();
+      }
+      durable->ticket = *ticket;
+    }
+    if (absl::Status s = journal->Reserve(std::max(durable->reserve_bytes, need), &region);
+        !s.ok()) {
+      return s;
+    }
+    durable->files.push_back(internal::Journal::FileOf(region));
+  }
+  region.Put(internal::JournalEntry{shard->id.index(), counter, arrival_us, partition_key, data});
+  durable->reserve_bytes -= std::min(durable->reserve_bytes, need);
+  return absl::OkStatus();
+}
+
+void Stream::PutShardBatch(StreamShard* shard, absl::Span<const PutRecordsEntry> entries,
+                           absl::Span<const uint32_t> indices, int64_t now_us,
+                           PutRecordsResult* result, int64_t* throttled,
+                           std::vector<StreamShard*>* touched, DurablePut* durable) {
+  using internal::ShardLog;
+  thread_local std::vector<ShardLog::BatchRecord> batch;
+  batch.clear();
+  for (const uint32_t i : indices) {
+    const PutRecordsEntry& e = entries[i];
+    const auto bytes = static_cast<int64_t>(e.partition_key.size() + e.data.size());
+    if (shard->write_limited &&
+        !internal::TryTakeBoth(shard->write_bytes, bytes, shard->write_records, 1, now_us)) {
+      Add(shard->write_throttled, 1);
+      PutRecordsResultEntry& out = result->entries[i];
+      out.error_code = ErrorCode::kProvisionedThroughputExceeded;
+      out.error_message = absl::StrFormat(
+          "Rate exceeded for shard %s in stream %s: the shard's write limit (%d bytes/s, %d "
+          "records/s) is used up",
+          shard->id.ToString(), options_.name, options_.shard_limits.write_bytes_per_second,
+          options_.shard_limits.write_records_per_second);
+      ++result->failed_record_count;
+      ++*throttled;
+      continue;
+    }
+    batch.push_back(ShardLog::BatchRecord{e.partition_key, e.data, i});
+  }
+  auto refund = [&](const ShardLog::BatchRecord& r) {
+    if (shard->write_limited) {
+      shard->write_bytes.Refund(static_cast<int64_t>(r.key.size() + r.data.size()));
+      shard->write_records.Refund(1);
+    }
+  };
+  const int64_t expire_before = now_us - retention_us_.load(std::memory_order_relaxed);
+  bool wrote = false;
+  size_t pos = 0;
+  while (pos < batch.size()) {
+    const absl::Span<ShardLog::BatchRecord> rest = absl::MakeSpan(batch).subspan(pos);
+    size_t appended = 0;
+    absl::Status status;
+    if (store_ == nullptr) {
+      status = shard->log.AppendJournaledBatch(
+          rest, now_us, expire_before, ShardLog::Visibility::kNow,
+          [](const ShardLog::BatchRecord&) { return absl::OkStatus(); }, &appended);
+    } else if (shard->store == nullptr) {
+      status = InternalFailureError(absl::StrFormat(
+          "shard %s of stream %s has no storage (opening its directory failed when it was "
+          "created)",
+          shard->id.ToString(), options_.name));
+    } else if (shard->store->failed()) {
+      status = shard->store->status();
+    } else {
+      DurablePut::Pending* pending = durable->deferred ? durable->Find(shard) : nullptr;
+      const ShardLog::Visibility visibility = !durable->deferred ? ShardLog::Visibility::kNow
+                                              : pending == nullptr
+                                                  ? ShardLog::Visibility::kDeferredFirst
+                                                  : ShardLog::Visibility::kDeferred;
+      status = shard->log.AppendJournaledBatch(
+          rest, now_us, expire_before, visibility,
+          [&](const ShardLog::BatchRecord& r) {
+            return JournalRecord(shard, durable, r.key, r.data, r.counter, r.arrival_us);
+          },
+          &appended);
+      if (durable->deferred && appended != 0) {
+        const uint64_t end = rest[appended - 1].ordinal + 1;
+        if (pending == nullptr) {
+          durable->pending.push_back(DurablePut::Pending{shard, rest[0].ordinal, end});
+        } else {
+          pending->end = end;
+        }
+      }
+    }
+    for (size_t j = 0; j < appended; ++j) {
+      PutRecordsResultEntry& out = result->entries[rest[j].index];
+      out.shard_id = shard->id;
+      out.sequence_number =
+          internal::MakeSequenceNumber(rest[j].counter, shard->id.index(), stream_tag_);
+    }
+    wrote = wrote || appended != 0;
+    pos += appended;
+    if (!status.ok()) {
+      // Nothing of this record was written: it is neither readable nor numbered.
+      const ShardLog::BatchRecord& r = batch[pos++];
+      refund(r);
+      PutRecordsResultEntry& out = result->entries[r.index];
+      const absl::Status error = AsKinesisError(status);
+      out.error_code = GetErrorCode(error);
+      out.error_message = std::string(error.message());
+      ++result->failed_record_count;
+    } else if (pos < batch.size()) {
+      // The shard closed (a resharding): the rest is routed again, one by one, to its children.
+      for (; pos < batch.size(); ++pos) {
+        const ShardLog::BatchRecord& r = batch[pos];
+        refund(r);
+        const PutRecordsEntry& e = entries[r.index];
+        PutRecordsResultEntry& out = result->entries[r.index];
+        PutRecordResult put;
+        StreamShard* child = nullptr;
+        out.error_code = PutOne(e.partition_key, e.data, e.explicit_hash_key, 0, now_us, &put,
+                                &out.error_message, &child, durable);
+        if (out.ok()) {
+          out.shard_id = put.shard_id;
+          out.sequence_number = put.sequence_number;
+          if (std::find(touched->begin(), touched->end(), child) == touched->end()) {
+            touched->push_back(child);
+          }
+        } else {
+          ++result->failed_record_count;
+          if (out.error_code == ErrorCode::kProvisionedThroughputExceeded) ++*throttled;
+        }
+      }
+    }
+  }
+  if (wrote && std::find(touched->begin(), touched->end(), shard) == touched->end()) {
+    touched->push_back(shard);
+  }
 }
 
 absl::Status Stream::FinishDurablePut(DurablePut& durable) {
@@ -979,34 +1106,59 @@ absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsE
       durable.reserve_bytes += internal::Journal::BlockBytes(e.partition_key.size(), e.data.size());
     }
   }
+  // Route every valid entry, then append each shard's entries (in the call's order, which
+  // their sequence numbers follow) under one acquisition of its lock. A counting sort by
+  // shard: the buffers are the thread's, reused, so a call allocates nothing here.
+  thread_local std::vector<uint32_t> shard_of;  // per entry: shard index, or kNone (invalid)
+  thread_local std::vector<uint32_t> group_of;  // per shard index: group, or kNone
+  thread_local std::vector<std::pair<uint32_t, uint32_t>> groups;  // (shard index, offset)
+  thread_local std::vector<uint32_t> order;                        // entry indices grouped by shard
+  constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+  const ShardMap* map = shard_map_.load(std::memory_order_acquire);
+  if (group_of.size() < map->all.size()) group_of.resize(map->all.size(), kNone);
+  shard_of.assign(entries.size(), kNone);
+  groups.clear();
   for (size_t i = 0; i < entries.size(); ++i) {
     const PutRecordsEntry& e = entries[i];
-    PutRecordsResultEntry& out = result.entries[i];
-    if (store_ != nullptr && i != 0) {
-      const PutRecordsEntry& before = entries[i - 1];
-      durable.reserve_bytes -=
-          internal::Journal::BlockBytes(before.partition_key.size(), before.data.size());
-    }
     if (absl::Status s = ValidateRecord(e.partition_key, e.data); !s.ok()) {
+      PutRecordsResultEntry& out = result.entries[i];
       out.error_code = GetErrorCode(s);
       out.error_message = std::string(s.message());
       ++result.failed_record_count;
       continue;
     }
-    PutRecordResult put;
-    StreamShard* shard = nullptr;
-    out.error_code = PutOne(e.partition_key, e.data, e.explicit_hash_key, 0, now_us, &put,
-                            &out.error_message, &shard, &durable);
-    if (out.ok()) {
-      out.shard_id = put.shard_id;
-      out.sequence_number = put.sequence_number;
-      if (store_ != nullptr && std::find(touched.begin(), touched.end(), shard) == touched.end()) {
-        touched.push_back(shard);
-      }
-    } else {
-      ++result.failed_record_count;
-      if (out.error_code == ErrorCode::kProvisionedThroughputExceeded) ++throttled;
+    const HashKey hash_key = e.explicit_hash_key
+                                 ? *e.explicit_hash_key
+                                 : internal::CachedPartitionKeyHash(e.partition_key);
+    const uint32_t shard = map->Route(hash_key)->id.index();
+    shard_of[i] = shard;
+    if (group_of[shard] == kNone) {
+      group_of[shard] = static_cast<uint32_t>(groups.size());
+      groups.emplace_back(shard, 0);
     }
+    ++groups[group_of[shard]].second;  // a count for now
+  }
+  uint32_t offset = 0;
+  for (auto& [shard, start] : groups) {
+    const uint32_t count = start;
+    start = offset;
+    offset += count;
+  }
+  order.resize(offset);
+  {
+    thread_local std::vector<uint32_t> fill;
+    fill.clear();
+    for (const auto& g : groups) fill.push_back(g.second);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (shard_of[i] != kNone) order[fill[group_of[shard_of[i]]]++] = static_cast<uint32_t>(i);
+    }
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const auto [shard, start] = groups[g];
+    const uint32_t end = g + 1 < groups.size() ? groups[g + 1].second : offset;
+    group_of[shard] = kNone;
+    PutShardBatch(map->all[shard], entries, absl::MakeConstSpan(order).subspan(start, end - start),
+                  now_us, &result, &throttled, &touched, &durable);
   }
   if (store_ != nullptr) {
     // kEveryBatch: the entries written are acknowledged only after the journal sync; if it

@@ -326,6 +326,17 @@ class Stream {
   absl::StatusOr<bool> AppendDurable(internal::StreamShard* shard, std::string_view partition_key,
                                      std::string_view data, int64_t now_us, uint64_t counter_floor,
                                      int64_t expire_before, DurablePut* durable, uint64_t* counter);
+  // Durable mode: writes one record into the call's journal region (reserving it first) and
+  // raises the shard's counter ceiling when due. Runs under the shard's append lock.
+  absl::Status JournalRecord(internal::StreamShard* shard, DurablePut* durable,
+                             std::string_view partition_key, std::string_view data,
+                             uint64_t counter, int64_t arrival_us);
+  // PutRecords' records routed to one shard, appended under one acquisition of its lock; the
+  // results go to `result`. Records the shard refuses because it closed go through PutOne.
+  void PutShardBatch(internal::StreamShard* shard, absl::Span<const PutRecordsEntry> entries,
+                     absl::Span<const uint32_t> indices, int64_t now_us, PutRecordsResult* result,
+                     int64_t* throttled, std::vector<internal::StreamShard*>* touched,
+                     DurablePut* durable);
   // kEveryBatch: syncs the journal for `durable`, then publishes its records.
   absl::Status FinishDurablePut(DurablePut& durable);
   // Without a flusher thread: segment writes and journal recycling that are due.
