@@ -9,6 +9,7 @@ namespace {
 
 constexpr size_t kMaxCachedKeyBytes = 38;
 constexpr size_t kEntries = 4096;  // a power of two: 256 KiB per thread
+constexpr size_t kWays = 4;        // entries per set
 
 struct alignas(64) Entry {
   HashKey hash_key;                  // 16 bytes
@@ -41,14 +42,28 @@ HashKey CachedPartitionKeyHash(std::string_view key) {
   if (key.empty() || key.size() > kMaxCachedKeyBytes) return HashKey::FromPartitionKey(key);
   thread_local std::unique_ptr<Table> table;
   if (table == nullptr) table = std::make_unique<Table>();
-  Entry& e = table->entries[Slot(key)];
-  if (e.length == key.size() && std::memcmp(e.key, key.data(), key.size()) == 0) {
-    return e.hash_key;
+  // Four-way: a key may sit in any entry of its set of four, so keys whose slots collide (a
+  // fifth of 1,000 keys would in a direct-mapped table) keep their places.
+  const size_t slot = Slot(key);
+  Entry* set = &table->entries[slot & ~size_t{kWays - 1}];
+  for (size_t w = 0; w < kWays; ++w) {
+    const Entry& e = set[w];
+    if (e.length == key.size() && std::memcmp(e.key, key.data(), key.size()) == 0) {
+      return e.hash_key;
+    }
   }
-  e.hash_key = HashKey::FromPartitionKey(key);
-  e.length = static_cast<uint8_t>(key.size());
-  std::memcpy(e.key, key.data(), key.size());
-  return e.hash_key;
+  // A miss: an empty entry of the set, else the one the key's slot names.
+  Entry* victim = &set[slot & (kWays - 1)];
+  for (size_t w = 0; w < kWays; ++w) {
+    if (set[w].length == 0) {
+      victim = &set[w];
+      break;
+    }
+  }
+  victim->hash_key = HashKey::FromPartitionKey(key);
+  victim->length = static_cast<uint8_t>(key.size());
+  std::memcpy(victim->key, key.data(), key.size());
+  return victim->hash_key;
 }
 
 }  // namespace rill::internal

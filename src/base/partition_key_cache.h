@@ -2,9 +2,9 @@
 //
 // MD5 is a chain of 64 dependent steps, about 120 ns per key here: half the cost of a put. Real
 // traffic repeats its partition keys (a player, a device, a session sends many records), so each
-// thread remembers the hash keys of the last keys it hashed in a small direct-mapped table. A hit
-// costs a short compare instead of MD5; the value is always the MD5 result, so routing is exactly
-// Kinesis' whatever the hit rate.
+// thread remembers the hash keys of the last keys it hashed in a small four-way set-associative
+// table. A hit costs a short compare instead of MD5; the value is always the MD5 result, so
+// routing is exactly Kinesis' whatever the hit rate.
 //
 // Thread safety: each thread has its own table (allocated on its first use, 4096 entries of
 // 64 bytes); nothing is shared.

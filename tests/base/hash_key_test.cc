@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "base/partition_key_cache.h"
 #include "rill/base/error.h"
 
 namespace rill {
@@ -287,6 +288,30 @@ TEST_CASE("hash keys and ranges print in decimal", "[hash_key]") {
   CHECK(os.str() == "42 [1, 2]");
   CHECK((HashKeyRange{HashKey(1), HashKey(2)} == HashKeyRange{HashKey(1), HashKey(2)}));
   CHECK_FALSE((HashKeyRange{HashKey(1), HashKey(2)} == HashKeyRange{HashKey(1), HashKey(3)}));
+}
+
+}  // namespace
+}  // namespace rill
+
+namespace rill {
+namespace {
+
+// The cache must never change routing: whatever hits, misses and evictions happen, it returns
+// exactly the MD5 hash key.
+TEST_CASE("CachedPartitionKeyHash equals FromPartitionKey through hits, misses and evictions",
+          "[hash_key]") {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 6000; ++i) keys.push_back("device-" + std::to_string(i));  // > the table
+  for (int len = 1; len <= 45; ++len) keys.push_back(std::string(static_cast<size_t>(len), 'k'));
+  keys.push_back("player-1");
+  keys.push_back("player-1 ");  // a prefix of another key, then the longer one
+  for (int round = 0; round < 3; ++round) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      // Cycles through the keys in a different order each round.
+      const std::string& key = keys[(i * (2 * round + 1)) % keys.size()];
+      REQUIRE(internal::CachedPartitionKeyHash(key) == HashKey::FromPartitionKey(key));
+    }
+  }
 }
 
 }  // namespace
