@@ -148,7 +148,7 @@ rill::Stream* WarmStream(const std::string& name, int level, rill::FsyncPolicy f
   const Batches& b = Pool();
   uint64_t bytes = 0;
   const uint64_t fill = o.storage->memory_budget_bytes + (o.storage->memory_budget_bytes >> 3);
-  for (size_t i = 0; fsync != rill::FsyncPolicy::kEveryBatch && bytes < fill; ++i) {
+  for (size_t i = 0; bytes < fill; ++i) {
     const auto& batch = b.pool[i % b.pool.size()];
     if (!(*stream)->PutRecords(batch).ok()) return nullptr;
     bytes += BatchBytes(batch);
