@@ -1,4 +1,4 @@
-#include "rill/base/internal/decimal.h"
+#include "base/decimal.h"
 
 namespace rill::internal {
 

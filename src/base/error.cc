@@ -6,7 +6,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/types/optional.h"
-#include "rill/base/internal/strings.h"
+#include "base/strings.h"
 
 namespace rill {
 namespace {

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "base/decimal.h"
 #include "rill/base/error.h"
-#include "rill/base/internal/decimal.h"
 #include "rill/base/md5.h"
 
 namespace rill {

@@ -1,7 +1,7 @@
 #include "rill/base/sequence_number.h"
 
+#include "base/decimal.h"
 #include "rill/base/error.h"
-#include "rill/base/internal/decimal.h"
 
 namespace rill {
 

@@ -1,8 +1,8 @@
 #include "rill/base/shard_id.h"
 
 #include "absl/strings/str_format.h"
+#include "base/strings.h"
 #include "rill/base/error.h"
-#include "rill/base/internal/strings.h"
 
 namespace rill {
 namespace {}  // namespace

@@ -4,10 +4,10 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "base/strings.h"
 #include "consume/checkpoint_store_internal.h"
 #include "rill/base/error.h"
 #include "rill/base/internal/mutex.h"
-#include "rill/base/internal/strings.h"
 #include "rill/consume/checkpoint_store.h"
 
 namespace rill {

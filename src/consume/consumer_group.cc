@@ -11,8 +11,8 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "base/strings.h"
 #include "rill/base/error.h"
-#include "rill/base/internal/strings.h"
 #include "rill/stream/stream.h"
 
 namespace rill {

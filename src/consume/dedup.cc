@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "base/strings.h"
 #include "rill/base/error.h"
 #include "rill/base/internal/mutex.h"
-#include "rill/base/internal/strings.h"
 #include "rill/consume/checkpoint_store.h"
 
 namespace rill {

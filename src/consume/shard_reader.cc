@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/sequence_layout.h"
 #include "consume/checkpoint_store_internal.h"
 #include "rill/base/error.h"
-#include "rill/base/internal/sequence_layout.h"
 #include "rill/consume/checkpoint_store.h"
 #include "rill/stream/stream.h"
 

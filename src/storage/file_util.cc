@@ -11,8 +11,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "base/strings.h"
 #include "rill/base/error.h"
-#include "rill/base/internal/strings.h"
 
 namespace rill::internal {
 

@@ -9,9 +9,10 @@
 #include "absl/strings/str_format.h"
 #include "base/partition_key_cache.h"
 #include "base/sealed_token.h"
+#include "base/sequence_layout.h"
+#include "base/strings.h"
+#include "base/utf.h"
 #include "log/shard_log.h"
-#include "rill/base/internal/sequence_layout.h"
-#include "rill/base/internal/strings.h"
 #include "rill/base/md5.h"
 #include "storage/stream_store.h"
 #include "stream/rate_limiter.h"
@@ -28,47 +29,6 @@ constexpr int64_t kMicrosPerDay = int64_t{86400} * 1000000;
 // Durable mode: counters a shard may issue beyond the ceiling on disk before writing a higher
 // one (one small synced write per 16 M records per shard; the gap a reopen leaves).
 constexpr uint64_t kCounterLease = uint64_t{1} << 24;
-
-// Counts the UTF-16 code units of valid UTF-8 `s` (Kinesis' measure of a partition key), or
-// returns -1 if `s` is not valid UTF-8.
-int Utf16Length(std::string_view s) {
-  int units = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* const end = p + s.size();
-  while (p < end) {
-    const unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      ++units;
-      continue;
-    }
-    int extra;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      extra = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return -1;
-    }
-    if (end - p <= extra) return -1;
-    for (int i = 1; i <= extra; ++i) {
-      if ((p[i] & 0xC0) != 0x80) return -1;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are not valid UTF-8.
-    static constexpr uint32_t kMinForLength[4] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMinForLength[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
-    units += extra == 3 ? 2 : 1;
-    p += extra + 1;
-  }
-  return units;
-}
 
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
@@ -705,7 +665,7 @@ absl::StatusOr<StreamShard*> Stream::FindLiveShard(uint32_t index, int64_t now_u
 absl::Status Stream::ValidateRecord(std::string_view partition_key, std::string_view data) const {
   // Up to 256 bytes the key has at most 256 UTF-16 units; only longer keys need counting.
   int units = 0;
-  if (partition_key.empty() || (units = Utf16Length(partition_key)) < 1 ||
+  if (partition_key.empty() || (units = internal::Utf16Length(partition_key)) < 1 ||
       units > kMaxPartitionKeyChars) {
     if (units < 0) return InvalidArgumentError("partition key is not valid UTF-8");
     return InvalidArgumentError(

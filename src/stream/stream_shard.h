@@ -11,9 +11,9 @@
 #include <optional>
 #include <vector>
 
+#include "base/sequence_layout.h"
 #include "log/shard_log.h"
 #include "rill/base/hash_key.h"
-#include "rill/base/internal/sequence_layout.h"
 #include "rill/base/shard_id.h"
 #include "rill/stream/record.h"
 #include "rill/stream/shard_description.h"
@@ -122,8 +122,7 @@ inline uint64_t TrimShard(StreamShard& shard, int64_t cutoff_us) {
 // to `records` and the chunks they point into to `storage`, and counts OutgoingRecords/Bytes.
 inline ShardRead ReadShard(StreamShard& shard, uint32_t stream_tag, uint64_t from, uint64_t end,
                            size_t limit, size_t max_data_bytes, int64_t now_us,
-                           std::vector<Record>* records,
-                           std::vector<std::shared_ptr<const void>>* storage) {
+                           std::vector<Record>* records, RecordKeepAlive* storage) {
   ShardRead read;
   if (shard.store != nullptr && from < end) {
     // Durable mode: records evicted from memory are read back from their segment.
@@ -135,7 +134,7 @@ inline ShardRead ReadShard(StreamShard& shard, uint32_t stream_tag, uint64_t fro
       read.next = from;
       if (!read.status.ok()) return read;
       if (!cold.records.empty()) {
-        storage->push_back(cold.keep_alive);
+        storage->Add(cold.keep_alive);
         for (const StoredRecord& r : cold.records) {
           read.bytes_with_keys += static_cast<int64_t>(r.data.size() + r.partition_key.size());
           records->push_back(Record{MakeSequenceNumber(r.counter, shard.id.index(), stream_tag),
@@ -164,7 +163,7 @@ inline ShardRead ReadShard(StreamShard& shard, uint32_t stream_tag, uint64_t fro
     if (count > 0 && data_bytes + r.data.size() > max_data_bytes) break;
     if (cursor.chunk().get() != pinned) {
       pinned = cursor.chunk().get();
-      storage->push_back(cursor.chunk());
+      storage->Add(cursor.chunk());
     }
     data_bytes += r.data.size();
     read.bytes_with_keys += static_cast<int64_t>(r.data.size() + r.partition_key.size());

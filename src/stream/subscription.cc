@@ -8,10 +8,10 @@
 #include <thread>
 
 #include "absl/strings/str_format.h"
+#include "base/sequence_layout.h"
+#include "base/strings.h"
 #include "log/shard_log.h"
 #include "rill/base/error.h"
-#include "rill/base/internal/sequence_layout.h"
-#include "rill/base/internal/strings.h"
 #include "rill/stream/stream.h"
 #include "storage/stream_store.h"
 #include "stream/rate_limiter.h"

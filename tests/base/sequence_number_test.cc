@@ -8,8 +8,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "base/sequence_layout.h"
 #include "rill/base/error.h"
-#include "rill/base/internal/sequence_layout.h"
 
 namespace rill {
 namespace {

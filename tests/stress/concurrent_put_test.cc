@@ -55,8 +55,7 @@ std::vector<Record> ReadShard(const Stream& stream, ShardId shard, GetRecordsRes
     REQUIRE(batch.ok());
     if (batch->records.empty()) break;
     records.insert(records.end(), batch->records.begin(), batch->records.end());
-    keep_alive->storage.insert(keep_alive->storage.end(), batch->storage.begin(),
-                               batch->storage.end());
+    keep_alive->storage.Add(batch->storage);
     REQUIRE(batch->next_shard_iterator.has_value());
     iterator = *batch->next_shard_iterator;
   }

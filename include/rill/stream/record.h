@@ -9,6 +9,7 @@
 #ifndef RILL_STREAM_RECORD_H_
 #define RILL_STREAM_RECORD_H_
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,6 +77,33 @@ struct Record {
   absl::Time approximate_arrival_timestamp;
   std::string_view partition_key;
   std::string_view data;
+};
+
+// Keeps alive the storage that a read's Records point into: chunks of a shard's memory log and,
+// for a durable stream, frames decoded from disk. A GetRecordsResult or SubscribeToShardEvent
+// holds one; copying it shares the storage (reference counts, no record bytes are copied), so
+// the records stay valid for as long as any copy lives.
+//
+// Thread safety: like a std::vector of std::shared_ptr (distinct objects may be used from
+// different threads). Add() may allocate; copying allocates one vector.
+class RecordKeepAlive {
+ public:
+  // Holds `storage` too (for rill's readers; a null pointer is ignored).
+  void Add(std::shared_ptr<const void> storage) {
+    if (storage != nullptr) held_.push_back(std::move(storage));
+  }
+  // Holds everything `other` holds too: records gathered from several reads stay valid together.
+  void Add(const RecordKeepAlive& other) {
+    held_.insert(held_.end(), other.held_.begin(), other.held_.end());
+  }
+  // Releases the storage (the records read with it may dangle after this).
+  void clear() { held_.clear(); }
+  bool empty() const { return held_.empty(); }
+  // How many pieces of storage are held (each a chunk or a decoded frame).
+  size_t size() const { return held_.size(); }
+
+ private:
+  std::vector<std::shared_ptr<const void>> held_;
 };
 
 }  // namespace rill

@@ -101,7 +101,7 @@ struct GetRecordsResult {
   // Set on the read that reaches the end of a closed shard: the shards that took over its range.
   std::vector<ChildShard> child_shards;
   // Keeps the storage that `records` point into alive. Copying the result shares it.
-  std::vector<std::shared_ptr<const void>> storage;
+  RecordKeepAlive storage;
 };
 
 class Stream {

@@ -93,7 +93,7 @@ struct SubscribeToShardEvent {
   // At the end of a closed shard: the shards that took over its range.
   std::vector<ChildShard> child_shards;
   // Keeps the storage the records point into alive.
-  std::vector<std::shared_ptr<const void>> storage;
+  RecordKeepAlive storage;
 };
 
 class Subscription {

@@ -5,8 +5,8 @@
 //   [ 27:  0]  stream tag (28 bits): tells one stream (or incarnation of a name) from another
 // Ordering is by counter first, so "greater than" follows put order within a shard, and a child
 // shard whose counter starts above its parents' numbers above every parent record.
-#ifndef RILL_BASE_INTERNAL_SEQUENCE_LAYOUT_H_
-#define RILL_BASE_INTERNAL_SEQUENCE_LAYOUT_H_
+#ifndef RILL_BASE_SEQUENCE_LAYOUT_H_
+#define RILL_BASE_SEQUENCE_LAYOUT_H_
 
 #include <cstdint>
 
@@ -45,4 +45,4 @@ inline SequenceParts DecodeSequenceNumber(SequenceNumber s) {
 
 }  // namespace rill::internal
 
-#endif  // RILL_BASE_INTERNAL_SEQUENCE_LAYOUT_H_
+#endif  // RILL_BASE_SEQUENCE_LAYOUT_H_

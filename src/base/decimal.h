@@ -1,6 +1,6 @@
 // Decimal text <-> unsigned 128-bit integers, for hash keys and sequence numbers.
-#ifndef RILL_BASE_INTERNAL_DECIMAL_H_
-#define RILL_BASE_INTERNAL_DECIMAL_H_
+#ifndef RILL_BASE_DECIMAL_H_
+#define RILL_BASE_DECIMAL_H_
 
 #include <optional>
 #include <string>
@@ -18,4 +18,4 @@ std::string FormatDecimalUint128(absl::uint128 value);
 
 }  // namespace rill::internal
 
-#endif  // RILL_BASE_INTERNAL_DECIMAL_H_
+#endif  // RILL_BASE_DECIMAL_H_

@@ -1,7 +1,7 @@
 // Debian's Abseil has its own absl::string_view, distinct from std::string_view even in C++20.
 // rill's API speaks std::string_view; these convert at the boundary.
-#ifndef RILL_BASE_INTERNAL_STRINGS_H_
-#define RILL_BASE_INTERNAL_STRINGS_H_
+#ifndef RILL_BASE_STRINGS_H_
+#define RILL_BASE_STRINGS_H_
 
 #include <string_view>
 
@@ -30,4 +30,4 @@ inline bool IsKinesisName(std::string_view name) {
 
 }  // namespace rill::internal
 
-#endif  // RILL_BASE_INTERNAL_STRINGS_H_
+#endif  // RILL_BASE_STRINGS_H_
