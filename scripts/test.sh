@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds rill and runs every test with ctest.
-#   scripts/test.sh          the normal build (RelWithDebInfo), then the install/find_package check
+#   scripts/test.sh          the normal build (RelWithDebInfo), then the package checks (an outside
+#                            project using an installed rill, and one using add_subdirectory)
 #   scripts/test.sh asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   scripts/test.sh tsan     the same suite under ThreadSanitizer
 #   scripts/test.sh fuzz     builds the libFuzzer targets with clang++ (build-fuzz) and runs each
 #                            tests/fuzz/<name>_fuzzer for FUZZ_SECONDS (default 60) from its seeds
 #                            in tests/fuzz/corpus/<name>/; crashes land in build-fuzz/artifacts/
 #   scripts/test.sh ci       what CI runs (.ci/run): with warnings as errors (RILL_WERROR=ON),
-#                            the normal build and its tests and the install check, then a Release
+#                            the normal build and its tests and the package checks, then a Release
 #                            build (-O3) and its tests, then asan and tsan builds and their tests
 # Environment: CXX picks the compiler (g++ by default; clang++ works too), JOBS the parallelism,
 # RILL_WERROR=ON makes warnings errors in the single modes too (ci always does).
@@ -84,8 +85,11 @@ run_tests() {
 passed_total=0
 failed_total=0
 
-# The installed package works for an outside project: install, then build tests/package
-# against the prefix with find_package(rill).
+# rill works for an outside project both ways tests/package uses it: installed, then found with
+# find_package(rill) from the prefix; and its source tree taken in with add_subdirectory, which
+# builds librill once more inside the consumer's build (unoptimized). That build directory is
+# kept between runs and configured afresh each time (--fresh: a new cache, so the checks in
+# tests/package/CMakeLists.txt see what rill does to it), so a rerun recompiles only what changed.
 install_check() {
   local dir="$1"
   local prefix="$root/$dir/install-check/prefix"
@@ -94,7 +98,11 @@ install_check() {
     cmake -S tests/package -B "$dir/install-check/consumer" -G Ninja \
       -DCMAKE_PREFIX_PATH="$prefix" "${launcher[@]}" &&
     cmake --build "$dir/install-check/consumer" &&
-    "$dir/install-check/consumer/rill_package_consumer"
+    "$dir/install-check/consumer/rill_package_consumer" &&
+    cmake --fresh -S tests/package -B "$dir/subdirectory-check" -G Ninja \
+      -DRILL_SOURCE_DIR="$root" -DRILL_WERROR="$werror" "${launcher[@]}" &&
+    cmake --build "$dir/subdirectory-check" -j "$jobs" &&
+    "$dir/subdirectory-check/rill_package_consumer"
 }
 
 case "$mode" in
@@ -152,7 +160,7 @@ case "$mode" in
     }
     total_start=$SECONDS
     stage "RelWithDebInfo build + tests" normal_stage
-    stage "install check" install_check build
+    stage "package checks" install_check build
     stage "Release build + tests" release_stage
     stage "asan build + tests" asan_stage
     stage "tsan build + tests" tsan_stage

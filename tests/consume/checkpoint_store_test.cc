@@ -21,31 +21,14 @@
 #include "rill/base/error.h"
 #include "rill/base/md5.h"
 #include "rill/consume/checkpoint_store.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system's temp directory, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "rill-checkpoint-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 std::string ReadFile(const std::string& path) {
   if (fs::is_directory(path)) return "<a directory>";

@@ -15,6 +15,7 @@
 #include "rill/consume/checkpoint_store.h"
 #include "rill/consume/consumer_group.h"
 #include "rill/stream/stream.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -97,15 +98,7 @@ struct Sim {
   Journal journal;
   std::map<std::string, Worker*> workers;
 
-  explicit Sim(int shards) {
-    StreamOptions options;
-    options.name = "events";
-    options.shard_count = shards;
-    options.clock = clock;
-    auto s = Stream::Create(options);
-    REQUIRE(s.ok());
-    stream = std::move(*s);
-  }
+  explicit Sim(int shards) : stream(testing::MakeStream(clock, shards, "events")) {}
 
   ConsumerGroupOptions Options() {
     ConsumerGroupOptions o;

@@ -1,8 +1,5 @@
 // SequenceDeduplicator: exact answers, a failover redelivery, persistence, and concurrency.
-#include <unistd.h>
-
 #include <atomic>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +13,7 @@
 #include "rill/consume/dedup.h"
 #include "rill/consume/shard_reader.h"
 #include "rill/stream/stream.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -62,14 +60,10 @@ TEST_CASE("ShouldProcess answers true once per sequence number, per shard", "[de
 TEST_CASE("after a failover, redelivered records are skipped and the rest applied once",
           "[dedup]") {
   auto clock = std::make_shared<SimulatedClock>();
-  StreamOptions options;
-  options.name = "payments";
-  options.clock = clock;
-  auto stream = Stream::Create(options);
-  REQUIRE(stream.ok());
+  std::unique_ptr<Stream> stream = testing::MakeStream(clock, 1, "payments");
   std::vector<SequenceNumber> put;
   for (int i = 0; i < 10; ++i) {
-    auto p = (*stream)->PutRecord("k", "payment-" + std::to_string(i));
+    auto p = stream->PutRecord("k", "payment-" + std::to_string(i));
     REQUIRE(p.ok());
     put.push_back(p->sequence_number);
   }
@@ -83,7 +77,7 @@ TEST_CASE("after a failover, redelivered records are skipped and the rest applie
   SequenceDeduplicator first;
   {
     auto reader =
-        ShardReader::Create(**stream, ShardId(0), StartingPosition::TrimHorizon(), reader_options);
+        ShardReader::Create(*stream, ShardId(0), StartingPosition::TrimHorizon(), reader_options);
     REQUIRE(reader.ok());
     for (int i = 0; i < 8; ++i) {
       auto r = (*reader)->Next();
@@ -101,7 +95,7 @@ TEST_CASE("after a failover, redelivered records are skipped and the rest applie
   REQUIRE(second.Load(marks, "payments.dedup").ok());
   CHECK(second.high_water_mark(ShardId(0)) == put[7]);
   auto reader =
-      ShardReader::Create(**stream, ShardId(0), StartingPosition::TrimHorizon(), reader_options);
+      ShardReader::Create(*stream, ShardId(0), StartingPosition::TrimHorizon(), reader_options);
   REQUIRE(reader.ok());
   std::vector<std::string> redelivered;
   std::vector<std::string> skipped;
@@ -124,14 +118,12 @@ TEST_CASE("after a failover, redelivered records are skipped and the rest applie
 TEST_CASE("Save and Load persist marks in a store and never lower them", "[dedup]") {
   const std::string kind = GENERATE(std::string("memory"), std::string("file"));
   INFO(kind << " store");
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("rill-dedup-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  const testing::TempDir dir("dedup", testing::TempDir::kAbsent);
   std::unique_ptr<CheckpointStore> store;
   if (kind == "memory") {
     store = std::make_unique<InMemoryCheckpointStore>();
   } else {
-    auto opened = FileCheckpointStore::Open(dir.string());
+    auto opened = FileCheckpointStore::Open(dir.path());
     REQUIRE(opened.ok());
     store = std::move(*opened);
   }
@@ -180,7 +172,6 @@ TEST_CASE("Save and Load persist marks in a store and never lower them", "[dedup
   CHECK(GetErrorCode(loaded) == ErrorCode::kInternalFailure);
   CHECK(four.high_water_marks().empty());
   CHECK(GetErrorCode(four.Load(*store, "bad/name")) == ErrorCode::kInvalidArgument);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("two threads offering the same sequence numbers process each exactly once",

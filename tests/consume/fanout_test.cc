@@ -14,6 +14,7 @@
 #include "rill/consume/dispatcher.h"
 #include "rill/consume/stream_subscriber.h"
 #include "rill/stream/stream.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -22,15 +23,7 @@ struct Fixture {
   std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>();
   std::unique_ptr<Stream> stream;
 
-  explicit Fixture(int shards) {
-    StreamOptions options;
-    options.name = "fanout";
-    options.shard_count = shards;
-    options.clock = clock;
-    auto s = Stream::Create(options);
-    REQUIRE(s.ok());
-    stream = std::move(*s);
-  }
+  explicit Fixture(int shards) : stream(testing::MakeStream(clock, shards, "fanout")) {}
 };
 
 TEST_CASE("a dispatcher driven by hand delivers every shard's events to callbacks",

@@ -18,6 +18,7 @@
 #include "rill/consume/checkpoint_store.h"
 #include "rill/consume/shard_reader.h"
 #include "rill/stream/stream.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -33,14 +34,9 @@ struct Fixture {
   std::vector<std::vector<OwnedRecord>> put;
 
   explicit Fixture(int shards = 1, ShardLimits limits = ShardLimits::Unlimited()) {
-    StreamOptions options;
-    options.name = "reader";
-    options.shard_count = shards;
-    options.clock = clock;
+    StreamOptions options = testing::MemoryStreamOptions(clock, shards, "reader");
     options.shard_limits = limits;
-    auto s = Stream::Create(options);
-    REQUIRE(s.ok());
-    stream = std::move(*s);
+    stream = testing::MustCreate(std::move(options));
   }
 
   // Puts `data` (also used as the partition key) into the shard owning `hash_key`.
@@ -672,21 +668,17 @@ namespace {
 TEST_CASE("the constructor form reads like Create, and reports a setup error on every call",
           "[shard_reader]") {
   auto clock = std::make_shared<SimulatedClock>();
-  StreamOptions options;
-  options.name = "ctor";
-  options.clock = clock;
-  auto stream = Stream::Create(options);
-  REQUIRE(stream.ok());
-  REQUIRE((*stream)->PutRecord("k", "a").ok());
-  REQUIRE((*stream)->PutRecord("k", "b").ok());
-  ShardReader reader(**stream, ShardId(0), StartingPosition::TrimHorizon());
+  std::unique_ptr<Stream> stream = testing::MakeStream(clock, 1, "ctor");
+  REQUIRE(stream->PutRecord("k", "a").ok());
+  REQUIRE(stream->PutRecord("k", "b").ok());
+  ShardReader reader(*stream, ShardId(0), StartingPosition::TrimHorizon());
   std::vector<std::string> got;
   for (const RecordView& r : reader) got.emplace_back(r.data());
   CHECK(got == std::vector<std::string>{"a", "b"});
   CHECK(reader.status().ok());
   CHECK(reader.Checkpoint().ok());
 
-  ShardReader missing(**stream, ShardId(7), StartingPosition::TrimHorizon());
+  ShardReader missing(*stream, ShardId(7), StartingPosition::TrimHorizon());
   CHECK(GetErrorCode(missing.status()) == ErrorCode::kResourceNotFound);
   CHECK(GetErrorCode(missing.Next().status()) == ErrorCode::kResourceNotFound);
   CHECK(GetErrorCode(missing.Checkpoint()) == ErrorCode::kResourceNotFound);

@@ -1,4 +1,6 @@
-// Puts and reads one record through an installed rill.
+// Puts and reads one record through rill as an outside project uses it
+// (tests/package/CMakeLists.txt: an installed rill found with find_package, or rill's source tree
+// added with add_subdirectory).
 #include <iostream>
 
 #include "rill/rill.h"

@@ -35,45 +35,18 @@
 #include "storage/file_util.h"
 #include "storage/segment.h"
 #include "storage/stream_store.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A directory under the system's temporary directory named after the test and this process,
-// empty at the start and removed (with whatever the test left in it) at the end.
-class ScopedDir {
- public:
-  explicit ScopedDir(const std::string& name)
-      : path_((fs::temp_directory_path() / absl::StrCat("rill-durable-", name, "-", ::getpid()))
-                  .string()) {
-    fs::remove_all(path_);
-  }
-  ~ScopedDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScopedDir(const ScopedDir&) = delete;
-  ScopedDir& operator=(const ScopedDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string Shard(int index) const { return absl::StrCat(path_, "/shard-", index); }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 StreamOptions Durable(const std::string& dir, std::shared_ptr<Clock> clock, int shards = 2,
                       FsyncPolicy fsync = FsyncPolicy::kEveryBatch) {
-  StreamOptions o;
-  o.name = "telemetry";
-  o.shard_count = shards;
-  o.clock = std::move(clock);
-  o.storage = StorageOptions{};
-  o.storage->directory = dir;
-  o.storage->fsync = fsync;
-  return o;
+  return testing::DurableStreamOptions(dir, std::move(clock), shards, fsync, "telemetry");
 }
 
 // A record as a reader sees it, owning its bytes.
@@ -256,7 +229,7 @@ int RunInChild(F child) {
 
 TEST_CASE("a durable stream reopens with every record and numbers new ones above them",
           "[durable]") {
-  ScopedDir dir("reopen");
+  TempDir dir("reopen", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   std::vector<PutRecordResult> puts;
   {
@@ -299,7 +272,7 @@ TEST_CASE("reopen cycles keep data keys sequence numbers and arrival times exact
   // records (with their own arrival times) in one frame.
   const FsyncPolicy policy = GENERATE(FsyncPolicy::kEveryBatch, FsyncPolicy::kInterval);
   INFO("policy " << static_cast<int>(policy));
-  ScopedDir dir("cycles");
+  TempDir dir("cycles", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   Contents expected;
   absl::Time created;
@@ -348,7 +321,7 @@ TEST_CASE("reopen cycles keep data keys sequence numbers and arrival times exact
 }
 
 TEST_CASE("Create Open and their errors on a durable directory", "[durable]") {
-  ScopedDir dir("open-create");
+  TempDir dir("open-create", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
 
   SECTION("Open without storage is kInvalidArgument") {
@@ -407,7 +380,7 @@ TEST_CASE("Create Open and their errors on a durable directory", "[durable]") {
 }
 
 TEST_CASE("one open stream per directory: the lock", "[durable]") {
-  ScopedDir dir("lock");
+  TempDir dir("lock", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   auto first = Stream::Create(Durable(dir.path(), clock));
   REQUIRE(first.ok());
@@ -440,7 +413,7 @@ TEST_CASE("one open stream per directory: the lock", "[durable]") {
 }
 
 TEST_CASE("split and merge persist with their lineage", "[durable][resharding]") {
-  ScopedDir dir("reshard");
+  TempDir dir("reshard", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   Contents expected;
   std::vector<std::string> shards_before;
@@ -514,7 +487,7 @@ TEST_CASE("split and merge persist with their lineage", "[durable][resharding]")
 }
 
 TEST_CASE("UpdateShardCount persists", "[durable][resharding]") {
-  ScopedDir dir("update-count");
+  TempDir dir("update-count", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   Contents expected;
   auto put_some = [&](Stream& s, int n) {
@@ -565,7 +538,7 @@ TEST_CASE("UpdateShardCount persists", "[durable][resharding]") {
 
 TEST_CASE("retention deletes whole segments on disk and stays applied after reopen",
           "[durable][retention]") {
-  ScopedDir dir("retention");
+  TempDir dir("retention", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   const absl::Time t0 = clock->Now();
   StreamOptions o = Durable(dir.path(), clock, 1, FsyncPolicy::kNever);
@@ -662,7 +635,7 @@ TEST_CASE("retention deletes whole segments on disk and stays applied after reop
 }
 
 TEST_CASE("registered consumers persist", "[durable][fanout]") {
-  ScopedDir dir("consumers");
+  TempDir dir("consumers", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   std::vector<std::string> before;
   {
@@ -697,7 +670,7 @@ TEST_CASE("registered consumers persist", "[durable][fanout]") {
 
 TEST_CASE("registered consumers keep sub-microsecond creation times across reopen",
           "[durable][fanout]") {
-  ScopedDir dir("consumer-times");
+  TempDir dir("consumer-times", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   clock->Advance(absl::Nanoseconds(123456789));
   std::vector<std::string> before;
@@ -717,7 +690,7 @@ TEST_CASE("registered consumers keep sub-microsecond creation times across reope
 
 // FsyncPolicy: what a process that dies without a clean shutdown leaves behind.
 TEST_CASE("fsync policies: Flush and a clean shutdown write everything", "[durable][fsync]") {
-  ScopedDir dir("fsync");
+  TempDir dir("fsync", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   constexpr int kRecords = 300;
   const auto policy = GENERATE(FsyncPolicy::kNever, FsyncPolicy::kInterval);
@@ -766,7 +739,7 @@ TEST_CASE("fsync policies: Flush and a clean shutdown write everything", "[durab
 }
 
 TEST_CASE("kEveryBatch: every acknowledged record survives the process dying", "[durable][fsync]") {
-  ScopedDir dir("every-batch");
+  TempDir dir("every-batch", TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   const StreamOptions o = Durable(dir.path(), clock, 2, FsyncPolicy::kEveryBatch);
   const int child = RunInChild([&] {
@@ -790,7 +763,7 @@ TEST_CASE("kEveryBatch: every acknowledged record survives the process dying", "
 TEST_CASE("compression levels round-trip and JSON records compress", "[durable][compression]") {
   auto clock = std::make_shared<SimulatedClock>();
   const int level = GENERATE(0, 1, 3);
-  ScopedDir dir(absl::StrCat("compression-", level));
+  TempDir dir(absl::StrCat("compression-", level), TempDir::kAbsent);
   StreamOptions o = Durable(dir.path(), clock, 2);
   o.storage->compression_level = level;
   Contents expected;
@@ -875,7 +848,7 @@ TEST_CASE("a torn tail is cut off and the stream goes on", "[durable][recovery]"
       {"the last frame and 5 bytes of the one before", true, 5},
   }));
   INFO("cut " << cut.what);
-  ScopedDir dir("torn");
+  TempDir dir("torn", TempDir::kAbsent);
   const StreamOptions o = Durable(dir.path(), clock, 1);
   Contents expected;
   const std::vector<uint64_t> ends = WriteFrames(o, *clock, 20, &expected);
@@ -913,7 +886,7 @@ TEST_CASE("damage in the middle of a segment keeps the records before it", "[dur
   // Which byte of frame 10 (of 30) is flipped: in its header or its payload.
   const int offset_in_frame = GENERATE(20, 70);
   INFO("byte " << offset_in_frame << " of frame 10");
-  ScopedDir dir("bitflip");
+  TempDir dir("bitflip", TempDir::kAbsent);
   const StreamOptions o = Durable(dir.path(), clock, 1);
   Contents expected;
   const std::vector<uint64_t> ends = WriteFrames(o, *clock, 30, &expected);
@@ -961,7 +934,7 @@ TEST_CASE("damage in the middle of a segment keeps the records before it", "[dur
 TEST_CASE("a cut in a segment that is not the newest is reported as damage",
           "[durable][recovery]") {
   auto clock = std::make_shared<SimulatedClock>();
-  ScopedDir dir("cut-old-segment");
+  TempDir dir("cut-old-segment", TempDir::kAbsent);
   StreamOptions o = Durable(dir.path(), clock, 1);
   o.storage->segment_bytes = 64 << 10;
   o.storage->compression_level = 0;
@@ -1005,7 +978,7 @@ TEST_CASE("a cut in a segment that is not the newest is reported as damage",
 
 TEST_CASE("a damaged METADATA fails Open with kInternalFailure", "[durable][recovery]") {
   auto clock = std::make_shared<SimulatedClock>();
-  ScopedDir dir("metadata");
+  TempDir dir("metadata", TempDir::kAbsent);
   {
     auto s = Stream::Create(Durable(dir.path(), clock));
     REQUIRE(s.ok());
@@ -1046,7 +1019,7 @@ TEST_CASE("a damaged METADATA fails Open with kInternalFailure", "[durable][reco
 TEST_CASE("records evicted by the memory budget are read back from disk exactly",
           "[durable][memory]") {
   auto clock = std::make_shared<SimulatedClock>();
-  ScopedDir dir("memory-budget");
+  TempDir dir("memory-budget", TempDir::kAbsent);
   StreamOptions o = Durable(dir.path(), clock, 1);
   o.storage->memory_budget_bytes = 1 << 20;
   Contents expected;
@@ -1094,7 +1067,7 @@ TEST_CASE("records evicted by the memory budget are read back from disk exactly"
 
 TEST_CASE("partition keys of 256 multibyte characters are stored", "[durable]") {
   auto clock = std::make_shared<SimulatedClock>();
-  ScopedDir dir("multibyte-keys");
+  TempDir dir("multibyte-keys", TempDir::kAbsent);
   Contents expected;
   std::string two_byte, three_byte;
   for (int i = 0; i < 256; ++i) two_byte += "\xc3\xa9";        // é: 512 bytes
@@ -1126,7 +1099,7 @@ TEST_CASE("partition keys of 256 multibyte characters are stored", "[durable]") 
 
 TEST_CASE("retention changes persist with the default fsync policy", "[durable][retention]") {
   auto clock = std::make_shared<SimulatedClock>();
-  ScopedDir dir("retention-default-policy");
+  TempDir dir("retention-default-policy", TempDir::kAbsent);
   StreamOptions o;
   o.name = "telemetry";
   o.clock = clock;
@@ -1254,7 +1227,7 @@ TEST_CASE("a SIGKILL loses nothing acknowledged and never reuses a sequence numb
       GENERATE(FsyncPolicy::kNever, FsyncPolicy::kInterval, FsyncPolicy::kEveryBatch);
   const bool background = GENERATE(true, false);
   INFO("policy " << static_cast<int>(policy) << " background " << background);
-  ScopedDir dir(absl::StrCat("sigkill-", static_cast<int>(policy), background));
+  TempDir dir(absl::StrCat("sigkill-", static_cast<int>(policy), background), TempDir::kAbsent);
   auto clock = std::make_shared<SimulatedClock>();
   StreamOptions o = Durable(dir.path(), clock, 3, policy);
   o.storage->background_flush = background;
@@ -1325,7 +1298,8 @@ TEST_CASE("a SIGKILL loses nothing acknowledged and never reuses a sequence numb
 // Mounts a small tmpfs for the disk-full and read-only cases; empty if this process may not.
 class ScopedTmpfs {
  public:
-  explicit ScopedTmpfs(const std::string& name, const std::string& size) : dir_(name) {
+  explicit ScopedTmpfs(const std::string& name, const std::string& size)
+      : dir_(name, TempDir::kAbsent) {
     fs::create_directories(dir_.path());
     mounted_ =
         ::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, absl::StrCat("size=", size).c_str()) == 0;
@@ -1340,7 +1314,7 @@ class ScopedTmpfs {
   std::string path() const { return dir_.path() + "/stream"; }
 
  private:
-  ScopedDir dir_;
+  TempDir dir_;
   bool mounted_ = false;
 };
 
@@ -1412,7 +1386,7 @@ TEST_CASE("UpdateShardCount is one step across a SIGKILL", "[durable][crash]") {
   std::mt19937 rng(21);
   int complete = 0;
   for (int iteration = 0; iteration < 12; ++iteration) {
-    ScopedDir dir(absl::StrCat("reshard-kill-", iteration));
+    TempDir dir(absl::StrCat("reshard-kill-", iteration), TempDir::kAbsent);
     auto clock = std::make_shared<SimulatedClock>();
     const StreamOptions o = Durable(dir.path(), clock, 4);
     {

@@ -6,12 +6,12 @@
 #include <filesystem>
 #include <string>
 
-#include "segment_testing.h"
+#include "testing/fixtures.h"
 
 namespace rill::internal {
 namespace {
 
-using testing::TempDir;
+using ::rill::testing::TempDir;
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 

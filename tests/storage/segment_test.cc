@@ -15,13 +15,14 @@
 #include "absl/strings/str_format.h"
 #include "segment_testing.h"
 #include "storage/file_util.h"
+#include "testing/fixtures.h"
 
 namespace rill::internal {
 namespace {
 
+using ::rill::testing::TempDir;
 using testing::OwnedRecord;
 using testing::SameRecord;
-using testing::TempDir;
 using testing::Views;
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }

@@ -1,14 +1,11 @@
-// Helpers shared by the storage tests and the segment fuzzer: owned records, a temporary
-// directory, and a checksum "repair" that lets tests and the fuzzer build frames whose checksums
-// are right but whose contents are not.
+// Helpers shared by the storage tests and the segment fuzzer: owned records and a checksum
+// "repair" that lets tests and the fuzzer build frames whose checksums are right but whose
+// contents are not. (The temporary directory is rill::testing::TempDir, testing/fixtures.h.)
 #ifndef RILL_TESTS_STORAGE_SEGMENT_TESTING_H_
 #define RILL_TESTS_STORAGE_SEGMENT_TESTING_H_
 
-#include <stdlib.h>
-
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,29 +37,6 @@ inline bool SameRecord(const StoredRecord& a, const StoredRecord& b) {
   return a.counter == b.counter && a.arrival_us == b.arrival_us &&
          a.partition_key == b.partition_key && a.data == b.data;
 }
-
-// A fresh directory under the system's temporary directory, removed with its contents on
-// destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "rill-storage-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string File(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  std::string path_;
-};
 
 inline uint32_t LoadLe32(const char* p) {
   uint32_t v = 0;

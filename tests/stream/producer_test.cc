@@ -24,6 +24,7 @@
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/stream/stream.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -43,14 +44,9 @@ ShardLimits KinesisWrites() {
 std::unique_ptr<Stream> MakeStream(std::shared_ptr<Clock> clock, int shards,
                                    ShardLimits limits = ShardLimits::Unlimited(),
                                    std::string name = "producer") {
-  StreamOptions options;
-  options.name = std::move(name);
-  options.shard_count = shards;
+  StreamOptions options = testing::MemoryStreamOptions(std::move(clock), shards, std::move(name));
   options.shard_limits = limits;
-  options.clock = std::move(clock);
-  auto stream = Stream::Create(options);
-  REQUIRE(stream.ok());
-  return std::move(*stream);
+  return testing::MustCreate(std::move(options));
 }
 
 std::unique_ptr<Producer> MakeProducer(Stream* stream, ProducerOptions options = {}) {

@@ -1,5 +1,6 @@
 // SplitShard, MergeShards, UpdateShardCount, ListShards filters and paging, stream status and
-// capacity modes, against Kinesis' rules (kinesis-reference.md §3.4, §5, §6).
+// capacity modes, against Kinesis' rules (docs/semantics.md: ListShards, Resharding, Capacity
+// modes).
 #include <map>
 #include <memory>
 #include <set>

@@ -28,63 +28,19 @@
 #include "rill/base/sequence_number.h"
 #include "rill/base/shard_id.h"
 #include "rill/stream/stream.h"
-
-namespace Catch {
-template <>
-struct StringMaker<rill::ErrorCode> {
-  static std::string convert(rill::ErrorCode code) {
-    return std::string(rill::ErrorCodeName(code));
-  }
-};
-}  // namespace Catch
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-StreamOptions Options(std::shared_ptr<SimulatedClock> clock, int shard_count = 1,
-                      std::string name = "reader-stream") {
-  StreamOptions options;
-  options.name = std::move(name);
-  options.shard_count = shard_count;
-  options.clock = std::move(clock);
-  return options;
-}
-
-std::unique_ptr<Stream> MustCreate(StreamOptions options) {
-  absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(std::move(options));
-  REQUIRE(stream.ok());
-  return std::move(*stream);
-}
-
-std::unique_ptr<Stream> MakeStream(std::shared_ptr<SimulatedClock> clock, int shard_count = 1,
-                                   std::string name = "reader-stream") {
-  return MustCreate(Options(std::move(clock), shard_count, std::move(name)));
-}
-
-PutRecordResult MustPut(Stream& stream, std::string_view key, std::string_view data,
-                        const PutOptions& options = {}) {
-  absl::StatusOr<PutRecordResult> put = stream.PutRecord(key, data, options);
-  INFO(put.status().ToString());
-  REQUIRE(put.ok());
-  return *put;
-}
-
-ShardIterator MustIterator(const Stream& stream, ShardId shard, const StartingPosition& position) {
-  absl::StatusOr<ShardIterator> it = stream.GetShardIterator(shard, position);
-  INFO(it.status().ToString());
-  REQUIRE(it.ok());
-  return *it;
-}
-
-GetRecordsResult MustRead(const Stream& stream, const ShardIterator& it,
-                          int limit = kMaxGetRecordsLimit) {
-  absl::StatusOr<GetRecordsResult> batch = stream.GetRecords(it, limit);
-  INFO(batch.status().ToString());
-  REQUIRE(batch.ok());
-  return std::move(*batch);
-}
+using testing::MakeStream;
+using testing::MemoryStreamOptions;
+using testing::MustCreate;
+using testing::MustIterator;
+using testing::MustPut;
+using testing::MustRead;
 
 // A record as put, and as it should read back.
 struct Written {
@@ -350,7 +306,7 @@ TEST_CASE("AT_TIMESTAMP agrees with a linear scan over many records and chunks",
           "[shard_iterator]") {
   auto clock = std::make_shared<SimulatedClock>();
   const absl::Time t0 = SimulatedClock::DefaultStart();
-  StreamOptions options = Options(clock);
+  StreamOptions options = MemoryStreamOptions(clock);
   options.retention = kMaxRetention;
   std::unique_ptr<Stream> stream = MustCreate(options);
   std::mt19937_64 rng(7);
@@ -419,7 +375,7 @@ TEST_CASE("AT_TIMESTAMP compares the timestamp at full precision", "[shard_itera
 TEST_CASE("Positions before the trim horizon start at the trim horizon", "[shard_iterator]") {
   auto clock = std::make_shared<SimulatedClock>();
   const absl::Time t0 = SimulatedClock::DefaultStart();
-  StreamOptions options = Options(clock);
+  StreamOptions options = MemoryStreamOptions(clock);
   options.allow_short_retention = true;
   options.retention = absl::Seconds(10);
   std::unique_ptr<Stream> stream = MustCreate(options);
@@ -777,7 +733,7 @@ TEST_CASE("GetRecords returns at most 10 MiB per call and loses nothing", "[get_
     CHECK(MustRead(*stream, it, 4).records.size() == 4);
   }
   SECTION("one 10 MiB record is returned alone, the rest next") {
-    StreamOptions options = Options(clock);
+    StreamOptions options = MemoryStreamOptions(clock);
     options.max_record_bytes = 10 * kMiB;
     std::unique_ptr<Stream> stream = MustCreate(options);
     std::vector<Written> written;
@@ -1020,7 +976,7 @@ TEST_CASE("ShardIterator::Parse rejects altered and malformed tokens", "[shard_i
 
 TEST_CASE("Record views stay valid while their GetRecordsResult lives", "[get_records][views]") {
   auto clock = std::make_shared<SimulatedClock>();
-  StreamOptions options = Options(clock);
+  StreamOptions options = MemoryStreamOptions(clock);
   options.allow_short_retention = true;
   options.retention = absl::Seconds(10);
   std::unique_ptr<Stream> stream = MustCreate(options);

@@ -24,15 +24,7 @@
 #include "rill/base/md5.h"
 #include "rill/base/sequence_number.h"
 #include "rill/base/shard_id.h"
-
-namespace Catch {
-template <>
-struct StringMaker<rill::ErrorCode> {
-  static std::string convert(rill::ErrorCode code) {
-    return std::string(rill::ErrorCodeName(code));
-  }
-};
-}  // namespace Catch
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -53,34 +45,10 @@ std::string Repeat(std::string_view s, int n) {
   return out;
 }
 
-StreamOptions Options(std::shared_ptr<SimulatedClock> clock, int shard_count = 1,
-                      std::string name = "test-stream") {
-  StreamOptions options;
-  options.name = std::move(name);
-  options.shard_count = shard_count;
-  options.clock = std::move(clock);
-  return options;
-}
-
-std::unique_ptr<Stream> MustCreate(StreamOptions options) {
-  absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(std::move(options));
-  REQUIRE(stream.ok());
-  return std::move(*stream);
-}
-
-std::unique_ptr<Stream> MakeStream(std::shared_ptr<SimulatedClock> clock, int shard_count = 1,
-                                   std::string name = "test-stream") {
-  return MustCreate(Options(std::move(clock), shard_count, std::move(name)));
-}
-
-PutRecordResult MustPut(Stream& stream, std::string_view key, std::string_view data,
-                        const PutOptions& options = {}) {
-  absl::StatusOr<PutRecordResult> put = stream.PutRecord(key, data, options);
-  INFO("key of " << key.size() << " bytes, data of " << data.size()
-                 << " bytes: " << put.status().ToString());
-  REQUIRE(put.ok());
-  return *put;
-}
+using testing::MakeStream;
+using testing::MemoryStreamOptions;
+using testing::MustCreate;
+using testing::MustPut;
 
 // A record as read back, copied out of the stream's storage.
 struct Got {
@@ -164,7 +132,8 @@ TEST_CASE("Create accepts 1-128 characters of [a-zA-Z0-9_.-] as a name", "[strea
       "a", "Z", "0", "_", ".", "-", "aZ09_.-", std::string(128, 'n'), "player-actions.v2_eu"};
   for (const std::string& name : accepted) {
     INFO("name '" << name << "'");
-    absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(Options(clock, 1, name));
+    absl::StatusOr<std::unique_ptr<Stream>> stream =
+        Stream::Create(MemoryStreamOptions(clock, 1, name));
     REQUIRE(stream.ok());
     CHECK((*stream)->name() == name);
     CHECK((*stream)->creation_time() == SimulatedClock::DefaultStart());
@@ -186,7 +155,8 @@ TEST_CASE("Create rejects a bad name with kInvalidArgument", "[stream][create]")
                                   "trailing "};
   for (const std::string& name : rejected) {
     INFO("name '" << name << "' (" << name.size() << " bytes)");
-    absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(Options(clock, 1, name));
+    absl::StatusOr<std::unique_ptr<Stream>> stream =
+        Stream::Create(MemoryStreamOptions(clock, 1, name));
     REQUIRE_FALSE(stream.ok());
     CHECK(GetErrorCode(stream.status()) == ErrorCode::kInvalidArgument);
   }
@@ -197,18 +167,20 @@ TEST_CASE("Create checks shard_count against 1 and max_shards", "[stream][create
   SECTION("below 1 is kInvalidArgument") {
     for (int count : {0, -1, -10000}) {
       INFO("shard_count " << count);
-      absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(Options(clock, count));
+      absl::StatusOr<std::unique_ptr<Stream>> stream =
+          Stream::Create(MemoryStreamOptions(clock, count));
       REQUIRE_FALSE(stream.ok());
       CHECK(GetErrorCode(stream.status()) == ErrorCode::kInvalidArgument);
     }
   }
   SECTION("above the default quota of 10,000 is kLimitExceeded") {
-    absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(Options(clock, 10001));
+    absl::StatusOr<std::unique_ptr<Stream>> stream =
+        Stream::Create(MemoryStreamOptions(clock, 10001));
     REQUIRE_FALSE(stream.ok());
     CHECK(GetErrorCode(stream.status()) == ErrorCode::kLimitExceeded);
   }
   SECTION("a custom quota is inclusive") {
-    StreamOptions options = Options(clock, 5);
+    StreamOptions options = MemoryStreamOptions(clock, 5);
     options.max_shards = 5;
     std::unique_ptr<Stream> stream = MustCreate(options);
     CHECK(stream->ListShards().size() == 5);
@@ -219,7 +191,7 @@ TEST_CASE("Create checks shard_count against 1 and max_shards", "[stream][create
     CHECK(GetErrorCode(over.status()) == ErrorCode::kLimitExceeded);
   }
   SECTION("a quota below 1 is kInvalidArgument") {
-    StreamOptions options = Options(clock, 1);
+    StreamOptions options = MemoryStreamOptions(clock, 1);
     options.max_shards = 0;
     absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(options);
     REQUIRE_FALSE(stream.ok());
@@ -232,7 +204,7 @@ TEST_CASE("Create takes max_record_bytes within [1 MiB, 10 MiB], else kValidatio
   auto clock = std::make_shared<SimulatedClock>();
   for (size_t bytes : {kMiB, kMiB + 1, 5 * kMiB, 10 * kMiB - 1, 10 * kMiB}) {
     INFO("max_record_bytes " << bytes);
-    StreamOptions options = Options(clock);
+    StreamOptions options = MemoryStreamOptions(clock);
     options.max_record_bytes = bytes;
     absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(options);
     REQUIRE(stream.ok());
@@ -240,7 +212,7 @@ TEST_CASE("Create takes max_record_bytes within [1 MiB, 10 MiB], else kValidatio
   }
   for (size_t bytes : {size_t{0}, size_t{1}, kMiB - 1, 10 * kMiB + 1, 100 * kMiB}) {
     INFO("max_record_bytes " << bytes);
-    StreamOptions options = Options(clock);
+    StreamOptions options = MemoryStreamOptions(clock);
     options.max_record_bytes = bytes;
     absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(options);
     REQUIRE_FALSE(stream.ok());
@@ -255,7 +227,7 @@ TEST_CASE("Create takes a retention within [24 h, 8760 h], else kInvalidArgument
                                      absl::Hours(168), absl::Hours(8760)};
   for (absl::Duration retention : accepted) {
     INFO("retention " << retention);
-    StreamOptions options = Options(clock);
+    StreamOptions options = MemoryStreamOptions(clock);
     options.retention = retention;
     absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(options);
     REQUIRE(stream.ok());
@@ -269,7 +241,7 @@ TEST_CASE("Create takes a retention within [24 h, 8760 h], else kInvalidArgument
                                      absl::Milliseconds(1)};
   for (absl::Duration retention : rejected) {
     INFO("retention " << retention);
-    StreamOptions options = Options(clock);
+    StreamOptions options = MemoryStreamOptions(clock);
     options.retention = retention;
     absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(options);
     REQUIRE_FALSE(stream.ok());
@@ -279,7 +251,7 @@ TEST_CASE("Create takes a retention within [24 h, 8760 h], else kInvalidArgument
 
 TEST_CASE("allow_short_retention lowers the minimum retention to 1 ms only", "[stream][create]") {
   auto clock = std::make_shared<SimulatedClock>();
-  StreamOptions options = Options(clock);
+  StreamOptions options = MemoryStreamOptions(clock);
   options.allow_short_retention = true;
   for (absl::Duration retention : {absl::Milliseconds(1), absl::Seconds(5), absl::Hours(8760)}) {
     INFO("retention " << retention);
@@ -301,7 +273,7 @@ TEST_CASE("allow_short_retention lowers the minimum retention to 1 ms only", "[s
 
 TEST_CASE("Create takes max_put_records_bytes of at least 1 MiB", "[stream][create]") {
   auto clock = std::make_shared<SimulatedClock>();
-  StreamOptions options = Options(clock);
+  StreamOptions options = MemoryStreamOptions(clock);
   options.max_put_records_bytes = kMiB;
   CHECK(Stream::Create(options).ok());
   options.max_put_records_bytes = kMiB - 1;
@@ -625,7 +597,7 @@ TEST_CASE("A record's key bytes plus data bytes may not exceed max_record_bytes"
   auto clock = std::make_shared<SimulatedClock>();
   const size_t max = GENERATE(size_t{1} << 20, size_t{10} << 20);
   INFO("max_record_bytes " << max);
-  StreamOptions options = Options(clock);
+  StreamOptions options = MemoryStreamOptions(clock);
   options.max_record_bytes = max;
   std::unique_ptr<Stream> stream = MustCreate(options);
   std::vector<Expected> written;
@@ -916,7 +888,7 @@ TEST_CASE("PutRecords rejects a request over max_put_records_bytes as a whole",
 
 TEST_CASE("A custom max_put_records_bytes is enforced exactly", "[stream][put_records]") {
   auto clock = std::make_shared<SimulatedClock>();
-  StreamOptions options = Options(clock);
+  StreamOptions options = MemoryStreamOptions(clock);
   options.max_put_records_bytes = 2 * kMiB + 10;
   std::unique_ptr<Stream> stream = MustCreate(options);
   std::vector<PutRecordsEntry> entries = {{"k", std::string(kMiB - 1, 'x'), std::nullopt},

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "rill/stream/stream.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -35,15 +36,6 @@ Payload Decode(std::string_view data) {
   return p;
 }
 
-std::unique_ptr<Stream> MakeStream(int shards) {
-  StreamOptions options;
-  options.name = "stress";
-  options.shard_count = shards;
-  auto stream = Stream::Create(options);
-  REQUIRE(stream.ok());
-  return std::move(*stream);
-}
-
 // Reads a whole shard from TRIM_HORIZON.
 std::vector<Record> ReadShard(const Stream& stream, ShardId shard, GetRecordsResult* keep_alive) {
   std::vector<Record> records;
@@ -65,7 +57,7 @@ std::vector<Record> ReadShard(const Stream& stream, ShardId shard, GetRecordsRes
 TEST_CASE("8 producers x 100k records: nothing lost, per-shard order kept", "[stress]") {
   constexpr uint32_t kThreads = 8;
   constexpr uint32_t kPerThread = 100000;
-  auto stream = MakeStream(4);
+  auto stream = testing::MakeStream(SystemClock::Default(), 4, "stress");
 
   // Readers tail every shard while the producers run; each checks that what it sees is a
   // consistent, ordered prefix.
@@ -144,7 +136,7 @@ TEST_CASE("concurrent PutRecords batches keep request order per shard", "[stress
   constexpr int kThreads = 4;
   constexpr int kBatches = 200;
   constexpr int kBatchSize = 500;
-  auto stream = MakeStream(2);
+  auto stream = testing::MakeStream(SystemClock::Default(), 2, "stress");
   std::vector<std::thread> producers;
   std::atomic<int> failures{0};
   for (int t = 0; t < kThreads; ++t) {

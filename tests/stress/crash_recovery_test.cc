@@ -36,6 +36,7 @@
 #include "rill/stream/stream.h"
 #include "storage/file_util.h"
 #include "storage/segment.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -49,36 +50,9 @@ constexpr int kBatchEntries = 5;
 // More puts than a child can make before its kill (about 1.5 ms per fsync here); then it waits.
 constexpr int kMaxPutsPerChild = 5000;
 
-// A directory under the system's temporary directory named after this process, empty at the
-// start and removed at the end.
-class ScopedDir {
- public:
-  explicit ScopedDir(const std::string& name)
-      : path_((fs::temp_directory_path() / absl::StrCat("rill-", name, "-", ::getpid())).string()) {
-    fs::remove_all(path_);
-  }
-  ~ScopedDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScopedDir(const ScopedDir&) = delete;
-  ScopedDir& operator=(const ScopedDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 StreamOptions CrashOptions(const std::string& dir) {
-  StreamOptions o;
-  o.name = "crash";
-  o.shard_count = kShards;
-  o.clock = SystemClock::Default();
-  o.storage = StorageOptions{};
-  o.storage->directory = dir;
-  o.storage->fsync = FsyncPolicy::kEveryBatch;
-  return o;
+  return testing::DurableStreamOptions(dir, SystemClock::Default(), kShards,
+                                       FsyncPolicy::kEveryBatch, "crash");
 }
 
 std::string KeyOf(int n) { return absl::StrCat("key-", n % kKeys); }
@@ -398,7 +372,7 @@ TEST_CASE("acknowledged records survive SIGKILL at random moments", "[stress][du
   if (const char* env = std::getenv("RILL_CRASH_SEED")) REQUIRE(absl::SimpleAtoi(env, &seed));
   INFO("RILL_CRASH_SEED=" << seed);
   std::mt19937_64 rng(seed);
-  const ScopedDir scoped("crash");
+  const testing::TempDir scoped("crash", testing::TempDir::kAbsent);
   const std::string& dir = scoped.path();
   {
     auto created = Stream::Create(CrashOptions(dir));

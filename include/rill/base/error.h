@@ -22,14 +22,16 @@ namespace rill {
 //   - kInvalidArgument: a semantically bad argument: a partition key of the wrong length, an
 //     unparsable hash key or sequence number, an iterator type given the wrong arguments, a
 //     retention outside its bounds.
-//   - kResourceNotFound: the stream, shard or consumer does not exist.
+//   - kResourceNotFound: the stream, shard or consumer does not exist (an expired shard no longer
+//     does).
 //   - kResourceInUse: the resource exists but is busy or in the wrong state (a consumer group's
 //     lease that another worker took is one).
 //   - kLimitExceeded: a quota (shards, consumers, operations per day) would be exceeded.
 //   - kProvisionedThroughputExceeded: a per-shard rate limit refused the call; retry later.
 //   - kExpiredIterator: the shard iterator is older than 5 minutes.
 //   - kExpiredNextToken: a paging token is older than 5 minutes.
-//   - kInternalFailure: rill failed internally; nothing was written.
+//   - kInternalFailure: rill failed internally, or (durable mode) an I/O error or a damaged file;
+//     a put that returns it wrote nothing readable.
 //   - kValidation: a value outside the API's schema (e.g. a maximum record size outside
 //     1 MiB..10 MiB).
 //   - kAccessDenied: reserved for the network endpoint on the roadmap.

@@ -50,7 +50,8 @@ inline constexpr std::string_view kCheckpointLatest = "LATEST";
 inline constexpr std::string_view kCheckpointAtTimestamp = "AT_TIMESTAMP";
 inline constexpr std::string_view kCheckpointShardEnd = "SHARD_END";
 
-// One row of the lease table (kinesis-reference.md §8.1).
+// One row of the lease table, as the KCL keeps it (docs/semantics.md, "Consumer groups and
+// checkpoints").
 struct Lease {
   // The shard id ("shardId-000000000000").
   std::string lease_key;

@@ -4,8 +4,8 @@
 // zero-copy RecordViews. It follows the shard iterator for you, renews it transparently when it
 // expired (a reader left alone for more than 5 minutes), stops at the end of a closed shard and
 // then names its children. It tracks the last record it delivered and takes checkpoints under the
-// KCL's rule (kinesis-reference.md §8.5); with a CheckpointStore the checkpoints are stored, and a
-// reader created later resumes after them.
+// KCL's rule (see "Checkpoints" below, and docs/semantics.md); with a CheckpointStore the
+// checkpoints are stored, and a reader created later resumes after them.
 //
 // Example:
 //   rill::ShardReaderOptions options;

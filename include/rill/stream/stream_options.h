@@ -93,7 +93,7 @@ struct OnDemandPolicy {
   int max_shards = 200;
 };
 
-// Enhanced fan-out settings (kinesis-reference.md §7).
+// Enhanced fan-out settings (docs/semantics.md, "Enhanced fan-out").
 struct EnhancedFanOutOptions {
   // Consumers registered at once. Kinesis: 20. Range: >= 1. Default: 20.
   int max_consumers = 20;
