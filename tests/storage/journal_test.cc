@@ -10,13 +10,13 @@
 #include <thread>
 #include <vector>
 
-#include "segment_testing.h"
+#include "testing/fixtures.h"
 #include "storage/crc32c.h"
 
 namespace rill::internal {
 namespace {
 
-using testing::TempDir;
+using ::rill::testing::TempDir;
 using Mode = Journal::Mode;
 
 struct Replayed {
