@@ -63,8 +63,8 @@
 // `const WindowResult<Key, typename Agg::Result>&`; it must not call back into the operator.
 //
 // Cost: Add into the tumbling window or hopping pane that the previous Add went into, while it is
-// open, is one hash of the key and one probe of that window's hash table (keyed by StableHash,
-// so the layout and the cost are the same on every run); Add into another window first finds it
+// open, is one hash of the key (StableHash) and one probe of that window's hash map; Add into
+// another window first finds it
 // in an ordered map of the live windows, O(log windows). A session Add is one probe of the table
 // of keys and a scan of the key's sessions. Closing a window sorts its keys, so results come out
 // in key order whatever the hash.
@@ -73,7 +73,7 @@
 // Allocation: Add into an existing (key, window), (key, pane) or (key, session) never allocates
 // (an emission builds its WindowResult, which copies the key: a std::string key longer than its
 // small buffer allocates, as may the aggregator's Result). Add allocates when a new key, window,
-// pane or session appears (amortized: a window's hash table grows by doubling). AdvanceWatermark
+// pane or session appears (amortized: a window's hash map grows by doubling). AdvanceWatermark
 // allocates scratch vectors when it closes windows or sessions (to sort their keys) and shrinks
 // tables that expiry left mostly empty; Snapshot allocates to sort keys.
 //

@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -41,9 +40,8 @@ class SessionWindows {
            Emit&& emit) {
     if (!env.assigner.valid()) return false;
     const WindowBounds fresh = env.assigner.WindowOf(t);
-    const uint64_t hash = StableHash(key);
-    uint32_t k = sessions_.Find(key, hash);
-    std::vector<Session>* list = k == kNone ? nullptr : &sessions_.at(k).value.sessions;
+    auto k = sessions_.find(key);
+    std::vector<Session>* list = k == sessions_.end() ? nullptr : &k->second.sessions;
     // The sessions the record touches form a contiguous run [first, last).
     size_t first = 0, last = 0;
     if (list != nullptr) {
@@ -55,9 +53,8 @@ class SessionWindows {
     if (first == last) {
       if (env.Expired(fresh.end, wm)) return false;
       if (list == nullptr) {
-        bool inserted;
-        k = sessions_.FindOrInsert(key, hash, NewKeySessions, &inserted);
-        list = &sessions_.at(k).value.sessions;
+        k = sessions_.try_emplace(key, NewKeySessions()).first;
+        list = &k->second.sessions;
         first = 0;
       }
       session = &*list->insert(list->begin() + static_cast<std::ptrdiff_t>(first),
@@ -74,8 +71,7 @@ class SessionWindows {
     }
     env.agg.Add(session->state, value);
     const WindowBounds b = session->bounds;
-    auto& entry = sessions_.at(k);
-    LowerTimer(entry.key, entry.value, b.end > wm ? b.end : b.end + env.allowed_lateness);
+    LowerTimer(k->first, k->second, b.end > wm ? b.end : b.end + env.allowed_lateness);
     if (env.on_update || b.end <= wm) {
       emit(key, b.start, b.end, session->state, /*is_update=*/true);
     }
@@ -86,75 +82,73 @@ class SessionWindows {
   // is_update = false in (end, key) order, then frees what expired.
   template <typename Emit>
   void Advance(const Env& env, absl::Time prev, absl::Time wm, Emit&& emit) {
-    // The keys whose timers fired, by entry index (stable until the erasures below).
-    std::vector<uint32_t> due;
+    // The keys whose timers fired (each key has one timer), as iterators: erasing one entry of
+    // the map invalidates no other.
+    std::vector<typename Sessions::iterator> due;
     while (!timers_.empty() && timers_.begin()->first <= wm) {
       auto node = timers_.extract(timers_.begin());
-      const Key& key = node.value().second;
-      due.push_back(sessions_.Find(key, StableHash(key)));
+      due.push_back(sessions_.find(node.value().second));
     }
     // Closings, in (end, key) order.
-    std::vector<std::pair<absl::Time, uint32_t>> closing;
-    for (const uint32_t k : due) {
-      for (const Session& s : sessions_.at(k).value.sessions) {
-        if (s.bounds.end > prev && s.bounds.end <= wm) closing.emplace_back(s.bounds.end, k);
+    std::vector<std::pair<absl::Time, const Entry*>> closing;
+    for (const auto& k : due) {
+      for (const Session& s : k->second.sessions) {
+        if (s.bounds.end > prev && s.bounds.end <= wm) closing.emplace_back(s.bounds.end, &*k);
       }
     }
-    std::sort(closing.begin(), closing.end(), [this](const auto& a, const auto& b) {
+    std::sort(closing.begin(), closing.end(), [](const auto& a, const auto& b) {
       if (a.first != b.first) return a.first < b.first;
-      return sessions_.at(a.second).key < sessions_.at(b.second).key;
+      return a.second->first < b.second->first;
     });
-    for (const auto& [end, k] : closing) {
-      const auto& entry = sessions_.at(k);
-      for (const Session& s : entry.value.sessions) {
+    for (const auto& [end, entry] : closing) {
+      for (const Session& s : entry->second.sessions) {
         if (s.bounds.end == end) {
-          emit(entry.key, s.bounds.start, s.bounds.end, s.state, /*is_update=*/false);
+          emit(entry->first, s.bounds.start, s.bounds.end, s.state, /*is_update=*/false);
         }
       }
     }
-    // Expiry, and re-arming the timers. From the highest index down, so that an erasure (which
-    // moves the last entry into the gap) only moves an entry already handled.
-    std::sort(due.begin(), due.end(), std::greater<>());
-    for (const uint32_t k : due) {
-      auto& entry = sessions_.at(k);
-      std::vector<Session>& list = entry.value.sessions;
+    // Expiry, and re-arming the timers.
+    for (const auto& k : due) {
+      std::vector<Session>& list = k->second.sessions;
       list.erase(std::remove_if(list.begin(), list.end(),
                                 [&](const Session& s) { return env.Expired(s.bounds.end, wm); }),
                  list.end());
       if (list.empty()) {
-        sessions_.EraseAt(k);
+        sessions_.erase(k);
         continue;
       }
-      entry.value.timer = NextDue(env, entry.value, wm);
-      timers_.emplace(entry.value.timer, entry.key);
+      k->second.timer = NextDue(env, k->second, wm);
+      timers_.emplace(k->second.timer, k->first);
     }
-    sessions_.ShrinkIfSparse();
+    ShrinkIfSparse(sessions_);
   }
 
   size_t live_windows() const {
     size_t n = 0;
-    for (const auto& e : sessions_.entries()) n += e.value.sessions.size();
+    for (const auto& e : sessions_) n += e.second.sessions.size();
     return n;
   }
   size_t live_keys() const { return sessions_.size(); }
 
   size_t state_bytes(const Env& env) const {
-    size_t bytes = sessions_.FootprintBytes();
-    for (const auto& e : sessions_.entries()) {
-      bytes += KeyHeapBytes(e.key);
+    size_t bytes = FootprintBytes(sessions_);
+    for (const auto& e : sessions_) {
+      bytes += KeyHeapBytes(e.first);
       bytes += sizeof(Key) + sizeof(absl::Time) + kMapNodeOverhead;  // timer
-      bytes += e.value.sessions.capacity() * sizeof(Session);
-      for (const Session& s : e.value.sessions) bytes += env.StateHeapBytes(s.state);
+      bytes += e.second.sessions.capacity() * sizeof(Session);
+      for (const Session& s : e.second.sessions) bytes += env.StateHeapBytes(s.state);
     }
     return bytes;
   }
 
   // put(key, start, end, state) for every session, in (key, start) order (whatever order the
-  // hash table holds the keys in, so that equal states give equal snapshots).
+  // hash map holds the keys in, so that equal states give equal snapshots).
   template <typename Put>
   void ForEachInOrder(Put&& put) const {
-    for (const auto* e : sessions_.SortedByKey()) {
-      for (const Session& s : e->value.sessions) put(e->key, s.bounds.start, s.bounds.end, s.state);
+    for (const auto* e : SortedByKey(sessions_)) {
+      for (const Session& s : e->second.sessions) {
+        put(e->first, s.bounds.start, s.bounds.end, s.state);
+      }
     }
   }
 
@@ -164,9 +158,7 @@ class SessionWindows {
                     State&& state) {
     if (env.Expired(end, wm)) return false;
     if (end - start < env.assigner.gap()) return false;
-    bool inserted;
-    KeySessions& ks =
-        sessions_.at(sessions_.FindOrInsert(key, StableHash(key), NewKeySessions, &inserted)).value;
+    KeySessions& ks = sessions_.try_emplace(key, NewKeySessions()).first->second;
     // Sorted, and apart (touching sessions would have been merged).
     if (!ks.sessions.empty() && !(ks.sessions.back().bounds.end < start)) return false;
     ks.sessions.push_back(Session{{start, end}, std::move(state)});
@@ -175,10 +167,9 @@ class SessionWindows {
 
   // After the last RestoreEntry: arms every key's timer.
   void FinishRestore(const Env& env, absl::Time wm) {
-    for (uint32_t i = 0; i < sessions_.size(); ++i) {
-      auto& e = sessions_.at(i);
-      e.value.timer = NextDue(env, e.value, wm);
-      timers_.emplace(e.value.timer, e.key);
+    for (auto& [key, ks] : sessions_) {
+      ks.timer = NextDue(env, ks, wm);
+      timers_.emplace(ks.timer, key);
     }
   }
 
@@ -191,9 +182,9 @@ class SessionWindows {
     std::vector<Session> sessions;  // sorted by start, pairwise apart (not touching)
     absl::Time timer;               // <= the next close or expiry of any of them
   };
-  using Sessions = KeyTable<Key, KeySessions>;
+  using Sessions = KeyMap<Key, KeySessions>;
+  using Entry = typename Sessions::value_type;
   using Timers = std::set<std::pair<absl::Time, Key>>;
-  static constexpr uint32_t kNone = Sessions::kNone;
 
   static KeySessions NewKeySessions() { return KeySessions{{}, absl::InfiniteFuture()}; }
 

@@ -2,7 +2,7 @@
 // public API; the semantics are documented in window_operator.h.
 //
 // Why a separate engine: tumbling windows and hopping panes ("slots") share one representation
-// (an ordered map of slots by end, one KeyTable of States per slot, a count of live slots per
+// (an ordered map of slots by end, one KeyMap of States per slot, a count of live slots per
 // key), which has nothing in common with sessions (session_windows.h). The engine holds only
 // state; the parameters (aggregator, assigner, lateness, emit mode) come in as a WindowEnv and
 // the watermark as an argument, both owned by the facade. Results go out as
@@ -90,19 +90,13 @@ requires(std::same_as<Assigner, TumblingWindow> ||
            Emit&& emit) {
     Slot* slot = SlotOf(env, wm, t);
     if (slot == nullptr) return false;
-    const uint64_t hash = StableHash(key);
-    bool inserted;
-    const uint32_t i = slot->states.FindOrInsert(
-        key, hash, [&env] { return env.agg.Init(); }, &inserted);
-    if (inserted) {
-      ++live_slots_;
-      ++key_windows_.at(key_windows_.FindOrInsert(key, hash, Zero, &inserted)).value;
-    }
-    State& state = slot->states.at(i).value;
+    auto it = slot->states.find(key);
+    if (it == slot->states.end()) it = NewState(env, *slot, key);
+    State& state = it->second;
     env.agg.Add(state, value);
     if (env.on_update || slot->end <= wm) {
       if constexpr (kHopping) {
-        EmitHoppingUpdates(env, wm, key, hash, *slot, emit);
+        EmitHoppingUpdates(env, wm, key, *slot, emit);
       } else {
         emit(key, slot->start, slot->end, state, /*is_update=*/true);
       }
@@ -130,13 +124,13 @@ requires(std::same_as<Assigner, TumblingWindow> ||
     size_t bytes = 0;
     for (const auto& [end, slot] : slots_) {
       bytes += sizeof(end) + sizeof(Slot) + kMapNodeOverhead;
-      bytes += slot.states.FootprintBytes();
-      for (const auto& e : slot.states.entries()) {
-        bytes += KeyHeapBytes(e.key) + env.StateHeapBytes(e.value);
+      bytes += FootprintBytes(slot.states);
+      for (const auto& [key, state] : slot.states) {
+        bytes += KeyHeapBytes(key) + env.StateHeapBytes(state);
       }
     }
-    bytes += key_windows_.FootprintBytes();
-    for (const auto& e : key_windows_.entries()) bytes += KeyHeapBytes(e.key);
+    bytes += FootprintBytes(key_windows_);
+    for (const auto& e : key_windows_) bytes += KeyHeapBytes(e.first);
     return bytes;
   }
 
@@ -145,7 +139,7 @@ requires(std::same_as<Assigner, TumblingWindow> ||
   template <typename Put>
   void ForEachInOrder(Put&& put) const {
     for (const auto& [end, slot] : slots_) {
-      for (const auto* e : slot.states.SortedByKey()) put(e->key, slot.start, slot.end, e->value);
+      for (const auto* e : SortedByKey(slot.states)) put(e->first, slot.start, slot.end, e->second);
     }
   }
 
@@ -164,13 +158,9 @@ requires(std::same_as<Assigner, TumblingWindow> ||
     if constexpr (kHopping) {
       if (env.Expired(LastWindowEnd(env, start), wm)) return false;
     }
-    const uint64_t hash = StableHash(key);
-    bool inserted;
     Slot& slot = slots_.try_emplace(end, Slot{start, end, {}}).first->second;
-    slot.states.FindOrInsert(
-        key, hash, [&state] { return std::move(state); }, &inserted);
-    if (!inserted) return false;
-    ++key_windows_.at(key_windows_.FindOrInsert(key, hash, Zero, &inserted)).value;
+    if (!slot.states.try_emplace(key, std::move(state)).second) return false;
+    ++key_windows_[key];
     ++live_slots_;
     return true;
   }
@@ -185,14 +175,20 @@ requires(std::same_as<Assigner, TumblingWindow> ||
   struct Slot {
     absl::Time start;
     absl::Time end;
-    KeyTable<Key, State> states;
+    KeyMap<Key, State> states;
   };
   using Slots = std::map<absl::Time, Slot>;  // by end
-  using StateEntry = typename KeyTable<Key, State>::Entry;
-  using KeyCounts = KeyTable<Key, size_t>;  // live slots per key
-  static constexpr uint32_t kNone = KeyTable<Key, State>::kNone;
+  using StateEntry = typename KeyMap<Key, State>::value_type;
+  using KeyCounts = KeyMap<Key, size_t>;  // live slots per key
 
-  static size_t Zero() { return 0; }
+  // The key's first State in `slot`: out of line, so that the lookup of an existing one inlines
+  // into Add.
+  ABSL_ATTRIBUTE_NOINLINE typename KeyMap<Key, State>::iterator NewState(const Env& env, Slot& slot,
+                                                                         const Key& key) {
+    ++live_slots_;
+    ++key_windows_[key];
+    return slot.states.try_emplace(key, env.agg.Init()).first;
+  }
 
   // The size of a tumbling window or of a hopping pane (zero if the assigner is not valid).
   static absl::Duration SlotSize(const Env& env) {
@@ -244,9 +240,9 @@ requires(std::same_as<Assigner, TumblingWindow> ||
 
   // Frees a slot that expired, and forgets keys left without any.
   void FreeSlot(typename Slots::iterator it) {
-    for (const StateEntry& e : it->second.states.entries()) {
-      const uint32_t k = key_windows_.Find(e.key, e.hash);
-      if (--key_windows_.at(k).value == 0) key_windows_.EraseAt(k);
+    for (const StateEntry& e : it->second.states) {
+      const auto k = key_windows_.find(e.first);
+      if (--k->second == 0) key_windows_.erase(k);
     }
     live_slots_ -= it->second.states.size();
     slots_.erase(it);
@@ -256,12 +252,12 @@ requires(std::same_as<Assigner, TumblingWindow> ||
   void AdvanceTumbling(const Env& env, absl::Time prev, absl::Time wm, Emit&& emit) {
     for (auto it = slots_.upper_bound(prev); it != slots_.end() && it->first <= wm; ++it) {
       const Slot& slot = it->second;
-      for (const StateEntry* e : slot.states.SortedByKey()) {
-        emit(e->key, slot.start, slot.end, e->value, /*is_update=*/false);
+      for (const StateEntry* e : SortedByKey(slot.states)) {
+        emit(e->first, slot.start, slot.end, e->second, /*is_update=*/false);
       }
     }
     while (!slots_.empty() && env.Expired(slots_.begin()->first, wm)) FreeSlot(slots_.begin());
-    key_windows_.ShrinkIfSparse();
+    ShrinkIfSparse(key_windows_);
   }
 
   // --- Hopping ---
@@ -274,17 +270,16 @@ requires(std::same_as<Assigner, TumblingWindow> ||
 
   // The Merge of the key's panes in the window ending at `end`, earliest first; false if it has
   // none.
-  bool MergeWindow(const Env& env, const Key& key, uint64_t hash, absl::Time end,
-                   State* out) const {
+  bool MergeWindow(const Env& env, const Key& key, absl::Time end, State* out) const {
     bool any = false;
     for (auto it = FirstPaneOf(env, end); it != slots_.end() && it->first <= end; ++it) {
-      const uint32_t i = it->second.states.Find(key, hash);
-      if (i == kNone) continue;
+      const auto found = it->second.states.find(key);
+      if (found == it->second.states.end()) continue;
       if (!any) {
-        *out = it->second.states.at(i).value;
+        *out = found->second;
         any = true;
       } else {
-        env.agg.Merge(*out, it->second.states.at(i).value);
+        env.agg.Merge(*out, found->second);
       }
     }
     return any;
@@ -293,14 +288,14 @@ requires(std::same_as<Assigner, TumblingWindow> ||
   // After an Add into `pane`: the updated result of every window holding it that is not expired
   // and, in kOnClose mode, closed.
   template <typename Emit>
-  void EmitHoppingUpdates(const Env& env, absl::Time wm, const Key& key, uint64_t hash,
-                          const Slot& pane, Emit&& emit) const {
+  void EmitHoppingUpdates(const Env& env, absl::Time wm, const Key& key, const Slot& pane,
+                          Emit&& emit) const {
     State merged = env.agg.Init();
     const auto [first_end, last_end] = env.assigner.WindowsOfPane(pane.start);
     for (absl::Time end = first_end; end <= last_end; end += env.assigner.slide()) {
       if (env.Expired(end, wm)) continue;
       if (!env.on_update && end > wm) continue;
-      MergeWindow(env, key, hash, end, &merged);
+      MergeWindow(env, key, end, &merged);
       emit(key, end - env.assigner.size(), end, merged, /*is_update=*/true);
     }
   }
@@ -326,17 +321,17 @@ requires(std::same_as<Assigner, TumblingWindow> ||
       // The keys of the window's panes, each once, in order.
       keys.clear();
       for (auto it = FirstPaneOf(env, end); it != slots_.end() && it->first <= end; ++it) {
-        for (const StateEntry& e : it->second.states.entries()) keys.push_back(&e);
+        for (const StateEntry& e : it->second.states) keys.push_back(&e);
       }
       std::sort(keys.begin(), keys.end(),
-                [](const StateEntry* a, const StateEntry* b) { return a->key < b->key; });
-      keys.erase(
-          std::unique(keys.begin(), keys.end(),
-                      [](const StateEntry* a, const StateEntry* b) { return a->key == b->key; }),
-          keys.end());
+                [](const StateEntry* a, const StateEntry* b) { return a->first < b->first; });
+      keys.erase(std::unique(
+                     keys.begin(), keys.end(),
+                     [](const StateEntry* a, const StateEntry* b) { return a->first == b->first; }),
+                 keys.end());
       for (const StateEntry* e : keys) {
-        if (MergeWindow(env, e->key, e->hash, end, &merged)) {
-          emit(e->key, end - assigner.size(), end, merged, /*is_update=*/false);
+        if (MergeWindow(env, e->first, end, &merged)) {
+          emit(e->first, end - assigner.size(), end, merged, /*is_update=*/false);
         }
       }
     }
@@ -344,7 +339,7 @@ requires(std::same_as<Assigner, TumblingWindow> ||
     while (!slots_.empty() && env.Expired(LastWindowEnd(env, slots_.begin()->second.start), wm)) {
       FreeSlot(slots_.begin());
     }
-    key_windows_.ShrinkIfSparse();
+    ShrinkIfSparse(key_windows_);
   }
 
   // Tumbling: one State per (window, key). Hopping: one per (pane, key).
