@@ -207,11 +207,10 @@ struct Producer::Impl {
     r->shard = RouteLocked(hash);
     ShardBuffer& s = *shards_[r->shard];
 
-    if (KeyTable::Chain* chain = keys_.Find(hash.value())) {
-      chain->tail->key_next = r;
-      chain->tail = r;
+    if (const auto [chain, inserted] = keys_.FindOrInsert(hash.value(), r); !inserted) {
+      chain->second.tail->key_next = r;
+      chain->second.tail = r;
     } else {
-      keys_.Insert(hash.value(), r);
       r->head = true;
       r->state = HeadState::kReady;
       s.ready.PushBack(r);
@@ -307,9 +306,9 @@ struct Producer::Impl {
       case HeadState::kInFlight:
         break;
     }
-    KeyTable::Chain* chain = keys_.Find(r->hash.value());
+    const auto chain = keys_.Find(r->hash.value());
     if (Pending* next = r->key_next) {
-      chain->head = next;
+      chain->second.head = next;
       next->head = true;
       next->state = HeadState::kReady;
       shards_[next->shard]->ready.PushBack(next);  // never attempted: not a retry

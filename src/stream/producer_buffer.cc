@@ -1,17 +1,19 @@
 #include "stream/producer_buffer.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace rill::internal::producer {
 
-void KeyTable::Resize(size_t slots) {
-  std::vector<Chain> old(slots);
-  old.swap(slots_);
-  for (const Chain& c : old) {
-    if (c.head != nullptr) Place(c);
-  }
+void KeyTable::Shrink() {
+  // A fresh map sized for twice the keys left (so not shrinking again at once), as the first was
+  // for kMinKeys: rehash() only ever grows a flat_hash_map's capacity, or fits it to size().
+  Map smaller;
+  smaller.reserve(std::max(2 * chains_.size(), kMinKeys));
+  smaller.insert(chains_.begin(), chains_.end());
+  chains_.swap(smaller);
 }
 
 RecordPool::~RecordPool() {
