@@ -25,6 +25,7 @@
 #include "rill/stream/list_shards.h"
 #include "rill/stream/shard_description.h"
 #include "rill/stream/stream.h"
+#include "stream/producer_buffer.h"
 
 namespace rill {
 namespace {
@@ -32,201 +33,23 @@ namespace {
 using Result = absl::StatusOr<PutRecordResult>;
 using internal::Mutex;
 using internal::MutexLock;
+using internal::producer::HeadState;
+using internal::producer::KeyTable;
+using internal::producer::kMaxSpareStringCapacity;
+using internal::producer::List;
+using internal::producer::Pending;
+using internal::producer::RecordPool;
+using internal::producer::ShardBuffer;
 
 constexpr std::string_view kExpiredPrefix = "Expired:";
 // Flush and the worker wait for the stream's clock in real-time slices of at most this long, so
 // that a simulated clock advanced by another thread is noticed promptly.
 constexpr absl::Duration kMaxPause = absl::Milliseconds(10);
 constexpr absl::Duration kMinPause = absl::Microseconds(100);
-// Reuse pools: large enough that a steady flow (tens of thousands of records between flushes)
-// allocates nothing per record, bounded so that a burst does not pin its memory for ever: at most
-// kMaxSpareRecords slots (a few hundred bytes each) holding at most kMaxSpareStringBytes of string
-// capacity in all, no string above kMaxSpareStringCapacity.
-constexpr size_t kMaxSpareRecords = 16384;
-constexpr size_t kMaxSpareStringCapacity = 4096;
-constexpr size_t kMaxSpareStringBytes = size_t{8} << 20;
 
 // Set while a producer runs callbacks on this thread, so that Poll, Flush and Stop called from a
 // callback can refuse instead of deadlocking on the sender lock the callback runs under.
 thread_local const void* t_in_callbacks_of = nullptr;
-
-struct Pending;
-struct Link {
-  Pending* prev = nullptr;
-  Pending* next = nullptr;
-};
-
-// Where the head (oldest outstanding record) of a partition key stands. Only heads are ever sent:
-// the records behind a head wait in their key's chain until it resolves.
-enum class HeadState : uint8_t {
-  kReady,     // in its shard's ready list, to be sent when the shard is due
-  kBackoff,   // refused with a retryable code; in its shard's backoff map until retry_at
-  kInFlight,  // part of a PutRecords call right now
-};
-
-struct Pending {
-  // Owned copies of the caller's bytes. While in flight they are swapped into the request.
-  std::string key;
-  std::string data;
-  size_t bytes = 0;  // key.size() + data.size(), kept while the strings are lent out
-  HashKey hash;
-  uint64_t id = 0;  // Put order: 1, 2, 3, ...
-  absl::Time put_time;
-  absl::Time retry_at;  // kBackoff only
-  int attempts = 0;
-  uint32_t shard = 0;     // index of the predicted shard in Impl::shards_
-  bool head = false;      // the oldest outstanding record of its key
-  bool in_fresh = false;  // in its shard's fresh list (never attempted)
-  HeadState state = HeadState::kReady;
-  ErrorCode last_code = ErrorCode::kOk;
-  std::string last_message;
-  std::optional<std::promise<Result>> promise;
-  Producer::Callback callback;
-  Pending* key_next = nullptr;  // the next record of the same key
-  Link all;                     // Impl::all_: every outstanding record, in Put order
-  Link fresh;                   // ShardBuffer::fresh
-  Link ready;                   // ShardBuffer::ready
-  std::multimap<absl::Time, Pending*>::iterator backoff_it;
-};
-
-// An intrusive doubly-linked list threaded through one Link member of Pending: no allocation.
-template <Link Pending::*L>
-class List {
- public:
-  Pending* front() const { return head_; }
-  bool empty() const { return head_ == nullptr; }
-  size_t size() const { return size_; }
-  static Pending* Next(const Pending* r) { return (r->*L).next; }
-
-  void PushBack(Pending* r) {
-    Link& link = r->*L;
-    link.prev = tail_;
-    link.next = nullptr;
-    if (tail_ != nullptr) {
-      (tail_->*L).next = r;
-    } else {
-      head_ = r;
-    }
-    tail_ = r;
-    ++size_;
-  }
-  void PushFront(Pending* r) {
-    Link& link = r->*L;
-    link.prev = nullptr;
-    link.next = head_;
-    if (head_ != nullptr) {
-      (head_->*L).prev = r;
-    } else {
-      tail_ = r;
-    }
-    head_ = r;
-    ++size_;
-  }
-  void Remove(Pending* r) {
-    Link& link = r->*L;
-    if (link.prev != nullptr) {
-      (link.prev->*L).next = link.next;
-    } else {
-      head_ = link.next;
-    }
-    if (link.next != nullptr) {
-      (link.next->*L).prev = link.prev;
-    } else {
-      tail_ = link.prev;
-    }
-    link.prev = link.next = nullptr;
-    --size_;
-  }
-
- private:
-  Pending* head_ = nullptr;
-  Pending* tail_ = nullptr;
-  size_t size_ = 0;
-};
-
-// The records predicted to land in one open shard.
-struct ShardBuffer {
-  ShardId id;
-  // Records never attempted yet (heads or not), in Put order: the front is the oldest, which
-  // decides when the shard is due; the count and bytes decide when a batch's worth is waiting.
-  List<&Pending::fresh> fresh;
-  size_t fresh_bytes = 0;
-  // Heads ready to send, and how many of them are retries (a retry makes the shard due at once).
-  List<&Pending::ready> ready;
-  size_t ready_retries = 0;
-  // Heads waiting out a backoff, by retry time.
-  std::multimap<absl::Time, Pending*> backoff;
-};
-
-// Keys with outstanding records: hash key -> the chain of its records, oldest (the head) first.
-// Open addressing with linear probing over uniform MD5 values, backward-shift deletion (no
-// tombstones), at most half full; it shrinks again after a burst of many distinct keys. Pointers
-// it returns are valid until the next Insert or Erase.
-class KeyTable {
- public:
-  struct Chain {
-    absl::uint128 key = 0;
-    Pending* head = nullptr;  // null: an empty slot
-    Pending* tail = nullptr;
-  };
-
-  KeyTable() : slots_(kMinSlots) {}
-
-  Chain* Find(absl::uint128 key) {
-    for (size_t i = Home(key);; i = (i + 1) & mask()) {
-      Chain& c = slots_[i];
-      if (c.head == nullptr) return nullptr;
-      if (c.key == key) return &c;
-    }
-  }
-
-  // `key` must be absent.
-  void Insert(absl::uint128 key, Pending* r) {
-    if ((size_ + 1) * 2 > slots_.size()) Resize(slots_.size() * 2);
-    Place(Chain{key, r, r});
-    ++size_;
-  }
-
-  // `chain` must come from Find.
-  void Erase(Chain* chain) {
-    size_t i = static_cast<size_t>(chain - slots_.data());
-    for (size_t j = (i + 1) & mask(); slots_[j].head != nullptr; j = (j + 1) & mask()) {
-      // Move slot j back into the hole at i unless its home lies cyclically in (i, j].
-      const size_t home = Home(slots_[j].key);
-      const bool stays = i < j ? (i < home && home <= j) : (i < home || home <= j);
-      if (!stays) {
-        slots_[i] = slots_[j];
-        i = j;
-      }
-    }
-    slots_[i] = Chain{};
-    --size_;
-    if (slots_.size() > kMinSlots && size_ * 8 < slots_.size()) Resize(slots_.size() / 2);
-  }
-
- private:
-  static constexpr size_t kMinSlots = 1024;
-
-  size_t mask() const { return slots_.size() - 1; }
-  size_t Home(absl::uint128 key) const {
-    return static_cast<size_t>(absl::Uint128Low64(key)) & mask();
-  }
-  void Place(const Chain& chain) {
-    size_t i = Home(chain.key);
-    while (slots_[i].head != nullptr) i = (i + 1) & mask();
-    slots_[i] = chain;
-  }
-  void Resize(size_t slots) {
-    std::vector<Chain> old(slots);
-    old.swap(slots_);
-    for (const Chain& c : old) {
-      if (c.head != nullptr) Place(c);
-    }
-  }
-
-  std::vector<Chain> slots_;  // a power of two
-  size_t size_ = 0;
-};
 
 struct Completion {
   std::optional<std::promise<Result>> promise;
@@ -310,11 +133,6 @@ struct Producer::Impl {
         batch_bytes_(std::min(options.max_batch_bytes, stream->options().max_put_records_bytes)),
         rng_(options.jitter_seed) {}
 
-  ~Impl() {
-    MutexLock lock(&mu_);
-    for (Pending* r : spare_records_) delete r;
-  }
-
   // ---- Put ----
 
   void Put(std::string_view key, std::string_view data, std::optional<std::promise<Result>> promise,
@@ -372,7 +190,7 @@ struct Producer::Impl {
   bool EnqueueLocked(std::string_view key, std::string_view data, std::string& large_data,
                      HashKey hash, std::optional<std::promise<Result>> promise, Callback callback)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    Pending* r = NewRecordLocked();
+    Pending* r = pool_.New();
     r->key.assign(key.data(), key.size());
     if (data.size() > kMaxSpareStringCapacity) {
       r->data.swap(large_data);
@@ -389,11 +207,10 @@ struct Producer::Impl {
     r->shard = RouteLocked(hash);
     ShardBuffer& s = *shards_[r->shard];
 
-    if (KeyTable::Chain* chain = keys_.Find(hash.value())) {
-      chain->tail->key_next = r;
-      chain->tail = r;
+    if (const auto [chain, inserted] = keys_.FindOrInsert(hash.value(), r); !inserted) {
+      chain->second.tail->key_next = r;
+      chain->second.tail = r;
     } else {
-      keys_.Insert(hash.value(), r);
       r->head = true;
       r->state = HeadState::kReady;
       s.ready.PushBack(r);
@@ -409,47 +226,6 @@ struct Producer::Impl {
     return was_empty || bytes_crossed ||
            s.fresh.size() == static_cast<size_t>(options_.max_batch_records) ||
            options_.max_buffered_time == absl::ZeroDuration();
-  }
-
-  Pending* NewRecordLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (spare_records_.empty()) return new Pending;
-    Pending* r = spare_records_.back();
-    spare_records_.pop_back();
-    spare_string_bytes_ -= StringBytes(*r);
-    return r;
-  }
-
-  static size_t StringBytes(const Pending& r) {
-    return r.key.capacity() + r.data.capacity() + r.last_message.capacity();
-  }
-
-  // Returns a resolved record to the pool, keeping small strings' capacity for the next Put.
-  void ReleaseRecordLocked(Pending* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (spare_records_.size() >= kMaxSpareRecords) {
-      delete r;
-      return;
-    }
-    if (r->key.capacity() > kMaxSpareStringCapacity) std::string().swap(r->key);
-    if (r->data.capacity() > kMaxSpareStringCapacity) std::string().swap(r->data);
-    if (r->last_message.capacity() > kMaxSpareStringCapacity) std::string().swap(r->last_message);
-    if (spare_string_bytes_ + StringBytes(*r) > kMaxSpareStringBytes) {
-      std::string().swap(r->key);
-      std::string().swap(r->data);
-      std::string().swap(r->last_message);
-    }
-    r->key.clear();
-    r->data.clear();
-    r->last_message.clear();
-    r->last_code = ErrorCode::kOk;
-    r->attempts = 0;
-    r->head = false;
-    r->in_fresh = false;
-    r->state = HeadState::kReady;
-    r->key_next = nullptr;
-    r->promise.reset();
-    r->callback = nullptr;
-    spare_string_bytes_ += StringBytes(*r);
-    spare_records_.push_back(r);
   }
 
   uint32_t RouteLocked(HashKey hash) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -530,9 +306,9 @@ struct Producer::Impl {
       case HeadState::kInFlight:
         break;
     }
-    KeyTable::Chain* chain = keys_.Find(r->hash.value());
+    const auto chain = keys_.Find(r->hash.value());
     if (Pending* next = r->key_next) {
-      chain->head = next;
+      chain->second.head = next;
       next->head = true;
       next->state = HeadState::kReady;
       shards_[next->shard]->ready.PushBack(next);  // never attempted: not a retry
@@ -543,7 +319,7 @@ struct Producer::Impl {
     outstanding_.fetch_sub(1, std::memory_order_relaxed);
     resolved_.fetch_add(1, std::memory_order_release);
     done_.push_back(Completion{std::move(r->promise), std::move(r->callback), std::move(result)});
-    ReleaseRecordLocked(r);
+    pool_.Release(r);
   }
 
   void ExpireHeadLocked(Pending* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_, mu_) {
@@ -898,8 +674,7 @@ struct Producer::Impl {
   std::vector<std::unique_ptr<ShardBuffer>> shards_ ABSL_GUARDED_BY(mu_);
   std::vector<HashKey> starts_ ABSL_GUARDED_BY(mu_);  // shards_' starting hash keys
   KeyTable keys_ ABSL_GUARDED_BY(mu_);
-  std::vector<Pending*> spare_records_ ABSL_GUARDED_BY(mu_);
-  size_t spare_string_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // string capacity held by spare_records_
+  RecordPool pool_ ABSL_GUARDED_BY(mu_);
   List<&Pending::all> all_ ABSL_GUARDED_BY(mu_);
   uint64_t last_id_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t rng_ ABSL_GUARDED_BY(mu_);

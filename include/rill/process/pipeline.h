@@ -65,6 +65,10 @@
 // again. The counters (records_in, results_out, late and undecodable records) carry over too.
 //
 // Thread safety: not thread-safe; one thread builds and drives a pipeline.
+//
+// Layout: this header is the builder (Pipeline, Flow, KeyedFlow, WindowedFlow) and the two
+// pipelines it builds; the stage transforms, PipelineCore and the snapshot layout are in
+// rill/process/internal/pipeline_core.h.
 #ifndef RILL_PROCESS_PIPELINE_H_
 #define RILL_PROCESS_PIPELINE_H_
 
@@ -89,6 +93,7 @@
 #include "rill/base/error.h"
 #include "rill/base/shard_id.h"
 #include "rill/process/aggregators.h"
+#include "rill/process/internal/pipeline_core.h"
 #include "rill/process/sink.h"
 #include "rill/process/source.h"
 #include "rill/process/watermark.h"
@@ -116,229 +121,6 @@ struct PipelineWindowOptions {
   // Window by the time of processing instead of event time. Default: false.
   bool processing_time = false;
 };
-
-namespace internal {
-
-template <typename F>
-struct IsStdFunction : std::false_type {};
-template <typename Signature>
-struct IsStdFunction<std::function<Signature>> : std::true_type {};
-
-// Whether f is a callable that can be null and is: a null function pointer or an empty
-// std::function.
-template <typename F>
-bool IsNullCallable(const F& f) {
-  if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
-    return f == nullptr;
-  } else if constexpr (IsStdFunction<F>::value) {
-    return !f;
-  } else {
-    return false;
-  }
-}
-
-// kInvalidArgument "<stage>: the <what> is null".
-inline absl::Status NullInStage(const char* stage, const char* what) {
-  return InvalidArgumentError(absl::StrCat(stage, ": the ", what, " is null"));
-}
-
-// `status` (not OK) with "<stage>: " before its message.
-inline absl::Status InStage(const char* stage, const absl::Status& status) {
-  return MakeError(GetErrorCode(status), absl::StrCat(stage, ": ", status.message()));
-}
-
-// Stage transforms: Xf(v, out) calls out(w) for each element w that v becomes. Check() is OK, or
-// kInvalidArgument for the first stage given a null function.
-struct IdentityTransform {
-  template <typename V, typename Out>
-  void operator()(const V& v, Out&& out) {
-    out(v);
-  }
-  absl::Status Check() const { return absl::OkStatus(); }
-};
-
-template <typename Prev, typename F>
-struct FilterTransform {
-  Prev prev;
-  F f;
-  template <typename V, typename Out>
-  void operator()(const V& v, Out&& out) {
-    prev(v, [&](const auto& x) {
-      if (f(x)) out(x);
-    });
-  }
-  absl::Status Check() const {
-    if (absl::Status s = prev.Check(); !s.ok()) return s;
-    return IsNullCallable(f) ? NullInStage("Filter", "function") : absl::OkStatus();
-  }
-};
-
-template <typename Prev, typename F>
-struct MapTransform {
-  Prev prev;
-  F f;
-  template <typename V, typename Out>
-  void operator()(const V& v, Out&& out) {
-    prev(v, [&](const auto& x) { out(f(x)); });
-  }
-  absl::Status Check() const {
-    if (absl::Status s = prev.Check(); !s.ok()) return s;
-    return IsNullCallable(f) ? NullInStage("Map", "function") : absl::OkStatus();
-  }
-};
-
-template <typename Prev, typename F>
-struct FlatMapTransform {
-  Prev prev;
-  F f;
-  template <typename V, typename Out>
-  void operator()(const V& v, Out&& out) {
-    prev(v, [&](const auto& x) {
-      for (const auto& y : f(x)) out(y);
-    });
-  }
-  absl::Status Check() const {
-    if (absl::Status s = prev.Check(); !s.ok()) return s;
-    return IsNullCallable(f) ? NullInStage("FlatMap", "function") : absl::OkStatus();
-  }
-};
-
-// The event time is the source's arrival time.
-struct ArrivalTime {};
-
-// Calls a sink; an error (from a sink returning absl::Status) is returned, void means success.
-template <typename Sink, typename V>
-absl::Status CallSink(Sink& sink, const V& v) {
-  if constexpr (std::is_void_v<std::invoke_result_t<Sink&, const V&>>) {
-    sink(v);
-    return absl::OkStatus();
-  } else {
-    return sink(v);
-  }
-}
-
-template <typename Sink>
-concept PositionedSink = requires(Sink& s, std::string* out, std::string_view in) {
-  s.SavePosition(out);
-  { s.RestorePosition(in) } -> std::convertible_to<absl::Status>;
-};
-
-inline constexpr char kPipelineSnapshotMagic[4] = {'R', 'P', 'I', 'P'};
-inline constexpr uint8_t kPipelineSnapshotVersion = 1;
-enum class PipelineKind : uint8_t { kRecords = 1, kWindowed = 2 };
-
-// What every pipeline runner shares: the source, the clock, the sink's error and counters.
-template <typename In>
-struct PipelineCore {
-  std::unique_ptr<Source<In>> source;
-  std::shared_ptr<Clock> clock;
-  absl::Status failed;
-  bool started = false;
-  uint64_t records_in = 0;
-  uint64_t results_out = 0;
-  uint64_t undecodable_before = 0;  // counted by the source of the run a snapshot came from
-
-  uint64_t undecodable() const { return undecodable_before + source->undecodable_records(); }
-
-  // Reads up to `max_batches` batches (fewer once the source has none), giving each to
-  // process(batch); stops at the first error, or once a sink failed. Returns the records read.
-  template <typename Process>
-  absl::StatusOr<size_t> PollBatches(int max_batches, Process&& process) {
-    started = true;
-    size_t read = 0;
-    for (int i = 0; i < max_batches && failed.ok(); ++i) {
-      absl::StatusOr<std::optional<SourceBatch<In>>> batch = source->Next();
-      if (!batch.ok()) return batch.status();
-      if (!*batch) break;
-      process(**batch);
-      read += (*batch)->records.size();
-      records_in += (*batch)->records.size();
-    }
-    if (!failed.ok()) return failed;
-    return read;
-  }
-
-  // Snapshot layout, shared by both kinds of pipeline: magic, version, kind, then blobs of the
-  // source position, the pipeline's own state (empty for a record pipeline) and the sink
-  // position, then the counters.
-  template <typename Sink>
-  std::string Snapshot(PipelineKind kind, std::string_view state, Sink& sink) const {
-    std::string out(kPipelineSnapshotMagic, 4);
-    PutU8(&out, kPipelineSnapshotVersion);
-    PutU8(&out, static_cast<uint8_t>(kind));
-    std::string part;
-    source->SavePosition(&part);
-    PutBlob(&out, part);
-    PutBlob(&out, state);
-    part.clear();
-    if constexpr (PositionedSink<Sink>) sink.SavePosition(&part);
-    PutBlob(&out, part);
-    PutLittleEndian(&out, records_in);
-    PutLittleEndian(&out, results_out);
-    PutLittleEndian(&out, undecodable());
-    return out;
-  }
-
-  // A snapshot's parts, views into its bytes.
-  struct Saved {
-    std::string_view source, state, sink;
-    uint64_t records_in = 0, results_out = 0, undecodable = 0;
-  };
-  static bool Decode(std::string_view bytes, PipelineKind kind, Saved* saved) {
-    ByteReader in(bytes);
-    std::string_view magic;
-    uint8_t version, found_kind;
-    return in.Bytes(4, &magic) && magic == std::string_view(kPipelineSnapshotMagic, 4) &&
-           in.U8(&version) && version == kPipelineSnapshotVersion && in.U8(&found_kind) &&
-           found_kind == static_cast<uint8_t>(kind) && ReadBlob(&in, &saved->source) &&
-           ReadBlob(&in, &saved->state) && ReadBlob(&in, &saved->sink) &&
-           in.LittleEndian(&saved->records_in) && in.LittleEndian(&saved->results_out) &&
-           in.LittleEndian(&saved->undecodable) && in.AtEnd();
-  }
-
-  // Restores the source's position, the sink's and the counters from a decoded snapshot.
-  template <typename Sink>
-  absl::Status Apply(const Saved& saved, Sink& sink) {
-    if (absl::Status s = source->RestorePosition(saved.source); !s.ok()) return s;
-    if constexpr (PositionedSink<Sink>) {
-      if (absl::Status s = sink.RestorePosition(saved.sink); !s.ok()) return s;
-    }
-    records_in = saved.records_in;
-    results_out = saved.results_out;
-    undecodable_before = saved.undecodable;
-    return absl::OkStatus();
-  }
-};
-
-inline void PutShardWatermarks(std::string* out, const WatermarkTracker& tracker) {
-  PutTime(out, tracker.current());
-  PutLittleEndian(out, static_cast<uint32_t>(tracker.sources().size()));
-  for (const auto& [shard, s] : tracker.sources()) {
-    PutBlob(out, shard.ToString());
-    PutTime(out, s.max_event_time);
-    PutTime(out, s.last_seen);
-  }
-}
-
-inline bool ReadShardWatermarks(ByteReader* in, WatermarkTracker* tracker) {
-  absl::Time current;
-  uint32_t n;
-  if (!ReadTime(in, &current) || !in->LittleEndian(&n)) return false;
-  std::map<ShardId, WatermarkTracker::Source> sources;
-  for (uint32_t i = 0; i < n; ++i) {
-    std::string_view id;
-    WatermarkTracker::Source s;
-    if (!ReadBlob(in, &id) || !ReadTime(in, &s.max_event_time) || !ReadTime(in, &s.last_seen)) {
-      return false;
-    }
-    absl::StatusOr<ShardId> shard = ShardId::Parse(id);
-    if (!shard.ok() || !sources.emplace(*shard, s).second) return false;
-  }
-  tracker->Restore(std::move(sources), current);
-  return true;
-}
-
-}  // namespace internal
 
 // A record pipeline: every element that passes the stages goes to the sink.
 template <typename In, typename Cur, typename Xf, typename Sink>
@@ -448,12 +230,10 @@ class WindowPipeline {
   std::vector<Late> TakeLateRecords() { return std::exchange(late_, {}); }
 
   std::string Snapshot() {
-    std::string state;
     std::string op_state;
     op_.Snapshot(&op_state);
-    internal::PutBlob(&state, op_state);
-    internal::PutShardWatermarks(&state, tracker_);
-    return core_.Snapshot(internal::PipelineKind::kWindowed, state, sink_);
+    return core_.Snapshot(internal::PipelineKind::kWindowed,
+                          internal::EncodeWindowedState(op_state, tracker_), sink_);
   }
 
   [[nodiscard]] absl::Status Commit() { return core_.source->Commit(); }
@@ -467,11 +247,9 @@ class WindowPipeline {
     if (!internal::PipelineCore<In>::Decode(snapshot, internal::PipelineKind::kWindowed, &saved)) {
       return InvalidArgumentError("not a snapshot of a windowed pipeline");
     }
-    internal::ByteReader state(saved.state);
     std::string_view op_state;
     WatermarkTracker tracker(options_.watermark);
-    if (!internal::ReadBlob(&state, &op_state) ||
-        !internal::ReadShardWatermarks(&state, &tracker) || !state.AtEnd()) {
+    if (!internal::DecodeWindowedState(saved.state, &op_state, &tracker)) {
       return InvalidArgumentError("not a snapshot of a windowed pipeline");
     }
     WindowOperator<Key, Agg, Assigner> op(op_.aggregator(), op_.assigner(), op_.options());
@@ -577,17 +355,6 @@ class WindowPipeline {
   WatermarkTracker tracker_;
   std::vector<Late> late_;
 };
-
-namespace internal {
-
-// The source and the element stages: OK, or kInvalidArgument for the first one that is null.
-template <typename In, typename Xf>
-absl::Status CheckStages(const PipelineCore<In>& core, const Xf& xf) {
-  if (core.source == nullptr) return NullInStage("From", "source");
-  return xf.Check();
-}
-
-}  // namespace internal
 
 // The windowed stages before the aggregator: options and the event time.
 template <typename In, typename Cur, typename Xf, typename KeyFn, typename Assigner,
