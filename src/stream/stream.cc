@@ -663,7 +663,7 @@ absl::StatusOr<StreamShard*> Stream::FindLiveShard(uint32_t index, int64_t now_u
 }
 
 absl::Status Stream::ValidateRecord(std::string_view partition_key, std::string_view data) const {
-  // Up to 256 bytes the key has at most 256 UTF-16 units; only longer keys need counting.
+  // Kinesis counts a key's characters in UTF-16 units, and the key must be valid UTF-8.
   int units = 0;
   if (partition_key.empty() || (units = internal::Utf16Length(partition_key)) < 1 ||
       units > kMaxPartitionKeyChars) {
