@@ -12,4 +12,6 @@ std::shared_ptr<Clock> SystemClock::Default() {
   return *clock;
 }
 
+void Clock::SleepFor(absl::Duration d) { absl::SleepFor(d); }
+
 }  // namespace rill

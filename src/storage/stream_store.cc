@@ -321,15 +321,22 @@ absl::Status ShardStore::status() const {
   return error_;
 }
 
-bool ShardStore::ShouldCommit(const ShardLog& log) const {
+bool ShardStore::ShouldCommit(const ShardLog& log, int64_t now_ns) const {
   // Every policy: the journal holds what the segments do not yet, so segments are written in
   // large group commits.
   if (log.appended_bytes() - persisted_bytes_.load(std::memory_order_relaxed) >=
       kGroupCommitBytes) {
     return true;
   }
-  const int64_t now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
-  return now_ns >= next_sync_ns_.load(std::memory_order_relaxed);
+  int64_t next = next_sync_ns_.load(std::memory_order_relaxed);
+  if (next == kUnset) {
+    // The first check starts the interval.
+    const int64_t start = now_ns + absl::ToInt64Nanoseconds(options_.fsync_interval);
+    if (next_sync_ns_.compare_exchange_strong(next, start, std::memory_order_relaxed)) {
+      next = start;
+    }
+  }
+  return now_ns >= next;
 }
 
 absl::Status ShardStore::WriteFrame(std::span<const StoredRecord> records, uint64_t first_ordinal,
@@ -375,11 +382,10 @@ absl::Status ShardStore::SyncLocked() {
     if (absl::Status s = writer_->Sync(); !s.ok()) return s;
   }
   dirty_ = false;
-  last_sync_ = std::chrono::steady_clock::now();
   return absl::OkStatus();
 }
 
-absl::Status ShardStore::Commit(const ShardLog& log, bool force_sync) {
+absl::Status ShardStore::Commit(const ShardLog& log, bool force_sync, int64_t now_ns) {
   MutexLock lock(&mu_);
   if (!error_.ok()) return error_;
   const uint64_t end = log.end_ordinal();
@@ -409,20 +415,21 @@ absl::Status ShardStore::Commit(const ShardLog& log, bool force_sync) {
     persisted_ordinal_ = end;
     persisted_bytes_.store(appended_bytes, std::memory_order_relaxed);
   }
-  const auto now = std::chrono::steady_clock::now();
-  const auto interval = absl::ToChronoNanoseconds(options_.fsync_interval);
-  const bool sync =
-      options_.fsync != FsyncPolicy::kNever &&
-      (force_sync || options_.fsync == FsyncPolicy::kEveryBatch || now - last_sync_ >= interval);
+  const int64_t interval = absl::ToInt64Nanoseconds(options_.fsync_interval);
+  if (last_sync_ns_ == kUnset) last_sync_ns_ = now_ns;
+  const bool sync = options_.fsync != FsyncPolicy::kNever &&
+                    (force_sync || options_.fsync == FsyncPolicy::kEveryBatch ||
+                     now_ns - last_sync_ns_ >= interval);
   if (sync) {
     if (absl::Status s = SyncLocked(); !s.ok()) {
       error_ = s;
       failed_.store(true, std::memory_order_release);
       return s;
     }
+    last_sync_ns_ = now_ns;
   }
   // The next time-driven group commit (kNever, kInterval) is an interval after this one.
-  next_sync_ns_.store((now + interval).time_since_epoch().count(), std::memory_order_relaxed);
+  next_sync_ns_.store(now_ns + interval, std::memory_order_relaxed);
   pins_.clear();
   return absl::OkStatus();
 }

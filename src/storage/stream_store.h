@@ -11,10 +11,10 @@
 // The data path: a put call reserves one journal region; each record is appended to the
 // in-memory ShardLog and, under the same lock, copied into the region (in the page cache, so it
 // survives the process); kEveryBatch then writes the region and syncs the journal (one fdatasync
-// for all shards and concurrent callers) before the records become visible. Behind the puts, ShardStore::Commit writes every record of the log not yet written
-// as one compressed frame (group commit) and syncs as the FsyncPolicy says; the journal files
-// whose records are all in the segments are then recycled. The memory log fixes the order; the
-// segment follows it.
+// for all shards and concurrent callers) before the records become visible. Behind the puts,
+// ShardStore::Commit writes every record of the log not yet written as one compressed frame (group
+// commit) and syncs as the FsyncPolicy says; the journal files whose records are all in the
+// segments are then recycled. The memory log fixes the order; the segment follows it.
 #ifndef RILL_STORAGE_STREAM_STORE_H_
 #define RILL_STORAGE_STREAM_STORE_H_
 
@@ -111,8 +111,9 @@ class ShardStore {
   // Writes the log's records from the last one written up to its published end, then syncs if
   // the policy says so (kEveryBatch: always; kInterval: when fsync_interval has passed since the
   // last sync). `force_sync` syncs whatever the policy. Sticky error after an I/O failure.
-  // `persisted_from` is where the log's unwritten records start (recovery sets it).
-  [[nodiscard]] absl::Status Commit(const ShardLog& log, bool force_sync = false);
+  // `now_ns`: the stream's Clock (Unix nanoseconds), so that a SimulatedClock decides when the
+  // interval has passed, never the system's time.
+  [[nodiscard]] absl::Status Commit(const ShardLog& log, bool force_sync, int64_t now_ns);
 
   // Syncs what was written since the last sync (the flusher, before it recycles journal files).
   [[nodiscard]] absl::Status Sync();
@@ -120,7 +121,7 @@ class ShardStore {
   absl::Status status() const;
 
   // Whether the store has enough unwritten bytes or time to write now. Cheap.
-  bool ShouldCommit(const ShardLog& log) const;
+  bool ShouldCommit(const ShardLog& log, int64_t now_ns) const;
   // Whether an I/O error failed the store (Commit returns it). Cheap.
   bool failed() const { return failed_.load(std::memory_order_acquire); }
 
@@ -174,13 +175,7 @@ class ShardStore {
   };
   struct DecodedFrame;
 
-  ShardStore(std::string dir, StorageOptions options)
-      : dir_(std::move(dir)),
-        options_(options),
-        next_sync_ns_(
-            (std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options.fsync_interval))
-                .time_since_epoch()
-                .count()) {}
+  ShardStore(std::string dir, StorageOptions options) : dir_(std::move(dir)), options_(options) {}
   absl::Status WriteFrame(std::span<const StoredRecord> records, uint64_t first_ordinal,
                           int64_t last_arrival_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The decoded frame holding `ordinal`, or null if it is below the disk's first record.
@@ -201,8 +196,11 @@ class ShardStore {
   uint64_t persisted_ordinal_ = 0;
   std::atomic<uint64_t> persisted_bytes_{0};  // log.appended_bytes() when last written
   bool dirty_ = false;                        // written since the last sync
-  std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
-  std::atomic<int64_t> next_sync_ns_;
+  // Clock times (Unix ns) of the last sync and of the next time-driven commit; kUnset until the
+  // first commit or check sets them from the clock.
+  static constexpr int64_t kUnset = std::numeric_limits<int64_t>::min();
+  int64_t last_sync_ns_ = kUnset;
+  mutable std::atomic<int64_t> next_sync_ns_{kUnset};
   absl::Status error_;
   std::atomic<bool> failed_{false};
   bool dropped_ = false;

@@ -344,6 +344,7 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
   store_ = std::move(store);
   internal::MutexLock lock(&shards_mu_);
   const int64_t now_us = ToMicros(options_.clock->Now());
+  const int64_t now_ns = now_us * 1000;
   const int64_t expire_before = std::max(now_us - retention_us_.load(), trim_floor_us_.load());
   const size_t per_shard_budget =
       store_->options().memory_budget_bytes / std::max<size_t>(1, shards_.size());
@@ -417,7 +418,7 @@ absl::Status Stream::AttachStorage(std::unique_ptr<internal::StreamStore> store,
       shard.closed_us.store(*m.closed_us, std::memory_order_release);
     }
     if (recovery.rewrite_from_record || recovered[i].journal_records != 0) {
-      recovered[i].status = shard.store->Commit(log, /*force_sync=*/true);
+      recovered[i].status = shard.store->Commit(log, /*force_sync=*/true, now_ns);
     }
   };
   {
@@ -523,7 +524,8 @@ absl::Status Stream::Checkpoint(bool seal) {
     if (store->failed()) {
       s = store->status();
     } else if (store->persisted_ordinal() < shard->log.end_ordinal() || seal) {
-      s = store->Commit(shard->log, /*force_sync=*/seal || policy == FsyncPolicy::kInterval);
+      s = store->Commit(shard->log, /*force_sync=*/seal || policy == FsyncPolicy::kInterval,
+                        absl::ToUnixNanos(options_.clock->Now()));
       wrote = true;
     }
     // Before a journal file goes, what it protected must be as durable as the policy promises.
@@ -591,11 +593,16 @@ absl::Status Stream::CommitShard(StreamShard* shard, bool force_sync) {
   if (!force_sync) {
     // The journal already holds the records; the segments are written behind, by the flusher
     // thread or (without one) here, in large group commits.
-    if (store_->options().background_flush || !store->ShouldCommit(shard->log)) {
+    if (store_->options().background_flush ||
+        !store->ShouldCommit(shard->log, absl::ToUnixNanos(options_.clock->Now()))) {
       return AsKinesisError(store->status());
     }
   }
-  if (absl::Status s = store->Commit(shard->log, force_sync); !s.ok()) return AsKinesisError(s);
+  if (absl::Status s =
+          store->Commit(shard->log, force_sync, absl::ToUnixNanos(options_.clock->Now()));
+      !s.ok()) {
+    return AsKinesisError(s);
+  }
   EnforceMemoryBudget();
   return absl::OkStatus();
 }

@@ -136,4 +136,14 @@ TEST_CASE("SystemClock::Default is one shared system clock", "[clock]") {
 }
 
 }  // namespace
+TEST_CASE("SleepFor on a SimulatedClock moves it forward and returns at once", "[clock]") {
+  SimulatedClock clock;
+  const absl::Time start = clock.Now();
+  Clock& as_clock = clock;  // what components call, through the interface
+  as_clock.SleepFor(absl::Hours(5));
+  CHECK(clock.Now() - start == absl::Hours(5));
+  as_clock.SleepFor(-absl::Seconds(1));  // a negative wait waits nothing
+  CHECK(clock.Now() - start == absl::Hours(5));
+}
+
 }  // namespace rill

@@ -1242,5 +1242,33 @@ TEST_CASE(
   }
 }
 
+// Issue 13: a sink backing off from a throttled stream waits through the stream's Clock. Under
+// a SimulatedClock it moves the clock forward (the write limit refills in simulated time) and
+// never sleeps for real, so the retries succeed deterministically and at once.
+TEST_CASE("a Stream sink backs off a throttled put in simulated time", "[pipeline][stream]") {
+  auto clock = std::make_shared<SimulatedClock>();
+  StreamOptions o;
+  o.name = "throttled-output";
+  o.shard_count = 1;
+  o.clock = clock;
+  o.shard_limits.write_records_per_second = 1;
+  auto output = Stream::Create(o);
+  REQUIRE(output.ok());
+  auto sink = StreamSink(output->get(), "sums", EncodeResult);
+  const absl::Time start = clock->Now();
+  for (int64_t i = 0; i < 3; ++i) {
+    const WindowResult<int64_t, int64_t> r{i, start, start + absl::Seconds(10), 10 * i};
+    REQUIRE(sink(r).ok());
+  }
+  // One record per second: the second and third results waited about a second each, and only
+  // the simulated clock moved.
+  const absl::Duration waited = clock->Now() - start;
+  CHECK(waited >= absl::Seconds(1));
+  CHECK(waited <= absl::Seconds(3));
+  std::multiset<std::string> written = ReadAll(output->get());
+  CHECK(written ==
+        std::multiset<std::string>{"0|1704067200|0|0", "1|1704067200|10|0", "2|1704067200|20|0"});
+}
+
 }  // namespace
 }  // namespace rill

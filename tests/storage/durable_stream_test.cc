@@ -536,6 +536,32 @@ TEST_CASE("UpdateShardCount persists", "[durable][resharding]") {
   CHECK(open == SplitHashKeySpace(6));
 }
 
+// Issue 13: without a flusher thread, the time-driven group commit follows the stream's Clock,
+// so a SimulatedClock decides it, never the system's time.
+TEST_CASE("without a flusher thread, segments are written when the stream's clock says",
+          "[durable][clock]") {
+  TempDir dir("clocked-commit", TempDir::kAbsent);
+  auto clock = std::make_shared<SimulatedClock>();
+  StreamOptions o = Durable(dir.path(), clock, 1, FsyncPolicy::kNever);
+  o.storage->background_flush = false;
+  o.storage->fsync_interval = absl::Hours(1);
+  auto s = Stream::Create(o);
+  REQUIRE(s.ok());
+  Contents expected;
+  Put(**s, *clock, "k", "first", &expected);
+  CHECK((*s)->DiskBytes() == 0);  // the journal holds it; no commit is due
+  clock->Advance(absl::Minutes(59));
+  Put(**s, *clock, "k", "second", &expected);
+  CHECK((*s)->DiskBytes() == 0);
+  clock->Advance(absl::Minutes(1));  // an hour of simulated time, none of real time
+  Put(**s, *clock, "k", "third", &expected);
+  CHECK((*s)->DiskBytes() > 0);
+  const uint64_t after_commit = (*s)->DiskBytes();
+  Put(**s, *clock, "k", "fourth", &expected);
+  CHECK((*s)->DiskBytes() == after_commit);  // the next commit is an hour away again
+  CHECK(ReadAll(**s) == expected);
+}
+
 TEST_CASE("retention deletes whole segments on disk and stays applied after reopen",
           "[durable][retention]") {
   TempDir dir("retention", TempDir::kAbsent);

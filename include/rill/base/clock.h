@@ -27,6 +27,10 @@ class Clock {
 
   // The current time. Implementations must be thread-safe and cheap (it is read once per put).
   virtual absl::Time Now() const = 0;
+  // Waits `d` as this clock counts time: what rill's components do when they back off (a
+  // StreamSink retrying a throttled put). The default sleeps for real; SimulatedClock moves
+  // itself forward instead. Thread-safe.
+  virtual void SleepFor(absl::Duration d);
 };
 
 // The system's real-time clock (absl::Now()).
@@ -60,6 +64,9 @@ class SimulatedClock final : public Clock {
   // Sets the clock to `t`, forwards or backwards. (Records already stored keep their arrival
   // times; a shard never stamps a record earlier than the one before it.)
   void Set(absl::Time t) { now_ns_.store(absl::ToUnixNanos(t), std::memory_order_release); }
+  // A simulated wait costs no real time: the clock moves forward by `d` (as Kafka's
+  // MockTime.sleep does), so a component that backs off stays deterministic and instant.
+  void SleepFor(absl::Duration d) override { Advance(d); }
 
  private:
   std::atomic<int64_t> now_ns_;

@@ -15,11 +15,9 @@
 #ifndef RILL_PROCESS_SINK_H_
 #define RILL_PROCESS_SINK_H_
 
-#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -43,8 +41,9 @@ auto ToVector(std::vector<R>* out) {
 
 struct StreamSinkOptions {
   // How many times a put refused for throughput (kProvisionedThroughputExceeded) is retried,
-  // backing off 1 ms, 2 ms, ... up to 100 ms of real time; the pipeline waits meanwhile (that is
-  // its backpressure). Then the error stops the pipeline. Default: 50.
+  // backing off 1 ms, 2 ms, ... up to 100 ms through the stream's Clock (Clock::SleepFor: real
+  // time for SystemClock; a SimulatedClock moves forward instead); the pipeline waits meanwhile
+  // (that is its backpressure). Then the error stops the pipeline. Default: 50.
   int max_throttle_retries = 50;
 };
 
@@ -94,8 +93,10 @@ class StreamSink {
           attempt >= options_.max_throttle_retries) {
         return r.status();
       }
-      std::this_thread::sleep_for(
-          std::chrono::milliseconds(std::min(100, 1 << std::min(attempt, 7))));
+      // Backs off through the stream's clock: a SimulatedClock moves forward instead of the
+      // thread sleeping, so the limit's bucket refills deterministically.
+      stream_->options().clock->SleepFor(
+          absl::Milliseconds(std::min(100, 1 << std::min(attempt, 7))));
     }
   }
 
