@@ -187,6 +187,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
     return IoError("cannot create directory", jdir, errno);
   }
   std::unique_ptr<Journal> journal(new Journal(jdir, mode));
+  MutexLock lock(&journal->mu_);  // no one else sees it yet; the lock keeps the analysis whole
   std::vector<std::string> names;
   {
     DIR* d = ::opendir(jdir.c_str());
@@ -255,7 +256,7 @@ absl::Status Journal::WriteHeaderLocked(File* file, uint64_t seq) {
 }
 
 absl::Status Journal::Reset() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (auto& file : files_) {
     if (file->seq == 0 && file.get() != current_) continue;
     if (absl::Status s = WriteHeaderLocked(file.get(), 0); !s.ok()) return s;
@@ -328,7 +329,7 @@ absl::Status Journal::Reserve(size_t record_bytes, Region* region) {
   if (bytes > std::numeric_limits<uint32_t>::max()) {
     return absl::InternalError(absl::StrFormat("a journal region of %d bytes is too large", bytes));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (failed_.load(std::memory_order_relaxed)) return error_;
   if (current_ == nullptr || current_->used + bytes > current_->size) {
     if (current_ != nullptr) {
@@ -418,7 +419,7 @@ absl::StatusOr<uint64_t> Journal::Finish(Region* region) {
   region->base_ = nullptr;
   region->staging_ = nullptr;
   if (!status.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (error_.ok()) error_ = status;
     failed_.store(true, std::memory_order_release);
     return status;
@@ -431,20 +432,23 @@ absl::StatusOr<uint64_t> Journal::Finish(Region* region) {
 void Journal::Done(File* file) { file->inflight.fetch_sub(1, std::memory_order_release); }
 
 absl::Status Journal::SyncTo(uint64_t ticket) {
-  std::unique_lock<std::mutex> lock(sync_mu_);
+  sync_mu_.Lock();
   while (synced_ticket_ < ticket) {
-    if (failed_.load(std::memory_order_acquire)) return status();
+    if (failed_.load(std::memory_order_acquire)) {
+      sync_mu_.Unlock();
+      return status();
+    }
     if (syncing_) {
-      sync_cv_.wait(lock);
+      sync_cv_.Wait(&sync_mu_);
       continue;
     }
     syncing_ = true;
-    lock.unlock();
+    sync_mu_.Unlock();
     // Every region finished before this load is in a file marked dirty before it.
     const uint64_t target = finished_.load();
     std::vector<std::pair<int, std::string>> dirty;
     {
-      std::lock_guard<std::mutex> files_lock(mu_);
+      MutexLock files_lock(&mu_);
       for (auto& file : files_) {
         if (file->dirty.exchange(false)) dirty.emplace_back(file->fd.get(), file->path);
       }
@@ -454,20 +458,21 @@ absl::Status Journal::SyncTo(uint64_t ticket) {
       if (::fdatasync(fd) != 0 && s.ok()) s = IoError("cannot sync", path, errno);
     }
     if (!s.ok()) {
-      std::lock_guard<std::mutex> files_lock(mu_);
+      MutexLock files_lock(&mu_);
       if (error_.ok()) error_ = s;
       failed_.store(true, std::memory_order_release);
     }
-    lock.lock();
+    sync_mu_.Lock();
     syncing_ = false;
     if (s.ok()) synced_ticket_ = std::max(synced_ticket_, target);
-    sync_cv_.notify_all();
+    sync_cv_.SignalAll();
   }
+  sync_mu_.Unlock();
   return absl::OkStatus();
 }
 
 void Journal::Seal() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (current_ == nullptr || current_->used == kFileHeaderBytes) return;
   sealed_.push_back(current_);
   sealed_count_.store(sealed_.size(), std::memory_order_relaxed);
@@ -476,7 +481,7 @@ void Journal::Seal() {
 
 std::vector<Journal::File*> Journal::TakeRecyclable() {
   std::vector<File*> taken;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (size_t i = 0; i < sealed_.size();) {
     if (sealed_[i]->inflight.load(std::memory_order_acquire) == 0) {
       taken.push_back(sealed_[i]);
@@ -490,7 +495,7 @@ std::vector<Journal::File*> Journal::TakeRecyclable() {
 }
 
 absl::Status Journal::Recycle(const std::vector<File*>& files) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   absl::Status status;
   for (File* file : files) {
     // An invalid header retires the file's regions: recovery skips the whole file. Should
@@ -506,20 +511,20 @@ absl::Status Journal::Recycle(const std::vector<File*>& files) {
 }
 
 void Journal::Untake(const std::vector<File*>& files) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   sealed_.insert(sealed_.begin(), files.begin(), files.end());
   sealed_count_.store(sealed_.size(), std::memory_order_relaxed);
 }
 
 uint64_t Journal::disk_bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   uint64_t bytes = 0;
   for (const auto& file : files_) bytes += file->size;
   return bytes;
 }
 
 absl::Status Journal::status() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return error_;
 }
 

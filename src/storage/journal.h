@@ -54,6 +54,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rill/base/internal/mutex.h"
 #include "storage/file_util.h"
 
 namespace rill::internal {
@@ -167,29 +168,30 @@ class Journal {
  private:
   Journal(std::string dir, Mode mode);
   // Writes a file header (a zero seq retires the file) with pwrite: the mapping is not touched.
-  absl::Status WriteHeaderLocked(File* file, uint64_t seq);
-  absl::StatusOr<File*> NewFileLocked(size_t min_bytes);
+  absl::Status WriteHeaderLocked(File* file, uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<File*> NewFileLocked(size_t min_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;
   const Mode mode_;
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<File>> files_;  // every file, mapped, for the journal's life
-  File* current_ = nullptr;                   // receives regions; null before the first
-  std::vector<File*> sealed_;                 // full (or sealed) files, not yet recycled
-  std::vector<File*> free_;                   // recycled, ready to reuse
-  uint64_t next_seq_ = 1;
-  uint64_t next_file_id_ = 1;  // names new files
-  size_t next_file_bytes_ = kMinFileBytes;
-  absl::Status error_;
+  mutable Mutex mu_ ABSL_ACQUIRED_AFTER(sync_mu_);
+  // Every file, mapped, for the journal's life.
+  std::vector<std::unique_ptr<File>> files_ ABSL_GUARDED_BY(mu_);
+  File* current_ ABSL_GUARDED_BY(mu_) = nullptr;    // receives regions; null before the first
+  std::vector<File*> sealed_ ABSL_GUARDED_BY(mu_);  // full (or sealed) files, not yet recycled
+  std::vector<File*> free_ ABSL_GUARDED_BY(mu_);    // recycled, ready to reuse
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_file_id_ ABSL_GUARDED_BY(mu_) = 1;  // names new files
+  size_t next_file_bytes_ ABSL_GUARDED_BY(mu_) = kMinFileBytes;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> failed_{false};
   std::atomic<size_t> sealed_count_{0};
 
   // Group commit.
-  std::mutex sync_mu_;
-  std::condition_variable sync_cv_;
+  Mutex sync_mu_;
+  CondVar sync_cv_;
   std::atomic<uint64_t> finished_{0};  // regions finished (tickets issued)
-  uint64_t synced_ticket_ = 0;
-  bool syncing_ = false;
+  uint64_t synced_ticket_ ABSL_GUARDED_BY(sync_mu_) = 0;
+  bool syncing_ ABSL_GUARDED_BY(sync_mu_) = false;
 };
 
 }  // namespace rill::internal

@@ -660,7 +660,7 @@ absl::StatusOr<std::optional<StreamMeta>> StreamStore::LoadMeta() const {
 }
 
 absl::Status StreamStore::SaveMeta(const StreamMeta& meta) {
-  std::lock_guard<std::mutex> lock(meta_mu_);
+  MutexLock lock(&meta_mu_);
   return WriteFileAtomically(options_.directory + "/METADATA", EncodeStreamMeta(meta));
 }
 
@@ -691,7 +691,7 @@ absl::StatusOr<std::vector<uint64_t>> StreamStore::LoadCeilings() const {
 }
 
 absl::Status StreamStore::RaiseCeilings(std::span<const std::pair<uint32_t, uint64_t>> updates) {
-  std::lock_guard<std::mutex> lock(ceilings_mu_);
+  MutexLock lock(&ceilings_mu_);
   for (const auto& [index, ceiling] : updates) {
     if (ceilings_.size() <= index) ceilings_.resize(index + 1, 0);
     ceilings_[index] = std::max(ceilings_[index], ceiling);

@@ -240,9 +240,9 @@ class StreamStore {
       : options_(std::move(options)), lock_(std::move(lock)) {}
   const StorageOptions options_;
   DirectoryLock lock_;
-  std::mutex meta_mu_;
-  std::mutex ceilings_mu_;
-  std::vector<uint64_t> ceilings_;  // guarded by ceilings_mu_
+  Mutex meta_mu_;  // serialises METADATA writes
+  Mutex ceilings_mu_;
+  std::vector<uint64_t> ceilings_ ABSL_GUARDED_BY(ceilings_mu_);
   std::unique_ptr<Journal> journal_;
 };
 

@@ -1,4 +1,5 @@
-// rill's locks: std::mutex and std::shared_mutex with clang thread-safety annotations.
+// rill's locks: std::mutex and std::shared_mutex with clang thread-safety annotations, and a
+// condition variable that keeps them.
 //
 // Why not absl::Mutex: Debian's Abseil is built without ThreadSanitizer annotations, so TSan cannot
 // see absl::Mutex's reader locks and reports false races; and that build runs the deadlock
@@ -7,6 +8,8 @@
 #ifndef RILL_BASE_INTERNAL_MUTEX_H_
 #define RILL_BASE_INTERNAL_MUTEX_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
 
@@ -20,7 +23,32 @@ class ABSL_LOCKABLE Mutex {
   void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
 
  private:
+  friend class CondVar;
   std::mutex mu_;
+};
+
+// A condition variable over a Mutex, so that waits keep clang's lock analysis: the caller holds
+// `mu` before and after each wait. Spurious wakeups happen; wait in a loop on the condition.
+class CondVar {
+ public:
+  void Wait(Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
+    cv_.wait(lock);
+    lock.release();  // still held: the caller's
+  }
+  // Returns false if `deadline` passed first.
+  bool WaitUntil(Mutex* mu, std::chrono::steady_clock::time_point deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
+    const bool woken = cv_.wait_until(lock, deadline) == std::cv_status::no_timeout;
+    lock.release();
+    return woken;
+  }
+  void Signal() { cv_.notify_one(); }
+  void SignalAll() { cv_.notify_all(); }
+
+ private:
+  std::condition_variable cv_;
 };
 
 class ABSL_LOCKABLE SharedMutex {
