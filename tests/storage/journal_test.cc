@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "testing/fixtures.h"
 #include "storage/crc32c.h"
+#include "testing/fixtures.h"
 
 namespace rill::internal {
 namespace {

@@ -112,8 +112,8 @@ struct EnhancedFanOutOptions {
 // A put is acknowledged once its record is in the stream's journal: files whose bytes are in the
 // kernel's page cache as soon as they are written (memory-mapped for kNever and kInterval, one
 // pwrite per call for kEveryBatch), which outlive the process. The segment files are written
-// behind it by the flusher. So under every policy a process crash (SIGKILL, abort, a segfault) loses nothing
-// acknowledged; the policy decides what is synced, and so what a power cut may take:
+// behind it by the flusher. So under every policy a process crash (SIGKILL, abort, a segfault)
+// loses nothing acknowledged; the policy decides what is synced, and so what a power cut may take:
 //
 //   policy        process crash loses    power cut / kernel crash loses
 //   kNever        nothing acknowledged   what the OS had not yet written back (no bound)
