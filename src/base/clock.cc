@@ -12,6 +12,7 @@ std::shared_ptr<Clock> SystemClock::Default() {
   return *clock;
 }
 
+// The default is real time on purpose: it is the system clock's wait. SimulatedClock overrides it.
 void Clock::SleepFor(absl::Duration d) { absl::SleepFor(d); }
 
 }  // namespace rill

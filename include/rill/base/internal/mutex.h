@@ -36,7 +36,9 @@ class CondVar {
     cv_.wait(lock);
     lock.release();  // still held: the caller's
   }
-  // Returns false if `deadline` passed first.
+  // Returns false if `deadline` passed first. Real time on purpose: this is the primitive a
+  // thread blocks in, and a SimulatedClock has no way to wake it; callers that follow a Clock
+  // bound their waits with it and use this only to sleep the thread between checks.
   bool WaitUntil(Mutex* mu, std::chrono::steady_clock::time_point deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
