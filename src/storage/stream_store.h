@@ -37,7 +37,7 @@
 #include "log/shard_log.h"
 #include "rill/base/hash_key.h"
 #include "rill/base/internal/mutex.h"
-#include "rill/stream/stream_options.h"
+#include "rill/storage/storage_options.h"
 #include "storage/file_util.h"
 #include "storage/journal.h"
 #include "storage/segment.h"

@@ -18,7 +18,7 @@
 #include "rill/stream/record.h"
 #include "rill/stream/shard_description.h"
 #include "rill/stream/stream_options.h"
-#include "storage/stream_store.h"
+#include "storage/shard_storage.h"
 #include "stream/rate_limiter.h"
 
 namespace rill {
@@ -30,7 +30,7 @@ struct StreamShard {
       : id(id),
         range(range),
         created_us(created_us),
-        log(first_counter),
+        storage(first_counter),
         write_bytes(limits.write_bytes_per_second, created_us),
         write_records(limits.write_records_per_second, created_us),
         read_calls(limits.read_calls_per_second, created_us),
@@ -49,7 +49,10 @@ struct StreamShard {
   mutable std::atomic<bool> expired{false};
   // Set before log.Close() and read only once log.closed() is seen, so never raced on.
   std::vector<ChildShard> children;
-  ShardLog log;
+  // The records: in memory, and in durable mode on disk.
+  ShardStorage storage;
+  ShardLog& log() { return storage.log(); }
+  const ShardLog& log() const { return storage.log(); }
 
   TokenBucket write_bytes;
   TokenBucket write_records;
@@ -65,8 +68,6 @@ struct StreamShard {
   std::atomic<int64_t> read_throttled{0};
   std::atomic<int64_t> iterator_age_ms{0};
 
-  // Durable mode: the shard's segment files; null in memory mode.
-  std::unique_ptr<ShardStore> store;
   // Durable mode: no counter at or above this is issued before a higher ceiling is on disk
   // (StreamStore::RaiseCeilings). Touched under the log's append lock (in the journal hook), or
   // before the shard is routable.
@@ -92,90 +93,21 @@ struct ShardMap {
   }
 };
 
-// One read of a shard's published records, as GetRecords and push subscriptions both do it.
-struct ShardRead {
-  uint64_t next = 0;            // the ordinal after the last record read
-  int64_t bytes_with_keys = 0;  // throughput limits and metrics count keys and data
-  int64_t millis_behind = 0;    // now minus the arrival of the first record not read; 0 if none
-  absl::Status status;          // durable mode: a cold read that failed (DATA_LOSS, I/O)
-};
-
-// Trims the shard to `cutoff_us` (retention): the memory log, and in durable mode the records
-// evicted to disk, which the memory log cannot judge. Returns the first visible ordinal.
-inline uint64_t TrimShard(StreamShard& shard, int64_t cutoff_us) {
-  uint64_t trim = shard.log.TrimBefore(cutoff_us);
-  if (shard.store == nullptr) return trim;
-  const uint64_t memory_start = shard.log.memory_start_ordinal();
-  if (trim >= memory_start) return trim;
-  // Records below the disk's first one were deleted with their segments.
-  uint64_t target = std::min(shard.store->first_disk_ordinal(), memory_start);
-  if (shard.store->oldest_arrival_us() < cutoff_us) {
-    absl::StatusOr<uint64_t> t = shard.store->LowerBoundTime(cutoff_us, memory_start);
-    if (t.ok()) target = std::max(target, *t);
-  }
-  if (target > trim) shard.log.RaiseTrim(target);
-  return shard.log.trim_ordinal();
-}
-
-// Reads `shard` from ordinal `from` (clamped up to the oldest record in memory) to `end`: at most
-// `limit` records and `max_data_bytes` of data, but always at least one record. Appends the views
-// to `records` and the chunks they point into to `storage`, and counts OutgoingRecords/Bytes.
+// Reads `shard` from ordinal `from` to `end` (ShardStorage::Read's rules) as Records of the
+// stream: appends them to `records` and what they point into to `storage`, and counts
+// OutgoingRecords/Bytes.
 inline ShardRead ReadShard(StreamShard& shard, uint32_t stream_tag, uint64_t from, uint64_t end,
                            size_t limit, size_t max_data_bytes, int64_t now_us,
                            std::vector<Record>* records, RecordKeepAlive* storage) {
-  ShardRead read;
-  if (shard.store != nullptr && from < end) {
-    // Durable mode: records evicted from memory are read back from their segment.
-    const uint64_t memory_start = shard.log.memory_start_ordinal();
-    if (from < memory_start) {
-      ShardStore::ColdRead cold;
-      read.status =
-          shard.store->ReadCold(from, std::min(end, memory_start), limit, max_data_bytes, &cold);
-      read.next = from;
-      if (!read.status.ok()) return read;
-      if (!cold.records.empty()) {
-        storage->Add(cold.keep_alive);
-        for (const StoredRecord& r : cold.records) {
-          read.bytes_with_keys += static_cast<int64_t>(r.data.size() + r.partition_key.size());
-          records->push_back(Record{MakeSequenceNumber(r.counter, shard.id.index(), stream_tag),
-                                    absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
-        }
-        read.next = cold.next;
-        if (read.next < end) {
-          read.millis_behind =
-              std::max<int64_t>(0, (now_us - cold.records.back().arrival_us) / 1000);
-        }
-        shard.outgoing_records.fetch_add(static_cast<int64_t>(cold.records.size()),
-                                         std::memory_order_relaxed);
-        shard.outgoing_bytes.fetch_add(read.bytes_with_keys, std::memory_order_relaxed);
-        return read;
-      }
-      from = std::max(from, std::min(cold.next, memory_start));
-      if (from < memory_start) from = memory_start;  // nothing on disk there any more
-    }
-  }
-  ShardLog::Cursor cursor(shard.log, from, end);
-  size_t data_bytes = 0;
-  size_t count = 0;
-  const void* pinned = nullptr;
-  while (cursor.Valid() && count < limit) {
-    const StoredRecord r = cursor.Get();
-    if (count > 0 && data_bytes + r.data.size() > max_data_bytes) break;
-    if (cursor.chunk().get() != pinned) {
-      pinned = cursor.chunk().get();
-      storage->Add(cursor.chunk());
-    }
-    data_bytes += r.data.size();
-    read.bytes_with_keys += static_cast<int64_t>(r.data.size() + r.partition_key.size());
-    records->push_back(Record{MakeSequenceNumber(r.counter, shard.id.index(), stream_tag),
-                              absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
-    ++count;
-    cursor.Next();
-  }
-  read.next = cursor.ordinal();
-  if (cursor.Valid())
-    read.millis_behind = std::max<int64_t>(0, (now_us - cursor.Get().arrival_us) / 1000);
-  shard.outgoing_records.fetch_add(static_cast<int64_t>(count), std::memory_order_relaxed);
+  const uint32_t index = shard.id.index();
+  const ShardRead read = shard.storage.Read(
+      from, end, limit, max_data_bytes, now_us,
+      [storage](std::shared_ptr<const void> chunk) { storage->Add(std::move(chunk)); },
+      [records, index, stream_tag](const StoredRecord& r) {
+        records->push_back(Record{MakeSequenceNumber(r.counter, index, stream_tag),
+                                  absl::FromUnixMicros(r.arrival_us), r.partition_key, r.data});
+      });
+  shard.outgoing_records.fetch_add(static_cast<int64_t>(read.records), std::memory_order_relaxed);
   shard.outgoing_bytes.fetch_add(read.bytes_with_keys, std::memory_order_relaxed);
   return read;
 }

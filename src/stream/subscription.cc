@@ -15,6 +15,7 @@
 #include "rill/stream/stream.h"
 #include "storage/stream_store.h"
 #include "stream/rate_limiter.h"
+#include "stream/stream_impl.h"
 #include "stream/stream_shard.h"
 
 namespace rill {
@@ -65,7 +66,7 @@ namespace {
 
 class SubscriptionImpl final : public Subscription {
  public:
-  SubscriptionImpl(const Stream* stream, StreamShard* shard, uint32_t stream_tag,
+  SubscriptionImpl(const StreamImpl* stream, StreamShard* shard, uint32_t stream_tag,
                    std::shared_ptr<ConsumerState> consumer,
                    std::shared_ptr<SubscriptionControl> control, uint64_t ordinal,
                    const SubscribeOptions& options, int64_t bytes_per_second, int64_t now_us)
@@ -80,11 +81,11 @@ class SubscriptionImpl final : public Subscription {
         started_us_(now_us),
         last_event_us_(now_us),
         throughput_(bytes_per_second, now_us) {
-    shard_->log.AddWaker(&control_->waker);
+    shard_->log().AddWaker(&control_->waker);
   }
 
   ~SubscriptionImpl() override {
-    shard_->log.RemoveWaker(&control_->waker);
+    shard_->log().RemoveWaker(&control_->waker);
     control_->End(EndReason::kCancelled);
   }
 
@@ -102,7 +103,7 @@ class SubscriptionImpl final : public Subscription {
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return event;
       auto ready = [this] {
-        return shard_->log.end_ordinal() > position_ || shard_->log.closed() ||
+        return shard_->log().end_ordinal() > position_ || shard_->log().closed() ||
                control_->reason() != EndReason::kNone;
       };
       if (now < spin_until) {
@@ -123,8 +124,8 @@ class SubscriptionImpl final : public Subscription {
   std::optional<SequenceNumber> continuation_sequence_number() const override {
     return continuation_;
   }
-  void AddWaker(Waker* waker) override { shard_->log.AddWaker(waker); }
-  void RemoveWaker(Waker* waker) override { shard_->log.RemoveWaker(waker); }
+  void AddWaker(Waker* waker) override { shard_->log().AddWaker(waker); }
+  void RemoveWaker(Waker* waker) override { shard_->log().RemoveWaker(waker); }
 
  private:
   SequenceNumber Make(uint64_t counter) const {
@@ -150,7 +151,7 @@ class SubscriptionImpl final : public Subscription {
       control_->End(EndReason::kLifetime);
       return std::nullopt;
     }
-    ShardLog& log = shard_->log;
+    ShardLog& log = shard_->log();
     // Closedness first: if it is closed, the end read next is final.
     const bool closed = log.closed();
     const uint64_t end = log.end_ordinal();
@@ -159,8 +160,9 @@ class SubscriptionImpl final : public Subscription {
       if (!throughput_.Allowed(now_us)) return std::nullopt;  // behind; catches up later
       // Trimming matters only when there is something to read: a caught-up subscriber that polls
       // in a loop does not touch the log's chunk list.
-      position_ = std::max(
-          position_, TrimShard(*shard_, now_us - absl::ToInt64Microseconds(stream_->retention())));
+      position_ =
+          std::max(position_,
+                   shard_->storage.Trim(now_us - absl::ToInt64Microseconds(stream_->retention())));
       SubscribeToShardEvent event;
       const ShardRead read = ReadShard(*shard_, stream_tag_, position_, end,
                                        static_cast<size_t>(options_.max_records_per_event),
@@ -202,13 +204,13 @@ class SubscriptionImpl final : public Subscription {
   SequenceNumber PositionContinuation(uint64_t end) const {
     if (continuation_) return *continuation_;
     if (position_ < end) {
-      ShardLog::Cursor cursor(shard_->log, position_, end);
+      ShardLog::Cursor cursor(shard_->log(), position_, end);
       if (cursor.Valid()) return Make(cursor.Get().counter - 1);
     }
-    return Make(shard_->log.next_counter() - 1);
+    return Make(shard_->log().next_counter() - 1);
   }
 
-  const Stream* const stream_;
+  const internal::StreamImpl* const stream_;
   StreamShard* const shard_;
   const uint32_t stream_tag_;
   const std::shared_ptr<ConsumerState> consumer_;
@@ -225,7 +227,8 @@ class SubscriptionImpl final : public Subscription {
 }  // namespace
 }  // namespace internal
 
-absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_view name) {
+absl::StatusOr<ConsumerDescription> internal::StreamImpl::RegisterStreamConsumer(
+    std::string_view name) {
   if (!internal::IsKinesisName(name)) {
     return InvalidArgumentError("consumer name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
   }
@@ -250,7 +253,7 @@ absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_v
   return state->description;
 }
 
-void Stream::RestoreConsumers(const internal::StreamMeta& meta) {
+void internal::StreamImpl::RestoreConsumers(const internal::StreamMeta& meta) {
   std::lock_guard<std::mutex> lock(consumers_mu_);
   for (const internal::ConsumerMeta& c : meta.consumers) {
     auto state = std::make_shared<internal::ConsumerState>();
@@ -259,7 +262,7 @@ void Stream::RestoreConsumers(const internal::StreamMeta& meta) {
   }
 }
 
-void Stream::AppendConsumers(internal::StreamMeta* meta) const {
+void internal::StreamImpl::AppendConsumers(internal::StreamMeta* meta) const {
   std::lock_guard<std::mutex> lock(consumers_mu_);
   for (const auto& c : consumers_) {
     meta->consumers.push_back(
@@ -267,8 +270,8 @@ void Stream::AppendConsumers(internal::StreamMeta* meta) const {
   }
 }
 
-ConsumerDescription Stream::MakeConsumerDescription(std::string_view name,
-                                                    absl::Time created) const {
+ConsumerDescription internal::StreamImpl::MakeConsumerDescription(std::string_view name,
+                                                                  absl::Time created) const {
   ConsumerDescription d;
   d.name = std::string(name);
   d.status = ConsumerStatus::kActive;
@@ -279,7 +282,7 @@ ConsumerDescription Stream::MakeConsumerDescription(std::string_view name,
   return d;
 }
 
-absl::Status Stream::DeregisterStreamConsumer(std::string_view name) {
+absl::Status internal::StreamImpl::DeregisterStreamConsumer(std::string_view name) {
   std::shared_ptr<internal::ConsumerState> state;
   {
     std::lock_guard<std::mutex> lock(consumers_mu_);
@@ -303,7 +306,8 @@ absl::Status Stream::DeregisterStreamConsumer(std::string_view name) {
   return PersistMeta();
 }
 
-absl::StatusOr<ConsumerDescription> Stream::DescribeStreamConsumer(std::string_view name) const {
+absl::StatusOr<ConsumerDescription> internal::StreamImpl::DescribeStreamConsumer(
+    std::string_view name) const {
   std::lock_guard<std::mutex> lock(consumers_mu_);
   for (const auto& c : consumers_) {
     if (c->description.name == name) return c->description;
@@ -313,22 +317,14 @@ absl::StatusOr<ConsumerDescription> Stream::DescribeStreamConsumer(std::string_v
                                                options_.name));
 }
 
-std::vector<ConsumerDescription> Stream::ListStreamConsumers() const {
+std::vector<ConsumerDescription> internal::StreamImpl::ListStreamConsumers() const {
   std::lock_guard<std::mutex> lock(consumers_mu_);
   std::vector<ConsumerDescription> out;
   for (const auto& c : consumers_) out.push_back(c->description);
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
-    std::string_view consumer_name, std::string_view shard_id, const StartingPosition& position,
-    const SubscribeOptions& options) {
-  absl::StatusOr<ShardId> id = ShardId::Parse(shard_id);
-  if (!id.ok()) return id.status();
-  return SubscribeToShard(consumer_name, *id, position, options);
-}
-
-absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
+absl::StatusOr<std::unique_ptr<Subscription>> internal::StreamImpl::SubscribeToShard(
     std::string_view consumer_name, ShardId shard_id, const StartingPosition& position,
     const SubscribeOptions& options) {
   if (options.max_records_per_event < 1 || options.max_records_per_event > kMaxGetRecordsLimit ||

@@ -2,6 +2,7 @@
 // scaling driven by Tick().
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>

@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"

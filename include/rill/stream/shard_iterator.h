@@ -31,6 +31,10 @@
 
 namespace rill {
 
+namespace internal {
+class StreamImpl;
+}  // namespace internal
+
 enum class ShardIteratorType {
   kTrimHorizon,
   kLatest,
@@ -95,6 +99,7 @@ class ShardIterator {
 
  private:
   friend class Stream;
+  friend class internal::StreamImpl;
   ShardIterator(uint64_t stream_instance, uint32_t shard_index, uint64_t ordinal,
                 int64_t issued_at_us)
       : stream_instance_(stream_instance),

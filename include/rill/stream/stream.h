@@ -37,16 +37,11 @@
 #ifndef RILL_STREAM_STREAM_H_
 #define RILL_STREAM_STREAM_H_
 
-#include <array>
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -56,7 +51,6 @@
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/base/hash_key.h"
-#include "rill/base/internal/mutex.h"
 #include "rill/base/sequence_number.h"
 #include "rill/base/shard_id.h"
 #include "rill/metrics/metrics.h"
@@ -71,11 +65,7 @@
 namespace rill {
 
 namespace internal {
-struct StreamShard;
-struct ShardMap;
-struct ConsumerState;
-struct StreamMeta;
-class StreamStore;
+class StreamImpl;
 }  // namespace internal
 
 // Kinesis' fixed limits that are not options.
@@ -132,12 +122,15 @@ class Stream {
   Stream& operator=(const Stream&) = delete;
   ~Stream();
 
-  const std::string& name() const { return options_.name; }
-  const StreamOptions& options() const { return options_; }
-  // The current retention period.
+  const std::string& name() const;
+  // The options the stream was created with; for a stream Open recovered, with its stored
+  // retention period and capacity mode. They do not change: the current retention period is
+  // retention(), the current mode DescribeStreamSummary().stream_mode.
+  const StreamOptions& options() const;
+  // The current retention period (IncreaseStreamRetentionPeriod / Decrease... change it).
   absl::Duration retention() const;
   // The time the stream was created, by its clock.
-  absl::Time creation_time() const { return creation_time_; }
+  absl::Time creation_time() const;
 
   // Puts one record. partition_key: 1-256 characters (UTF-16 code units, as Kinesis counts) of
   // valid UTF-8; key bytes plus data bytes at most max_record_bytes. Errors: kInvalidArgument for
@@ -251,7 +244,10 @@ class Stream {
   // Reads up to `limit` (1..10,000) records, and at most 10 MiB of data (at least one record),
   // from the iterator's position. Errors: kInvalidArgument for a bad limit or an iterator of
   // another stream; kExpiredIterator for an iterator issued more than 5 minutes ago;
-  // kResourceNotFound for a shard that no longer exists.
+  // kResourceNotFound for a shard that no longer exists. Like every access, a read applies the
+  // retention period first: records it finds expired are gone for good (even if a
+  // SimulatedClock is set back later) and their memory is reclaimed; so it is const to the
+  // caller but not free of housekeeping.
   [[nodiscard]] absl::StatusOr<GetRecordsResult> GetRecords(const ShardIterator& iterator,
                                                             int limit = kMaxGetRecordsLimit) const;
 
@@ -268,164 +264,15 @@ class Stream {
   // Returns the first I/O error. In memory mode: nothing to do.
   [[nodiscard]] absl::Status Flush();
   // Durable mode: OK, or what recovery found damaged (see Open). In memory mode: OK.
-  absl::Status recovery_status() const { return recovery_status_; }
+  absl::Status recovery_status() const;
   // Durable mode: records recovered from disk by Open. In memory mode: 0.
-  uint64_t recovered_records() const { return recovered_records_; }
+  uint64_t recovered_records() const;
   // Durable mode: bytes of segment files on disk. In memory mode: 0.
   uint64_t DiskBytes() const;
 
  private:
-  // `recovered`: the metadata of a durable stream being opened, else null (a new stream).
-  Stream(StreamOptions options, const internal::StreamMeta* recovered);
-  // Durable mode: locks the directory and creates or recovers the stream there; create_only
-  // refuses a directory that holds a stream.
-  static absl::StatusOr<std::unique_ptr<Stream>> OpenDurable(StreamOptions options,
-                                                             bool create_only);
-  // Durable mode: opens every shard's store (replaying its records when `recovered`, the
-  // metadata the stream was built from, is set) and writes the metadata.
-  absl::Status AttachStorage(std::unique_ptr<internal::StreamStore> store,
-                             const internal::StreamMeta* recovered);
-  // The metadata as it is now; PersistMeta writes it (no-op in memory mode).
-  internal::StreamMeta BuildMetaLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  absl::Status PersistMetaLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  absl::Status PersistMeta() ABSL_LOCKS_EXCLUDED(shards_mu_);
-  ConsumerDescription MakeConsumerDescription(std::string_view name, absl::Time created) const;
-  // Durable mode: the registered consumers from and into the metadata.
-  void RestoreConsumers(const internal::StreamMeta& meta);
-  void AppendConsumers(internal::StreamMeta* meta) const;
-  // Durable mode: evicts written chunks, oldest shards' first in rounds, while MemoryBytes()
-  // exceeds the storage's memory budget.
-  void EnforceMemoryBudget();
-  // Group commit of `shard` after a put, if durable and due; kInternalFailure on an I/O error.
-  absl::Status CommitShard(internal::StreamShard* shard, bool force_sync = false);
-
-  // `rate_limited`: whether the call counts against get_shard_iterator_calls_per_second.
-  absl::StatusOr<ShardIterator> GetShardIteratorImpl(uint32_t shard_index,
-                                                     const StartingPosition& position,
-                                                     bool rate_limited = true) const;
-  // The shard with that index, or null.
-  internal::StreamShard* FindShard(uint32_t index) const;
-  // The shard with that index unless it does not exist or has expired: else kResourceNotFound.
-  absl::StatusOr<internal::StreamShard*> FindLiveShard(uint32_t index, int64_t now_us) const;
-  bool Expired(const internal::StreamShard& shard, int64_t now_us) const;
-  ShardDescription Describe(const internal::StreamShard& shard) const;
-  // Validates a sequence_number_for_ordering; returns the counter it carries.
-  absl::StatusOr<uint64_t> OrderingCounter(SequenceNumber s) const;
-  // Trims every shard with the current retention, so that a later increase revives nothing.
-  void TrimAll() const;
-  // The check and write shared by PutRecord and PutRecords: kOk on success, else the error code
-  // with *error set.
-  // Durable mode, kEveryBatch: what one call wrote that waits for the journal sync.
-  struct DurablePut;
-  ErrorCode PutOne(std::string_view partition_key, std::string_view data,
-                   const std::optional<HashKey>& explicit_hash_key, uint64_t counter_floor,
-                   int64_t now_us, PutRecordResult* result, std::string* error,
-                   internal::StreamShard** shard_out = nullptr, DurablePut* durable = nullptr);
-  // Durable mode: appends to the shard's log and journal together (nothing on error). Returns
-  // false if the shard is closed; sets *counter otherwise.
-  absl::StatusOr<bool> AppendDurable(internal::StreamShard* shard, std::string_view partition_key,
-                                     std::string_view data, int64_t now_us, uint64_t counter_floor,
-                                     int64_t expire_before, DurablePut* durable, uint64_t* counter);
-  // Durable mode: writes one record into the call's journal region (reserving it first) and
-  // raises the shard's counter ceiling when due. Runs under the shard's append lock.
-  absl::Status JournalRecord(internal::StreamShard* shard, DurablePut* durable,
-                             std::string_view partition_key, std::string_view data,
-                             uint64_t counter, int64_t arrival_us);
-  // PutRecords' records routed to one shard, appended under one acquisition of its lock; the
-  // results go to `result`. Records the shard refuses because it closed go through PutOne.
-  void PutShardBatch(internal::StreamShard* shard, absl::Span<const PutRecordsEntry> entries,
-                     absl::Span<const uint32_t> indices, int64_t now_us, PutRecordsResult* result,
-                     int64_t* throttled, std::vector<internal::StreamShard*>* touched,
-                     DurablePut* durable);
-  // kEveryBatch: syncs the journal for `durable`, then publishes its records.
-  absl::Status FinishDurablePut(DurablePut& durable);
-  // Without a flusher thread: segment writes and journal recycling that are due.
-  void AfterDurablePut(absl::Span<internal::StreamShard* const> touched);
-  // Writes every shard's unwritten records to its segments and recycles the journal files they
-  // cover; `seal` also ends the current journal file and syncs everything (Flush()).
-  absl::Status Checkpoint(bool seal);
-  // Durable mode, at open: every open shard's counter starts at its persisted ceiling, and new
-  // ceilings are written.
-  absl::Status SetCounterCeilingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  absl::Status ValidateRecord(std::string_view partition_key, std::string_view data) const;
-
-  // Resharding internals; all run under shards_mu_.
-  absl::Status CheckCanReshard(int64_t now_us) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  int OpenShardCount() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  // Closes `parents` and opens children with `child_ranges`; a split passes one parent and two
-  // ranges, a merge two parents and one range. Publishes the new routing table.
-  // Durable mode: the children's stores and the metadata are written before the new table is
-  // published, so no record reaches a child the disk does not know; an I/O error is returned
-  // (the resharding itself has happened in memory).
-  absl::Status Reshard(const std::vector<internal::StreamShard*>& parents,
-                       const std::vector<HashKeyRange>& child_ranges, int64_t now_us)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  // Reshard in steps: ReshardStep closes parents and opens children in a plan (memory only);
-  // CommitReshard writes the plan to disk in one metadata write, then publishes one routing
-  // table, so a multi-step UpdateShardCount is one operation, also across a crash.
-  struct ReshardPlan;
-  void ReshardStep(ReshardPlan& plan, const std::vector<internal::StreamShard*>& parents,
-                   const std::vector<HashKeyRange>& child_ranges, int64_t now_us)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  absl::Status CommitReshard(ReshardPlan& plan, int64_t now_us)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  absl::Status SplitLocked(internal::StreamShard* shard, HashKey key, int64_t now_us)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  absl::Status MergeLocked(internal::StreamShard* shard, internal::StreamShard* adjacent,
-                           int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  void AutoScaleLocked(int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-  void MarkUpdated(int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
-
-  const StreamOptions options_;
-  const absl::Time creation_time_;
-  const std::array<uint8_t, 16> seed_;  // the MD5 naming this stream, see StreamSeed()
-  const uint64_t instance_;             // names this stream in iterators
-  const uint32_t stream_tag_;           // names this stream in sequence numbers
-  std::atomic<int64_t> retention_us_;
-  // The highest cutoff applied before a retention increase: never visible again (durable mode
-  // keeps it across a reopen, where the memory log's trim point is gone).
-  std::atomic<int64_t> trim_floor_us_{INT64_MIN};
-
-  mutable internal::Mutex shards_mu_;
-  // Every shard ever created, indexed by shard index; never shrinks while the stream lives.
-  std::vector<std::unique_ptr<internal::StreamShard>> shards_ ABSL_GUARDED_BY(shards_mu_);
-  // Routing table of open shards. Replaced (never modified) when the shard set changes; old
-  // tables live until the stream dies, so a put that loaded one never reads freed memory.
-  std::atomic<const internal::ShardMap*> shard_map_{nullptr};
-  std::vector<std::unique_ptr<const internal::ShardMap>> shard_maps_ ABSL_GUARDED_BY(shards_mu_);
-  std::atomic<CapacityMode> capacity_mode_;
-  // The stream is UPDATING until this time (StreamOptions::update_duration after a change).
-  std::atomic<int64_t> updating_until_us_{INT64_MIN};
-  // When UpdateShardCount and UpdateStreamMode ran, for their rolling 24-hour quotas.
-  std::vector<int64_t> shard_count_updates_us_ ABSL_GUARDED_BY(shards_mu_);
-  std::vector<int64_t> mode_updates_us_ ABSL_GUARDED_BY(shards_mu_);
-  int64_t last_tick_us_ ABSL_GUARDED_BY(shards_mu_);
-
-  // Registered consumers, in registration order.
-  mutable std::mutex consumers_mu_;
-  std::vector<std::shared_ptr<internal::ConsumerState>> consumers_;
-
-  // Durable mode only.
-  std::unique_ptr<internal::StreamStore> store_;
-  absl::Status recovery_status_;
-  uint64_t recovered_records_ = 0;
-  std::atomic<size_t> evict_round_{0};
-  // The background group commit (StorageOptions::background_flush).
-  void StopFlusher();
-  std::mutex flusher_mu_;
-  std::condition_variable flusher_cv_;
-  bool flusher_stop_ = false;
-  std::thread flusher_thread_;
-
-  // Stream-level counters that no shard owns (see metrics()).
-  struct Counters;
-  std::unique_ptr<Counters> counters_;
-
-  // The auto-scaling thread (StartAutoScaling).
-  std::mutex auto_scaling_mu_;
-  std::condition_variable auto_scaling_cv_;
-  bool auto_scaling_stop_ = false;
-  std::thread auto_scaling_thread_;
+  explicit Stream(std::unique_ptr<internal::StreamImpl> impl);
+  std::unique_ptr<internal::StreamImpl> impl_;
 };
 
 }  // namespace rill
