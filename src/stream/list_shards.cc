@@ -194,7 +194,7 @@ StreamSummary StreamImpl::DescribeStreamSummary() const {
   summary.creation_time = creation_time_;
   summary.max_record_bytes = options_.max_record_bytes;
   {
-    std::lock_guard<std::mutex> lock(consumers_mu_);
+    MutexLock lock(&consumers_mu_);
     summary.consumer_count = static_cast<int>(consumers_.size());
   }
   return summary;

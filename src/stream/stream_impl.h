@@ -16,10 +16,8 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -224,8 +222,8 @@ class StreamImpl {
   int64_t last_tick_us_ ABSL_GUARDED_BY(shards_mu_);
 
   // Registered consumers, in registration order.
-  mutable std::mutex consumers_mu_;
-  std::vector<std::shared_ptr<ConsumerState>> consumers_;
+  mutable Mutex consumers_mu_;
+  std::vector<std::shared_ptr<ConsumerState>> consumers_ ABSL_GUARDED_BY(consumers_mu_);
 
   // Durable mode only.
   std::unique_ptr<StreamStore> store_;
@@ -234,20 +232,20 @@ class StreamImpl {
   std::atomic<size_t> evict_round_{0};
   // The background group commit (StorageOptions::background_flush).
   void StopFlusher();
-  std::mutex flusher_mu_;
-  std::condition_variable flusher_cv_;
-  bool flusher_stop_ = false;
-  std::thread flusher_thread_;
+  Mutex flusher_mu_;
+  CondVar flusher_cv_;
+  bool flusher_stop_ ABSL_GUARDED_BY(flusher_mu_) = false;
+  std::thread flusher_thread_ ABSL_GUARDED_BY(flusher_mu_);
 
   // Stream-level counters that no shard owns (see metrics()).
   struct Counters;
   std::unique_ptr<Counters> counters_;
 
   // The auto-scaling thread (StartAutoScaling).
-  std::mutex auto_scaling_mu_;
-  std::condition_variable auto_scaling_cv_;
-  bool auto_scaling_stop_ = false;
-  std::thread auto_scaling_thread_;
+  Mutex auto_scaling_mu_;
+  CondVar auto_scaling_cv_;
+  bool auto_scaling_stop_ ABSL_GUARDED_BY(auto_scaling_mu_) = false;
+  std::thread auto_scaling_thread_ ABSL_GUARDED_BY(auto_scaling_mu_);
 };
 
 // Per-call counters. Each is one relaxed add per call (PutRecords and GetRecords amortise it over

@@ -385,18 +385,22 @@ absl::Status StreamImpl::StartAutoScaling(absl::Duration interval) {
   if (interval <= absl::ZeroDuration()) {
     return InvalidArgumentError("StartAutoScaling needs a positive interval");
   }
-  std::lock_guard<std::mutex> lock(auto_scaling_mu_);
+  MutexLock lock(&auto_scaling_mu_);
   if (auto_scaling_thread_.joinable()) {
     return ResourceInUseError("the auto-scaling thread is already running");
   }
   auto_scaling_stop_ = false;
-  const auto period = absl::ToChronoNanoseconds(interval);
-  auto_scaling_thread_ = std::thread([this, period] {
-    std::unique_lock<std::mutex> lock(auto_scaling_mu_);
-    while (!auto_scaling_cv_.wait_for(lock, period, [this] { return auto_scaling_stop_; })) {
-      lock.unlock();
+  auto_scaling_thread_ = std::thread([this, interval] {
+    for (;;) {
+      {
+        MutexLock lock(&auto_scaling_mu_);
+        const auto deadline =
+            std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(interval);
+        while (!auto_scaling_stop_ && auto_scaling_cv_.WaitUntil(&auto_scaling_mu_, deadline)) {
+        }
+        if (auto_scaling_stop_) return;
+      }
       Tick();
-      lock.lock();
     }
   });
   return absl::OkStatus();
@@ -405,11 +409,11 @@ absl::Status StreamImpl::StartAutoScaling(absl::Duration interval) {
 void StreamImpl::StopAutoScaling() {
   std::thread thread;
   {
-    std::lock_guard<std::mutex> lock(auto_scaling_mu_);
+    MutexLock lock(&auto_scaling_mu_);
     auto_scaling_stop_ = true;
     thread = std::move(auto_scaling_thread_);
   }
-  auto_scaling_cv_.notify_all();
+  auto_scaling_cv_.SignalAll();
   if (thread.joinable()) thread.join();
 }
 

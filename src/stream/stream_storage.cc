@@ -24,11 +24,11 @@ namespace rill::internal {
 void StreamImpl::StopFlusher() {
   std::thread thread;
   {
-    std::lock_guard<std::mutex> lock(flusher_mu_);
+    MutexLock lock(&flusher_mu_);
     flusher_stop_ = true;
     thread = std::move(flusher_thread_);
   }
-  flusher_cv_.notify_all();
+  flusher_cv_.SignalAll();
   if (thread.joinable()) thread.join();
 }
 
@@ -118,14 +118,22 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
   if (absl::Status s = PersistMetaLocked(); !s.ok()) return s;
   const StorageOptions& storage = store_->options();
   if (storage.background_flush) {
+    // Real time, not the stream's clock: the interval bounds what a power cut can take, and a
+    // power cut does not follow a SimulatedClock (background_flush = false is the
+    // deterministic mode).
+    MutexLock lock(&flusher_mu_);
     flusher_thread_ = std::thread([this, interval = storage.fsync_interval] {
-      std::unique_lock<std::mutex> lock(flusher_mu_);
-      while (!flusher_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval),
-                                   [this] { return flusher_stop_; })) {
-        lock.unlock();
+      for (;;) {
+        {
+          MutexLock lock(&flusher_mu_);
+          const auto deadline =
+              std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(interval);
+          while (!flusher_stop_ && flusher_cv_.WaitUntil(&flusher_mu_, deadline)) {
+          }
+          if (flusher_stop_) return;
+        }
         // A failed store or journal fails the next put, which reports the error.
         Checkpoint(/*seal=*/false).IgnoreError();
-        lock.lock();
       }
     });
   }

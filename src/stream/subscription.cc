@@ -233,28 +233,29 @@ absl::StatusOr<ConsumerDescription> internal::StreamImpl::RegisterStreamConsumer
     return InvalidArgumentError("consumer name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
   }
   const absl::Time now = options_.clock->Now();
-  std::unique_lock<std::mutex> lock(consumers_mu_);
-  for (const auto& c : consumers_) {
-    if (c->description.name == name) {
-      return ResourceInUseError(absl::StrFormat("consumer %s is already registered on stream %s",
-                                                absl::string_view(name.data(), name.size()),
-                                                options_.name));
-    }
-  }
-  if (static_cast<int>(consumers_.size()) >= options_.enhanced_fan_out.max_consumers) {
-    return LimitExceededError(
-        absl::StrFormat("stream %s already has %d consumers", options_.name, consumers_.size()));
-  }
   auto state = std::make_shared<internal::ConsumerState>();
-  state->description = MakeConsumerDescription(name, now);
-  consumers_.push_back(state);
-  lock.unlock();
+  {
+    internal::MutexLock lock(&consumers_mu_);
+    for (const auto& c : consumers_) {
+      if (c->description.name == name) {
+        return ResourceInUseError(absl::StrFormat("consumer %s is already registered on stream %s",
+                                                  absl::string_view(name.data(), name.size()),
+                                                  options_.name));
+      }
+    }
+    if (static_cast<int>(consumers_.size()) >= options_.enhanced_fan_out.max_consumers) {
+      return LimitExceededError(
+          absl::StrFormat("stream %s already has %d consumers", options_.name, consumers_.size()));
+    }
+    state->description = MakeConsumerDescription(name, now);
+    consumers_.push_back(state);
+  }
   if (absl::Status s = PersistMeta(); !s.ok()) return s;
   return state->description;
 }
 
 void internal::StreamImpl::RestoreConsumers(const internal::StreamMeta& meta) {
-  std::lock_guard<std::mutex> lock(consumers_mu_);
+  internal::MutexLock lock(&consumers_mu_);
   for (const internal::ConsumerMeta& c : meta.consumers) {
     auto state = std::make_shared<internal::ConsumerState>();
     state->description = MakeConsumerDescription(c.name, absl::FromUnixNanos(c.created_ns));
@@ -263,7 +264,7 @@ void internal::StreamImpl::RestoreConsumers(const internal::StreamMeta& meta) {
 }
 
 void internal::StreamImpl::AppendConsumers(internal::StreamMeta* meta) const {
-  std::lock_guard<std::mutex> lock(consumers_mu_);
+  internal::MutexLock lock(&consumers_mu_);
   for (const auto& c : consumers_) {
     meta->consumers.push_back(
         {c->description.name, absl::ToUnixNanos(c->description.creation_time)});
@@ -285,7 +286,7 @@ ConsumerDescription internal::StreamImpl::MakeConsumerDescription(std::string_vi
 absl::Status internal::StreamImpl::DeregisterStreamConsumer(std::string_view name) {
   std::shared_ptr<internal::ConsumerState> state;
   {
-    std::lock_guard<std::mutex> lock(consumers_mu_);
+    internal::MutexLock lock(&consumers_mu_);
     auto it = std::find_if(consumers_.begin(), consumers_.end(),
                            [&](const auto& c) { return c->description.name == name; });
     if (it == consumers_.end()) {
@@ -308,7 +309,7 @@ absl::Status internal::StreamImpl::DeregisterStreamConsumer(std::string_view nam
 
 absl::StatusOr<ConsumerDescription> internal::StreamImpl::DescribeStreamConsumer(
     std::string_view name) const {
-  std::lock_guard<std::mutex> lock(consumers_mu_);
+  internal::MutexLock lock(&consumers_mu_);
   for (const auto& c : consumers_) {
     if (c->description.name == name) return c->description;
   }
@@ -318,7 +319,7 @@ absl::StatusOr<ConsumerDescription> internal::StreamImpl::DescribeStreamConsumer
 }
 
 std::vector<ConsumerDescription> internal::StreamImpl::ListStreamConsumers() const {
-  std::lock_guard<std::mutex> lock(consumers_mu_);
+  internal::MutexLock lock(&consumers_mu_);
   std::vector<ConsumerDescription> out;
   for (const auto& c : consumers_) out.push_back(c->description);
   return out;
@@ -335,7 +336,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> internal::StreamImpl::SubscribeToS
   }
   std::shared_ptr<internal::ConsumerState> consumer;
   {
-    std::lock_guard<std::mutex> lock(consumers_mu_);
+    internal::MutexLock lock(&consumers_mu_);
     for (const auto& c : consumers_) {
       if (c->description.name == consumer_name) consumer = c;
     }
