@@ -3,7 +3,8 @@
 # are present. Needs root (or sudo) only when something must be installed.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ ccache libabsl-dev libfmt-dev catch2 libbenchmark-dev libzstd-dev)
+packages=(cmake ninja-build g++ ccache libabsl-dev libfmt-dev catch2 libbenchmark-dev libzstd-dev
+          libsqlite3-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -14,6 +14,7 @@
 #include "rill/consume/dedup.h"
 #include "rill/consume/dispatcher.h"
 #include "rill/consume/record_processor.h"
+#include "rill/consume/sqlite_checkpoint_store.h"
 #include "rill/consume/shard_reader.h"
 #include "rill/consume/stream_subscriber.h"
 #include "rill/metrics/metrics.h"

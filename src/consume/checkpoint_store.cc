@@ -28,6 +28,20 @@ absl::Status ValidateLeaseKey(std::string_view lease_key) {
 
 }  // namespace internal
 
+absl::StatusOr<std::vector<absl::Status>> CheckpointStore::UpdateLeases(
+    std::string_view application, absl::Span<const LeaseUpdate> updates) {
+  if (absl::Status s = internal::ValidateApplicationName(application); !s.ok()) return s;
+  std::vector<absl::Status> results;
+  results.reserve(updates.size());
+  for (const LeaseUpdate& u : updates) {
+    absl::Status s = UpdateLease(application, u.lease, u.expected_counter);
+    // A storage error is the whole call's, as the batching stores report it.
+    if (GetErrorCode(s) == ErrorCode::kInternalFailure) return s;
+    results.push_back(std::move(s));
+  }
+  return results;
+}
+
 struct InMemoryCheckpointStore::State {
   using Table = std::map<std::string, Lease, std::less<>>;
   internal::Mutex mu;
@@ -137,6 +151,30 @@ absl::Status InMemoryCheckpointStore::DeleteLease(std::string_view application,
   }
   table->erase(it);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<absl::Status>> InMemoryCheckpointStore::UpdateLeases(
+    std::string_view application, absl::Span<const LeaseUpdate> updates) {
+  if (absl::Status s = internal::ValidateApplicationName(application); !s.ok()) return s;
+  std::vector<absl::Status> results;
+  results.reserve(updates.size());
+  internal::MutexLock<internal::Mutex> lock(&state_->mu);
+  State::Table* table = state_->Find(application);
+  for (const LeaseUpdate& u : updates) {
+    if (absl::Status s = internal::ValidateLeaseKey(u.lease.lease_key); !s.ok()) {
+      results.push_back(std::move(s));
+      continue;
+    }
+    Lease* stored = nullptr;
+    if (table != nullptr) {
+      auto it = table->find(u.lease.lease_key);
+      if (it != table->end()) stored = &it->second;
+    }
+    absl::Status s = CheckCounter(application, u.lease.lease_key, stored, u.expected_counter);
+    if (s.ok()) *stored = u.lease;
+    results.push_back(std::move(s));
+  }
+  return results;
 }
 
 }  // namespace rill

@@ -493,4 +493,26 @@ absl::Status FileCheckpointStore::DeleteLease(std::string_view application,
   });
 }
 
+absl::StatusOr<std::vector<absl::Status>> FileCheckpointStore::UpdateLeases(
+    std::string_view application, absl::Span<const LeaseUpdate> updates) {
+  if (absl::Status s = internal::ValidateApplicationName(application); !s.ok()) return s;
+  std::vector<absl::Status> results;
+  absl::Status s = state_->Modify(application, [&](Table& table) -> absl::StatusOr<bool> {
+    results.clear();  // a retried read-modify-write starts over
+    bool changed = false;
+    for (const LeaseUpdate& u : updates) {
+      absl::Status r = internal::ValidateLeaseKey(u.lease.lease_key);
+      if (r.ok()) r = CheckCounter(application, u.lease.lease_key, table, u.expected_counter);
+      if (r.ok()) {
+        table.find(u.lease.lease_key)->second = u.lease;
+        changed = true;
+      }
+      results.push_back(std::move(r));
+    }
+    return changed;
+  });
+  if (!s.ok()) return s;
+  return results;
+}
+
 }  // namespace rill

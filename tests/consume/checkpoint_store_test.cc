@@ -21,6 +21,7 @@
 #include "rill/base/error.h"
 #include "rill/base/md5.h"
 #include "rill/consume/checkpoint_store.h"
+#include "rill/consume/sqlite_checkpoint_store.h"
 #include "testing/fixtures.h"
 
 namespace rill {
@@ -63,7 +64,44 @@ std::unique_ptr<FileCheckpointStore> OpenFileStore(const std::string& dir) {
   return std::move(*store);
 }
 
-// The semantics every CheckpointStore must have; run against both implementations.
+std::unique_ptr<SqliteCheckpointStore> OpenSqliteStore(const std::string& path) {
+  auto store = SqliteCheckpointStore::Open(path);
+  REQUIRE(store.ok());
+  return std::move(*store);
+}
+
+// UpdateLeases: every update on its own condition, one status each, in order.
+void CheckBatchedUpdates(CheckpointStore& store) {
+  REQUIRE(*store.CreateLeaseIfAbsent("batch", MakeLease("shardId-000000000000", 3)));
+  REQUIRE(*store.CreateLeaseIfAbsent("batch", MakeLease("shardId-000000000001", 5)));
+  REQUIRE(*store.CreateLeaseIfAbsent("batch", MakeLease("shardId-000000000002", 9)));
+  Lease a = MakeLease("shardId-000000000000", 4, "100");
+  a.owner = "w";
+  Lease b = MakeLease("shardId-000000000001", 6, "200");  // expected counter wrong below
+  Lease c = MakeLease("shardId-000000000002", 10, "300");
+  c.parent_shard_ids = {"p1", std::string("p\0x", 4)};
+  const std::vector<LeaseUpdate> updates = {
+      {a, 3}, {b, 4}, {MakeLease("shardId-000000000007", 1), 0}, {MakeLease("", 1), 0}, {c, 9}};
+  absl::StatusOr<std::vector<absl::Status>> results = store.UpdateLeases("batch", updates);
+  REQUIRE(results.ok());
+  REQUIRE(results->size() == 5);
+  CHECK((*results)[0].ok());
+  CHECK(GetErrorCode((*results)[1]) == ErrorCode::kResourceInUse);
+  CHECK(GetErrorCode((*results)[2]) == ErrorCode::kResourceNotFound);
+  CHECK(GetErrorCode((*results)[3]) == ErrorCode::kInvalidArgument);
+  CHECK((*results)[4].ok());
+  CHECK(**store.GetLease("batch", "shardId-000000000000") == a);
+  CHECK(store.GetLease("batch", "shardId-000000000001")->value().counter == 5);
+  CHECK(**store.GetLease("batch", "shardId-000000000002") == c);
+  CHECK_FALSE(store.GetLease("batch", "shardId-000000000007")->has_value());
+  // An empty batch, and a bad application name for the whole call.
+  absl::StatusOr<std::vector<absl::Status>> none = store.UpdateLeases("batch", {});
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  CHECK(GetErrorCode(store.UpdateLeases("a/b", updates).status()) == ErrorCode::kInvalidArgument);
+}
+
+// The semantics every CheckpointStore must have; run against every implementation.
 void CheckConditionalWrites(CheckpointStore& store) {
   // Nothing yet.
   auto empty = store.ListLeases("app");
@@ -493,6 +531,80 @@ TEST_CASE("file store: unusable directories give clear errors", "[checkpoint_sto
     CHECK(GetErrorCode(reopened.status()) == ErrorCode::kInternalFailure);
     fs::permissions(locked, fs::perms::owner_all);
   }
+}
+
+TEST_CASE("every store applies batched lease updates each on its own condition",
+          "[checkpoint_store]") {
+  SECTION("in memory") {
+    InMemoryCheckpointStore store;
+    CheckBatchedUpdates(store);
+  }
+  SECTION("file") {
+    TempDir dir;
+    auto store = OpenFileStore(dir.path());
+    CheckBatchedUpdates(*store);
+  }
+  SECTION("sqlite") {
+    TempDir dir;
+    auto store = OpenSqliteStore(dir.File("leases.db"));
+    CheckBatchedUpdates(*store);
+  }
+}
+
+TEST_CASE("sqlite store: writes are conditional on the lease counter", "[checkpoint_store]") {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("leases.db"));
+  CheckConditionalWrites(*store);
+}
+
+TEST_CASE("sqlite store: bad names and keys are rejected", "[checkpoint_store]") {
+  TempDir dir;
+  auto store = OpenSqliteStore(dir.File("leases.db"));
+  CheckValidation(*store);
+}
+
+TEST_CASE("sqlite store: two stores on one file racing conditional writes lose no update",
+          "[checkpoint_store][race]") {
+  TempDir dir;
+  auto a = OpenSqliteStore(dir.File("leases.db"));
+  auto b = OpenSqliteStore(dir.File("leases.db"));
+  RaceCounters(*a, *b, 100);
+}
+
+TEST_CASE("sqlite store: leases survive re-opening byte for byte", "[checkpoint_store]") {
+  TempDir dir;
+  const std::string path = dir.File("leases.db");
+  Lease odd = MakeLease(std::string("key\0with\xff"
+                                    "bytes",
+                                    15),
+                        42, std::string("\0\1", 2));
+  odd.owner = std::string("own\0er", 6);
+  odd.owner_switches_since_checkpoint = 3;
+  odd.parent_shard_ids = {"", "shardId-000000000001", std::string(1000, 'p')};
+  {
+    auto store = OpenSqliteStore(path);
+    REQUIRE(*store->CreateLeaseIfAbsent("app", odd));
+    REQUIRE(*store->CreateLeaseIfAbsent("app", MakeLease("a")));
+  }
+  auto store = OpenSqliteStore(path);
+  auto all = store->ListLeases("app");
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 2);
+  CHECK((*all)[0] == MakeLease("a"));
+  CHECK((*all)[1] == odd);
+}
+
+TEST_CASE("sqlite store: a file that is not a database is a clear error", "[checkpoint_store]") {
+  TempDir dir;
+  const std::string path = dir.File("leases.db");
+  WriteFile(path, std::string(4096, 'x'));
+  auto store = SqliteCheckpointStore::Open(path);
+  REQUIRE_FALSE(store.ok());
+  CHECK(GetErrorCode(store.status()) == ErrorCode::kInternalFailure);
+  CHECK(std::string(store.status().message()).find(path) != std::string::npos);
+  CHECK(GetErrorCode(SqliteCheckpointStore::Open("").status()) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(SqliteCheckpointStore::Open(dir.File("missing/dir/leases.db")).status()) ==
+        ErrorCode::kInternalFailure);
 }
 
 }  // namespace

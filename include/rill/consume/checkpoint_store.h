@@ -1,5 +1,6 @@
 // CheckpointStore: where a consumer application keeps its leases and checkpoints (the KCL's lease
-// table), and two implementations: InMemoryCheckpointStore and FileCheckpointStore.
+// table), and two implementations: InMemoryCheckpointStore and FileCheckpointStore (a third,
+// SqliteCheckpointStore, is in rill/consume/sqlite_checkpoint_store.h).
 //
 // A store holds, per application name, one Lease row per shard. Every write is conditional on the
 // row's lease counter (optimistic concurrency, as the KCL conditions its DynamoDB writes), which is
@@ -41,6 +42,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 
 namespace rill {
 
@@ -67,6 +69,12 @@ struct Lease {
   std::vector<std::string> parent_shard_ids;
 
   friend bool operator==(const Lease&, const Lease&) = default;
+};
+
+// One conditional write of a batch (CheckpointStore::UpdateLeases).
+struct LeaseUpdate {
+  Lease lease;
+  int64_t expected_counter = 0;
 };
 
 class CheckpointStore {
@@ -97,6 +105,15 @@ class CheckpointStore {
   [[nodiscard]] virtual absl::Status DeleteLease(std::string_view application,
                                                  std::string_view lease_key,
                                                  int64_t expected_counter) = 0;
+
+  // Applies each update as UpdateLease would, each on its own condition, and returns one status
+  // per update, in order (kResourceInUse, kResourceNotFound, kInvalidArgument for an empty key).
+  // A consumer group renews all its leases with one call per round, so a store that can should
+  // make the batch one write and one sync (the file and SQLite stores do). The whole call fails
+  // only for a bad application name or a storage error; then no update is known to be applied.
+  // The default applies the updates one by one with UpdateLease.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<absl::Status>> UpdateLeases(
+      std::string_view application, absl::Span<const LeaseUpdate> updates);
 };
 
 // A store in memory: for tests, simulations and applications that restart from scratch. Every
@@ -117,6 +134,8 @@ class InMemoryCheckpointStore final : public CheckpointStore {
                            int64_t expected_counter) override;
   absl::Status DeleteLease(std::string_view application, std::string_view lease_key,
                            int64_t expected_counter) override;
+  absl::StatusOr<std::vector<absl::Status>> UpdateLeases(
+      std::string_view application, absl::Span<const LeaseUpdate> updates) override;
 
  private:
   struct State;
@@ -172,6 +191,9 @@ class FileCheckpointStore final : public CheckpointStore {
                            int64_t expected_counter) override;
   absl::Status DeleteLease(std::string_view application, std::string_view lease_key,
                            int64_t expected_counter) override;
+  // One read-modify-write of the table (one replace, two syncs) for the whole batch.
+  absl::StatusOr<std::vector<absl::Status>> UpdateLeases(
+      std::string_view application, absl::Span<const LeaseUpdate> updates) override;
 
  private:
   struct State;
