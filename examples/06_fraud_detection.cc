@@ -465,13 +465,12 @@ int main() {
       !c.ok()) {
     return Fail("register", c.status());
   }
+  rill::InMemoryCheckpointStore checkpoints;  // the group's lease table; outlives the group
   rill::ConsumerGroupOptions group_options;
   group_options.application_name = "impossible-travel";
-  group_options.stream = &stream;
-  group_options.store = std::make_shared<rill::InMemoryCheckpointStore>();
   group_options.initial_position = rill::StartingPosition::TrimHorizon();
   absl::StatusOr<std::unique_ptr<rill::ConsumerGroup>> group =
-      rill::ConsumerGroup::Create(group_options);
+      rill::ConsumerGroup::Create(stream, checkpoints, group_options);
   if (!group.ok()) return Fail("create the consumer group", group.status());
 
   const Bank bank;

@@ -815,14 +815,12 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
           "[pipeline][stream]") {
   StreamFixture f;
   f.Put(400);
-  auto store = std::make_shared<InMemoryCheckpointStore>();
+  InMemoryCheckpointStore store;
   ConsumerGroupOptions go;
   go.application_name = "level-sums";
-  go.stream = f.input.get();
-  go.store = store;
   go.initial_position = StartingPosition::TrimHorizon();
   go.max_records = 50;
-  auto group = ConsumerGroup::Create(go);
+  auto group = ConsumerGroup::Create(*f.input, store, go);
   REQUIRE(group.ok());
 
   std::vector<WindowResult<int64_t, int64_t>> results;
@@ -869,7 +867,7 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
   for (int i = 0; i < 400; ++i) expected += i % 10;
   CHECK(total == expected);
   // The commit moved the group's checkpoints to the end of each shard.
-  auto leases = store->ListLeases("level-sums");
+  auto leases = store.ListLeases("level-sums");
   REQUIRE(leases.ok());
   for (const Lease& lease : *leases) CHECK(lease.checkpoint != "TRIM_HORIZON");
 }
@@ -881,7 +879,7 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
 struct GroupFixture {
   std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>(At(0));
   std::unique_ptr<Stream> stream;
-  std::shared_ptr<InMemoryCheckpointStore> store = std::make_shared<InMemoryCheckpointStore>();
+  InMemoryCheckpointStore store;
   int max_records;
 
   GroupFixture(int shards, int max_records) : max_records(max_records) {
@@ -908,20 +906,18 @@ struct GroupFixture {
   std::unique_ptr<ConsumerGroup> Group(std::string application) {
     ConsumerGroupOptions go;
     go.application_name = std::move(application);
-    go.stream = stream.get();
-    go.store = store;
     go.initial_position = StartingPosition::TrimHorizon();
     go.max_records = max_records;
     go.failover_time = absl::Seconds(1);
     go.take_interval = absl::Milliseconds(200);
-    auto group = ConsumerGroup::Create(go);
+    auto group = ConsumerGroup::Create(*stream, store, go);
     REQUIRE(group.ok());
     return std::move(*group);
   }
 
   // Each shard's checkpoint in the group's lease table, by shard id.
   std::map<std::string, std::string> Checkpoints(const std::string& application) {
-    auto leases = store->ListLeases(application);
+    auto leases = store.ListLeases(application);
     REQUIRE(leases.ok());
     std::map<std::string, std::string> checkpoints;
     for (const Lease& l : *leases) checkpoints[l.lease_key] = l.checkpoint;

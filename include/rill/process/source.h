@@ -367,7 +367,7 @@ class ConsumerGroupSource final : public Source<T> {
   }
 
   std::vector<ShardId> known_shards() const override {
-    return UnfinishedShards(*group_->options().stream, taken_);
+    return UnfinishedShards(group_->stream(), taken_);
   }
 
   void SavePosition(std::string* out) const override { taken_.Encode(out); }
