@@ -256,7 +256,7 @@ class SubscriptionSource final : public Source<T> {
   absl::StatusOr<std::optional<SourceBatch<T>>> Next() override {
     if (!subscriber_) {
       absl::StatusOr<std::unique_ptr<StreamSubscriber>> s =
-          StreamSubscriber::Create(stream_, options_);
+          StreamSubscriber::Create(*stream_, options_);
       if (!s.ok()) return s.status();
       subscriber_ = std::move(*s);
     }
