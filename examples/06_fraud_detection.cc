@@ -505,8 +505,7 @@ int main() {
   // parameter).
   auto travel_pipeline = [&](std::string worker_id) {
     return rill::Pipeline<Transaction>::From(
-               rill::FromConsumerGroup<Transaction>(group->get(), std::move(worker_id), Decode),
-               clock)
+               rill::FromConsumerGroup<Transaction>(**group, std::move(worker_id), Decode), clock)
         .KeyBy([](const Transaction& t) { return t.card; })
         .Window(rill::SessionWindow(kSessionGap))
         .EventTime([](const Transaction& t) { return t.time; })
@@ -532,7 +531,7 @@ int main() {
   burst_consumer.initial_position = rill::StartingPosition::TrimHorizon();
   auto built_bursts =
       rill::Pipeline<Transaction>::From(
-          rill::FromSubscription<Transaction>(&stream, burst_consumer, Decode), clock)
+          rill::FromSubscription<Transaction>(stream, burst_consumer, Decode), clock)
           .KeyBy([](const Transaction& t) { return t.card; })
           .Window(rill::HoppingWindow(absl::Minutes(1), absl::Seconds(10)))
           .EventTime([](const Transaction& t) { return t.time; })

@@ -152,9 +152,9 @@ int main(int argc, char** argv) {
     }
 
     auto built =
-        rill::Pipeline<Reading>::From(rill::FromConsumerGroup<Reading>(
-                                          g.group.get(), absl::StrCat("gateway-run-", run), Decode),
-                                      clock)
+        rill::Pipeline<Reading>::From(
+            rill::FromConsumerGroup<Reading>(*g.group, absl::StrCat("gateway-run-", run), Decode),
+            clock)
             .KeyBy([](const Reading& r) { return r.sensor; })
             .Window(rill::HoppingWindow(absl::Minutes(1), absl::Seconds(10)))
             .EventTime([](const Reading& r) { return r.time; })
