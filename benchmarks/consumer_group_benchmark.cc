@@ -77,13 +77,12 @@ void BM_ConsumerGroup(benchmark::State& state) {
   int run = 0;
   for (auto _ : state) {
     std::atomic<int64_t> count{0};
+    rill::InMemoryCheckpointStore store;
     rill::ConsumerGroupOptions options;
     options.application_name = "bench-" + std::to_string(run++);
-    options.stream = stream.get();
-    options.store = std::make_shared<rill::InMemoryCheckpointStore>();
     options.initial_position = rill::StartingPosition::TrimHorizon();
     options.max_records = 1000;
-    auto group = std::move(*rill::ConsumerGroup::Create(options));
+    auto group = std::move(*rill::ConsumerGroup::Create(*stream, store, options));
     std::vector<rill::Worker*> workers;
     for (const char* id : {"w1", "w2"}) {
       workers.push_back(*group->AddWorker(

@@ -45,7 +45,7 @@ std::unique_ptr<rill::Stream> MakeStream() {
   return std::move(*stream);
 }
 
-std::unique_ptr<rill::Producer> MakeProducer(rill::Stream* stream) {
+std::unique_ptr<rill::Producer> MakeProducer(rill::Stream& stream) {
   auto producer = rill::Producer::Create(stream);
   if (!producer.ok()) std::abort();
   return std::move(*producer);
@@ -98,7 +98,7 @@ BENCHMARK(BM_DirectPutRecords)->UseRealTime();
 
 void ProducerPutFlush(benchmark::State& state, int key_count) {
   auto stream = MakeStream();
-  auto producer = MakeProducer(stream.get());
+  auto producer = MakeProducer(*stream);
   const std::string data(kDataBytes, 'd');
   const auto keys = Keys(key_count);
   const int batch = static_cast<int>(state.range(0));
@@ -136,7 +136,7 @@ std::atomic<int64_t> g_failed{0};
 void BM_ProducerWorker(benchmark::State& state) {
   if (state.thread_index() == 0) {
     g_stream = MakeStream();
-    g_producer = MakeProducer(g_stream.get());
+    g_producer = MakeProducer(*g_stream);
     g_failed = 0;
     if (!g_producer->Start().ok()) std::abort();
   }

@@ -41,7 +41,7 @@ int main() {
   rill::ProducerOptions producer_options;
   producer_options.max_buffered_time = absl::Milliseconds(50);
   absl::StatusOr<std::unique_ptr<rill::Producer>> made =
-      rill::Producer::Create(&stream, producer_options);
+      rill::Producer::Create(stream, producer_options);
   if (!made.ok()) {
     std::fprintf(stderr, "cannot create the producer: %s\n", made.status().ToString().c_str());
     return 1;

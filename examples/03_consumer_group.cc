@@ -75,14 +75,13 @@ int main() {
   auto stream = rill::Stream::Create(options);
   if (!stream.ok()) return 1;
 
+  rill::InMemoryCheckpointStore checkpoints;  // the group's lease table; outlives the group
   rill::ConsumerGroupOptions group_options;
   group_options.application_name = "billing";
-  group_options.stream = stream->get();
-  group_options.store = std::make_shared<rill::InMemoryCheckpointStore>();
   group_options.initial_position = rill::StartingPosition::TrimHorizon();
   group_options.max_records = 25;
   group_options.take_interval = absl::Seconds(2);
-  auto group = rill::ConsumerGroup::Create(group_options);
+  auto group = rill::ConsumerGroup::Create(**stream, checkpoints, group_options);
   if (!group.ok()) {
     std::fprintf(stderr, "%s\n", group.status().ToString().c_str());
     return 1;

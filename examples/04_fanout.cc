@@ -92,7 +92,7 @@ int main() {
   rill::StreamSubscriberOptions dash_options;
   dash_options.consumer_name = "dashboard";
   dash_options.initial_position = rill::StartingPosition::TrimHorizon();
-  auto dashboard = rill::StreamSubscriber::Create(&stream, dash_options);
+  auto dashboard = rill::StreamSubscriber::Create(stream, dash_options);
   if (!dashboard.ok()) return 1;
   std::map<std::string, int> views;
   if (!Pump(**dashboard, kClicks, [&](const rill::Record& r) {
@@ -109,7 +109,7 @@ int main() {
   std::map<rill::ShardId, std::optional<rill::SequenceNumber>> saved;
   int archived = 0;
   {
-    auto archiver = rill::StreamSubscriber::Create(&stream, arch_options);
+    auto archiver = rill::StreamSubscriber::Create(stream, arch_options);
     if (!archiver.ok() ||
         !Pump(**archiver, kClicks / 2, [&](const rill::Record&) { ++archived; }).ok()) {
       return 1;
@@ -122,7 +122,7 @@ int main() {
   // rule); a real redeploy takes longer than that anyway.
   std::this_thread::sleep_for(std::chrono::seconds(5));
   arch_options.resume_from = saved;
-  auto resumed = rill::StreamSubscriber::Create(&stream, arch_options);
+  auto resumed = rill::StreamSubscriber::Create(stream, arch_options);
   if (!resumed.ok() || !Pump(**resumed, kClicks, [&](const rill::Record&) { ++archived; }).ok()) {
     return 1;
   }

@@ -438,7 +438,7 @@ int main(int argc, char** argv) {
   uint64_t purchase_updates = 0;
   auto built_purchases =
       rill::Pipeline<GameEvent>::From(
-          rill::FromSubscription<GameEvent>(&stream, *purchases_consumer, Decode), clock)
+          rill::FromSubscription<GameEvent>(stream, *purchases_consumer, Decode), clock)
           .Filter([](const GameEvent& e) { return e.kind == Kind::kPurchase; })
           .KeyBy([](const GameEvent& e) { return e.level; })
           .Window(rill::TumblingWindow(kPurchaseWindow))
@@ -458,7 +458,7 @@ int main(int argc, char** argv) {
   std::map<absl::Time, std::vector<std::pair<int64_t, int64_t>>> boards;  // by window end
   auto built_leaderboard =
       rill::Pipeline<GameEvent>::From(
-          rill::FromSubscription<GameEvent>(&stream, *leaderboard_consumer, Decode), clock)
+          rill::FromSubscription<GameEvent>(stream, *leaderboard_consumer, Decode), clock)
           .Filter([](const GameEvent& e) { return e.kind == Kind::kClick; })
           .KeyBy([](const GameEvent& e) { return e.player; })
           .Window(rill::HoppingWindow(absl::Minutes(5), absl::Minutes(1)))
@@ -482,7 +482,7 @@ int main(int argc, char** argv) {
   const int64_t threshold = game.cheat_threshold();
   auto built_cheat_detector =
       rill::Pipeline<GameEvent>::From(
-          rill::FromSubscription<GameEvent>(&stream, *cheat_consumer, Decode), clock)
+          rill::FromSubscription<GameEvent>(stream, *cheat_consumer, Decode), clock)
           .Filter([](const GameEvent& e) { return e.kind == Kind::kClick; })
           .KeyBy([](const GameEvent& e) { return e.player; })
           .Window(rill::TumblingWindow(absl::Seconds(10)))

@@ -465,13 +465,12 @@ int main() {
       !c.ok()) {
     return Fail("register", c.status());
   }
+  rill::InMemoryCheckpointStore checkpoints;  // the group's lease table; outlives the group
   rill::ConsumerGroupOptions group_options;
   group_options.application_name = "impossible-travel";
-  group_options.stream = &stream;
-  group_options.store = std::make_shared<rill::InMemoryCheckpointStore>();
   group_options.initial_position = rill::StartingPosition::TrimHorizon();
   absl::StatusOr<std::unique_ptr<rill::ConsumerGroup>> group =
-      rill::ConsumerGroup::Create(group_options);
+      rill::ConsumerGroup::Create(stream, checkpoints, group_options);
   if (!group.ok()) return Fail("create the consumer group", group.status());
 
   const Bank bank;
@@ -506,8 +505,7 @@ int main() {
   // parameter).
   auto travel_pipeline = [&](std::string worker_id) {
     return rill::Pipeline<Transaction>::From(
-               rill::FromConsumerGroup<Transaction>(group->get(), std::move(worker_id), Decode),
-               clock)
+               rill::FromConsumerGroup<Transaction>(**group, std::move(worker_id), Decode), clock)
         .KeyBy([](const Transaction& t) { return t.card; })
         .Window(rill::SessionWindow(kSessionGap))
         .EventTime([](const Transaction& t) { return t.time; })
@@ -533,7 +531,7 @@ int main() {
   burst_consumer.initial_position = rill::StartingPosition::TrimHorizon();
   auto built_bursts =
       rill::Pipeline<Transaction>::From(
-          rill::FromSubscription<Transaction>(&stream, burst_consumer, Decode), clock)
+          rill::FromSubscription<Transaction>(stream, burst_consumer, Decode), clock)
           .KeyBy([](const Transaction& t) { return t.card; })
           .Window(rill::HoppingWindow(absl::Minutes(1), absl::Seconds(10)))
           .EventTime([](const Transaction& t) { return t.time; })

@@ -75,10 +75,11 @@ struct Alert {
   double mean;
 };
 
-// Everything the gateway process holds; destroyed and rebuilt by the restart.
+// Everything the gateway process holds; destroyed and rebuilt by the restart. The group borrows
+// the stream and the checkpoints, so it comes last (members are destroyed in reverse order).
 struct Gateway {
   std::unique_ptr<rill::Stream> stream;
-  std::shared_ptr<rill::FileCheckpointStore> checkpoints;
+  std::unique_ptr<rill::FileCheckpointStore> checkpoints;
   std::unique_ptr<rill::ConsumerGroup> group;
 };
 
@@ -135,14 +136,12 @@ int main(int argc, char** argv) {
     g.checkpoints = std::move(*checkpoints);
     rill::ConsumerGroupOptions group_options;
     group_options.application_name = "gateway";
-    group_options.stream = g.stream.get();
-    group_options.store = g.checkpoints;
     group_options.initial_position = rill::StartingPosition::TrimHorizon();
     // Leases are files here: renewing them every ~6.6 s instead of the KCL's 3.3 s halves the
     // fsyncs; after a crash the shards wait at most 20 s for a new lease holder.
     group_options.failover_time = absl::Seconds(20);
     absl::StatusOr<std::unique_ptr<rill::ConsumerGroup>> group =
-        rill::ConsumerGroup::Create(group_options);
+        rill::ConsumerGroup::Create(*g.stream, *g.checkpoints, group_options);
     if (Fail(group.status(), "consumer group")) return 1;
     g.group = std::move(*group);
 
@@ -153,9 +152,9 @@ int main(int argc, char** argv) {
     }
 
     auto built =
-        rill::Pipeline<Reading>::From(rill::FromConsumerGroup<Reading>(
-                                          g.group.get(), absl::StrCat("gateway-run-", run), Decode),
-                                      clock)
+        rill::Pipeline<Reading>::From(
+            rill::FromConsumerGroup<Reading>(*g.group, absl::StrCat("gateway-run-", run), Decode),
+            clock)
             .KeyBy([](const Reading& r) { return r.sensor; })
             .Window(rill::HoppingWindow(absl::Minutes(1), absl::Seconds(10)))
             .EventTime([](const Reading& r) { return r.time; })

@@ -48,9 +48,11 @@ class ConsumerGroup::WorkerImpl final : public Worker {
  public:
   WorkerImpl(ConsumerGroup* group, std::string id, RecordProcessorFactory factory)
       : options_(group->options_),
+        stream_(group->stream_),
+        store_(group->store_),
         id_(std::move(id)),
         factory_(std::move(factory)),
-        clock_(options_.stream->options().clock),
+        clock_(stream_.options().clock),
         rng_(std::hash<std::string>()(id_)) {}
 
   ~WorkerImpl() override { StopThread(); }
@@ -172,8 +174,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   // makes it the worker's view.
   absl::Status WriteLease(Lease* lease, Lease updated) {
     updated.counter = lease->counter + 1;
-    absl::Status s =
-        options_.store->UpdateLease(options_.application_name, updated, lease->counter);
+    absl::Status s = store_.UpdateLease(options_.application_name, updated, lease->counter);
     if (s.ok()) *lease = std::move(updated);
     return s;
   }
@@ -189,7 +190,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   std::string LostLeaseReason(const ShardConsumer& c) {
     const std::string shard = c.shard.ToString();
     absl::StatusOr<std::optional<Lease>> now =
-        options_.store->GetLease(options_.application_name, c.lease.lease_key);
+        store_.GetLease(options_.application_name, c.lease.lease_key);
     if (!now.ok()) {
       return absl::StrFormat(
           "lease on %s was lost: its counter is no longer %d, the one this worker last wrote "
@@ -289,9 +290,8 @@ class ConsumerGroup::WorkerImpl final : public Worker {
 
   // One lease per unexpired shard; leases of shards gone from the stream are deleted.
   absl::Status SyncLeases() {
-    const std::vector<ShardDescription> shards = options_.stream->ListShards();
-    absl::StatusOr<std::vector<Lease>> leases =
-        options_.store->ListLeases(options_.application_name);
+    const std::vector<ShardDescription> shards = stream_.ListShards();
+    absl::StatusOr<std::vector<Lease>> leases = store_.ListLeases(options_.application_name);
     if (!leases.ok()) return leases.status();
     std::set<std::string, std::less<>> have;
     for (const Lease& l : *leases) have.insert(l.lease_key);
@@ -313,8 +313,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
       // hand over to it at SHARD_END, and nothing may fall between them.
       lease.checkpoint = std::string(parent_listed ? kCheckpointTrimHorizon
                                                    : SentinelFor(options_.initial_position));
-      absl::StatusOr<bool> created =
-          options_.store->CreateLeaseIfAbsent(options_.application_name, lease);
+      absl::StatusOr<bool> created = store_.CreateLeaseIfAbsent(options_.application_name, lease);
       if (!created.ok() && status.ok()) status = created.status();
     }
     for (const Lease& l : *leases) {
@@ -323,7 +322,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
       if (held_.count(l.lease_key) != 0) continue;
       // The shard expired from the stream: its lease has nothing left to do. A concurrent write
       // makes the delete fail harmlessly; the next sync retries.
-      options_.store->DeleteLease(options_.application_name, l.lease_key, l.counter).IgnoreError();
+      store_.DeleteLease(options_.application_name, l.lease_key, l.counter).IgnoreError();
     }
     return status;
   }
@@ -350,8 +349,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   }
 
   absl::Status TakeLeases(absl::Time now) {
-    absl::StatusOr<std::vector<Lease>> leases =
-        options_.store->ListLeases(options_.application_name);
+    absl::StatusOr<std::vector<Lease>> leases = store_.ListLeases(options_.application_name);
     if (!leases.ok()) return leases.status();
 
     // Observe counters: a lease is expired when its counter has not moved for failover_time.
@@ -448,8 +446,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   // True when every parent of the lease has checkpointed SHARD_END (or is gone).
   absl::StatusOr<bool> ParentsDone(const Lease& lease) {
     for (const std::string& parent : lease.parent_shard_ids) {
-      absl::StatusOr<std::optional<Lease>> p =
-          options_.store->GetLease(options_.application_name, parent);
+      absl::StatusOr<std::optional<Lease>> p = store_.GetLease(options_.application_name, parent);
       if (!p.ok()) return p.status();
       if (p->has_value() && (*p)->checkpoint != kCheckpointShardEnd) return false;
     }
@@ -469,7 +466,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     } else if (c.latest_at) {
       position = StartingPosition::AtTimestamp(*c.latest_at);
     }
-    return options_.stream->GetShardIterator(c.shard, position);
+    return stream_.GetShardIterator(c.shard, position);
   }
 
   absl::Status ProcessShards() {
@@ -525,8 +522,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
       c.iterator = *it;
       if (!c.latest_at && c.lease.checkpoint == kCheckpointLatest) c.latest_at = it->issued_at();
     }
-    absl::StatusOr<GetRecordsResult> batch =
-        options_.stream->GetRecords(*c.iterator, options_.max_records);
+    absl::StatusOr<GetRecordsResult> batch = stream_.GetRecords(*c.iterator, options_.max_records);
     if (!batch.ok()) {
       if (GetErrorCode(batch.status()) == ErrorCode::kExpiredIterator) {
         c.iterator.reset();  // re-obtained after the last delivered record next time
@@ -562,6 +558,8 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   }
 
   const ConsumerGroupOptions& options_;
+  Stream& stream_;
+  CheckpointStore& store_;
   const std::string id_;
   const RecordProcessorFactory factory_;
   const std::shared_ptr<Clock> clock_;
@@ -584,11 +582,9 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   std::thread thread_;
 };
 
-absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(ConsumerGroupOptions options) {
-  if (options.stream == nullptr)
-    return InvalidArgumentError("ConsumerGroupOptions::stream is required");
-  if (options.store == nullptr)
-    return InvalidArgumentError("ConsumerGroupOptions::store is required");
+absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(Stream& stream,
+                                                                     CheckpointStore& store,
+                                                                     ConsumerGroupOptions options) {
   if (!internal::IsKinesisName(options.application_name)) {
     return InvalidArgumentError("application_name must be 1 to 128 characters of [a-zA-Z0-9_.-]");
   }
@@ -616,11 +612,14 @@ absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(ConsumerGro
   if (options.max_leases_per_worker < 1) {
     return InvalidArgumentError("max_leases_per_worker must be at least 1");
   }
-  return std::unique_ptr<ConsumerGroup>(new ConsumerGroup(std::move(options)));
+  return std::unique_ptr<ConsumerGroup>(new ConsumerGroup(stream, store, std::move(options)));
 }
 
-ConsumerGroup::ConsumerGroup(ConsumerGroupOptions options)
-    : options_(std::move(options)), workers_(std::make_unique<Workers>()) {}
+ConsumerGroup::ConsumerGroup(Stream& stream, CheckpointStore& store, ConsumerGroupOptions options)
+    : stream_(stream),
+      store_(store),
+      options_(std::move(options)),
+      workers_(std::make_unique<Workers>()) {}
 
 ConsumerGroup::~ConsumerGroup() {
   // Stop every thread before any worker goes away.

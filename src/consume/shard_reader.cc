@@ -79,8 +79,9 @@ constexpr int kMaxStoreAttempts = 32;
 }  // namespace
 
 struct ShardReader::State {
-  State(Stream& s, ShardId id, ShardReaderOptions o)
+  State(Stream& s, ShardId id, CheckpointStore* st, ShardReaderOptions o)
       : stream(s),
+        store(st),
         shard_id(id),
         options(std::move(o)),
         generation(GenerationPool::Get().Acquire()) {}
@@ -90,6 +91,7 @@ struct ShardReader::State {
   }
 
   Stream& stream;
+  CheckpointStore* const store;  // null: checkpoints live in the reader only
   const ShardId shard_id;
   const ShardReaderOptions options;
   std::atomic<uint64_t>* const generation;
@@ -106,8 +108,6 @@ struct ShardReader::State {
   std::vector<ChildShard> children;
   int64_t millis_behind_latest = 0;
   absl::Status status;
-  // Set when the constructor could not set the reader up: every call returns it.
-  absl::Status init_error;
 
   std::optional<SequenceNumber> last_delivered;
   std::optional<SequenceNumber> last_checkpoint;
@@ -157,7 +157,6 @@ struct ShardReader::State {
   // Writes `checkpoint` into the shard's lease row: creates the row if absent, else a conditional
   // update on its counter, retried while other writers get in between.
   absl::Status Store(const std::string& checkpoint) {
-    CheckpointStore* store = options.store;
     if (store == nullptr) return absl::OkStatus();
     const std::string key = shard_id.ToString();
     for (int attempt = 0; attempt < kMaxStoreAttempts; ++attempt) {
@@ -191,23 +190,37 @@ struct ShardReader::State {
 absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Create(Stream& stream, ShardId shard_id,
                                                                  StartingPosition position,
                                                                  ShardReaderOptions options) {
+  return Make(stream, shard_id, std::move(position), nullptr, std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Create(Stream& stream, ShardId shard_id,
+                                                                 StartingPosition position,
+                                                                 CheckpointStore& store,
+                                                                 ShardReaderOptions options) {
+  return Make(stream, shard_id, std::move(position), &store, std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Make(Stream& stream, ShardId shard_id,
+                                                               StartingPosition position,
+                                                               CheckpointStore* store,
+                                                               ShardReaderOptions options) {
   if (options.batch_size < 1 || options.batch_size > kMaxGetRecordsLimit) {
     return InvalidArgumentError(
         absl::StrFormat("ShardReaderOptions::batch_size must be within [1, %d], not %d",
                         kMaxGetRecordsLimit, options.batch_size));
   }
-  if (options.store != nullptr) {
+  if (store != nullptr) {
     if (absl::Status s = internal::ValidateApplicationName(options.application_name); !s.ok()) {
       return InvalidArgumentError(
           absl::StrCat("ShardReaderOptions::application_name: ", s.message()));
     }
   }
-  auto state = std::make_unique<State>(stream, shard_id, std::move(options));
+  auto state = std::make_unique<State>(stream, shard_id, store, std::move(options));
   state->start = std::move(position);
   const ShardReaderOptions& o = state->options;
-  if (o.store != nullptr && o.resume_from_checkpoint) {
+  if (store != nullptr && o.resume_from_checkpoint) {
     absl::StatusOr<std::optional<Lease>> lease =
-        o.store->GetLease(o.application_name, shard_id.ToString());
+        store->GetLease(o.application_name, shard_id.ToString());
     if (!lease.ok()) return lease.status();
     if (lease->has_value()) {
       const std::string& checkpoint = (*lease)->checkpoint;
@@ -236,23 +249,10 @@ absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Create(Stream& stream,
 
 ShardReader::ShardReader(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-ShardReader::ShardReader(Stream& stream, ShardId shard_id, StartingPosition position,
-                         ShardReaderOptions options) {
-  absl::StatusOr<std::unique_ptr<ShardReader>> made = Create(stream, shard_id, position, options);
-  if (made.ok()) {
-    state_ = std::move((*made)->state_);
-    return;
-  }
-  state_ = std::make_unique<State>(stream, shard_id, std::move(options));
-  state_->start = std::move(position);
-  state_->init_error = made.status();
-  state_->status = made.status();
-}
 ShardReader::~ShardReader() = default;
 
 absl::StatusOr<std::optional<RecordView>> ShardReader::Next() {
   State& s = *state_;
-  if (!s.init_error.ok()) return s.init_error;
   Bump(s.generation);
   if (s.next_in_batch < s.batch.records.size()) return std::optional<RecordView>(s.Deliver());
   if (s.end_fetched) {
@@ -307,7 +307,6 @@ int64_t ShardReader::millis_behind_latest() const { return state_->millis_behind
 
 absl::Status ShardReader::Checkpoint() {
   State& s = *state_;
-  if (!s.init_error.ok()) return s.init_error;
   if (s.at_shard_end) {
     if (s.shard_end_checkpointed) return absl::OkStatus();
     if (absl::Status stored = s.Store(std::string(kCheckpointShardEnd)); !stored.ok()) {
@@ -322,7 +321,6 @@ absl::Status ShardReader::Checkpoint() {
 
 absl::Status ShardReader::Checkpoint(SequenceNumber sequence_number) {
   State& s = *state_;
-  if (!s.init_error.ok()) return s.init_error;
   const std::string text = sequence_number.ToString();
   if (s.shard_end_checkpointed) {
     return InvalidArgumentError(

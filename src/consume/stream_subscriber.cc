@@ -134,8 +134,7 @@ struct StreamSubscriber::State {
 };
 
 absl::StatusOr<std::unique_ptr<StreamSubscriber>> StreamSubscriber::Create(
-    Stream* stream, StreamSubscriberOptions options) {
-  if (stream == nullptr) return InvalidArgumentError("StreamSubscriber needs a stream");
+    Stream& stream, StreamSubscriberOptions options) {
   const ShardIteratorType type = options.initial_position.type;
   if (type == ShardIteratorType::kAtSequenceNumber ||
       type == ShardIteratorType::kAfterSequenceNumber) {
@@ -143,12 +142,12 @@ absl::StatusOr<std::unique_ptr<StreamSubscriber>> StreamSubscriber::Create(
         "initial_position must be TRIM_HORIZON, LATEST or AT_TIMESTAMP: use resume_from for "
         "sequence numbers");
   }
-  if (absl::StatusOr<ConsumerDescription> c = stream->DescribeStreamConsumer(options.consumer_name);
+  if (absl::StatusOr<ConsumerDescription> c = stream.DescribeStreamConsumer(options.consumer_name);
       !c.ok()) {
     return c.status();
   }
   auto state = std::make_unique<State>();
-  state->stream = stream;
+  state->stream = &stream;
   state->options = std::move(options);
   state->Refresh();
   return std::unique_ptr<StreamSubscriber>(new StreamSubscriber(std::move(state)));

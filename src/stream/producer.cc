@@ -125,12 +125,12 @@ bool IsRecordExpired(const absl::Status& status) {
 }
 
 struct Producer::Impl {
-  Impl(Stream* stream, const ProducerOptions& options)
-      : stream_(stream),
+  Impl(Stream& stream, const ProducerOptions& options)
+      : stream_(&stream),
         options_(options),
-        clock_(stream->options().clock),
-        max_record_bytes_(stream->options().max_record_bytes),
-        batch_bytes_(std::min(options.max_batch_bytes, stream->options().max_put_records_bytes)),
+        clock_(stream.options().clock),
+        max_record_bytes_(stream.options().max_record_bytes),
+        batch_bytes_(std::min(options.max_batch_bytes, stream.options().max_put_records_bytes)),
         rng_(options.jitter_seed) {}
 
   // ---- Put ----
@@ -701,11 +701,10 @@ struct Producer::Impl {
   bool wake_ = false;  // under wait_mu_
 };
 
-absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(Stream* stream,
+absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(Stream& stream,
                                                            ProducerOptions options) {
-  if (stream == nullptr) return InvalidArgumentError("a Producer needs a stream");
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
-  absl::StatusOr<std::vector<ShardDescription>> open = ListOpenShards(*stream);
+  absl::StatusOr<std::vector<ShardDescription>> open = ListOpenShards(stream);
   if (!open.ok()) return open.status();
   auto impl = std::make_unique<Impl>(stream, options);
   {
@@ -717,17 +716,7 @@ absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(Stream* stream,
 
 Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Producer::Producer(Stream* stream, ProducerOptions options) : failed_options_(options) {
-  absl::StatusOr<std::unique_ptr<Producer>> made = Create(stream, std::move(options));
-  if (made.ok()) {
-    impl_ = std::move((*made)->impl_);
-  } else {
-    setup_status_ = made.status();
-  }
-}
-
 Producer::~Producer() {
-  if (impl_ == nullptr) return;  // setup failed, or moved into another Producer by the constructor
   impl_->Stop();
   impl_->Flush();
   impl_->FailAll();
@@ -737,48 +726,29 @@ std::future<absl::StatusOr<PutRecordResult>> Producer::Put(std::string_view part
                                                            std::string_view data) {
   std::promise<Result> promise;
   std::future<Result> future = promise.get_future();
-  if (impl_ == nullptr) {
-    promise.set_value(setup_status_);
-    return future;
-  }
   impl_->Put(partition_key, data, std::move(promise), nullptr);
   return future;
 }
 
 void Producer::Put(std::string_view partition_key, std::string_view data, Callback callback) {
-  if (impl_ == nullptr) {
-    if (callback) callback(setup_status_);
-    return;
-  }
   impl_->Put(partition_key, data, std::nullopt, std::move(callback));
 }
 
-void Producer::Flush() {
-  if (impl_ != nullptr) impl_->Flush();
-}
+void Producer::Flush() { impl_->Flush(); }
 
-void Producer::Poll() {
-  if (impl_ != nullptr) impl_->Poll();
-}
+void Producer::Poll() { impl_->Poll(); }
 
-absl::Status Producer::Start() { return impl_ != nullptr ? impl_->Start() : setup_status_; }
+absl::Status Producer::Start() { return impl_->Start(); }
 
-void Producer::Stop() {
-  if (impl_ != nullptr) impl_->Stop();
-}
+void Producer::Stop() { impl_->Stop(); }
 
-size_t Producer::outstanding() const {
-  return impl_ != nullptr ? impl_->outstanding_.load(std::memory_order_relaxed) : 0;
-}
+size_t Producer::outstanding() const { return impl_->outstanding_.load(std::memory_order_relaxed); }
 
 ProducerStats Producer::stats() const {
-  if (impl_ == nullptr) return ProducerStats{};
   MutexLock lock(&impl_->mu_);
   return impl_->stats_;
 }
 
-const ProducerOptions& Producer::options() const {
-  return impl_ != nullptr ? impl_->options_ : failed_options_;
-}
+const ProducerOptions& Producer::options() const { return impl_->options_; }
 
 }  // namespace rill

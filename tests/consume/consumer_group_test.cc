@@ -93,8 +93,8 @@ class JournalingProcessor : public RecordProcessor {
 struct Sim {
   std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>();
   std::unique_ptr<Stream> stream;
-  std::shared_ptr<CheckpointStore> store = std::make_shared<InMemoryCheckpointStore>();
-  std::unique_ptr<ConsumerGroup> group;
+  std::unique_ptr<CheckpointStore> store = std::make_unique<InMemoryCheckpointStore>();
+  std::unique_ptr<ConsumerGroup> group;  // declared after what it borrows: destroyed first
   Journal journal;
   std::map<std::string, Worker*> workers;
 
@@ -103,8 +103,6 @@ struct Sim {
   ConsumerGroupOptions Options() {
     ConsumerGroupOptions o;
     o.application_name = "app";
-    o.stream = stream.get();
-    o.store = store;
     o.initial_position = StartingPosition::TrimHorizon();
     o.failover_time = absl::Seconds(10);
     o.take_interval = absl::Seconds(2);
@@ -113,7 +111,7 @@ struct Sim {
   }
 
   void StartGroup(ConsumerGroupOptions o) {
-    auto g = ConsumerGroup::Create(o);
+    auto g = ConsumerGroup::Create(*stream, *store, o);
     REQUIRE(g.ok());
     group = std::move(*g);
     workers.clear();
@@ -451,7 +449,7 @@ TEST_CASE("a group restarted on a file store resumes after the checkpoints it wr
   {
     auto store = FileCheckpointStore::Open(dir);
     REQUIRE(store.ok());
-    sim.store = std::shared_ptr<CheckpointStore>(std::move(*store));
+    sim.store = std::move(*store);
     sim.StartGroup(sim.Options());
     sim.AddWorker("a", 8);
     for (int i = 0; i < 5; ++i) sim.Round();
@@ -464,7 +462,7 @@ TEST_CASE("a group restarted on a file store resumes after the checkpoints it wr
   // A new process opens the same directory.
   auto reopened = FileCheckpointStore::Open(dir);
   REQUIRE(reopened.ok());
-  sim.store = std::shared_ptr<CheckpointStore>(std::move(*reopened));
+  sim.store = std::move(*reopened);
   auto leases = sim.store->ListLeases("app");
   REQUIRE(leases.ok());
   REQUIRE(leases->size() == 2);
@@ -539,24 +537,23 @@ TEST_CASE("the checkpointer enforces the KCL rule", "[consumer_group]") {
 
 TEST_CASE("ConsumerGroup::Create validates its options", "[consumer_group]") {
   Sim sim(1);
+  const auto create = [&](const ConsumerGroupOptions& o) {
+    return ConsumerGroup::Create(*sim.stream, *sim.store, o);
+  };
   ConsumerGroupOptions o = sim.Options();
-  o.stream = nullptr;
-  CHECK(GetErrorCode(ConsumerGroup::Create(o).status()) == ErrorCode::kInvalidArgument);
-  o = sim.Options();
-  o.store = nullptr;
-  CHECK(GetErrorCode(ConsumerGroup::Create(o).status()) == ErrorCode::kInvalidArgument);
-  o = sim.Options();
   o.application_name = "bad name";
-  CHECK(GetErrorCode(ConsumerGroup::Create(o).status()) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(create(o).status()) == ErrorCode::kInvalidArgument);
   o = sim.Options();
   o.initial_position = StartingPosition::AtSequenceNumber("1");
-  CHECK(GetErrorCode(ConsumerGroup::Create(o).status()) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(create(o).status()) == ErrorCode::kInvalidArgument);
   o = sim.Options();
   o.renew_interval = absl::Seconds(11);
-  CHECK(GetErrorCode(ConsumerGroup::Create(o).status()) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(create(o).status()) == ErrorCode::kInvalidArgument);
   o = sim.Options();
-  auto g = ConsumerGroup::Create(o);
+  auto g = create(o);
   REQUIRE(g.ok());
+  CHECK(&(*g)->stream() == sim.stream.get());
+  CHECK(&(*g)->store() == sim.store.get());
   auto factory = [](ShardId) { return std::unique_ptr<RecordProcessor>(); };
   CHECK((*g)->AddWorker("w", factory).ok());
   // A factory that does not take the shard id works too.

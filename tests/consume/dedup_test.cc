@@ -70,14 +70,13 @@ TEST_CASE("after a failover, redelivered records are skipped and the rest applie
   InMemoryCheckpointStore checkpoints;
   InMemoryCheckpointStore marks;
   ShardReaderOptions reader_options;
-  reader_options.store = &checkpoints;
   reader_options.application_name = "payments";
   std::vector<std::string> applied;  // the side effect
 
   SequenceDeduplicator first;
   {
-    auto reader =
-        ShardReader::Create(*stream, ShardId(0), StartingPosition::TrimHorizon(), reader_options);
+    auto reader = ShardReader::Create(*stream, ShardId(0), StartingPosition::TrimHorizon(),
+                                      checkpoints, reader_options);
     REQUIRE(reader.ok());
     for (int i = 0; i < 8; ++i) {
       auto r = (*reader)->Next();
@@ -94,8 +93,8 @@ TEST_CASE("after a failover, redelivered records are skipped and the rest applie
   SequenceDeduplicator second;
   REQUIRE(second.Load(marks, "payments.dedup").ok());
   CHECK(second.high_water_mark(ShardId(0)) == put[7]);
-  auto reader =
-      ShardReader::Create(*stream, ShardId(0), StartingPosition::TrimHorizon(), reader_options);
+  auto reader = ShardReader::Create(*stream, ShardId(0), StartingPosition::TrimHorizon(),
+                                    checkpoints, reader_options);
   REQUIRE(reader.ok());
   std::vector<std::string> redelivered;
   std::vector<std::string> skipped;

@@ -143,7 +143,7 @@ TEST_CASE("a stream subscriber follows resharding, parents before children", "[s
   options.consumer_name = "archiver";
   options.initial_position = StartingPosition::TrimHorizon();
   options.subscribe.heartbeat_interval = absl::ZeroDuration();
-  auto subscriber = StreamSubscriber::Create(f.stream.get(), options);
+  auto subscriber = StreamSubscriber::Create(*f.stream, options);
   REQUIRE(subscriber.ok());
 
   int counter = 0;
@@ -201,7 +201,7 @@ TEST_CASE("a stream subscriber resumes from its positions without gaps or duplic
   std::multiset<std::string> got;
   std::map<ShardId, std::optional<SequenceNumber>> saved;
   {
-    auto first = StreamSubscriber::Create(f.stream.get(), options);
+    auto first = StreamSubscriber::Create(*f.stream, options);
     REQUIRE(first.ok());
     for (int i = 0; i < 5; ++i) {  // a few events, then "crash"
       auto e = (*first)->Next(absl::Milliseconds(50));
@@ -216,7 +216,7 @@ TEST_CASE("a stream subscriber resumes from its positions without gaps or duplic
   }
   f.clock->Advance(absl::Seconds(6));  // past the resubscribe interval
   options.resume_from = saved;
-  auto second = StreamSubscriber::Create(f.stream.get(), options);
+  auto second = StreamSubscriber::Create(*f.stream, options);
   REQUIRE(second.ok());
   for (auto& e : DrainSubscriber(**second)) {
     for (const Record& r : e.event.records) got.insert(std::string(r.data));
@@ -233,7 +233,7 @@ TEST_CASE("a stream subscriber renews subscriptions whose lifetime passed", "[su
   options.initial_position = StartingPosition::TrimHorizon();
   options.subscribe.lifetime = absl::Seconds(10);
   options.subscribe.heartbeat_interval = absl::ZeroDuration();
-  auto subscriber = StreamSubscriber::Create(f.stream.get(), options);
+  auto subscriber = StreamSubscriber::Create(*f.stream, options);
   REQUIRE(subscriber.ok());
   std::vector<std::string> got;
   for (int round = 0; round < 5; ++round) {
@@ -250,14 +250,12 @@ TEST_CASE("StreamSubscriber::Create validates", "[subscriber]") {
   Fixture f(1);
   StreamSubscriberOptions options;
   options.consumer_name = "missing";
-  CHECK(GetErrorCode(StreamSubscriber::Create(f.stream.get(), options).status()) ==
+  CHECK(GetErrorCode(StreamSubscriber::Create(*f.stream, options).status()) ==
         ErrorCode::kResourceNotFound);
-  CHECK(GetErrorCode(StreamSubscriber::Create(nullptr, options).status()) ==
-        ErrorCode::kInvalidArgument);
   REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
   options.consumer_name = "c";
   options.initial_position = StartingPosition::AtSequenceNumber("1");
-  CHECK(GetErrorCode(StreamSubscriber::Create(f.stream.get(), options).status()) ==
+  CHECK(GetErrorCode(StreamSubscriber::Create(*f.stream, options).status()) ==
         ErrorCode::kInvalidArgument);
 }
 

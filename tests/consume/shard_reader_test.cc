@@ -69,22 +69,29 @@ struct Fixture {
     return std::move(*r);
   }
 
+  // A reader whose checkpoints go to `store`.
+  std::unique_ptr<ShardReader> Reader(StartingPosition position, CheckpointStore& store,
+                                      ShardReaderOptions options, ShardId shard = ShardId(0)) {
+    auto r = ShardReader::Create(*stream, shard, std::move(position), store, std::move(options));
+    REQUIRE(r.ok());
+    return std::move(*r);
+  }
+
   int64_t GetRecordsCalls() const { return stream->metrics().get_records_success; }
 };
 
-// Options with a batch size, and optionally a store (designated initializers would trip
+// Options with a batch size, and optionally an application (designated initializers would trip
 // -Wmissing-field-initializers on g++).
-ShardReaderOptions Options(int batch_size, CheckpointStore* store = nullptr,
-                           std::string application = "") {
+ShardReaderOptions Options(int batch_size, std::string application = "") {
   ShardReaderOptions options;
   options.batch_size = batch_size;
-  options.store = store;
   options.application_name = std::move(application);
   return options;
 }
 
-ShardReaderOptions Stored(CheckpointStore* store, std::string application) {
-  return Options(ShardReaderOptions().batch_size, store, std::move(application));
+// Options for a reader with a store: the application whose lease table holds the checkpoints.
+ShardReaderOptions Application(std::string application) {
+  return Options(ShardReaderOptions().batch_size, std::move(application));
 }
 
 // Calls Next() until it returns nullopt (or fails the test on an error); the records, copied.
@@ -152,9 +159,16 @@ TEST_CASE("Create rejects bad options, positions and shards", "[shard_reader]") 
   CHECK(code(StartingPosition::TrimHorizon(), Options(10001)) == ErrorCode::kInvalidArgument);
   CHECK(code(StartingPosition::TrimHorizon(), Options(10000)) == ErrorCode::kOk);
   InMemoryCheckpointStore store;
-  CHECK(code(StartingPosition::TrimHorizon(), Stored(&store, "")) == ErrorCode::kInvalidArgument);
-  CHECK(code(StartingPosition::TrimHorizon(), Stored(&store, "a/b")) ==
-        ErrorCode::kInvalidArgument);
+  auto stored_code = [&](ShardReaderOptions options) {
+    return GetErrorCode(
+        ShardReader::Create(*f.stream, ShardId(0), StartingPosition::TrimHorizon(), store, options)
+            .status());
+  };
+  CHECK(stored_code(Application("")) == ErrorCode::kInvalidArgument);
+  CHECK(stored_code(Application("a/b")) == ErrorCode::kInvalidArgument);
+  CHECK(stored_code(Application("billing")) == ErrorCode::kOk);
+  // Without a store the application is ignored.
+  CHECK(code(StartingPosition::TrimHorizon(), Application("a/b")) == ErrorCode::kOk);
   CHECK(code(StartingPosition::TrimHorizon(), {}, ShardId(7)) == ErrorCode::kResourceNotFound);
   CHECK(code(StartingPosition::AtTimestamp(f.clock->Now() + absl::Seconds(1))) ==
         ErrorCode::kInvalidArgument);
@@ -374,11 +388,11 @@ TEST_CASE("checkpoints are stored and a new reader resumes after them",
     REQUIRE(opened.ok());
     store = std::move(*opened);
   }
-  const ShardReaderOptions options = Options(3, store.get(), "billing");
+  const ShardReaderOptions options = Options(3, "billing");
   const std::string key = "shardId-000000000000";
 
   {
-    auto reader = f.Reader(StartingPosition::TrimHorizon(), options);
+    auto reader = f.Reader(StartingPosition::TrimHorizon(), *store, options);
     CHECK(reader->starting_position().type == ShardIteratorType::kTrimHorizon);
     for (int i = 0; i < 6; ++i) REQUIRE(reader->Next()->has_value());
     REQUIRE(reader->Checkpoint().ok());  // creates the row
@@ -393,7 +407,7 @@ TEST_CASE("checkpoints are stored and a new reader resumes after them",
   }
   {
     // The position given is ignored: the reader resumes after r5 and redelivers r6 and r7.
-    auto reader = f.Reader(StartingPosition::Latest(), options);
+    auto reader = f.Reader(StartingPosition::Latest(), *store, options);
     CHECK(reader->starting_position().type == ShardIteratorType::kAfterSequenceNumber);
     CHECK(reader->last_checkpoint() == records[5].sequence_number);
     CHECK_FALSE(reader->last_delivered().has_value());
@@ -410,7 +424,8 @@ TEST_CASE("checkpoints are stored and a new reader resumes after them",
   SECTION("resume_from_checkpoint = false starts at the given position") {
     ShardReaderOptions fresh = options;
     fresh.resume_from_checkpoint = false;
-    auto reader = f.Reader(StartingPosition::AtSequenceNumber(records[2].sequence_number), fresh);
+    auto reader =
+        f.Reader(StartingPosition::AtSequenceNumber(records[2].sequence_number), *store, fresh);
     CHECK_FALSE(reader->last_checkpoint().has_value());
     CHECK(Drain(*reader) == Slice(records, 2, 10));
     // Its first checkpoint overwrites the stored one, even below it.
@@ -427,7 +442,7 @@ TEST_CASE("checkpoints are stored and a new reader resumes after them",
       lease.checkpoint = std::string(sentinel);
       REQUIRE(store->UpdateLease("billing", lease, expected).ok());
       auto reader =
-          f.Reader(StartingPosition::AtSequenceNumber(records[7].sequence_number), options);
+          f.Reader(StartingPosition::AtSequenceNumber(records[7].sequence_number), *store, options);
       CHECK_FALSE(reader->last_checkpoint().has_value());
       CHECK(Drain(*reader) == Slice(records, 7, 10));
     }
@@ -437,8 +452,8 @@ TEST_CASE("checkpoints are stored and a new reader resumes after them",
     lease.checkpoint = "garbage";
     lease.counter = 2;
     REQUIRE(store->UpdateLease("billing", lease, 1).ok());
-    auto reader =
-        ShardReader::Create(*f.stream, ShardId(0), StartingPosition::TrimHorizon(), options);
+    auto reader = ShardReader::Create(*f.stream, ShardId(0), StartingPosition::TrimHorizon(),
+                                      *store, options);
     CHECK(GetErrorCode(reader.status()) == ErrorCode::kInternalFailure);
     CHECK_THAT(std::string(reader.status().message()), Catch::Contains("'garbage'"));
   }
@@ -451,9 +466,9 @@ TEST_CASE("SHARD_END is checkpointed at a closed shard's end and resumed from",
   const std::vector<OwnedRecord> parent = f.PutMany(3, "p");
   REQUIRE(f.stream->SplitShard(ShardId(0), HashKey(kHalf)).ok());
   InMemoryCheckpointStore store;
-  const ShardReaderOptions options = Stored(&store, "app");
+  const ShardReaderOptions options = Application("app");
   {
-    auto reader = f.Reader(StartingPosition::TrimHorizon(), options);
+    auto reader = f.Reader(StartingPosition::TrimHorizon(), store, options);
     CHECK(Drain(*reader) == parent);
     REQUIRE(reader->at_shard_end());
     REQUIRE(reader->Checkpoint().ok());
@@ -464,7 +479,7 @@ TEST_CASE("SHARD_END is checkpointed at a closed shard's end and resumed from",
           ErrorCode::kInvalidArgument);
     CHECK(reader->Checkpoint().ok());  // again: nothing to do
   }
-  auto resumed = f.Reader(StartingPosition::TrimHorizon(), options);
+  auto resumed = f.Reader(StartingPosition::TrimHorizon(), store, options);
   CHECK(resumed->shard_end_checkpointed());
   auto next = resumed->Next();
   REQUIRE(next.ok());
@@ -473,7 +488,7 @@ TEST_CASE("SHARD_END is checkpointed at a closed shard's end and resumed from",
   CHECK(resumed->child_shards().size() == 2);
 
   // A child's lease row, created by its reader, names its parent.
-  auto child = f.Reader(StartingPosition::TrimHorizon(), options, ShardId(2));
+  auto child = f.Reader(StartingPosition::TrimHorizon(), store, options, ShardId(2));
   f.Put("c", HashKey::Max());
   REQUIRE(child->Next()->has_value());
   REQUIRE(child->Checkpoint().ok());
@@ -523,7 +538,7 @@ TEST_CASE("a checkpoint retries conditional writes that lose a race, and keeps s
   Fixture f;
   const std::vector<OwnedRecord> records = f.PutMany(4);
   MeddlingStore store;
-  auto reader = f.Reader(StartingPosition::TrimHorizon(), Stored(&store, "app"));
+  auto reader = f.Reader(StartingPosition::TrimHorizon(), store, Application("app"));
   const std::string key = "shardId-000000000000";
   REQUIRE(reader->Next()->has_value());
   REQUIRE(reader->Checkpoint().ok());  // creates the row, counter 0
@@ -658,32 +673,6 @@ TEST_CASE("debug builds abort when a stale record view is read", "[shard_reader]
   CHECK(WTERMSIG(status) == SIGABRT);
 }
 #endif
-
-}  // namespace
-}  // namespace rill
-
-namespace rill {
-namespace {
-
-TEST_CASE("the constructor form reads like Create, and reports a setup error on every call",
-          "[shard_reader]") {
-  auto clock = std::make_shared<SimulatedClock>();
-  std::unique_ptr<Stream> stream = testing::MakeStream(clock, 1, "ctor");
-  REQUIRE(stream->PutRecord("k", "a").ok());
-  REQUIRE(stream->PutRecord("k", "b").ok());
-  ShardReader reader(*stream, ShardId(0), StartingPosition::TrimHorizon());
-  std::vector<std::string> got;
-  for (const RecordView& r : reader) got.emplace_back(r.data());
-  CHECK(got == std::vector<std::string>{"a", "b"});
-  CHECK(reader.status().ok());
-  CHECK(reader.Checkpoint().ok());
-
-  ShardReader missing(*stream, ShardId(7), StartingPosition::TrimHorizon());
-  CHECK(GetErrorCode(missing.status()) == ErrorCode::kResourceNotFound);
-  CHECK(GetErrorCode(missing.Next().status()) == ErrorCode::kResourceNotFound);
-  CHECK(GetErrorCode(missing.Checkpoint()) == ErrorCode::kResourceNotFound);
-  CHECK(missing.begin() == missing.end());
-}
 
 }  // namespace
 }  // namespace rill

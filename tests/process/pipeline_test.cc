@@ -674,7 +674,7 @@ std::string EncodeResult(const WindowResult<int64_t, int64_t>& r) {
 }
 
 template <typename SourcePtr>
-auto LevelSums(SourcePtr source, std::shared_ptr<Clock> clock, Stream* output) {
+auto LevelSums(SourcePtr source, std::shared_ptr<Clock> clock, Stream& output) {
   return Built(Pipeline<Purchase>::From(std::move(source), std::move(clock))
                    .KeyBy([](const Purchase& p) { return p.first; })
                    .Window(TumblingWindow(absl::Seconds(10)))
@@ -685,12 +685,12 @@ auto LevelSums(SourcePtr source, std::shared_ptr<Clock> clock, Stream* output) {
 }
 
 // Every record of a stream, by data.
-std::multiset<std::string> ReadAll(Stream* stream, std::set<std::string>* ids = nullptr) {
+std::multiset<std::string> ReadAll(const Stream& stream, std::set<std::string>* ids = nullptr) {
   std::multiset<std::string> all;
-  for (const ShardDescription& shard : stream->ListShards()) {
-    auto it = stream->GetShardIterator(shard.shard_id, StartingPosition::TrimHorizon());
+  for (const ShardDescription& shard : stream.ListShards()) {
+    auto it = stream.GetShardIterator(shard.shard_id, StartingPosition::TrimHorizon());
     REQUIRE(it.ok());
-    auto batch = stream->GetRecords(*it);
+    auto batch = stream.GetRecords(*it);
     REQUIRE(batch.ok());
     for (const Record& r : batch->records) {
       all.insert(std::string(r.data));
@@ -709,12 +709,12 @@ TEST_CASE("a subscription source feeds a Stream sink and a restart writes no dup
     REQUIRE(f.input->RegisterStreamConsumer("analytics").ok());
     f.Put(600);
     StreamSubscriberOptions options = AnalyticsFromStart();
-    auto p = LevelSums(FromSubscription<Purchase>(f.input.get(), options, ParsePurchase), f.clock,
-                       f.output.get());
+    auto p =
+        LevelSums(FromSubscription<Purchase>(*f.input, options, ParsePurchase), f.clock, *f.output);
     for (int i = 0; i < 20; ++i) REQUIRE(p.Poll().ok());
     f.clock->Advance(absl::Seconds(30));  // idle input closes the last windows
     REQUIRE(p.Poll().ok());
-    expected = ReadAll(f.output.get());
+    expected = ReadAll(*f.output);
     CHECK(p.records_in() == 600);
     // The golden sums: record i arrives at (i + 1) * 100 ms, level i % 3, amount i % 10.
     std::map<std::pair<int64_t, int64_t>, int64_t> sums;
@@ -735,17 +735,17 @@ TEST_CASE("a subscription source feeds a Stream sink and a restart writes no dup
   std::string snapshot;
   uint64_t written_before_restart = 0;
   {
-    auto p = LevelSums(FromSubscription<Purchase>(f.input.get(), options, ParsePurchase), f.clock,
-                       f.output.get());
+    auto p =
+        LevelSums(FromSubscription<Purchase>(*f.input, options, ParsePurchase), f.clock, *f.output);
     REQUIRE(p.Poll(1).ok());
     snapshot = p.Snapshot();
     // Runs on after the snapshot, writes more results, then dies without another snapshot.
     for (int i = 0; i < 20; ++i) REQUIRE(p.Poll().ok());
-    CHECK(ReadAll(f.output.get()).size() > 0);
+    CHECK(ReadAll(*f.output).size() > 0);
     written_before_restart = p.sink().written();
   }
-  auto p = LevelSums(FromSubscription<Purchase>(f.input.get(), options, ParsePurchase), f.clock,
-                     f.output.get());
+  auto p =
+      LevelSums(FromSubscription<Purchase>(*f.input, options, ParsePurchase), f.clock, *f.output);
   REQUIRE(p.Restore(snapshot).ok());
   // The consumer re-subscribes to a shard 5 s after its last subscription (Kinesis' rule).
   for (int i = 0; i < 8; ++i) {
@@ -756,7 +756,7 @@ TEST_CASE("a subscription source feeds a Stream sink and a restart writes no dup
   f.clock->Advance(absl::Seconds(30));
   REQUIRE(p.Poll().ok());
   std::set<std::string> ids;
-  CHECK(ReadAll(f.output.get(), &ids) == expected);
+  CHECK(ReadAll(*f.output, &ids) == expected);
   CHECK(ids.size() == expected.size());
   INFO("written before the restart: " << written_before_restart);
   CHECK(p.sink().duplicates_skipped() == written_before_restart);
@@ -769,8 +769,8 @@ TEST_CASE("a subscription source counts undecodable records", "[pipeline][stream
   f.Put(10);
   REQUIRE(f.input->PutRecord("x", "not a purchase").ok());
   StreamSubscriberOptions options = AnalyticsFromStart();
-  auto p = LevelSums(FromSubscription<Purchase>(f.input.get(), options, ParsePurchase), f.clock,
-                     f.output.get());
+  auto p =
+      LevelSums(FromSubscription<Purchase>(*f.input, options, ParsePurchase), f.clock, *f.output);
   REQUIRE(p.Poll().ok());
   CHECK(p.undecodable_records() == 1);
   CHECK(p.records_in() == 10);
@@ -791,7 +791,7 @@ TEST_CASE("a restored pipeline keeps the undecodable count of its snapshot", "[p
   auto build = [&] {
     return Built(
         Pipeline<int64_t>::From(
-            FromSubscription<int64_t>(f.input.get(), AnalyticsFromStart(), ParseNumber), f.clock)
+            FromSubscription<int64_t>(*f.input, AnalyticsFromStart(), ParseNumber), f.clock)
             .KeyBy([](int64_t v) { return v % 2; })
             .Window(TumblingWindow(absl::Seconds(10)))
             .Aggregate(Count())
@@ -815,21 +815,19 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
           "[pipeline][stream]") {
   StreamFixture f;
   f.Put(400);
-  auto store = std::make_shared<InMemoryCheckpointStore>();
+  InMemoryCheckpointStore store;
   ConsumerGroupOptions go;
   go.application_name = "level-sums";
-  go.stream = f.input.get();
-  go.store = store;
   go.initial_position = StartingPosition::TrimHorizon();
   go.max_records = 50;
-  auto group = ConsumerGroup::Create(go);
+  auto group = ConsumerGroup::Create(*f.input, store, go);
   REQUIRE(group.ok());
 
   std::vector<WindowResult<int64_t, int64_t>> results;
   auto build = [&](std::string worker) {
     return Built(
         Pipeline<Purchase>::From(
-            FromConsumerGroup<Purchase>(group->get(), std::move(worker), ParsePurchase), f.clock)
+            FromConsumerGroup<Purchase>(**group, std::move(worker), ParsePurchase), f.clock)
             .KeyBy([](const Purchase& p) { return p.first; })
             .Window(TumblingWindow(absl::Seconds(100)))
             // Longer than a failover (10 s here), so shards waiting for a new lease holder are not
@@ -869,7 +867,7 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
   for (int i = 0; i < 400; ++i) expected += i % 10;
   CHECK(total == expected);
   // The commit moved the group's checkpoints to the end of each shard.
-  auto leases = store->ListLeases("level-sums");
+  auto leases = store.ListLeases("level-sums");
   REQUIRE(leases.ok());
   for (const Lease& lease : *leases) CHECK(lease.checkpoint != "TRIM_HORIZON");
 }
@@ -881,7 +879,7 @@ TEST_CASE("a consumer-group source checkpoints at commits and a restart counts n
 struct GroupFixture {
   std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>(At(0));
   std::unique_ptr<Stream> stream;
-  std::shared_ptr<InMemoryCheckpointStore> store = std::make_shared<InMemoryCheckpointStore>();
+  InMemoryCheckpointStore store;
   int max_records;
 
   GroupFixture(int shards, int max_records) : max_records(max_records) {
@@ -908,20 +906,18 @@ struct GroupFixture {
   std::unique_ptr<ConsumerGroup> Group(std::string application) {
     ConsumerGroupOptions go;
     go.application_name = std::move(application);
-    go.stream = stream.get();
-    go.store = store;
     go.initial_position = StartingPosition::TrimHorizon();
     go.max_records = max_records;
     go.failover_time = absl::Seconds(1);
     go.take_interval = absl::Milliseconds(200);
-    auto group = ConsumerGroup::Create(go);
+    auto group = ConsumerGroup::Create(*stream, store, go);
     REQUIRE(group.ok());
     return std::move(*group);
   }
 
   // Each shard's checkpoint in the group's lease table, by shard id.
   std::map<std::string, std::string> Checkpoints(const std::string& application) {
-    auto leases = store->ListLeases(application);
+    auto leases = store.ListLeases(application);
     REQUIRE(leases.ok());
     std::map<std::string, std::string> checkpoints;
     for (const Lease& l : *leases) checkpoints[l.lease_key] = l.checkpoint;
@@ -930,7 +926,7 @@ struct GroupFixture {
 };
 
 // A record pipeline: every record's value to `out`.
-auto Passthrough(ConsumerGroup* group, std::string worker, std::shared_ptr<Clock> clock,
+auto Passthrough(ConsumerGroup& group, std::string worker, std::shared_ptr<Clock> clock,
                  std::vector<Purchase>* out) {
   return Built(
       Pipeline<Purchase>::From(FromConsumerGroup<Purchase>(group, std::move(worker), ParsePurchase),
@@ -949,7 +945,7 @@ TEST_CASE("a restored consumer-group source commits shards with nothing new to r
   std::vector<Purchase> seen;
   std::string snapshot;
   {
-    auto p = Passthrough(group.get(), "w1", f.clock, &seen);
+    auto p = Passthrough(*group, "w1", f.clock, &seen);
     REQUIRE(p.Poll().ok());
     REQUIRE(p.records_in() == 6);
     snapshot = p.Snapshot();
@@ -962,7 +958,7 @@ TEST_CASE("a restored consumer-group source commits shards with nothing new to r
   REQUIRE(committed.at(shard1) != "TRIM_HORIZON");
   // The group's checkpoints are where the snapshot is: the restarted worker takes the leases
   // and reads nothing new, and its commits have nothing to move (they are not errors).
-  auto p = Passthrough(group.get(), "w2", f.clock, &seen);
+  auto p = Passthrough(*group, "w2", f.clock, &seen);
   REQUIRE(p.Restore(snapshot).ok());
   for (int i = 0; i < 30; ++i) {
     f.clock->Advance(absl::Milliseconds(100));
@@ -1004,13 +1000,13 @@ TEST_CASE("a consumer-group source's snapshot does not cover batches still queue
   std::vector<Purchase> seen;
   std::string snapshot;
   {
-    auto p = Passthrough(group.get(), "w1", f.clock, &seen);
+    auto p = Passthrough(*group, "w1", f.clock, &seen);
     for (int i = 0; i < 600 && p.records_in() == 0; ++i) REQUIRE(p.Poll(limit).ok());
     REQUIRE(p.records_in() == static_cast<uint64_t>(limit));
     snapshot = p.Snapshot();
   }
   REQUIRE(seen.size() == static_cast<size_t>(limit));
-  auto p = Passthrough(group.get(), "w2", f.clock, &seen);
+  auto p = Passthrough(*group, "w2", f.clock, &seen);
   REQUIRE(p.Restore(snapshot).ok());
   for (int i = 0; i < 600; ++i) {
     f.clock->Advance(absl::Milliseconds(100));
@@ -1031,13 +1027,13 @@ TEST_CASE("a consumer-group source counts an undecodable record once the pipelin
   std::vector<Purchase> seen;
   std::string snapshot;
   {
-    auto p = Passthrough(group.get(), "w1", f.clock, &seen);
+    auto p = Passthrough(*group, "w1", f.clock, &seen);
     REQUIRE(p.Poll(1).ok());
     REQUIRE(p.records_in() == 1);
     CHECK(p.undecodable_records() == 0);  // it waits in the other shard's queued batch
     snapshot = p.Snapshot();
   }
-  auto p = Passthrough(group.get(), "w2", f.clock, &seen);
+  auto p = Passthrough(*group, "w2", f.clock, &seen);
   REQUIRE(p.Restore(snapshot).ok());
   for (int i = 0; i < 30; ++i) {
     f.clock->Advance(absl::Milliseconds(100));
@@ -1057,7 +1053,7 @@ TEST_CASE("a consumer-group source commits no checkpoint past a batch the pipeli
   auto group = f.Group("passthrough");
   std::vector<Purchase> first;
   {
-    auto p = Passthrough(group.get(), "w1", f.clock, &first);
+    auto p = Passthrough(*group, "w1", f.clock, &first);
     REQUIRE(p.Poll(1).ok());
     REQUIRE(p.records_in() == 3);  // one shard's batch; the other's waits in the source
     p.Snapshot();
@@ -1071,7 +1067,7 @@ TEST_CASE("a consumer-group source commits no checkpoint past a batch the pipeli
   // A new pipeline without the snapshot resumes from the group's checkpoints: at-least-once
   // means it reads the batch the first one never took.
   std::vector<Purchase> second;
-  auto p = Passthrough(group.get(), "w2", f.clock, &second);
+  auto p = Passthrough(*group, "w2", f.clock, &second);
   for (int i = 0; i < 600; ++i) {
     f.clock->Advance(absl::Milliseconds(100));
     REQUIRE(p.Poll(1).ok());
@@ -1087,7 +1083,7 @@ using KeyCount = WindowResult<int64_t, uint64_t>;
 
 // Counts per key in 1 s tumbling windows of arrival time. Nothing is ever late: a shard's records
 // arrive in order, and with a long idle timeout no shard stops holding the watermark back.
-auto KeyCounts(ConsumerGroup* group, std::string worker, std::shared_ptr<Clock> clock,
+auto KeyCounts(ConsumerGroup& group, std::string worker, std::shared_ptr<Clock> clock,
                std::vector<KeyCount>* out) {
   return Pipeline<Purchase>::From(
              FromConsumerGroup<Purchase>(group, std::move(worker), ParsePurchase), std::move(clock))
@@ -1159,7 +1155,7 @@ TEST_CASE(
       int steps = 0;
       {
         auto group = f.Group(absl::StrCat("run-", ++runs));
-        auto p = KeyCounts(group.get(), "w1", f.clock, &uninterrupted);
+        auto p = KeyCounts(*group, "w1", f.clock, &uninterrupted);
         for (; steps < 600 && p.records_in() < kRecords; ++steps) {
           f.clock->Advance(absl::Milliseconds(100));
           REQUIRE(p.Poll(max_batches).ok());
@@ -1183,7 +1179,7 @@ TEST_CASE(
         std::string snapshot;
         size_t at_snapshot = 0;
         {
-          auto p = KeyCounts(group.get(), "w1", f.clock, &results);
+          auto p = KeyCounts(*group, "w1", f.clock, &results);
           for (int i = 0; i < cut; ++i) {
             f.clock->Advance(absl::Milliseconds(100));
             REQUIRE(p.Poll(max_batches).ok());
@@ -1197,7 +1193,7 @@ TEST_CASE(
         }
         results.resize(at_snapshot);
         std::vector<KeyCount> resumed;
-        auto p = KeyCounts(group.get(), "w2", f.clock, &resumed);
+        auto p = KeyCounts(*group, "w2", f.clock, &resumed);
         REQUIRE(p.Restore(snapshot).ok());
         finish(p, max_batches);
         results.insert(results.end(), resumed.begin(), resumed.end());
@@ -1215,7 +1211,7 @@ TEST_CASE(
       uint64_t taken = 0;
       for (; lives < 200 && taken < kRecords; ++lives) {
         results.resize(at_snapshot);
-        auto p = KeyCounts(group.get(), absl::StrCat("w", lives), f.clock, &results);
+        auto p = KeyCounts(*group, absl::StrCat("w", lives), f.clock, &results);
         if (!snapshot.empty()) REQUIRE(p.Restore(snapshot).ok());
         for (int i = 0, busy = 0; i < 100 && busy < 2; ++i) {
           f.clock->Advance(absl::Milliseconds(100));
@@ -1234,7 +1230,7 @@ TEST_CASE(
       // 64 batches, at most 2 * max_batches a life.
       CHECK(lives >= 64 / (2 * max_batches));
       results.resize(at_snapshot);
-      auto p = KeyCounts(group.get(), "last", f.clock, &results);
+      auto p = KeyCounts(*group, "last", f.clock, &results);
       REQUIRE(p.Restore(snapshot).ok());
       finish(p, max_batches);
       CHECK(Sorted(results) == expected);
@@ -1254,7 +1250,7 @@ TEST_CASE("a Stream sink backs off a throttled put in simulated time", "[pipelin
   o.shard_limits.write_records_per_second = 1;
   auto output = Stream::Create(o);
   REQUIRE(output.ok());
-  auto sink = StreamSink(output->get(), "sums", EncodeResult);
+  auto sink = StreamSink(**output, "sums", EncodeResult);
   const absl::Time start = clock->Now();
   for (int64_t i = 0; i < 3; ++i) {
     const WindowResult<int64_t, int64_t> r{i, start, start + absl::Seconds(10), 10 * i};
@@ -1265,7 +1261,7 @@ TEST_CASE("a Stream sink backs off a throttled put in simulated time", "[pipelin
   const absl::Duration waited = clock->Now() - start;
   CHECK(waited >= absl::Seconds(1));
   CHECK(waited <= absl::Seconds(3));
-  std::multiset<std::string> written = ReadAll(output->get());
+  std::multiset<std::string> written = ReadAll(**output);
   CHECK(written ==
         std::multiset<std::string>{"0|1704067200|0|0", "1|1704067200|10|0", "2|1704067200|20|0"});
 }

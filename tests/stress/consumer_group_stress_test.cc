@@ -56,16 +56,15 @@ TEST_CASE("two threaded workers consume everything while producers put",
   options.shard_count = 4;
   auto stream = Stream::Create(options);
   REQUIRE(stream.ok());
+  InMemoryCheckpointStore store;
   ConsumerGroupOptions g;
   g.application_name = "stress";
-  g.stream = stream->get();
-  g.store = std::make_shared<InMemoryCheckpointStore>();
   g.initial_position = StartingPosition::TrimHorizon();
   g.failover_time = absl::Milliseconds(300);
   g.renew_interval = absl::Milliseconds(50);
   g.take_interval = absl::Milliseconds(20);
   g.max_records = 100;
-  auto group = ConsumerGroup::Create(g);
+  auto group = ConsumerGroup::Create(**stream, store, g);
   REQUIRE(group.ok());
   Seen seen;
   std::vector<Worker*> workers;

@@ -33,7 +33,7 @@ TEST_CASE("4 stream subscribers follow 2 producers through a split", "[stress][f
     o.consumer_name = "c" + std::to_string(c);
     o.initial_position = StartingPosition::TrimHorizon();
     o.subscribe.heartbeat_interval = absl::ZeroDuration();
-    auto s = StreamSubscriber::Create(&stream, o);
+    auto s = StreamSubscriber::Create(stream, o);
     REQUIRE(s.ok());
     subscribers.push_back(std::move(*s));
   }

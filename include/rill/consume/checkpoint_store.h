@@ -12,6 +12,10 @@
 // writers that read the same row, one succeeds and the other gets kResourceInUse, re-reads and
 // decides again. (A writer that does not bump the counter defeats the scheme for everyone.)
 //
+// Lifetime: ShardReader::Create and ConsumerGroup::Create borrow a store by reference, so it must
+// outlive every reader and group given it (SequenceDeduplicator::Save/Load use it only during the
+// call).
+//
 // Application names, in both implementations: 1-128 characters of [a-zA-Z0-9_.-] (the rule
 // Kinesis applies to stream and consumer names; it also makes them safe as file names). Anything
 // else is kInvalidArgument. Lease keys must not be empty (kInvalidArgument).
@@ -120,6 +124,7 @@ class CheckpointStore {
 // call takes one mutex; reads copy the rows they return.
 class InMemoryCheckpointStore final : public CheckpointStore {
  public:
+  // An empty store. A plain constructor: there is nothing that could fail.
   InMemoryCheckpointStore();
   ~InMemoryCheckpointStore() override;
   InMemoryCheckpointStore(const InMemoryCheckpointStore&) = delete;

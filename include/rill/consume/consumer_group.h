@@ -24,12 +24,12 @@
 // checkpointed SHARD_END. For effectively-once side effects, see rill/consume/dedup.h.
 //
 // Example:
+//   rill::InMemoryCheckpointStore store;     // or a rill::FileCheckpointStore; outlives the group
 //   rill::ConsumerGroupOptions options;
 //   options.application_name = "billing";
-//   options.stream = stream.get();
-//   options.store = std::make_shared<rill::InMemoryCheckpointStore>();
 //   options.initial_position = rill::StartingPosition::TrimHorizon();
-//   auto group = rill::ConsumerGroup::Create(options);
+//   auto group = rill::ConsumerGroup::Create(*stream, store, options);
+//   if (!group.ok()) return group.status();
 //   auto worker = (*group)->AddWorker("worker-1", [](rill::ShardId) {
 //     return std::make_unique<MyProcessor>();
 //   });
@@ -67,10 +67,6 @@ struct ConsumerGroupOptions {
   // The application's name: the lease table's name in the store. 1-128 characters of
   // [a-zA-Z0-9_.-]. Required.
   std::string application_name;
-  // The stream to consume; must outlive the group. Required.
-  Stream* stream = nullptr;
-  // The lease table. Required.
-  std::shared_ptr<CheckpointStore> store;
   // Where a new lease of a shard without parents starts: TRIM_HORIZON, LATEST (the KCL's default)
   // or AT_TIMESTAMP; sequence-number positions are kInvalidArgument. Default: LATEST.
   StartingPosition initial_position = StartingPosition::Latest();
@@ -125,10 +121,11 @@ class Worker {
 
 class ConsumerGroup {
  public:
-  // Errors: kInvalidArgument for a missing stream or store, a bad application name, a bad initial
-  // position or bad intervals.
+  // A group consuming `stream`, with its lease table in `store`. Both are borrowed: they must
+  // outlive the group (and so every worker and every ConsumerGroupSource over it). Errors:
+  // kInvalidArgument for a bad application name, a bad initial position or bad intervals.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ConsumerGroup>> Create(
-      ConsumerGroupOptions options);
+      Stream& stream, CheckpointStore& store, ConsumerGroupOptions options);
 
   ~ConsumerGroup();
   ConsumerGroup(const ConsumerGroup&) = delete;
@@ -147,12 +144,17 @@ class ConsumerGroup {
   void CrashWorker(std::string_view worker_id);
 
   const ConsumerGroupOptions& options() const { return options_; }
+  // The stream and the lease table given to Create().
+  Stream& stream() const { return stream_; }
+  CheckpointStore& store() const { return store_; }
 
  private:
-  explicit ConsumerGroup(ConsumerGroupOptions options);
+  ConsumerGroup(Stream& stream, CheckpointStore& store, ConsumerGroupOptions options);
   class WorkerImpl;
   friend class WorkerImpl;
 
+  Stream& stream_;
+  CheckpointStore& store_;
   const ConsumerGroupOptions options_;
   struct Workers;
   std::unique_ptr<Workers> workers_;

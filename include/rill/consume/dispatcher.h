@@ -15,6 +15,9 @@
 // A callback runs on the dispatching thread; a slow callback delays only this dispatcher's
 // subscriptions, never producers or other dispatchers (the shard log is the buffer).
 //
+// Lifetimes: the dispatcher owns the subscriptions it is given; each borrows its stream, so every
+// stream subscribed to must outlive the dispatcher.
+//
 // Thread safety: Subscribe, Stop and size may be called from any thread at any time; RunOnce and
 // Run from one thread at a time. Callbacks may call Subscribe and Stop.
 #ifndef RILL_CONSUME_DISPATCHER_H_
@@ -51,6 +54,8 @@ class Dispatcher {
   // kResourceNotFound: the consumer was deregistered).
   using EndCallback = std::function<void(const Subscription& subscription, absl::Status status)>;
 
+  // A plain constructor rather than a Create(): a dispatcher borrows nothing until Subscribe, and
+  // setting one up cannot fail.
   explicit Dispatcher(DispatcherOptions options = {});
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
@@ -61,7 +66,8 @@ class Dispatcher {
                  EndCallback on_end = {});
 
   // Subscribes `consumer_name` to `shard_id` of `stream` (Stream::SubscribeToShard, with its
-  // errors) and adds the subscription as above.
+  // errors) and adds the subscription as above. The stream is borrowed: it must outlive the
+  // dispatcher.
   [[nodiscard]] absl::Status Subscribe(Stream& stream, std::string_view consumer_name,
                                        ShardId shard_id, const StartingPosition& position,
                                        EventCallback on_event, EndCallback on_end = {},

@@ -9,10 +9,9 @@
 //
 // Example:
 //   rill::ShardReaderOptions options;
-//   options.store = store.get();              // e.g. a rill::FileCheckpointStore
 //   options.application_name = "billing";
 //   auto reader = rill::ShardReader::Create(*stream, shard, rill::StartingPosition::TrimHorizon(),
-//                                           options);
+//                                           *store, options);  // e.g. a rill::FileCheckpointStore
 //   if (!reader.ok()) return reader.status();
 //   for (const rill::RecordView& record : **reader) {   // the records available now
 //     Bill(record.partition_key(), record.data());
@@ -20,8 +19,8 @@
 //   if (!(*reader)->status().ok()) return (*reader)->status();
 //   absl::Status s = (*reader)->Checkpoint();            // the next run resumes after here
 //
-// Starting position and resume. With options.store set and options.resume_from_checkpoint true
-// (the default), Create() reads the shard's lease row of options.application_name first:
+// Starting position and resume. Given a store, with options.resume_from_checkpoint true (the
+// default), Create() reads the shard's lease row of options.application_name first:
 //   - a checkpointed sequence number S: the reader starts at AFTER_SEQUENCE_NUMBER(S) and
 //     `position` is ignored; last_checkpoint() is S;
 //   - SHARD_END: the shard was finished; the reader starts at its end, so the first Next()
@@ -149,13 +148,9 @@ struct ShardReaderOptions {
   // Default: 1,000.
   int batch_size = 1000;
 
-  // Where checkpoints are stored, and resumed from (see the file comment). Not owned; must
-  // outlive the reader. Default: null (checkpoints live in the reader only).
-  CheckpointStore* store = nullptr;
-
   // The application whose lease table holds the checkpoints: 1-128 characters of
-  // [a-zA-Z0-9_.-]. Required when `store` is set (kInvalidArgument), ignored otherwise.
-  // Default: empty.
+  // [a-zA-Z0-9_.-]. Required when the reader is created with a store (kInvalidArgument), ignored
+  // otherwise. Default: empty.
   std::string application_name;
 
   // With a store: whether Create() resumes after the shard's stored checkpoint (true) or always
@@ -165,22 +160,22 @@ struct ShardReaderOptions {
 
 class ShardReader {
  public:
-  // Reads `shard_id` of `stream` (which must outlive the reader) from `position`, or from the
-  // stored checkpoint (see the file comment). The shard iterator is taken here, so a LATEST
-  // reader starts after the newest record at the time of this call. Errors: kInvalidArgument for
-  // bad options or a position that breaks StartingPosition's rules; kResourceNotFound for a
-  // shard that does not exist (or has expired); the store's errors when resuming; kInternalFailure
-  // for a stored checkpoint that is neither a sequence number nor a sentinel.
-  //
-  // (A factory rather than a constructor: every one of those errors is known before the first
-  // record, and rill reports errors as values, never by throwing.)
+  // Reads `shard_id` of `stream` from `position`; checkpoints live in the reader only. The stream
+  // is borrowed: it must outlive the reader. The shard iterator is taken here, so a LATEST reader
+  // starts after the newest record at the time of this call. Errors: kInvalidArgument for bad
+  // options or a position that breaks StartingPosition's rules; kResourceNotFound for a shard that
+  // does not exist (or has expired).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ShardReader>> Create(
       Stream& stream, ShardId shard_id, StartingPosition position, ShardReaderOptions options = {});
 
-  // The same as Create(), as a constructor: if the reader cannot be set up, every Next() and
-  // Checkpoint() returns the error (also in status()).
-  ShardReader(Stream& stream, ShardId shard_id, StartingPosition position,
-              ShardReaderOptions options = {});
+  // The same, with checkpoints stored in `store` under options.application_name, and resumed
+  // from (see the file comment). The stream and the store are borrowed: both must outlive the
+  // reader. Errors: those above; kInvalidArgument for a bad application_name; the store's errors
+  // when resuming; kInternalFailure for a stored checkpoint that is neither a sequence number nor
+  // a sentinel.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ShardReader>> Create(
+      Stream& stream, ShardId shard_id, StartingPosition position, CheckpointStore& store,
+      ShardReaderOptions options = {});
 
   ~ShardReader();
   ShardReader(const ShardReader&) = delete;
@@ -264,6 +259,11 @@ class ShardReader {
 
  private:
   struct State;
+  // Both Create()s; a null store keeps the checkpoints in the reader only.
+  static absl::StatusOr<std::unique_ptr<ShardReader>> Make(Stream& stream, ShardId shard_id,
+                                                           StartingPosition position,
+                                                           CheckpointStore* store,
+                                                           ShardReaderOptions options);
   explicit ShardReader(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };

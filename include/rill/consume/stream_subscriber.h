@@ -10,7 +10,7 @@
 //   options.consumer_name = "archiver";
 //   options.initial_position = rill::StartingPosition::TrimHorizon();
 //   options.resume_from = LoadPositions();          // empty the first time
-//   auto subscriber = rill::StreamSubscriber::Create(stream.get(), options);
+//   auto subscriber = rill::StreamSubscriber::Create(*stream, options);
 //   while (running) {
 //     auto event = (*subscriber)->Next(absl::Milliseconds(100));
 //     if (!event.ok()) break;
@@ -58,10 +58,11 @@ class StreamSubscriber {
     SubscribeToShardEvent event;
   };
 
-  // Errors: kInvalidArgument for a missing stream or a sequence-number initial position;
+  // A subscriber to every shard of `stream`. The stream is borrowed: it must outlive the
+  // subscriber. Errors: kInvalidArgument for a sequence-number initial position;
   // kResourceNotFound for an unregistered consumer.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<StreamSubscriber>> Create(
-      Stream* stream, StreamSubscriberOptions options);
+      Stream& stream, StreamSubscriberOptions options);
 
   ~StreamSubscriber();
   StreamSubscriber(const StreamSubscriber&) = delete;

@@ -47,7 +47,8 @@ struct StreamSinkOptions {
   int max_throttle_retries = 50;
 };
 
-// Puts window results into `stream` (which must outlive the sink). Each record's:
+// Puts window results into `stream`, which is borrowed: it must outlive the sink (and so the
+// pipeline holding it). Each record's:
 //   partition key  the result's id: 32 hex digits, the MD5 of (name, key, start, end,
 //                  is_update, encoded value) — the same result always gets the same id;
 //   hash key       the MD5 of the result's key, so every result of one key lands in one shard,
@@ -60,7 +61,7 @@ struct StreamSinkOptions {
 template <typename Encode>
 class StreamSink {
  public:
-  StreamSink(Stream* stream, std::string name, Encode encode, StreamSinkOptions options = {})
+  StreamSink(Stream& stream, std::string name, Encode encode, StreamSinkOptions options = {})
       : stream_(stream), name_(std::move(name)), encode_(std::move(encode)), options_(options) {}
 
   template <typename Key, typename R>
@@ -84,7 +85,7 @@ class StreamSink {
     PutOptions put;
     put.explicit_hash_key = route;
     for (int attempt = 0;; ++attempt) {
-      absl::StatusOr<PutRecordResult> r = stream_->PutRecord(id, data, put);
+      absl::StatusOr<PutRecordResult> r = stream_.PutRecord(id, data, put);
       if (r.ok()) {
         ++written_;
         return absl::OkStatus();
@@ -95,7 +96,7 @@ class StreamSink {
       }
       // Backs off through the stream's clock: a SimulatedClock moves forward instead of the
       // thread sleeping, so the limit's bucket refills deterministically.
-      stream_->options().clock->SleepFor(
+      stream_.options().clock->SleepFor(
           absl::Milliseconds(std::min(100, 1 << std::min(attempt, 7))));
     }
   }
@@ -103,7 +104,7 @@ class StreamSink {
   // Also forgets the ids found by the last restore: input before this snapshot is never replayed.
   void SavePosition(std::string* out) {
     written_since_snapshot_.clear();
-    internal::PutTime(out, stream_->options().clock->Now());
+    internal::PutTime(out, stream_.options().clock->Now());
   }
 
   absl::Status RestorePosition(std::string_view saved) {
@@ -113,13 +114,13 @@ class StreamSink {
       return InvalidArgumentError("not a StreamSink position");
     }
     written_since_snapshot_.clear();
-    for (const ShardDescription& shard : stream_->ListShards()) {
+    for (const ShardDescription& shard : stream_.ListShards()) {
       absl::StatusOr<ShardIterator> it =
-          stream_->GetShardIterator(shard.shard_id, StartingPosition::AtTimestamp(since));
+          stream_.GetShardIterator(shard.shard_id, StartingPosition::AtTimestamp(since));
       if (!it.ok()) return it.status();
       std::optional<ShardIterator> next = *it;
       while (next) {
-        absl::StatusOr<GetRecordsResult> batch = stream_->GetRecords(*next);
+        absl::StatusOr<GetRecordsResult> batch = stream_.GetRecords(*next);
         if (!batch.ok()) return batch.status();
         for (const Record& r : batch->records) {
           written_since_snapshot_.insert(std::string(r.partition_key));
@@ -136,7 +137,7 @@ class StreamSink {
   uint64_t duplicates_skipped() const { return duplicates_skipped_; }
 
  private:
-  Stream* const stream_;
+  Stream& stream_;
   const std::string name_;
   Encode encode_;
   const StreamSinkOptions options_;

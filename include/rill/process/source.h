@@ -249,8 +249,9 @@ uint64_t DecodeRecords(absl::Span<const Record> records, const std::optional<Seq
 template <typename T, typename Decode>
 class SubscriptionSource final : public Source<T> {
  public:
-  // `stream` must outlive the source; options.consumer_name must be registered on it.
-  SubscriptionSource(Stream* stream, StreamSubscriberOptions options, Decode decode)
+  // `stream` is borrowed: it must outlive the source. options.consumer_name must be registered on
+  // it (checked at the first Next(), which creates the StreamSubscriber).
+  SubscriptionSource(Stream& stream, StreamSubscriberOptions options, Decode decode)
       : stream_(stream), options_(std::move(options)), decode_(std::move(decode)) {}
 
   absl::StatusOr<std::optional<SourceBatch<T>>> Next() override {
@@ -280,7 +281,7 @@ class SubscriptionSource final : public Source<T> {
   }
 
   std::vector<ShardId> known_shards() const override {
-    return UnfinishedShards(*stream_, positions_);
+    return UnfinishedShards(stream_, positions_);
   }
 
   void SavePosition(std::string* out) const override { positions_.Encode(out); }
@@ -305,7 +306,7 @@ class SubscriptionSource final : public Source<T> {
   uint64_t undecodable_records() const override { return undecodable_; }
 
  private:
-  Stream* const stream_;
+  Stream& stream_;
   StreamSubscriberOptions options_;
   Decode decode_;
   std::unique_ptr<StreamSubscriber> subscriber_;
@@ -329,20 +330,20 @@ class SubscriptionSource final : public Source<T> {
 template <typename T, typename Decode>
 class ConsumerGroupSource final : public Source<T> {
  public:
-  // `group` must outlive the source. worker_id: unique in the group.
-  ConsumerGroupSource(ConsumerGroup* group, std::string worker_id, Decode decode)
+  // `group` is borrowed: it must outlive the source. worker_id: unique in the group.
+  ConsumerGroupSource(ConsumerGroup& group, std::string worker_id, Decode decode)
       : group_(group), worker_id_(std::move(worker_id)), decode_(std::move(decode)) {}
 
   ~ConsumerGroupSource() override {
     // Hand the leases back without a final checkpoint: everything after the last commit is
     // read again by whoever takes the shards, and covered by nothing yet.
-    if (worker_ != nullptr) group_->CrashWorker(worker_id_);
+    if (worker_ != nullptr) group_.CrashWorker(worker_id_);
   }
 
   absl::StatusOr<std::optional<SourceBatch<T>>> Next() override {
     if (worker_ == nullptr) {
       absl::StatusOr<Worker*> w =
-          group_->AddWorker(worker_id_, [this](ShardId) -> std::unique_ptr<RecordProcessor> {
+          group_.AddWorker(worker_id_, [this](ShardId) -> std::unique_ptr<RecordProcessor> {
             return std::make_unique<Processor>(this);
           });
       if (!w.ok()) return w.status();
@@ -367,7 +368,7 @@ class ConsumerGroupSource final : public Source<T> {
   }
 
   std::vector<ShardId> known_shards() const override {
-    return UnfinishedShards(*group_->options().stream, taken_);
+    return UnfinishedShards(group_.stream(), taken_);
   }
 
   void SavePosition(std::string* out) const override { taken_.Encode(out); }
@@ -464,7 +465,7 @@ class ConsumerGroupSource final : public Source<T> {
     if (ended) read.ended = true;
   }
 
-  ConsumerGroup* const group_;
+  ConsumerGroup& group_;
   const std::string worker_id_;
   Decode decode_;
   Worker* worker_ = nullptr;
@@ -485,15 +486,16 @@ class ConsumerGroupSource final : public Source<T> {
   uint64_t undecodable_ = 0;
 };
 
-// Factories that deduce the decoder type.
+// Factories that deduce the decoder type. The stream or group is borrowed, as by the sources'
+// constructors: it must outlive the source (and so the pipeline reading it).
 template <typename T, typename Decode>
-std::unique_ptr<Source<T>> FromSubscription(Stream* stream, StreamSubscriberOptions options,
+std::unique_ptr<Source<T>> FromSubscription(Stream& stream, StreamSubscriberOptions options,
                                             Decode decode) {
   return std::make_unique<SubscriptionSource<T, Decode>>(stream, std::move(options),
                                                          std::move(decode));
 }
 template <typename T, typename Decode>
-std::unique_ptr<Source<T>> FromConsumerGroup(ConsumerGroup* group, std::string worker_id,
+std::unique_ptr<Source<T>> FromConsumerGroup(ConsumerGroup& group, std::string worker_id,
                                              Decode decode) {
   return std::make_unique<ConsumerGroupSource<T, Decode>>(group, std::move(worker_id),
                                                           std::move(decode));

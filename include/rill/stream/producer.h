@@ -12,7 +12,7 @@
 // Poll() (deterministic under a SimulatedClock), or Start() a worker thread that polls for you.
 //
 // Example:
-//   auto producer = rill::Producer::Create(stream.get());
+//   auto producer = rill::Producer::Create(*stream);
 //   if (!producer.ok()) return producer.status();
 //   (*producer)->Start();                       // or call (*producer)->Poll() from your loop
 //   std::future<absl::StatusOr<rill::PutRecordResult>> f = (*producer)->Put("player-42", event);
@@ -139,19 +139,11 @@ class Producer {
  public:
   using Callback = std::function<void(absl::StatusOr<PutRecordResult>)>;
 
-  // A producer writing to `stream`, which must outlive it. Reads the stream's open shards to
-  // predict where keys land. Errors: kInvalidArgument for a null stream or an option outside its
-  // range; a ListShards error as is.
+  // A producer writing to `stream`. The stream is borrowed: it must outlive the producer. Reads
+  // the stream's open shards to predict where keys land. Errors: kInvalidArgument for an option
+  // outside its range; a ListShards error as is.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Producer>> Create(
-      Stream* stream, ProducerOptions options = {});
-
-  // The same as Create(), as a constructor (the API shape). If the producer cannot be
-  // set up, setup_status() says why, every Put resolves at once with that error, Start() returns
-  // it, and the other calls do nothing.
-  explicit Producer(Stream* stream, ProducerOptions options = {});
-
-  // OK, or why the constructor could not set the producer up.
-  const absl::Status& setup_status() const { return setup_status_; }
+      Stream& stream, ProducerOptions options = {});
 
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
@@ -214,9 +206,7 @@ class Producer {
   struct Impl;
   explicit Producer(std::unique_ptr<Impl> impl);
 
-  std::unique_ptr<Impl> impl_;  // null if setup failed
-  absl::Status setup_status_;
-  ProducerOptions failed_options_;  // what options() returns if setup failed
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace rill
