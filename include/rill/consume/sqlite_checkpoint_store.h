@@ -24,7 +24,7 @@
 // Example:
 //   auto store = rill::SqliteCheckpointStore::Open("/var/lib/app/leases.db");
 //   if (!store.ok()) return store.status();
-//   auto group = rill::ConsumerGroup::Create(..., **store, ...);
+//   auto group = rill::ConsumerGroup::Create(*stream, **store, options);
 //
 // Thread safety: thread-safe (one connection per store, calls serialised on a mutex).
 #ifndef RILL_CONSUME_SQLITE_CHECKPOINT_STORE_H_
