@@ -1,6 +1,7 @@
 // Resharding (SplitShard, MergeShards, UpdateShardCount), UpdateStreamMode, Tick and on-demand
 // scaling.
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -106,15 +107,16 @@ void StreamImpl::ReshardStep(ReshardPlan& plan, const std::vector<StreamShard*>&
     shard->parent = parent_ids[0];
     if (parent_ids.size() > 1) shard->adjacent_parent = parent_ids[1];
     plan.opened.push_back(shard.get());
-    plan.open.push_back(shard.get());
     shards_.push_back(std::move(shard));
   }
-  std::erase_if(plan.open, [&](const StreamShard* s) {
-    return std::find(parents.begin(), parents.end(), s) != parents.end();
-  });
-  std::sort(plan.open.begin(), plan.open.end(), [](const StreamShard* a, const StreamShard* b) {
-    return a->range.starting_hash_key < b->range.starting_hash_key;
-  });
+  // The children take their parents' place: the parents are adjacent in the plan, the first
+  // starting where the first child does. (An UpdateShardCount takes thousands of steps.)
+  const auto first = std::lower_bound(
+      plan.open.begin(), plan.open.end(), child_ranges.front().starting_hash_key,
+      [](const StreamShard* s, HashKey k) { return s->range.starting_hash_key < k; });
+  const auto at = plan.open.erase(first, first + static_cast<std::ptrdiff_t>(parents.size()));
+  plan.open.insert(at, plan.opened.end() - static_cast<std::ptrdiff_t>(children.size()),
+                   plan.opened.end());
 }
 
 absl::Status StreamImpl::CommitReshard(ReshardPlan& plan, int64_t /*now_us*/) {
