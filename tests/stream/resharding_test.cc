@@ -1,6 +1,7 @@
 // SplitShard, MergeShards, UpdateShardCount, ListShards filters and paging, stream status and
 // capacity modes, against Kinesis' rules (docs/semantics.md: ListShards, Resharding, Capacity
 // modes).
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -218,8 +219,8 @@ TEST_CASE("MergeShards joins two adjacent shards in either order", "[resharding]
   CHECK(GetErrorCode(f.stream->MergeShards(ShardId(0), ShardId(1))) == ErrorCode::kInvalidArgument);
 }
 
-// The open ranges must be exactly what CreateStream gives `n` shards.
-void CheckUniform(const Stream& s, int n) {
+// The open ranges, in hash-key order.
+std::vector<HashKeyRange> OpenRanges(const Stream& s) {
   std::vector<HashKeyRange> open;
   for (const ShardDescription& d : s.ListShards()) {
     if (!d.closed()) open.push_back(d.hash_key_range);
@@ -227,36 +228,72 @@ void CheckUniform(const Stream& s, int n) {
   std::sort(open.begin(), open.end(), [](const HashKeyRange& a, const HashKeyRange& b) {
     return a.starting_hash_key < b.starting_hash_key;
   });
-  CHECK(open == SplitHashKeySpace(n));
+  return open;
+}
+
+// The keys `r` covers as a multiple of 2^128 / n: 1 is an even share of n shards.
+long double Share(const HashKeyRange& r, int n) {
+  const absl::uint128 span = r.ending_hash_key.value() - r.starting_hash_key.value();
+  return (static_cast<long double>(span) + 1) * n / 0x1p128L;
+}
+
+// UpdateShardCount's contract: `n` open shards tiling the hash-key space, each within 10% of
+// an even share.
+void CheckUniform(const Stream& s, int n) {
+  const std::vector<HashKeyRange> open = OpenRanges(s);
+  CHECK(open.size() == static_cast<size_t>(n));
+  CheckTiling(s);
+  for (const HashKeyRange& r : open) {
+    INFO(r << " is " << static_cast<double>(Share(r, n)) << " of an even share of " << n);
+    CHECK(Share(r, n) >= 0.9L);
+    CHECK(Share(r, n) <= 1.1L);
+  }
+}
+
+// UpdateShardCount(target) on `f`, which must succeed, checked against its contract: the open
+// shards (CheckUniform), no new shard (short-lived ones included) narrower than 1% of an even
+// share, and every new shard's parents known and closed. Returns how many shards it created.
+size_t UpdateAndCheck(Fixture& f, int target) {
+  const size_t before = f.stream->ListShards().size();
+  const absl::Status status = f.stream->UpdateShardCount(target);
+  INFO(status.ToString());
+  REQUIRE(status.ok());
+  CheckUniform(*f.stream, target);
+  const std::vector<ShardDescription> shards = f.stream->ListShards();
+  std::map<uint32_t, const ShardDescription*> by_index;
+  for (const ShardDescription& d : shards) by_index[d.shard_id.index()] = &d;
+  for (const ShardDescription& d : shards) {
+    if (d.shard_id.index() < before) continue;
+    INFO("shard " << d.shard_id.ToString() << " " << d.hash_key_range);
+    CHECK(Share(d.hash_key_range, target) >= 0.01L);
+    REQUIRE(d.parent_shard_id.has_value());
+    for (std::optional<ShardId> parent : {d.parent_shard_id, d.adjacent_parent_shard_id}) {
+      if (!parent) continue;
+      REQUIRE(by_index.count(parent->index()) == 1);
+      CHECK(parent->index() < d.shard_id.index());
+      CHECK(by_index[parent->index()]->closed());
+    }
+  }
+  return shards.size() - before;
 }
 
 TEST_CASE("UpdateShardCount scales uniformly with lineage", "[resharding]") {
   Fixture f(1);
   REQUIRE(f.stream->UpdateShardCount(2).ok());
-  // 1 -> 2 is a single split, exactly as Kinesis does it.
+  // 1 -> 2 is a single split at the midpoint, exactly as Kinesis does it.
   CHECK(OpenIndexes(*f.stream) == std::vector<uint32_t>{1, 2});
   CHECK(f.Shard(1).parent_shard_id == ShardId(0));
-  CheckUniform(*f.stream, 2);
+  CHECK(OpenRanges(*f.stream) == SplitHashKeySpace(2));
 
-  REQUIRE(f.stream->UpdateShardCount(3).ok());
-  CheckUniform(*f.stream, 3);
+  CHECK(f.stream->DescribeStreamSummary().open_shard_count == 2);
+  // 2 -> 3 (x1.5): the two shards merge and the merge splits in three, 1 + 2 * 2 new shards.
+  CHECK(UpdateAndCheck(f, 3) == 5);
   CHECK(f.stream->DescribeStreamSummary().open_shard_count == 3);
-  REQUIRE(f.stream->UpdateShardCount(6).ok());
-  CheckUniform(*f.stream, 6);
-  REQUIRE(f.stream->UpdateShardCount(4).ok());
-  CheckUniform(*f.stream, 4);
-  REQUIRE(f.stream->UpdateShardCount(2).ok());
-  CheckUniform(*f.stream, 2);
-  CheckTiling(*f.stream);
-  // Every shard but the first three created has a parent that exists.
-  std::set<uint32_t> ids;
-  for (const ShardDescription& d : f.stream->ListShards()) ids.insert(d.shard_id.index());
-  for (const ShardDescription& d : f.stream->ListShards()) {
-    if (d.shard_id.index() == 0) continue;
-    REQUIRE(d.parent_shard_id.has_value());
-    CHECK(ids.count(d.parent_shard_id->index()) == 1);
-    CHECK(d.parent_shard_id->index() < d.shard_id.index());
-  }
+  CHECK(UpdateAndCheck(f, 6) == 6);  // doubling: three splits at the midpoints
+  // 6 -> 4: two runs of three shards, each two merges and a split, 2 * (2 + 2) new shards.
+  CHECK(UpdateAndCheck(f, 4) == 8);
+  CHECK(UpdateAndCheck(f, 2) == 2);  // halving: two pairwise merges
+  CHECK(f.stream->ListShards().size() == 24);
 }
 
 TEST_CASE("UpdateShardCount bounds and daily quota", "[resharding]") {
