@@ -181,6 +181,7 @@ class StreamImpl {
                        const std::vector<HashKeyRange>& child_ranges, int64_t now_us)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
   // Reshard in steps: ReshardStep closes parents and opens children in a plan (memory only);
+  // the parents are adjacent open shards of the plan, the children's ranges tile theirs in order;
   // CommitReshard writes the plan to disk in one metadata write, then publishes one routing
   // table, so a multi-step UpdateShardCount is one operation, also across a crash.
   struct ReshardPlan;

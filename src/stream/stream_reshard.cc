@@ -1,6 +1,7 @@
 // Resharding (SplitShard, MergeShards, UpdateShardCount), UpdateStreamMode, Tick and on-demand
 // scaling.
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -18,6 +19,7 @@
 #include "stream/rate_limiter.h"
 #include "stream/stream_impl.h"
 #include "stream/stream_shard.h"
+#include "stream/uniform_scaling.h"
 
 namespace rill::internal {
 
@@ -106,15 +108,16 @@ void StreamImpl::ReshardStep(ReshardPlan& plan, const std::vector<StreamShard*>&
     shard->parent = parent_ids[0];
     if (parent_ids.size() > 1) shard->adjacent_parent = parent_ids[1];
     plan.opened.push_back(shard.get());
-    plan.open.push_back(shard.get());
     shards_.push_back(std::move(shard));
   }
-  std::erase_if(plan.open, [&](const StreamShard* s) {
-    return std::find(parents.begin(), parents.end(), s) != parents.end();
-  });
-  std::sort(plan.open.begin(), plan.open.end(), [](const StreamShard* a, const StreamShard* b) {
-    return a->range.starting_hash_key < b->range.starting_hash_key;
-  });
+  // The children take their parents' place: the parents are adjacent in the plan, the first
+  // starting where the first child does. (An UpdateShardCount takes thousands of steps.)
+  const auto first = std::lower_bound(
+      plan.open.begin(), plan.open.end(), child_ranges.front().starting_hash_key,
+      [](const StreamShard* s, HashKey k) { return s->range.starting_hash_key < k; });
+  const auto at = plan.open.erase(first, first + static_cast<std::ptrdiff_t>(parents.size()));
+  plan.open.insert(at, plan.opened.end() - static_cast<std::ptrdiff_t>(children.size()),
+                   plan.opened.end());
 }
 
 absl::Status StreamImpl::CommitReshard(ReshardPlan& plan, int64_t /*now_us*/) {
@@ -248,31 +251,59 @@ absl::Status StreamImpl::UpdateShardCount(int target_shard_count) {
   }
   shard_count_updates_us_.push_back(now_us);
 
-  // Uniform scaling: end with exactly the ranges CreateStream gives the target count. First split
-  // every open shard that a target boundary cuts, then merge each target range's pieces. The
+  // Uniform scaling (uniform_scaling.h plans it): each run of adjacent open shards merges into
+  // one, grown from its widest shard so that no merge is narrower than that, which then splits
+  // into the run's even pieces by halving (parents before children, log2(pieces) deep). The
   // steps are planned in memory and published (and written to disk) as one.
-  const std::vector<HashKeyRange> target = SplitHashKeySpace(target_shard_count);
   ReshardPlan plan(shard_map_.load(std::memory_order_acquire));
-  for (size_t i = 1; i < target.size(); ++i) {
-    const HashKey boundary = target[i].starting_hash_key;
-    StreamShard* shard = plan.Route(boundary);
-    if (shard->range.starting_hash_key == boundary) continue;
-    // Target boundaries are at least floor(2^128 / 20,000) apart, so the Kinesis rule
-    // (start + 1 < key < end) only fails for shards already cut near a boundary by hand;
-    // a step itself needs only start < key <= end.
-    ReshardStep(plan, {shard},
-                {HashKeyRange{shard->range.starting_hash_key, HashKey(boundary.value() - 1)},
-                 HashKeyRange{boundary, shard->range.ending_hash_key}},
-                now_us);
-  }
-  for (const HashKeyRange& range : target) {
-    for (;;) {
-      StreamShard* first = plan.Route(range.starting_hash_key);
-      if (first->range.ending_hash_key == range.ending_hash_key) break;
-      StreamShard* second = plan.Route(HashKey(first->range.ending_hash_key.value() + 1));
-      ReshardStep(plan, {first, second},
-                  {HashKeyRange{first->range.starting_hash_key, second->range.ending_hash_key}},
+  const std::vector<StreamShard*> current = plan.open;
+  std::vector<HashKeyRange> ranges;
+  for (const StreamShard* s : current) ranges.push_back(s->range);
+  const auto width_less = [](const StreamShard* a, const StreamShard* b) {
+    return a->range.ending_hash_key.value() - a->range.starting_hash_key.value() <
+           b->range.ending_hash_key.value() - b->range.starting_hash_key.value();
+  };
+  for (const ScalingRun& run : PlanUniformScaling(ranges, target_shard_count)) {
+    if (run.shards == 1 && run.pieces == 1) continue;
+    const auto begin = current.begin() + run.first;
+    const auto end = begin + run.shards;
+    const HashKeyRange range{(*begin)->range.starting_hash_key,
+                             (*(end - 1))->range.ending_hash_key};
+    StreamShard* merged = *std::max_element(begin, end, width_less);
+    while (merged->range != range) {
+      StreamShard* left = merged->range.starting_hash_key == range.starting_hash_key
+                              ? nullptr
+                              : plan.Route(HashKey(merged->range.starting_hash_key.value() - 1));
+      StreamShard* right = merged->range.ending_hash_key == range.ending_hash_key
+                               ? nullptr
+                               : plan.Route(HashKey(merged->range.ending_hash_key.value() + 1));
+      const bool take_left = right == nullptr || (left != nullptr && !width_less(left, right));
+      StreamShard* low = take_left ? left : merged;
+      StreamShard* high = take_left ? merged : right;
+      ReshardStep(plan, {low, high},
+                  {HashKeyRange{low->range.starting_hash_key, high->range.ending_hash_key}},
                   now_us);
+      merged = plan.Route(low->range.starting_hash_key);
+    }
+    struct Part {
+      StreamShard* shard;
+      int first_piece;
+      int end_piece;
+    };
+    std::vector<Part> parts{{merged, 0, run.pieces}};
+    while (!parts.empty()) {
+      const Part part = parts.back();
+      parts.pop_back();
+      if (part.end_piece - part.first_piece < 2) continue;
+      const int middle = part.first_piece + (part.end_piece - part.first_piece) / 2;
+      const HashKey key = PieceStart(range, run.pieces, middle);
+      const HashKeyRange whole = part.shard->range;
+      ReshardStep(plan, {part.shard},
+                  {HashKeyRange{whole.starting_hash_key, HashKey(key.value() - 1)},
+                   HashKeyRange{key, whole.ending_hash_key}},
+                  now_us);
+      parts.push_back({plan.Route(key), middle, part.end_piece});
+      parts.push_back({plan.Route(whole.starting_hash_key), part.first_piece, middle});
     }
   }
   if (absl::Status s = CommitReshard(plan, now_us); !s.ok()) return s;

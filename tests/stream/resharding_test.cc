@@ -1,9 +1,11 @@
 // SplitShard, MergeShards, UpdateShardCount, ListShards filters and paging, stream status and
 // capacity modes, against Kinesis' rules (docs/semantics.md: ListShards, Resharding, Capacity
 // modes).
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,7 @@
 
 #include "rill/base/error.h"
 #include "rill/stream/stream.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -218,8 +221,8 @@ TEST_CASE("MergeShards joins two adjacent shards in either order", "[resharding]
   CHECK(GetErrorCode(f.stream->MergeShards(ShardId(0), ShardId(1))) == ErrorCode::kInvalidArgument);
 }
 
-// The open ranges must be exactly what CreateStream gives `n` shards.
-void CheckUniform(const Stream& s, int n) {
+// The open ranges, in hash-key order.
+std::vector<HashKeyRange> OpenRanges(const Stream& s) {
   std::vector<HashKeyRange> open;
   for (const ShardDescription& d : s.ListShards()) {
     if (!d.closed()) open.push_back(d.hash_key_range);
@@ -227,36 +230,72 @@ void CheckUniform(const Stream& s, int n) {
   std::sort(open.begin(), open.end(), [](const HashKeyRange& a, const HashKeyRange& b) {
     return a.starting_hash_key < b.starting_hash_key;
   });
-  CHECK(open == SplitHashKeySpace(n));
+  return open;
+}
+
+// The keys `r` covers as a multiple of 2^128 / n: 1 is an even share of n shards.
+long double Share(const HashKeyRange& r, int n) {
+  const absl::uint128 span = r.ending_hash_key.value() - r.starting_hash_key.value();
+  return (static_cast<long double>(span) + 1) * n / 0x1p128L;
+}
+
+// UpdateShardCount's contract: `n` open shards tiling the hash-key space, each within 10% of
+// an even share.
+void CheckUniform(const Stream& s, int n) {
+  const std::vector<HashKeyRange> open = OpenRanges(s);
+  CHECK(open.size() == static_cast<size_t>(n));
+  CheckTiling(s);
+  for (const HashKeyRange& r : open) {
+    INFO(r << " is " << static_cast<double>(Share(r, n)) << " of an even share of " << n);
+    CHECK(Share(r, n) >= 0.9L);
+    CHECK(Share(r, n) <= 1.1L);
+  }
+}
+
+// UpdateShardCount(target) on `f`, which must succeed, checked against its contract: the open
+// shards (CheckUniform), no new shard (short-lived ones included) narrower than 1% of an even
+// share, and every new shard's parents known and closed. Returns how many shards it created.
+size_t UpdateAndCheck(Fixture& f, int target) {
+  const size_t before = f.stream->ListShards().size();
+  const absl::Status status = f.stream->UpdateShardCount(target);
+  INFO(status.ToString());
+  REQUIRE(status.ok());
+  CheckUniform(*f.stream, target);
+  const std::vector<ShardDescription> shards = f.stream->ListShards();
+  std::map<uint32_t, const ShardDescription*> by_index;
+  for (const ShardDescription& d : shards) by_index[d.shard_id.index()] = &d;
+  for (const ShardDescription& d : shards) {
+    if (d.shard_id.index() < before) continue;
+    INFO("shard " << d.shard_id.ToString() << " " << d.hash_key_range);
+    CHECK(Share(d.hash_key_range, target) >= 0.01L);
+    REQUIRE(d.parent_shard_id.has_value());
+    for (std::optional<ShardId> parent : {d.parent_shard_id, d.adjacent_parent_shard_id}) {
+      if (!parent) continue;
+      REQUIRE(by_index.count(parent->index()) == 1);
+      CHECK(parent->index() < d.shard_id.index());
+      CHECK(by_index[parent->index()]->closed());
+    }
+  }
+  return shards.size() - before;
 }
 
 TEST_CASE("UpdateShardCount scales uniformly with lineage", "[resharding]") {
   Fixture f(1);
   REQUIRE(f.stream->UpdateShardCount(2).ok());
-  // 1 -> 2 is a single split, exactly as Kinesis does it.
+  // 1 -> 2 is a single split at the midpoint, exactly as Kinesis does it.
   CHECK(OpenIndexes(*f.stream) == std::vector<uint32_t>{1, 2});
   CHECK(f.Shard(1).parent_shard_id == ShardId(0));
-  CheckUniform(*f.stream, 2);
+  CHECK(OpenRanges(*f.stream) == SplitHashKeySpace(2));
 
-  REQUIRE(f.stream->UpdateShardCount(3).ok());
-  CheckUniform(*f.stream, 3);
+  CHECK(f.stream->DescribeStreamSummary().open_shard_count == 2);
+  // 2 -> 3 (x1.5): the two shards merge and the merge splits in three, 1 + 2 * 2 new shards.
+  CHECK(UpdateAndCheck(f, 3) == 5);
   CHECK(f.stream->DescribeStreamSummary().open_shard_count == 3);
-  REQUIRE(f.stream->UpdateShardCount(6).ok());
-  CheckUniform(*f.stream, 6);
-  REQUIRE(f.stream->UpdateShardCount(4).ok());
-  CheckUniform(*f.stream, 4);
-  REQUIRE(f.stream->UpdateShardCount(2).ok());
-  CheckUniform(*f.stream, 2);
-  CheckTiling(*f.stream);
-  // Every shard but the first three created has a parent that exists.
-  std::set<uint32_t> ids;
-  for (const ShardDescription& d : f.stream->ListShards()) ids.insert(d.shard_id.index());
-  for (const ShardDescription& d : f.stream->ListShards()) {
-    if (d.shard_id.index() == 0) continue;
-    REQUIRE(d.parent_shard_id.has_value());
-    CHECK(ids.count(d.parent_shard_id->index()) == 1);
-    CHECK(d.parent_shard_id->index() < d.shard_id.index());
-  }
+  CHECK(UpdateAndCheck(f, 6) == 6);  // doubling: three splits at the midpoints
+  // 6 -> 4: two runs of three shards, each two merges and a split, 2 * (2 + 2) new shards.
+  CHECK(UpdateAndCheck(f, 4) == 8);
+  CHECK(UpdateAndCheck(f, 2) == 2);  // halving: two pairwise merges
+  CHECK(f.stream->ListShards().size() == 24);
 }
 
 TEST_CASE("UpdateShardCount bounds and daily quota", "[resharding]") {
@@ -277,6 +316,140 @@ TEST_CASE("UpdateShardCount bounds and daily quota", "[resharding]") {
   small.max_shards = 5;
   Fixture g(4, small);
   CHECK(GetErrorCode(g.stream->UpdateShardCount(6)) == ErrorCode::kLimitExceeded);
+}
+
+// Issue 14: scaling by doubling, by 25% and back down, with the number of shards created (closed
+// and open) at each step. Doubling splits every shard at its midpoint (2N new shards), halving
+// merges neighbours pairwise (N / 2). By 25% no shard can stay (it would be 25% off an even
+// share), so the fewest new shards keep every fourth (fifth) boundary: 800 -> 1000 turns each 4
+// shards into 5 (3 merges + 4 splits: 11 new shards, 200 times), 1000 -> 800 each 5 into 4
+// (4 merges + 3 splits: 10 new shards, 200 times).
+TEST_CASE("UpdateShardCount from 100 to 1000 shards and back stays within 10% of an even share",
+          "[resharding]") {
+  Fixture f(100);
+  struct Step {
+    int target;
+    size_t created;
+  };
+  for (const Step& step : {Step{200, 200}, Step{400, 400}, Step{800, 800}, Step{1000, 2200},
+                           Step{800, 2000}, Step{400, 400}, Step{200, 200}, Step{100, 100}}) {
+    const int open = f.stream->DescribeStreamSummary().open_shard_count;
+    INFO(open << " -> " << step.target);
+    CHECK(UpdateAndCheck(f, step.target) == step.created);
+  }
+  CHECK(f.stream->ListShards().size() == 6400);
+}
+
+TEST_CASE("UpdateShardCount by other ratios keeps the boundaries an even spread allows",
+          "[resharding]") {
+  Fixture f(100);
+  const std::vector<HashKeyRange> before = OpenRanges(*f.stream);
+  // x1.25: every fourth boundary stays and each 4 shards become 5 (25 * (3 + 2 * 4) new).
+  CHECK(UpdateAndCheck(f, 125) == 275);
+  const std::vector<HashKeyRange> after = OpenRanges(*f.stream);
+  for (size_t run = 0; run < 25; ++run) {
+    CHECK(after[5 * run].starting_hash_key == before[4 * run].starting_hash_key);
+  }
+  // x1.2: each 5 shards become 6 (25 * (4 + 2 * 5) new).
+  CHECK(UpdateAndCheck(f, 150) == 350);
+
+  // x1.01: a shard 1% wider than an even share may stay, so 91 of them do, and one run of 9
+  // becomes 10 (8 merges + 9 splits: 26 new shards).
+  Fixture g(100);
+  CHECK(UpdateAndCheck(g, 101) == 26);
+  const std::vector<uint32_t> open = OpenIndexes(*g.stream);
+  CHECK(std::count_if(open.begin(), open.end(), [](uint32_t i) { return i < 100; }) == 91);
+  // x1.33: 32 runs of 3 shards become 4 (2 merges + 3 splits) and one of 4 becomes 5
+  // (3 merges + 4 splits): 32 * 8 + 11 new shards.
+  Fixture h(100);
+  CHECK(UpdateAndCheck(h, 133) == 267);
+}
+
+TEST_CASE("UpdateShardCount merges hand-made slivers into wider shards", "[resharding]") {
+  Fixture f(4);
+  // Shard 4 covers 2 keys, [0, 1]; shard 5 the rest of shard 0's quarter.
+  REQUIRE(f.stream->SplitShard(ShardId(0), HashKey(2)).ok());
+  CHECK(OpenIndexes(*f.stream) == std::vector<uint32_t>{1, 2, 3, 4, 5});
+  // 5 -> 8: shards 4 and 5 merge (into 6, no narrower than shard 5), which splits in two, and the
+  // other three split at their midpoints: 1 + 2 + 3 * 2 new shards.
+  CHECK(UpdateAndCheck(f, 8) == 9);
+  CHECK(f.Shard(6).parent_shard_id == ShardId(4));
+  CHECK(f.Shard(6).adjacent_parent_shard_id == ShardId(5));
+  CHECK(OpenRanges(*f.stream) == SplitHashKeySpace(8));
+
+  Fixture g(4);
+  REQUIRE(g.stream->SplitShard(ShardId(0), HashKey(2)).ok());
+  // 5 -> 4: the sliver merges back into its sibling, the one new shard.
+  CHECK(UpdateAndCheck(g, 4) == 1);
+  CHECK(OpenRanges(*g.stream) == SplitHashKeySpace(4));
+}
+
+// A shard as ListShards describes it, every field.
+std::string Describe(const ShardDescription& d) {
+  std::ostringstream os;
+  os << d.shard_id.ToString() << " " << d.hash_key_range
+     << " parent=" << (d.parent_shard_id ? d.parent_shard_id->ToString() : "-")
+     << " adjacent=" << (d.adjacent_parent_shard_id ? d.adjacent_parent_shard_id->ToString() : "-")
+     << " start=" << d.sequence_number_range.starting_sequence_number.ToString()
+     << " end=" << (d.closed() ? d.sequence_number_range.ending_sequence_number->ToString() : "-");
+  return os.str();
+}
+
+std::vector<std::string> DescribeAll(const Stream& s) {
+  std::vector<std::string> out;
+  for (const ShardDescription& d : s.ListShards()) out.push_back(Describe(d));
+  return out;
+}
+
+// Every record's data, shard by shard.
+std::vector<std::string> ReadEverything(const Stream& s) {
+  std::vector<std::string> data;
+  for (const ShardDescription& d : s.ListShards()) {
+    const ShardIterator it = testing::MustIterator(s, d.shard_id, StartingPosition::TrimHorizon());
+    for (const Record& r : testing::MustRead(s, it).records) data.emplace_back(r.data);
+  }
+  return data;
+}
+
+TEST_CASE("an UpdateShardCount survives a reopen with the same open ranges and lineage",
+          "[resharding][durable]") {
+  testing::TempDir dir("reshard-reopen", testing::TempDir::kAbsent);
+  auto clock = std::make_shared<SimulatedClock>();
+  const StreamOptions options =
+      testing::DurableStreamOptions(dir.path(), clock, 8, FsyncPolicy::kEveryBatch, "reshard");
+  std::vector<HashKeyRange> open;
+  std::vector<std::string> shards;
+  std::vector<std::string> records;
+  {
+    std::unique_ptr<Stream> stream = testing::MustCreate(options);
+    for (int i = 0; i < 40; ++i) testing::MustPut(*stream, "k" + std::to_string(i), "before");
+    // x1.25: two runs of 4 shards become 5 each, 2 * (3 + 2 * 4) new shards.
+    REQUIRE(stream->UpdateShardCount(10).ok());
+    for (int i = 0; i < 40; ++i) testing::MustPut(*stream, "k" + std::to_string(i), "after");
+    open = OpenRanges(*stream);
+    shards = DescribeAll(*stream);
+    records = ReadEverything(*stream);
+  }
+  CHECK(open.size() == 10);
+  CHECK(shards.size() == 30);
+  CHECK(records.size() == 80);
+
+  absl::StatusOr<std::unique_ptr<Stream>> opened = Stream::Open(options);
+  INFO(opened.status().ToString());
+  REQUIRE(opened.ok());
+  Stream* reopened = opened->get();
+  CHECK(reopened->recovery_status() == absl::OkStatus());
+  CHECK(OpenRanges(*reopened) == open);
+  CHECK(DescribeAll(*reopened) == shards);
+  CHECK(ReadEverything(*reopened) == records);
+  CheckUniform(*reopened, 10);
+  // New records go to the open shard that owns their hash key.
+  const PutRecordResult put = testing::MustPut(*reopened, "k0", "reopened");
+  for (const ShardDescription& d : reopened->ListShards()) {
+    if (d.shard_id != put.shard_id) continue;
+    CHECK_FALSE(d.closed());
+    CHECK(d.hash_key_range.Contains(HashKey::FromPartitionKey("k0")));
+  }
 }
 
 TEST_CASE("puts during and after UpdateShardCount go to the shard owning their hash key",

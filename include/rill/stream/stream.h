@@ -173,9 +173,23 @@ class Stream {
   // MergeShards: the two shards' ranges must be adjacent (in either order); the child covers both,
   // with shard_id as parent and adjacent_shard_id as adjacent parent.
   // UpdateShardCount: uniform scaling to `target_shard_count` open shards, between half and twice
-  // the open count; ends with exactly the ranges CreateStream gives that many shards, reached
-  // through splits and merges (so lineage is kept), at most max_shard_count_updates_per_day times
-  // per rolling 24 hours.
+  // the open count, at most max_shard_count_updates_per_day times per rolling 24 hours. Every open
+  // shard ends within 10% of an even share (2^128 / target_shard_count keys), so under evenly
+  // spread keys the busiest shard takes at most 1.1 / target of them. Its splits and merges
+  // (lineage is kept) keep as many current shard boundaries as that tolerance allows, which makes
+  // them the fewest that reach it (the search looks within 8 even shares of where a boundary would
+  // fall evenly, which only hand splits far from even can exceed): each run of adjacent shards
+  // between two kept boundaries merges into one, no narrower than its widest shard, which splits
+  // into equal pieces. So from shards within 10% of an even share (as CreateStream and
+  // UpdateShardCount leave them), doubling splits every shard at its midpoint (2N new shards for N
+  // open) and halving merges neighbours pairwise (N / 2 new shards). Scaling by x1.25, x0.8 or
+  // x0.75 keeps no shard (each would be at least 20% off) but every fourth or fifth boundary: going
+  // from 800 to 1,000 turns each 4 shards into 5 (2,200 new shards, 1,000 of them open), from 1,000
+  // to 800 each 5 into 4 (2,000). A step under 10% may leave shards as they are, up to 10% wider
+  // than an even share. No new shard, short-lived ones included, is narrower than 1% of an even
+  // share. Why 10%: tighter creates no fewer shards for steps of 25% (which Kinesis recommends) and
+  // more for others; looser saves shards on few steps at the price of evenness, and from 25% on
+  // lets a 25% step up leave shards as wide as they were.
   // Errors: kResourceNotFound for an unknown shard; kInvalidArgument for a closed shard, a bad
   // key, non-adjacent shards or a target out of bounds; kLimitExceeded past max_shards or the
   // daily update quota; kResourceInUse while the stream is UPDATING; kValidation in on-demand mode.
