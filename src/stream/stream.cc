@@ -269,7 +269,7 @@ StreamImpl::StreamImpl(StreamOptions options, const internal::StreamMeta* recove
 }
 
 StreamImpl::~StreamImpl() {
-  StopAutoScaling();
+  StopHousekeeping();
   StopFlusher();
   if (store_ != nullptr) Flush().IgnoreError();  // what a clean shutdown owes the disk
 }
@@ -348,11 +348,17 @@ absl::Status Stream::UpdateStreamMode(CapacityMode mode) { return impl_->UpdateS
 
 void Stream::Tick() { impl_->Tick(); }
 
-absl::Status Stream::StartAutoScaling(absl::Duration interval) {
-  return impl_->StartAutoScaling(interval);
+absl::Status Stream::StartHousekeeping(absl::Duration interval) {
+  return impl_->StartHousekeeping(interval);
 }
 
-void Stream::StopAutoScaling() { impl_->StopAutoScaling(); }
+void Stream::StopHousekeeping() { impl_->StopHousekeeping(); }
+
+absl::Status Stream::StartAutoScaling(absl::Duration interval) {
+  return impl_->StartHousekeeping(interval);
+}
+
+void Stream::StopAutoScaling() { impl_->StopHousekeeping(); }
 
 absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_view name) {
   return impl_->RegisterStreamConsumer(name);

@@ -4,8 +4,8 @@
 //   stream.cc            creation, durable open, the Stream facade
 //   stream_put.cc        PutRecord / PutRecords, the journal path of durable puts
 //   stream_read.cc       GetShardIterator / GetRecords, retention
-//   stream_reshard.cc    SplitShard / MergeShards / UpdateShardCount / UpdateStreamMode, Tick and
-//                        on-demand scaling
+//   stream_reshard.cc    SplitShard / MergeShards / UpdateShardCount / UpdateStreamMode, Tick, the
+//                        housekeeping thread and on-demand scaling
 //   stream_storage.cc    durable mode: recovery, group commit, the flusher, the memory budget
 //   list_shards.cc       ListShards paging, DescribeStreamSummary
 //   stream_metrics.cc    metrics()
@@ -71,8 +71,8 @@ class StreamImpl {
   absl::Status UpdateShardCount(int target_shard_count);
   absl::Status UpdateStreamMode(CapacityMode mode);
   void Tick();
-  absl::Status StartAutoScaling(absl::Duration interval);
-  void StopAutoScaling();
+  absl::Status StartHousekeeping(absl::Duration interval);
+  void StopHousekeeping();
 
   absl::StatusOr<ConsumerDescription> RegisterStreamConsumer(std::string_view name);
   absl::Status DeregisterStreamConsumer(std::string_view name);
@@ -241,11 +241,11 @@ class StreamImpl {
   struct Counters;
   std::unique_ptr<Counters> counters_;
 
-  // The auto-scaling thread (StartAutoScaling).
-  Mutex auto_scaling_mu_;
-  CondVar auto_scaling_cv_;
-  bool auto_scaling_stop_ ABSL_GUARDED_BY(auto_scaling_mu_) = false;
-  std::thread auto_scaling_thread_ ABSL_GUARDED_BY(auto_scaling_mu_);
+  // The housekeeping thread (StartHousekeeping): Tick() every interval.
+  Mutex housekeeping_mu_;
+  CondVar housekeeping_cv_;
+  bool housekeeping_stop_ ABSL_GUARDED_BY(housekeeping_mu_) = false;
+  std::thread housekeeping_thread_ ABSL_GUARDED_BY(housekeeping_mu_);
 };
 
 // Per-call counters. Each is one relaxed add per call (PutRecords and GetRecords amortise it over

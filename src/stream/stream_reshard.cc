@@ -381,24 +381,24 @@ void StreamImpl::AutoScaleLocked(int64_t now_us) {
   if (changed) MarkUpdated(now_us);
 }
 
-absl::Status StreamImpl::StartAutoScaling(absl::Duration interval) {
+absl::Status StreamImpl::StartHousekeeping(absl::Duration interval) {
   if (interval <= absl::ZeroDuration()) {
-    return InvalidArgumentError("StartAutoScaling needs a positive interval");
+    return InvalidArgumentError("StartHousekeeping needs a positive interval");
   }
-  MutexLock lock(&auto_scaling_mu_);
-  if (auto_scaling_thread_.joinable()) {
-    return ResourceInUseError("the auto-scaling thread is already running");
+  MutexLock lock(&housekeeping_mu_);
+  if (housekeeping_thread_.joinable()) {
+    return ResourceInUseError("the housekeeping thread is already running");
   }
-  auto_scaling_stop_ = false;
-  auto_scaling_thread_ = std::thread([this, interval] {
+  housekeeping_stop_ = false;
+  housekeeping_thread_ = std::thread([this, interval] {
     for (;;) {
       {
-        MutexLock lock(&auto_scaling_mu_);
+        MutexLock lock(&housekeeping_mu_);
         const auto deadline =
             std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(interval);
-        while (!auto_scaling_stop_ && auto_scaling_cv_.WaitUntil(&auto_scaling_mu_, deadline)) {
+        while (!housekeeping_stop_ && housekeeping_cv_.WaitUntil(&housekeeping_mu_, deadline)) {
         }
-        if (auto_scaling_stop_) return;
+        if (housekeeping_stop_) return;
       }
       Tick();
     }
@@ -406,14 +406,14 @@ absl::Status StreamImpl::StartAutoScaling(absl::Duration interval) {
   return absl::OkStatus();
 }
 
-void StreamImpl::StopAutoScaling() {
+void StreamImpl::StopHousekeeping() {
   std::thread thread;
   {
-    MutexLock lock(&auto_scaling_mu_);
-    auto_scaling_stop_ = true;
-    thread = std::move(auto_scaling_thread_);
+    MutexLock lock(&housekeeping_mu_);
+    housekeeping_stop_ = true;
+    thread = std::move(housekeeping_thread_);
   }
-  auto_scaling_cv_.SignalAll();
+  housekeeping_cv_.SignalAll();
   if (thread.joinable()) thread.join();
 }
 

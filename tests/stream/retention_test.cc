@@ -5,11 +5,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "absl/time/time.h"
+#include "log/shard_log.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/base/hash_key.h"
@@ -19,6 +21,7 @@
 #include "rill/stream/shard_iterator.h"
 #include "rill/stream/stream.h"
 #include "rill/stream/stream_options.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -606,6 +609,45 @@ TEST_CASE("only expired records' memory is reclaimed, the rest stays readable",
   CHECK(after >= size_t{kPerBatch} * kRecordBytes);
   CHECK(after <= size_t{kPerBatch} * kRecordBytes + 3 * ((size_t{2} << 20) + 4096));
   CHECK(after < full * 2 / 3);
+}
+
+// Bytes MemoryBytes() counts for a chunk of `capacity` bytes.
+constexpr size_t ChunkBytes(size_t capacity) { return capacity + sizeof(internal::Chunk); }
+
+TEST_CASE("the housekeeping thread trims shards that nobody puts to or reads",
+          "[retention][memory]") {
+  Fixture f(absl::Minutes(10), /*allow_short=*/true);
+  const std::string data(1000, 'd');
+  // 1 + 1000 + 14 bytes a record: chunks of 4, 8, 16 and 32 KiB hold 60 records, a 64 KiB one
+  // the other 40.
+  for (int i = 0; i < 100; ++i) f.Put("k", data);
+  const size_t full = f.stream->MemoryBytes();
+  CHECK(full == ChunkBytes(4 << 10) + ChunkBytes(8 << 10) + ChunkBytes(16 << 10) +
+                    ChunkBytes(32 << 10) + ChunkBytes(64 << 10));
+  CHECK(GetErrorCode(f.stream->StartHousekeeping(absl::ZeroDuration())) ==
+        ErrorCode::kInvalidArgument);
+  REQUIRE(f.stream->StartHousekeeping(absl::Milliseconds(1)).ok());
+  CHECK(GetErrorCode(f.stream->StartHousekeeping(absl::Milliseconds(1))) ==
+        ErrorCode::kResourceInUse);
+  // StartAutoScaling is the same thread under its former name.
+  CHECK(GetErrorCode(f.stream->StartAutoScaling(absl::Milliseconds(1))) ==
+        ErrorCode::kResourceInUse);
+  f.clock->Advance(absl::Minutes(10) + absl::Microseconds(1));
+  // Nothing else touches the stream now: only the thread's Tick() can free the expired chunks,
+  // all at once (the one the writer fills stays).
+  while (f.stream->MemoryBytes() == full) std::this_thread::yield();
+  CHECK(f.stream->MemoryBytes() == ChunkBytes(64 << 10));
+  f.stream->StopHousekeeping();
+  f.stream->StopHousekeeping();  // stopping a stopped thread does nothing
+
+  // The former names start and stop it too.
+  REQUIRE(f.stream->StartAutoScaling(absl::Milliseconds(1)).ok());
+  CHECK(GetErrorCode(f.stream->StartHousekeeping(absl::Milliseconds(1))) ==
+        ErrorCode::kResourceInUse);
+  f.stream->StopAutoScaling();
+  REQUIRE(f.stream->StartHousekeeping(absl::Milliseconds(1)).ok());
+  CHECK(f.Retained().empty());
+  // The destructor stops the running thread.
 }
 
 // ---------------------------------------------------------------------------------------------

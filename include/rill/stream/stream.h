@@ -191,17 +191,29 @@ class Stream {
   // changes nothing. Errors: kResourceInUse while UPDATING.
   [[nodiscard]] absl::Status UpdateStreamMode(CapacityMode mode);
 
-  // Housekeeping, run by hand or by the auto-scaling thread: trims every shard to the retention
-  // period (reclaiming memory, expiring closed shards) and, in on-demand mode, applies the
-  // OnDemandPolicy to the ingress measured since the previous Tick(). Deterministic under a
-  // SimulatedClock.
+  // Housekeeping, run by hand or by the housekeeping thread (StartHousekeeping). In order:
+  //   - trims every shard to the retention period, freeing the memory of expired chunks, and
+  //     expires closed shards whose retention has passed since they closed;
+  //   - durable mode: the group commits that are due (background_flush off);
+  //   - on-demand mode: applies the OnDemandPolicy to the ingress measured since the previous
+  //     Tick() (splits and merges).
+  // Deterministic under a SimulatedClock. Puts and reads trim the shards they touch as they go,
+  // but nothing else does: without Tick() calls (or the housekeeping thread), a shard that
+  // receives no puts and no reads keeps its expired records in memory, and an on-demand stream
+  // never rescales.
   void Tick();
 
   // Starts a thread that calls Tick() every `interval` of real time (the time it sleeps is the
   // only wall-clock time rill ever uses; Tick() itself reads the stream's Clock). Errors:
-  // kInvalidArgument for a non-positive interval, kResourceInUse if already running.
-  [[nodiscard]] absl::Status StartAutoScaling(absl::Duration interval);
+  // kInvalidArgument for a non-positive interval, kResourceInUse if already running. A stream
+  // with a long retention and steady traffic wants it (e.g. every second): it bounds how long
+  // expired records stay in memory on shards nobody reads.
+  [[nodiscard]] absl::Status StartHousekeeping(absl::Duration interval);
   // Stops and joins that thread, if running. Also done by the destructor.
+  void StopHousekeeping();
+  // The former names of StartHousekeeping / StopHousekeeping (the thread also scales on-demand
+  // streams); they do exactly the same.
+  [[nodiscard]] absl::Status StartAutoScaling(absl::Duration interval);
   void StopAutoScaling();
 
   // Enhanced fan-out (see rill/stream/subscription.h). RegisterStreamConsumer: a name of 1-128

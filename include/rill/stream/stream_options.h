@@ -71,7 +71,7 @@ struct ShardLimits {
 };
 
 // How an on-demand stream resizes itself. Tick() (called by the application, or by the thread
-// StartAutoScaling() starts) measures each open shard's ingress since the previous Tick():
+// StartHousekeeping() starts) measures each open shard's ingress since the previous Tick():
 //   - a shard whose ingress stays at or above a hot threshold for `hot_for` is split at the middle
 //     of its hash-key range (while the stream has fewer than max_shards open shards);
 //   - two adjacent open shards whose ingress both stays below the cold thresholds for `cold_for`
