@@ -102,7 +102,7 @@ void StreamImpl::ReshardStep(ReshardPlan& plan, const std::vector<StreamShard*>&
   // Children number above every parent record.
   for (const ChildShard& c : children) {
     auto shard = std::make_unique<StreamShard>(c.shard_id, c.hash_key_range, ending + 1, now_us,
-                                               options_.shard_limits);
+                                               options_.shard_limits, &chunk_account_);
     shard->parent = parent_ids[0];
     if (parent_ids.size() > 1) shard->adjacent_parent = parent_ids[1];
     plan.opened.push_back(shard.get());
@@ -144,6 +144,7 @@ absl::Status StreamImpl::CommitReshard(ReshardPlan& plan, int64_t /*now_us*/) {
   map->open = plan.open;
   for (StreamShard* s : map->open) map->starts.push_back(s->range.starting_hash_key);
   for (const auto& s : shards_) map->all.push_back(s.get());
+  UpdateChunkCap(map->open.size());
   shard_map_.store(map.get(), std::memory_order_release);
   shard_map_.notify_all();
   // Old maps stay alive: a put may still be routing through one.
@@ -309,6 +310,7 @@ absl::Status StreamImpl::UpdateStreamMode(CapacityMode mode) {
 void StreamImpl::Tick() {
   const int64_t now_us = ToMicros(options_.clock->Now());
   TrimAll();
+  if (OverMemoryBudget()) RetireOldest(now_us);
   internal::MutexLock lock(&shards_mu_);
   for (StreamShard* s : shard_map_.load(std::memory_order_acquire)->all) {
     Expired(*s, now_us);

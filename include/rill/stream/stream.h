@@ -28,6 +28,10 @@
 // chunk is allocated only when one fills). GetRecords allocates its result vectors, never per
 // record byte: records are views into the stream's chunks.
 //
+// Memory: about 14.25 bytes per record beyond its key and data, plus the unfilled part of each
+// shard's newest chunk. Records leave memory when their retention passes (on the next put, read
+// or Tick() that touches their shard: see Tick()), or earlier at StreamOptions::memory_limit.
+//
 // Durable mode (options.storage): the same, plus the disk. A put appends to memory, then takes
 // part in a group commit of its shard (kEveryBatch: before it returns; kNever / kInterval: on the
 // stream's flusher thread, or in the put when background_flush is off). GetRecords of records
@@ -134,7 +138,9 @@ class Stream {
 
   // Puts one record. partition_key: 1-256 characters (UTF-16 code units, as Kinesis counts) of
   // valid UTF-8; key bytes plus data bytes at most max_record_bytes. Errors: kInvalidArgument for
-  // a bad key, an oversized record or a sequence_number_for_ordering this stream did not issue.
+  // a bad key, an oversized record or a sequence_number_for_ordering this stream did not issue;
+  // kProvisionedThroughputExceeded when a shard's write limit is used up or, with
+  // memory_limit's kRejectPuts, the memory budget is (retry later; nothing was written).
   // Thread-safe; does not allocate.
   [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecord(std::string_view partition_key,
                                                           std::string_view data,
@@ -194,6 +200,7 @@ class Stream {
   // Housekeeping, run by hand or by the housekeeping thread (StartHousekeeping). In order:
   //   - trims every shard to the retention period, freeing the memory of expired chunks, and
   //     expires closed shards whose retention has passed since they closed;
+  //   - memory_limit kRetireOldest: retires the oldest records while over the budget;
   //   - durable mode: the group commits that are due (background_flush off);
   //   - on-demand mode: applies the OnDemandPolicy to the ingress measured since the previous
   //     Tick() (splits and merges).
@@ -269,7 +276,11 @@ class Stream {
   [[nodiscard]] absl::Status IncreaseStreamRetentionPeriod(absl::Duration retention);
   [[nodiscard]] absl::Status DecreaseStreamRetentionPeriod(absl::Duration retention);
 
-  // Bytes of record storage held in memory, across shards.
+  // Bytes of record storage held in memory, across shards: the capacity of every chunk the
+  // shards hold (chunks dropped by retention but still referenced by a returned GetRecordsResult
+  // are not counted). Cheap: one relaxed atomic load of a count kept as chunks come and go.
+  // StreamOptions::memory_limit (in memory) or StorageOptions::memory_budget_bytes (durable)
+  // bound it.
   size_t MemoryBytes() const;
 
   // Durable mode: writes every record not yet written and syncs it, whatever the FsyncPolicy.
