@@ -72,10 +72,10 @@ class ChunkAccount {
 
  private:
   friend class ShardLog;
-  // Under the log's chunk lock, as the chunk list changes; sequentially consistent so that a
-  // thread that sees the budget exceeded after its own add is seen by the one retiring memory.
-  void Add(size_t bytes) { bytes_.fetch_add(bytes, std::memory_order_seq_cst); }
-  void Sub(size_t bytes) { bytes_.fetch_sub(bytes, std::memory_order_seq_cst); }
+  // Under the log's chunk lock, as the chunk list changes (only when a chunk is started or
+  // dropped). Relaxed: a reader wants the count, not what it was published with.
+  void Add(size_t bytes) { bytes_.fetch_add(bytes, std::memory_order_relaxed); }
+  void Sub(size_t bytes) { bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
 
   std::atomic<size_t> bytes_{0};
   std::atomic<size_t> max_chunk_bytes_{kHugeChunkBytes};
