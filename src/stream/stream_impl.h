@@ -142,8 +142,11 @@ class StreamImpl {
   uint64_t TrimShard(StreamShard& shard, int64_t expire_before_us) const;
 
   // The memory limit (stream_memory.cc). What a put checks under the shard's append lock with
-  // kRejectPuts: OK, or the refusal (counted).
+  // kRejectPuts: OK, or the refusal.
   absl::Status CheckMemoryBudget() const;
+  // kRejectPuts, after a refusal: applies retention to every shard (in a stream that is only
+  // written to, nothing else would) and says whether that made room.
+  bool TrimForRoom(int64_t now_us);
   // kRetireOldest: whether the stream holds more than its budget (one relaxed load).
   bool OverMemoryBudget() const {
     return retire_oldest_ && chunk_account_.bytes() > options_.memory_limit.budget_bytes;

@@ -25,8 +25,15 @@ void StreamImpl::UpdateChunkCap(size_t open_shards) {
 
 absl::Status StreamImpl::CheckMemoryBudget() const {
   if (chunk_account_.bytes() < options_.memory_limit.budget_bytes) return absl::OkStatus();
-  Add(counters_->memory_budget_exceeded, 1);
   return memory_refusal_;
+}
+
+bool StreamImpl::TrimForRoom(int64_t now_us) {
+  const int64_t expire_before = now_us - retention_us_.load(std::memory_order_relaxed);
+  for (StreamShard* s : shard_map_.load(std::memory_order_acquire)->all) {
+    TrimShard(*s, expire_before);
+  }
+  return chunk_account_.bytes() < options_.memory_limit.budget_bytes;
 }
 
 void StreamImpl::RetireOldest(int64_t now_us) {

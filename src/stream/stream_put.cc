@@ -104,11 +104,17 @@ ErrorCode StreamImpl::PutOne(std::string_view partition_key, std::string_view da
     } else if (store_ == nullptr) {
       // The budget is checked under the shard's append lock, where the chunk is started: each
       // shard then goes past it by one chunk at most, however many threads put.
-      absl::StatusOr<std::optional<internal::ShardLog::Appended>> a =
-          shard->log().AppendJournaled(partition_key, data, now_us, counter_floor, expire_before,
-                                       internal::ShardLog::Visibility::kNow,
-                                       [this](uint64_t, int64_t) { return CheckMemoryBudget(); });
+      auto append = [&] {
+        return shard->log().AppendJournaled(
+            partition_key, data, now_us, counter_floor, expire_before,
+            internal::ShardLog::Visibility::kNow,
+            [this](uint64_t, int64_t) { return CheckMemoryBudget(); });
+      };
+      absl::StatusOr<std::optional<internal::ShardLog::Appended>> a = append();
+      // Refused: expired records may be holding the memory, with nothing to trim them.
+      if (!a.ok() && TrimForRoom(now_us)) a = append();
       if (!a.ok()) {
+        Add(counters_->memory_budget_exceeded, 1);
         if (shard->write_limited) {
           shard->write_bytes.Refund(bytes);
           shard->write_records.Refund(1);
@@ -253,11 +259,13 @@ void StreamImpl::PutShardBatch(StreamShard* shard, absl::Span<const PutRecordsEn
   };
   const int64_t expire_before = now_us - retention_us_.load(std::memory_order_relaxed);
   bool wrote = false;
+  bool trimmed_for_room = false;  // kRejectPuts: once per call
   size_t pos = 0;
   while (pos < batch.size()) {
     const absl::Span<ShardLog::BatchRecord> rest = absl::MakeSpan(batch).subspan(pos);
     size_t appended = 0;
     absl::Status status;
+    bool retry = false;  // kRejectPuts: trimming made room for the refused record
     if (store_ == nullptr && !reject_puts_) {
       status = shard->log().AppendJournaledBatch(
           rest, now_us, expire_before, ShardLog::Visibility::kNow,
@@ -268,6 +276,13 @@ void StreamImpl::PutShardBatch(StreamShard* shard, absl::Span<const PutRecordsEn
       status = shard->log().AppendJournaledBatch(
           rest, now_us, expire_before, ShardLog::Visibility::kNow,
           [this](const ShardLog::BatchRecord&) { return CheckMemoryBudget(); }, &appended);
+      // Refused: expired records may be holding the memory, with nothing to trim them; if
+      // trimming makes room, the loop tries the refused record again.
+      if (!status.ok() && !trimmed_for_room) {
+        trimmed_for_room = true;
+        retry = TrimForRoom(now_us);
+      }
+      if (!status.ok() && !retry) Add(counters_->memory_budget_exceeded, 1);
     } else if (shard->storage.disk() == nullptr) {
       status = InternalFailureError(absl::StrFormat(
           "shard %s of stream %s has no storage (opening its directory failed when it was "
@@ -304,6 +319,7 @@ void StreamImpl::PutShardBatch(StreamShard* shard, absl::Span<const PutRecordsEn
     }
     wrote = wrote || appended != 0;
     pos += appended;
+    if (retry) continue;
     if (!status.ok()) {
       // Nothing of this record was written: it is neither readable nor numbered.
       const ShardLog::BatchRecord& r = batch[pos++];

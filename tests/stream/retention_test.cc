@@ -721,17 +721,30 @@ TEST_CASE("kRejectPuts accepts puts again once retention frees memory", "[retent
   REQUIRE(accepted == 22);
   f.clock->Advance(absl::Minutes(10));
   CHECK_FALSE(f.stream->PutRecord("k", data).ok());  // nothing has expired yet
-  f.clock->Advance(absl::Microseconds(1));
-  // Every record has expired, but nothing has trimmed the shard yet: the put is refused.
-  CHECK_FALSE(f.stream->PutRecord("k", data).ok());
-  f.stream->Tick();  // trims: the three sealed chunks go; the one the writer fills stays
-  CHECK(f.stream->MemoryBytes() == ChunkBytes(4 << 10));
+  CHECK(f.stream->metrics().memory_budget_exceeded == 2);
+  f.clock->Advance(absl::Microseconds(1));  // now every record has
+  // Once the sealed chunks are trimmed, the one the writer fills (with one expired record and
+  // room for six more) is all the stream holds.
   std::vector<std::string> after;
-  for (int i = 0; i < 6; ++i) {
-    after.push_back("again-" + std::to_string(i));
-    REQUIRE(f.stream->PutRecord("k", after.back()).ok());
+  for (int i = 0; i < 6; ++i) after.push_back("again-" + std::to_string(i));
+  SECTION("a refused PutRecord applies retention to every shard, then puts") {
+    for (const std::string& d : after) REQUIRE(f.stream->PutRecord("k", d).ok());
   }
+  SECTION("a refused PutRecords applies retention to every shard, then puts") {
+    std::vector<PutRecordsEntry> entries;
+    for (const std::string& d : after) entries.push_back({"k", d, {}});
+    absl::StatusOr<PutRecordsResult> batch = f.stream->PutRecords(entries);
+    REQUIRE(batch.ok());
+    CHECK(batch->failed_record_count == 0);
+  }
+  SECTION("Tick() applies retention") {
+    f.stream->Tick();
+    CHECK(f.stream->MemoryBytes() == ChunkBytes(4 << 10));
+    for (const std::string& d : after) REQUIRE(f.stream->PutRecord("k", d).ok());
+  }
+  CHECK(f.stream->MemoryBytes() == ChunkBytes(4 << 10));
   CHECK(f.Retained() == after);
+  CHECK(f.stream->metrics().memory_budget_exceeded == 2);
 }
 
 TEST_CASE("kRejectPuts also accepts puts again when a read trims the shard",

@@ -112,9 +112,11 @@ struct EnhancedFanOutOptions {
 // MemoryLimit::budget_bytes.
 enum class MemoryLimitPolicy {
   // Backpressure: refuse puts with kProvisionedThroughputExceeded, a message naming the memory
-  // budget, until retention (or a Tick()) frees memory; a refused put or PutRecords entry writes
-  // nothing, and a producer retrying throttled records backs off and retries it. Nothing put is
-  // lost. MemoryBytes() stays below budget_bytes plus one chunk per shard (each shard checks the
+  // budget, until retention frees memory; a refused put or PutRecords entry writes nothing, and
+  // a producer retrying throttled records backs off and retries it. Nothing put is lost. A
+  // refused call first applies retention to every shard (O(shards), on the refusal path only),
+  // so a stream that is only written to takes puts again once records expire. MemoryBytes() stays
+  // below budget_bytes plus one chunk per shard (each shard checks the
   // budget and starts its chunk under its append lock).
   kRejectPuts,
   // Retention by size, as Kafka's retention.bytes: past the budget, the stream retires its oldest
