@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include <benchmark/benchmark.h>
 
 #include "rill/stream/stream.h"
@@ -244,5 +246,118 @@ void BM_PutRecordLimited(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * (kDataBytes + kKeyBytes));
 }
 BENCHMARK(BM_PutRecordLimited);
+
+}  // namespace
+
+namespace {
+
+// The memory limit on the put path, against BM_PutRecordSteadyState/4 in the same run.
+// Arg 0: kRejectPuts with a budget never reached (the check under the append lock on every
+// put); arg 1: kRetireOldest, never reached (one relaxed load per put); arg 2: kRetireOldest at
+// a 64 MiB budget with a retention of 24 h, so that retirement, not retention, frees the chunks
+// the puts refill.
+void BM_PutRecordMemoryLimit(benchmark::State& state) {
+  rill::StreamOptions options;
+  options.name = "bench";
+  options.shard_count = 4;
+  options.allow_short_retention = true;
+  options.retention = state.range(0) == 2 ? absl::Hours(24) : absl::Milliseconds(50);
+  options.memory_limit.budget_bytes = state.range(0) == 2 ? size_t{64} << 20 : size_t{1} << 40;
+  options.memory_limit.policy = state.range(0) == 0 ? rill::MemoryLimitPolicy::kRejectPuts
+                                                    : rill::MemoryLimitPolicy::kRetireOldest;
+  auto stream = *rill::Stream::Create(options);
+  const std::string data(kDataBytes, 'd');
+  const auto keys = Keys();
+  size_t i = 0;
+  int64_t failures = 0;
+  for (auto _ : state) {
+    auto result = stream->PutRecord(keys[i++ & 4095], data);
+    if (!result.ok()) ++failures;
+    benchmark::DoNotOptimize(result);
+  }
+  if (failures != 0) state.SkipWithError("put failed");
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * (kDataBytes + kKeyBytes));
+  state.counters["mem_mb"] = static_cast<double>(stream->MemoryBytes()) / 1e6;
+  state.counters["retired"] = static_cast<double>(stream->DescribeStreamSummary().retired_records);
+}
+BENCHMARK(BM_PutRecordMemoryLimit)->Arg(0)->Arg(1)->Arg(2);
+
+// The resident set of the process, from /proc/self/statm (its second field, in pages); 0 where
+// there is no such file.
+size_t ResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int read = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return read == 2 ? static_cast<size_t>(resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// Memory per record beyond its key and data: 16-byte keys and 100-byte data over 100 shards,
+// state.range(0) records per shard. The records go round-robin over the shards (by explicit
+// hash key), so that every shard's chunks fill in step: the counters taken at the last round
+// before the shards started new chunks measure full chunks only (the record headers, the sparse
+// index, each chunk's unusable tail), what a long retention holds per record:
+//   overhead_B_per_record       MemoryBytes() per record, minus the 116 bytes of key and data
+//   rss_overhead_B_per_record   the growth of the resident set per record, minus the same
+// and at the end, with every shard's newest chunk part-filled (up to 2 MiB per shard on top):
+//   end_overhead_B_per_record
+// The resident set is the process'. Run the benchmark on its own
+// (--benchmark_filter=BM_MemoryPerRecord): chunks that earlier benchmarks freed are pooled or
+// kept by the allocator, and reusing them would not grow it.
+void BM_MemoryPerRecord(benchmark::State& state) {
+  constexpr int kShards = 100;
+  const int64_t per_shard = state.range(0);
+  const std::string data(kDataBytes, 'd');
+  const auto keys = Keys();
+  for (auto _ : state) {
+    const size_t rss_before = ResidentBytes();
+    auto stream = MakeStream(kShards);
+    std::vector<rill::PutOptions> to_shard(kShards);
+    for (const rill::ShardDescription& shard : stream->ListShards()) {
+      to_shard[shard.shard_id.index()].explicit_hash_key = shard.hash_key_range.starting_hash_key;
+    }
+    size_t memory = 0, rss = 0;
+    size_t full_memory = 0, full_rss = 0;
+    int64_t full_records = 0;
+    size_t i = 0;
+    for (int64_t round = 0; round < per_shard; ++round) {
+      for (int s = 0; s < kShards; ++s) {
+        if (!stream->PutRecord(keys[i++ & 4095], data, to_shard[static_cast<size_t>(s)]).ok()) {
+          state.SkipWithError("put failed");
+          return;
+        }
+      }
+      const size_t now = stream->MemoryBytes();
+      if (now != memory && round > 0) {
+        // This round started new chunks: the previous one ended with every chunk full.
+        full_memory = memory;
+        full_rss = rss;
+        full_records = round * kShards;
+      }
+      memory = now;
+      rss = ResidentBytes();
+    }
+    const auto per_record = [](double bytes, int64_t records) {
+      return records == 0 ? 0.0
+                          : bytes / static_cast<double>(records) -
+                                static_cast<double>(kKeyBytes + kDataBytes);
+    };
+    state.counters["overhead_B_per_record"] =
+        per_record(static_cast<double>(full_memory), full_records);
+    state.counters["rss_overhead_B_per_record"] =
+        per_record(static_cast<double>(full_rss) - static_cast<double>(rss_before), full_records);
+    state.counters["end_overhead_B_per_record"] =
+        per_record(static_cast<double>(memory), per_shard * kShards);
+    state.counters["full_records"] = static_cast<double>(full_records);
+  }
+  state.SetItemsProcessed(state.iterations() * per_shard * kShards);
+}
+BENCHMARK(BM_MemoryPerRecord)
+    ->Arg(20000)
+    ->Arg(100000)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -269,10 +269,11 @@ void ShardLog::WakeReaders() {
 }
 
 void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival_us) {
-  size_t capacity = next_chunk_bytes_;
+  const size_t max_chunk = account_ != nullptr ? account_->max_chunk_bytes() : kMaxChunkBytes;
+  size_t capacity = std::min(next_chunk_bytes_, max_chunk);
   if (current_ != nullptr) {
     // Size the next chunk from the traffic that filled this one: a quiet shard keeps small chunks.
-    capacity = std::clamp<size_t>(std::bit_ceil(2 * write_offset_), kMinChunkBytes, kMaxChunkBytes);
+    capacity = std::clamp<size_t>(std::bit_ceil(2 * write_offset_), kMinChunkBytes, max_chunk);
   }
   // A record too large for the largest chunk gets a chunk of its own size.
   if (record_bytes + 4 > capacity) {
@@ -291,6 +292,7 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
     }
     chunks_.push_back(chunk);
     chunk_last_us_.push_back(std::numeric_limits<int64_t>::max());
+    if (account_ != nullptr) account_->Add(capacity + sizeof(Chunk));
   }
   current_ = std::move(chunk);
   write_offset_ = 0;
@@ -309,14 +311,15 @@ std::optional<uint64_t> ShardLog::Close() {
   ending_counter_.store(empty ? first_counter_ : next_counter_ - 1, std::memory_order_relaxed);
   last_arrival_at_close_us_.store(last_arrival_us_, std::memory_order_relaxed);
   if (!closed_.load(std::memory_order_relaxed)) {
-    // The newest chunk is sealed now, so that retention can reclaim it like the others.
+    // The newest chunk is sealed now, so that retention can reclaim it like the others. Closed
+    // under the chunk lock, so that a reclaim never sees the seal without the close.
     MutexLock chunks_lock(&chunks_mu_);
     if (!chunks_.empty()) {
       chunk_last_us_.back() = last_arrival_us_;
       oldest_sealed_last_us_.store(chunk_last_us_.front(), std::memory_order_relaxed);
     }
+    closed_.store(true, std::memory_order_release);
   }
-  closed_.store(true, std::memory_order_release);
   if (waker_count_.load(std::memory_order_relaxed) != 0) WakeReaders();
   if (empty) return std::nullopt;
   return next_counter_ - 1;
@@ -340,17 +343,57 @@ int64_t ShardLog::ArrivalAt(uint64_t ordinal) const {
 }
 
 uint64_t ShardLog::TrimBefore(int64_t cutoff_us) {
-  const uint64_t end = end_ordinal();
+  return TrimBefore(cutoff_us, std::numeric_limits<int64_t>::max(), nullptr);
+}
+
+uint64_t ShardLog::TrimBefore(int64_t cutoff_us, int64_t count_from_us, Trimmed* counted) {
+  // Without the lock first: every read applies retention, and almost always nothing is due.
   uint64_t trim = trim_ordinal_.load(std::memory_order_acquire);
+  if (!(trim < end_ordinal() && ArrivalAt(trim) < cutoff_us) &&
+      cutoff_us <= oldest_sealed_last_us_.load(std::memory_order_relaxed)) {
+    return trim;
+  }
+  MutexLock lock(&trim_mu_);
+  const uint64_t end = end_ordinal();
+  trim = trim_ordinal_.load(std::memory_order_acquire);
   if (trim < end && ArrivalAt(trim) < cutoff_us) {
-    const uint64_t target =
-        LowerBound([](const StoredRecord& r) { return r.arrival_us; }, cutoff_us, end);
-    while (trim < target &&
-           !trim_ordinal_.compare_exchange_weak(trim, target, std::memory_order_acq_rel)) {
-    }
+    TrimToLocked(LowerBound([](const StoredRecord& r) { return r.arrival_us; }, cutoff_us, end),
+                 count_from_us, counted);
   }
   if (cutoff_us > oldest_sealed_last_us_.load(std::memory_order_relaxed)) Reclaim();
   return trim_ordinal_.load(std::memory_order_acquire);
+}
+
+void ShardLog::TrimToLocked(uint64_t target, int64_t count_from_us, Trimmed* counted) {
+  if (target <= trim_ordinal_.load(std::memory_order_relaxed)) return;
+  if (counted != nullptr) {
+    // Trims reclaim chunks only under trim_mu_, so the records below target are still here
+    // (durable eviction does not take it, but nothing durable is counted).
+    const uint64_t from =
+        LowerBound([](const StoredRecord& r) { return r.arrival_us; }, count_from_us, target);
+    for (Cursor c(*this, from, target); c.Valid(); c.Next()) {
+      const StoredRecord r = c.Get();
+      ++counted->records;
+      counted->bytes += r.partition_key.size() + r.data.size();
+    }
+  }
+  trim_ordinal_.store(target, std::memory_order_release);
+}
+
+bool ShardLog::RetireOldestChunk(int64_t last_us, int64_t count_from_us, Trimmed* counted) {
+  MutexLock lock(&trim_mu_);
+  uint64_t target;
+  {
+    ReaderMutexLock chunks_lock(&chunks_mu_);
+    if (chunks_.empty() || oldest_sealed_last_us_.load(std::memory_order_relaxed) != last_us) {
+      return false;
+    }
+    // Up to the next chunk; a closed log's only chunk ends with the log.
+    target = chunks_.size() > 1 ? chunks_[1]->first_ordinal() : end_ordinal();
+  }
+  TrimToLocked(target, count_from_us, counted);
+  Reclaim();
+  return true;
 }
 
 void ShardLog::Reclaim() {
@@ -363,11 +406,20 @@ void ShardLog::Reclaim() {
   size_t drop = 0;
   while (drop + 1 < chunks_.size() && chunks_[drop + 1]->first_ordinal() <= trim) ++drop;
   if (closed && trim >= end && drop + 1 == chunks_.size()) ++drop;
+  DropChunksLocked(drop);
+}
+
+void ShardLog::DropChunksLocked(size_t drop) {
   if (drop == 0) return;
+  if (account_ != nullptr) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < drop; ++i) bytes += chunks_[i]->capacity() + sizeof(Chunk);
+    account_->Sub(bytes);
+  }
   chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(drop));
   chunk_last_us_.erase(chunk_last_us_.begin(),
                        chunk_last_us_.begin() + static_cast<ptrdiff_t>(drop));
-  const bool oldest_sealed = chunks_.size() > 1 || (closed && !chunks_.empty());
+  const bool oldest_sealed = chunks_.size() > 1 || (closed() && !chunks_.empty());
   oldest_sealed_last_us_.store(
       oldest_sealed ? chunk_last_us_.front() : std::numeric_limits<int64_t>::max(),
       std::memory_order_relaxed);
@@ -390,22 +442,15 @@ size_t ShardLog::EvictBefore(uint64_t ordinal, size_t max_bytes) {
     bytes += chunks_[drop]->capacity() + sizeof(Chunk);
     ++drop;
   }
-  if (drop == 0) return 0;
-  chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(drop));
-  chunk_last_us_.erase(chunk_last_us_.begin(),
-                       chunk_last_us_.begin() + static_cast<ptrdiff_t>(drop));
-  const bool oldest_sealed = chunks_.size() > 1 || (closed() && !chunks_.empty());
-  oldest_sealed_last_us_.store(
-      oldest_sealed ? chunk_last_us_.front() : std::numeric_limits<int64_t>::max(),
-      std::memory_order_relaxed);
+  DropChunksLocked(drop);
   return bytes;
 }
 
 void ShardLog::RaiseTrim(uint64_t ordinal) {
   ordinal = std::min(ordinal, end_ordinal());
-  uint64_t trim = trim_ordinal_.load(std::memory_order_acquire);
-  while (trim < ordinal &&
-         !trim_ordinal_.compare_exchange_weak(trim, ordinal, std::memory_order_acq_rel)) {
+  MutexLock lock(&trim_mu_);
+  if (ordinal > trim_ordinal_.load(std::memory_order_relaxed)) {
+    trim_ordinal_.store(ordinal, std::memory_order_release);
   }
 }
 

@@ -11,6 +11,7 @@
 // lock, which fixes put order). Readers (Seek, cursors, lookups) never take the append lock: they
 // see the published prefix [trim_ordinal(), end_ordinal()). Chunks are reference-counted, so a
 // chunk dropped by retention stays alive while a reader or a returned record still points into it.
+// Moving the trim point is serialised on a trim lock, taken only when there is something to trim.
 #ifndef RILL_LOG_SHARD_LOG_H_
 #define RILL_LOG_SHARD_LOG_H_
 
@@ -53,6 +54,32 @@ inline constexpr uint32_t kIndexStride = 16;      // one sparse-index entry per 
 inline constexpr size_t kHugeChunkBytes = size_t{2} << 20;
 char* AllocateChunkBytes(size_t capacity);
 void FreeChunkBytes(char* bytes, size_t capacity);
+
+// The chunk memory of a set of logs (one stream's), kept as chunks come and go: the stream compares
+// it with its memory budget on every put, and one relaxed load must do. It also caps the size of
+// the chunks the logs start, so that a tight budget is filled, refused and retired at a finer
+// grain than the 2 MiB chunks a busy shard grows to. Thread-safe.
+class ChunkAccount {
+ public:
+  // Bytes of the chunks every attached log holds: the sum of their MemoryBytes().
+  size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // The largest chunk a log starts (a record too large for it still gets a chunk of its own
+  // size). Range: [4 KiB, 2 MiB], a power of two. Default: 2 MiB.
+  size_t max_chunk_bytes() const { return max_chunk_bytes_.load(std::memory_order_relaxed); }
+  void set_max_chunk_bytes(size_t bytes) {
+    max_chunk_bytes_.store(bytes, std::memory_order_relaxed);
+  }
+
+ private:
+  friend class ShardLog;
+  // Under the log's chunk lock, as the chunk list changes (only when a chunk is started or
+  // dropped). Relaxed: a reader wants the count, not what it was published with.
+  void Add(size_t bytes) { bytes_.fetch_add(bytes, std::memory_order_relaxed); }
+  void Sub(size_t bytes) { bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+  std::atomic<size_t> bytes_{0};
+  std::atomic<size_t> max_chunk_bytes_{kHugeChunkBytes};
+};
 
 class Chunk {
  public:
@@ -183,8 +210,10 @@ class ShardLog {
   static constexpr size_t kMaxChunkBytes = kHugeChunkBytes;
 
   // `first_counter` is the counter of the shard's first record (its starting sequence number).
-  explicit ShardLog(uint64_t first_counter)
-      : next_counter_(first_counter),
+  // `account`, if not null, counts this log's chunks and caps their size; it must outlive the log.
+  explicit ShardLog(uint64_t first_counter, ChunkAccount* account = nullptr)
+      : account_(account),
+        next_counter_(first_counter),
         first_counter_(first_counter),
         next_counter_published_(first_counter) {}
 
@@ -278,7 +307,28 @@ class ShardLog {
   // Makes records that arrived before `cutoff_us` invisible for good (the trim point only moves
   // forward, so raising retention later revives nothing), reclaims whole chunks below the trim
   // point, and returns the first visible ordinal.
-  uint64_t TrimBefore(int64_t cutoff_us);
+  uint64_t TrimBefore(int64_t cutoff_us) ABSL_LOCKS_EXCLUDED(trim_mu_);
+  // As TrimBefore, and adds to `*counted` the records this call made invisible that arrived at or
+  // after `count_from_us`, and their key and data bytes: a stream retiring records early (cutoff
+  // above retention's) counts exactly what it took. Each record is counted by one call only.
+  // In-memory logs: records already evicted to disk are not counted.
+  struct Trimmed {
+    uint64_t records = 0;
+    uint64_t bytes = 0;
+  };
+  uint64_t TrimBefore(int64_t cutoff_us, int64_t count_from_us, Trimmed* counted)
+      ABSL_LOCKS_EXCLUDED(trim_mu_);
+  // The newest record's arrival in the oldest chunk that no writer fills any more (sealed), or
+  // INT64_MAX if there is none.
+  int64_t oldest_sealed_last_us() const {
+    return oldest_sealed_last_us_.load(std::memory_order_relaxed);
+  }
+  // A stream's memory limit: trims every record of the oldest sealed chunk (and any before it)
+  // and reclaims the chunk, if its newest record still arrived at `last_us` (what
+  // oldest_sealed_last_us() said); counts as TrimBefore does. Returns whether it did (false: a
+  // concurrent trim took that chunk, or it is not sealed).
+  bool RetireOldestChunk(int64_t last_us, int64_t count_from_us, Trimmed* counted)
+      ABSL_LOCKS_EXCLUDED(trim_mu_, chunks_mu_);
   uint64_t trim_ordinal() const { return trim_ordinal_.load(std::memory_order_acquire); }
 
   // Durable mode: records below the returned ordinal are not in memory any more (evicted to the
@@ -290,7 +340,7 @@ class ShardLog {
   size_t EvictBefore(uint64_t ordinal, size_t max_bytes = std::numeric_limits<size_t>::max())
       ABSL_LOCKS_EXCLUDED(chunks_mu_);
   // Durable mode: retention found on disk that records below `ordinal` have expired.
-  void RaiseTrim(uint64_t ordinal);
+  void RaiseTrim(uint64_t ordinal) ABSL_LOCKS_EXCLUDED(trim_mu_);
 
   // The first ordinal in [trim, end) whose record has counter >= `counter`, or `end`.
   uint64_t LowerBoundCounter(uint64_t counter, uint64_t end) const;
@@ -330,7 +380,12 @@ class ShardLog {
   // The chunk holding `ordinal` (or the oldest one if it was reclaimed), or null if none.
   std::shared_ptr<const Chunk> FindChunk(uint64_t ordinal) const ABSL_LOCKS_EXCLUDED(chunks_mu_);
   int64_t ArrivalAt(uint64_t ordinal) const;
-  void Reclaim() ABSL_LOCKS_EXCLUDED(chunks_mu_);
+  void Reclaim() ABSL_EXCLUSIVE_LOCKS_REQUIRED(trim_mu_) ABSL_LOCKS_EXCLUDED(chunks_mu_);
+  // Moves the trim point up to `target` (never down), counting as TrimBefore does.
+  void TrimToLocked(uint64_t target, int64_t count_from_us, Trimmed* counted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(trim_mu_);
+  // Drops the first `drop` chunks; updates the account and the oldest sealed chunk's time.
+  void DropChunksLocked(size_t drop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(chunks_mu_);
   // Writes one record at `counter` / `arrival_us`; publishes it if `publish`.
   void WriteLocked(std::string_view key, std::string_view data, uint64_t counter,
                    int64_t arrival_us, bool publish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_);
@@ -345,6 +400,8 @@ class ShardLog {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_);
   template <typename Projection, typename Key>
   uint64_t LowerBound(Projection project, Key target, uint64_t end) const;
+
+  ChunkAccount* const account_;
 
   // Writer state.
   Mutex append_mu_;
@@ -364,7 +421,10 @@ class ShardLog {
   // Written only under append_mu_ (a plain load and store, no locked instruction), read by anyone.
   std::atomic<uint64_t> appended_bytes_{0};
   std::atomic<uint64_t> next_counter_published_{0};
+  // Moved (and chunks reclaimed) under trim_mu_, so that a counting trim walks records that no
+  // other trim reclaims meanwhile; read by anyone.
   std::atomic<uint64_t> trim_ordinal_{0};
+  Mutex trim_mu_ ABSL_ACQUIRED_BEFORE(chunks_mu_);
 
   // Deferred writers, in the order of their first records (entered under append_mu_).
   struct DeferredWriter {

@@ -33,7 +33,8 @@ struct StreamMetric {
   std::string_view max_help = {};                      // kLatency: of the _max gauge
 };
 
-// In the order of Kinesis' documentation: traffic, then PutRecord, PutRecords, GetRecords, limits.
+// In the order of Kinesis' documentation: traffic, then PutRecord, PutRecords, GetRecords, limits;
+// then rill's memory metrics.
 constexpr StreamMetric kStreamMetrics[] = {
     {"IncomingBytes", "rill_incoming_bytes_total", Kind::kCounter,
      "Bytes (partition keys and data) successfully put by PutRecord and PutRecords (Kinesis: "
@@ -113,6 +114,22 @@ constexpr StreamMetric kStreamMetrics[] = {
      "GetRecords calls refused by shard read limits (Kinesis: "
      "ReadProvisionedThroughputExceeded).",
      &MetricsSnapshot::read_provisioned_throughput_exceeded},
+    {"MemoryBytes", "rill_memory_bytes", Kind::kGauge,
+     "Bytes of record chunks the stream holds in memory (rill's addition; Kinesis has no "
+     "equivalent).",
+     &MetricsSnapshot::memory_bytes},
+    {"MemoryBudgetExceeded", "rill_memory_budget_exceeded_total", Kind::kCounter,
+     "Records refused because the stream's memory budget was used up (rill's addition; Kinesis "
+     "has no equivalent).",
+     &MetricsSnapshot::memory_budget_exceeded},
+    {"RetiredRecords", "rill_retired_records_total", Kind::kCounter,
+     "Records retired before their retention period to keep the stream within its memory budget "
+     "(rill's addition; Kinesis has no equivalent).",
+     &MetricsSnapshot::retired_records},
+    {"RetiredBytes", "rill_retired_bytes_total", Kind::kCounter,
+     "Bytes (partition keys and data) of records retired to keep the stream within its memory "
+     "budget (rill's addition; Kinesis has no equivalent).",
+     &MetricsSnapshot::retired_bytes},
 };
 
 struct ShardMetric {

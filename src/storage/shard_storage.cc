@@ -1,6 +1,7 @@
 #include "storage/shard_storage.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 namespace rill::internal {
@@ -60,7 +61,11 @@ absl::Status ShardStorage::Recover(const std::string& dir, const StorageOptions&
 }
 
 uint64_t ShardStorage::Trim(int64_t cutoff_us) {
-  const uint64_t trim = log_.TrimBefore(cutoff_us);
+  return Trim(cutoff_us, std::numeric_limits<int64_t>::max(), nullptr);
+}
+
+uint64_t ShardStorage::Trim(int64_t cutoff_us, int64_t count_from_us, ShardLog::Trimmed* counted) {
+  const uint64_t trim = log_.TrimBefore(cutoff_us, count_from_us, counted);
   if (disk_ == nullptr) return trim;
   // Records evicted to disk: the memory log cannot judge their age.
   const uint64_t memory_start = log_.memory_start_ordinal();

@@ -42,7 +42,9 @@ struct ShardRead {
 
 class ShardStorage {
  public:
-  explicit ShardStorage(uint64_t first_counter) : log_(first_counter) {}
+  // `account`: see ShardLog.
+  explicit ShardStorage(uint64_t first_counter, ChunkAccount* account = nullptr)
+      : log_(first_counter, account) {}
   ShardStorage(const ShardStorage&) = delete;
   ShardStorage& operator=(const ShardStorage&) = delete;
 
@@ -76,6 +78,9 @@ class ShardStorage {
   // ordinal. Readers call it too: retention is applied on every access. DropExpired deletes
   // whole segments older than `cutoff_us`, or all of them when the shard `expired`.
   uint64_t Trim(int64_t cutoff_us);
+  // As Trim, counting into `*counted` the in-memory records it drops that arrived at or after
+  // `count_from_us` (ShardLog::TrimBefore).
+  uint64_t Trim(int64_t cutoff_us, int64_t count_from_us, ShardLog::Trimmed* counted);
   void DropExpired(int64_t cutoff_us, bool expired);
 
   // The first ordinal in [from, end) whose counter >= `counter` (arrival >= `time_us`), or

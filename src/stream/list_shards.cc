@@ -197,6 +197,8 @@ StreamSummary StreamImpl::DescribeStreamSummary() const {
     MutexLock lock(&consumers_mu_);
     summary.consumer_count = static_cast<int>(consumers_.size());
   }
+  summary.retired_records = counters_->retired_records.load(std::memory_order_relaxed);
+  summary.retired_bytes = counters_->retired_bytes.load(std::memory_order_relaxed);
   return summary;
 }
 

@@ -118,6 +118,11 @@ absl::Status ValidateStreamOptions(StreamOptions& options) {
   if (options.update_duration < absl::ZeroDuration()) {
     return InvalidArgumentError("update_duration must not be negative");
   }
+  if (options.memory_limit.budget_bytes != 0 && options.storage) {
+    return InvalidArgumentError(
+        "memory_limit is for in-memory streams: a durable stream's memory is bounded by "
+        "storage->memory_budget_bytes, which evicts to disk and loses nothing");
+  }
   if (options.clock == nullptr) options.clock = SystemClock::Default();
   return absl::OkStatus();
 }
@@ -210,13 +215,7 @@ absl::StatusOr<StreamShard*> StreamImpl::FindLiveShard(uint32_t index, int64_t n
   return shard;
 }
 
-size_t StreamImpl::MemoryBytes() const {
-  size_t bytes = 0;
-  for (const StreamShard* shard : shard_map_.load(std::memory_order_acquire)->all) {
-    bytes += shard->log().MemoryBytes();
-  }
-  return bytes;
-}
+size_t StreamImpl::MemoryBytes() const { return chunk_account_.bytes(); }
 
 StreamImpl::StreamImpl(StreamOptions options, const internal::StreamMeta* recovered)
     : options_(std::move(options)),
@@ -227,6 +226,10 @@ StreamImpl::StreamImpl(StreamOptions options, const internal::StreamMeta* recove
       stream_tag_(static_cast<uint32_t>(Mix64(seed_, 8)) & internal::kStreamTagMask),
       retention_us_(recovered != nullptr ? recovered->retention_us
                                          : absl::ToInt64Microseconds(options_.retention)),
+      reject_puts_(options_.memory_limit.budget_bytes != 0 &&
+                   options_.memory_limit.policy == MemoryLimitPolicy::kRejectPuts),
+      retire_oldest_(options_.memory_limit.budget_bytes != 0 &&
+                     options_.memory_limit.policy == MemoryLimitPolicy::kRetireOldest),
       capacity_mode_(recovered != nullptr ? static_cast<CapacityMode>(recovered->capacity_mode)
                                           : options_.capacity_mode),
       counters_(std::make_unique<Counters>()) {
@@ -239,15 +242,17 @@ StreamImpl::StreamImpl(StreamOptions options, const internal::StreamMeta* recove
     for (size_t i = 0; i < ranges.size(); ++i) {
       // Counters start at 1: counter 0 is below every record, for "from the start" positions.
       shards_.push_back(std::make_unique<StreamShard>(ShardId(static_cast<uint32_t>(i)), ranges[i],
-                                                      1, now_us, options_.shard_limits));
+                                                      1, now_us, options_.shard_limits,
+                                                      &chunk_account_));
     }
   } else {
     // The shards as they were; their records are replayed by AttachStorage.
     last_tick_us_ = ToMicros(options_.clock->Now());
     trim_floor_us_.store(recovered->trim_floor_us);
     for (const internal::ShardMeta& m : recovered->shards) {
-      auto shard = std::make_unique<StreamShard>(ShardId(m.index), m.range, m.first_counter,
-                                                 m.created_us, options_.shard_limits);
+      auto shard =
+          std::make_unique<StreamShard>(ShardId(m.index), m.range, m.first_counter, m.created_us,
+                                        options_.shard_limits, &chunk_account_);
       if (m.parent) shard->parent = ShardId(*m.parent);
       if (m.adjacent_parent) shard->adjacent_parent = ShardId(*m.adjacent_parent);
       shards_.push_back(std::move(shard));
@@ -264,12 +269,19 @@ StreamImpl::StreamImpl(StreamOptions options, const internal::StreamMeta* recove
     return a->range.starting_hash_key < b->range.starting_hash_key;
   });
   for (const StreamShard* s : map->open) map->starts.push_back(s->range.starting_hash_key);
+  UpdateChunkCap(map->open.size());
+  if (reject_puts_) {
+    memory_refusal_ = ProvisionedThroughputExceededError(absl::StrFormat(
+        "Rate exceeded for stream %s: its memory budget of %d bytes (StreamOptions::memory_limit) "
+        "is used up; retry once retention frees memory",
+        options_.name, options_.memory_limit.budget_bytes));
+  }
   shard_map_.store(map.get(), std::memory_order_release);
   shard_maps_.push_back(std::move(map));
 }
 
 StreamImpl::~StreamImpl() {
-  StopAutoScaling();
+  StopHousekeeping();
   StopFlusher();
   if (store_ != nullptr) Flush().IgnoreError();  // what a clean shutdown owes the disk
 }
@@ -348,11 +360,17 @@ absl::Status Stream::UpdateStreamMode(CapacityMode mode) { return impl_->UpdateS
 
 void Stream::Tick() { impl_->Tick(); }
 
-absl::Status Stream::StartAutoScaling(absl::Duration interval) {
-  return impl_->StartAutoScaling(interval);
+absl::Status Stream::StartHousekeeping(absl::Duration interval) {
+  return impl_->StartHousekeeping(interval);
 }
 
-void Stream::StopAutoScaling() { impl_->StopAutoScaling(); }
+void Stream::StopHousekeeping() { impl_->StopHousekeeping(); }
+
+absl::Status Stream::StartAutoScaling(absl::Duration interval) {
+  return impl_->StartHousekeeping(interval);
+}
+
+void Stream::StopAutoScaling() { impl_->StopHousekeeping(); }
 
 absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_view name) {
   return impl_->RegisterStreamConsumer(name);

@@ -4,9 +4,10 @@
 //   stream.cc            creation, durable open, the Stream facade
 //   stream_put.cc        PutRecord / PutRecords, the journal path of durable puts
 //   stream_read.cc       GetShardIterator / GetRecords, retention
-//   stream_reshard.cc    SplitShard / MergeShards / UpdateShardCount / UpdateStreamMode, Tick and
-//                        on-demand scaling
+//   stream_reshard.cc    SplitShard / MergeShards / UpdateShardCount / UpdateStreamMode, Tick, the
+//                        housekeeping thread and on-demand scaling
 //   stream_storage.cc    durable mode: recovery, group commit, the flusher, the memory budget
+//   stream_memory.cc     in-memory mode: the memory limit (refusing puts, retiring records)
 //   list_shards.cc       ListShards paging, DescribeStreamSummary
 //   stream_metrics.cc    metrics()
 //   subscription.cc      the consumer registry and push subscriptions
@@ -28,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "log/shard_log.h"
 #include "rill/base/internal/mutex.h"
 #include "rill/stream/stream.h"
 
@@ -71,8 +73,8 @@ class StreamImpl {
   absl::Status UpdateShardCount(int target_shard_count);
   absl::Status UpdateStreamMode(CapacityMode mode);
   void Tick();
-  absl::Status StartAutoScaling(absl::Duration interval);
-  void StopAutoScaling();
+  absl::Status StartHousekeeping(absl::Duration interval);
+  void StopHousekeeping();
 
   absl::StatusOr<ConsumerDescription> RegisterStreamConsumer(std::string_view name);
   absl::Status DeregisterStreamConsumer(std::string_view name);
@@ -134,6 +136,26 @@ class StreamImpl {
   absl::StatusOr<uint64_t> OrderingCounter(SequenceNumber s) const;
   // Trims every shard with the current retention, so that a later increase revives nothing.
   void TrimAll();
+  // Trims `shard` to records that arrived at or after `expire_before_us` (retention) and the
+  // memory limit's retirement cutoff, counting what the latter alone takes as retired. Returns
+  // the first visible ordinal.
+  uint64_t TrimShard(StreamShard& shard, int64_t expire_before_us) const;
+
+  // The memory limit (stream_memory.cc). What a put checks under the shard's append lock with
+  // kRejectPuts: OK, or the refusal.
+  absl::Status CheckMemoryBudget() const;
+  // kRejectPuts, after a refusal: applies retention to every shard (in a stream that is only
+  // written to, nothing else would) and says whether that made room.
+  bool TrimForRoom(int64_t now_us);
+  // kRetireOldest: whether the stream holds more than its budget (one relaxed load).
+  bool OverMemoryBudget() const {
+    return retire_oldest_ && chunk_account_.bytes() > options_.memory_limit.budget_bytes;
+  }
+  // kRetireOldest: retires the oldest records, stream-wide by arrival, until the stream is
+  // within its budget or only chunks writers are filling are left.
+  void RetireOldest(int64_t now_us) ABSL_LOCKS_EXCLUDED(retire_mu_);
+  // Sets the largest chunk a shard starts from the budget and the open shard count.
+  void UpdateChunkCap(size_t open_shards);
   // The check and write shared by PutRecord and PutRecords: kOk on success, else the error code
   // with *error set.
   // Durable mode, kEveryBatch: what one call wrote that waits for the journal sync.
@@ -207,6 +229,18 @@ class StreamImpl {
   // keeps it across a reopen, where the memory log's trim point is gone).
   std::atomic<int64_t> trim_floor_us_{INT64_MIN};
 
+  // Every shard's chunk memory (MemoryBytes()); declared before the shards, which point to it.
+  ChunkAccount chunk_account_;
+  // The memory limit's policy, if a budget is set.
+  const bool reject_puts_;
+  const bool retire_oldest_;
+  // kRejectPuts: the error a refused put gets (made once: a refusal copies it, no allocation).
+  absl::Status memory_refusal_;
+  // kRetireOldest: records that arrived before this are retired (only moves forward).
+  std::atomic<int64_t> retire_before_us_{INT64_MIN};
+  // One thread retires at a time; others over the budget wait for it, then find room.
+  Mutex retire_mu_;
+
   mutable Mutex shards_mu_;
   // Every shard ever created, indexed by shard index; never shrinks while the stream lives.
   std::vector<std::unique_ptr<StreamShard>> shards_ ABSL_GUARDED_BY(shards_mu_);
@@ -242,11 +276,11 @@ class StreamImpl {
   struct Counters;
   std::unique_ptr<Counters> counters_;
 
-  // The auto-scaling thread (StartAutoScaling).
-  Mutex auto_scaling_mu_;
-  CondVar auto_scaling_cv_;
-  bool auto_scaling_stop_ ABSL_GUARDED_BY(auto_scaling_mu_) = false;
-  std::thread auto_scaling_thread_ ABSL_GUARDED_BY(auto_scaling_mu_);
+  // The housekeeping thread (StartHousekeeping): Tick() every interval.
+  Mutex housekeeping_mu_;
+  CondVar housekeeping_cv_;
+  bool housekeeping_stop_ ABSL_GUARDED_BY(housekeeping_mu_) = false;
+  std::thread housekeeping_thread_ ABSL_GUARDED_BY(housekeeping_mu_);
 };
 
 // Per-call counters. Each is one relaxed add per call (PutRecords and GetRecords amortise it over
@@ -259,6 +293,9 @@ struct StreamImpl::Counters {
   std::atomic<int64_t> put_records_failed{0};
   std::atomic<int64_t> put_records_throttled{0};
   std::atomic<int64_t> get_records_success{0};
+  std::atomic<int64_t> memory_budget_exceeded{0};
+  std::atomic<int64_t> retired_records{0};
+  std::atomic<int64_t> retired_bytes{0};
   struct Latency {
     std::atomic<int64_t> count{0};
     std::atomic<int64_t> sum_us{0};

@@ -65,6 +65,10 @@ MetricsSnapshot StreamImpl::metrics() const {
   m.put_record_latency = c.put_record_latency.Get();
   m.put_records_latency = c.put_records_latency.Get();
   m.get_records_latency = c.get_records_latency.Get();
+  m.memory_bytes = static_cast<int64_t>(MemoryBytes());
+  m.memory_budget_exceeded = c.memory_budget_exceeded.load(std::memory_order_relaxed);
+  m.retired_records = c.retired_records.load(std::memory_order_relaxed);
+  m.retired_bytes = c.retired_bytes.load(std::memory_order_relaxed);
   return m;
 }
 

@@ -99,8 +99,30 @@ ErrorCode StreamImpl::PutOne(std::string_view partition_key, std::string_view da
       return ErrorCode::kProvisionedThroughputExceeded;
     }
     std::optional<internal::ShardLog::Appended> appended;
-    if (store_ == nullptr) {
+    if (store_ == nullptr && !reject_puts_) {
       appended = shard->log().Append(partition_key, data, now_us, counter_floor, expire_before);
+    } else if (store_ == nullptr) {
+      // The budget is checked under the shard's append lock, where the chunk is started: each
+      // shard then goes past it by one chunk at most, however many threads put.
+      auto append = [&] {
+        return shard->log().AppendJournaled(
+            partition_key, data, now_us, counter_floor, expire_before,
+            internal::ShardLog::Visibility::kNow,
+            [this](uint64_t, int64_t) { return CheckMemoryBudget(); });
+      };
+      absl::StatusOr<std::optional<internal::ShardLog::Appended>> a = append();
+      // Refused: expired records may be holding the memory, with nothing to trim them.
+      if (!a.ok() && TrimForRoom(now_us)) a = append();
+      if (!a.ok()) {
+        Add(counters_->memory_budget_exceeded, 1);
+        if (shard->write_limited) {
+          shard->write_bytes.Refund(bytes);
+          shard->write_records.Refund(1);
+        }
+        *error = std::string(a.status().message());
+        return ErrorCode::kProvisionedThroughputExceeded;
+      }
+      appended = *a;
     } else {
       uint64_t counter = 0;
       absl::StatusOr<bool> a = AppendDurable(shard, partition_key, data, now_us, counter_floor,
@@ -237,15 +259,30 @@ void StreamImpl::PutShardBatch(StreamShard* shard, absl::Span<const PutRecordsEn
   };
   const int64_t expire_before = now_us - retention_us_.load(std::memory_order_relaxed);
   bool wrote = false;
+  bool trimmed_for_room = false;  // kRejectPuts: once per call
   size_t pos = 0;
   while (pos < batch.size()) {
     const absl::Span<ShardLog::BatchRecord> rest = absl::MakeSpan(batch).subspan(pos);
     size_t appended = 0;
     absl::Status status;
-    if (store_ == nullptr) {
+    bool retry = false;  // kRejectPuts: trimming made room for the refused record
+    if (store_ == nullptr && !reject_puts_) {
       status = shard->log().AppendJournaledBatch(
           rest, now_us, expire_before, ShardLog::Visibility::kNow,
           [](const ShardLog::BatchRecord&) { return absl::OkStatus(); }, &appended);
+    } else if (store_ == nullptr) {
+      // As in PutOne: each entry checks the budget under the append lock; the first refused
+      // stops the batch, and the loop goes on with the next.
+      status = shard->log().AppendJournaledBatch(
+          rest, now_us, expire_before, ShardLog::Visibility::kNow,
+          [this](const ShardLog::BatchRecord&) { return CheckMemoryBudget(); }, &appended);
+      // Refused: expired records may be holding the memory, with nothing to trim them; if
+      // trimming makes room, the loop tries the refused record again.
+      if (!status.ok() && !trimmed_for_room) {
+        trimmed_for_room = true;
+        retry = TrimForRoom(now_us);
+      }
+      if (!status.ok() && !retry) Add(counters_->memory_budget_exceeded, 1);
     } else if (shard->storage.disk() == nullptr) {
       status = InternalFailureError(absl::StrFormat(
           "shard %s of stream %s has no storage (opening its directory failed when it was "
@@ -282,6 +319,7 @@ void StreamImpl::PutShardBatch(StreamShard* shard, absl::Span<const PutRecordsEn
     }
     wrote = wrote || appended != 0;
     pos += appended;
+    if (retry) continue;
     if (!status.ok()) {
       // Nothing of this record was written: it is neither readable nor numbered.
       const ShardLog::BatchRecord& r = batch[pos++];
@@ -291,6 +329,7 @@ void StreamImpl::PutShardBatch(StreamShard* shard, absl::Span<const PutRecordsEn
       out.error_code = GetErrorCode(error);
       out.error_message = std::string(error.message());
       ++result->failed_record_count;
+      if (out.error_code == ErrorCode::kProvisionedThroughputExceeded) ++*throttled;  // memory
     } else if (pos < batch.size()) {
       // The shard closed (a resharding): the rest is routed again, one by one, to its children.
       for (; pos < batch.size(); ++pos) {
@@ -390,6 +429,7 @@ absl::StatusOr<PutRecordResult> StreamImpl::PutRecord(std::string_view partition
     }
     if (code == ErrorCode::kOk) AfterDurablePut({&shard, 1});
   }
+  if (code == ErrorCode::kOk && OverMemoryBudget()) RetireOldest(ToMicros(start));
   if (sample) {
     counters_->put_record_latency.Record(absl::ToInt64Microseconds(options_.clock->Now() - start));
   }
@@ -479,6 +519,8 @@ absl::StatusOr<PutRecordsResult> StreamImpl::PutRecords(absl::Span<const PutReco
     group_of[shard] = kNone;
     PutShardBatch(map->all[shard], entries, absl::MakeConstSpan(order).subspan(start, end - start),
                   now_us, &result, &throttled, &touched, &durable);
+    // After each shard's entries, so that a call goes past the budget by one shard's at most.
+    if (OverMemoryBudget()) RetireOldest(now_us);
   }
   if (store_ != nullptr) {
     // kEveryBatch: the entries written are acknowledged only after the journal sync; if it

@@ -58,7 +58,7 @@ absl::StatusOr<ShardIterator> StreamImpl::GetShardIteratorImpl(uint32_t shard_in
 
   internal::ShardLog& log = shard->log();
   const uint64_t end = log.end_ordinal();
-  const uint64_t trim = shard->storage.Trim(now_us - retention_us_.load(std::memory_order_relaxed));
+  const uint64_t trim = TrimShard(*shard, now_us - retention_us_.load(std::memory_order_relaxed));
   uint64_t ordinal = trim;
   switch (position.type) {
     case ShardIteratorType::kTrimHorizon:
@@ -141,7 +141,7 @@ absl::StatusOr<GetRecordsResult> StreamImpl::GetRecords(const ShardIterator& ite
   // Closedness first: if it is closed, the end read next is final.
   const bool closed = log.closed();
   const uint64_t end = log.end_ordinal();
-  const uint64_t trim = shard->storage.Trim(now_us - retention_us_.load(std::memory_order_relaxed));
+  const uint64_t trim = TrimShard(*shard, now_us - retention_us_.load(std::memory_order_relaxed));
 
   GetRecordsResult result;
   const internal::ShardRead read = internal::ReadShard(
@@ -172,9 +172,22 @@ void StreamImpl::TrimAll() {
   const int64_t now_us = ToMicros(options_.clock->Now());
   const int64_t cutoff = std::max(now_us - retention_us_.load(), trim_floor_us_.load());
   for (StreamShard* shard : shard_map_.load(std::memory_order_acquire)->all) {
-    shard->storage.Trim(cutoff);
+    TrimShard(*shard, cutoff);
     shard->storage.DropExpired(cutoff, Expired(*shard, now_us));
   }
+}
+
+uint64_t StreamImpl::TrimShard(StreamShard& shard, int64_t expire_before_us) const {
+  const int64_t retire_before = retire_before_us_.load(std::memory_order_acquire);
+  if (retire_before <= expire_before_us) return shard.storage.Trim(expire_before_us);
+  // The memory limit retires more than retention expires: what it alone takes is counted.
+  ShardLog::Trimmed retired;
+  const uint64_t trim = shard.storage.Trim(retire_before, expire_before_us, &retired);
+  if (retired.records != 0) {
+    Add(counters_->retired_records, static_cast<int64_t>(retired.records));
+    Add(counters_->retired_bytes, static_cast<int64_t>(retired.bytes));
+  }
+  return trim;
 }
 
 absl::Status StreamImpl::IncreaseStreamRetentionPeriod(absl::Duration retention) {

@@ -104,7 +104,7 @@ void StreamImpl::ReshardStep(ReshardPlan& plan, const std::vector<StreamShard*>&
   // Children number above every parent record.
   for (const ChildShard& c : children) {
     auto shard = std::make_unique<StreamShard>(c.shard_id, c.hash_key_range, ending + 1, now_us,
-                                               options_.shard_limits);
+                                               options_.shard_limits, &chunk_account_);
     shard->parent = parent_ids[0];
     if (parent_ids.size() > 1) shard->adjacent_parent = parent_ids[1];
     plan.opened.push_back(shard.get());
@@ -147,6 +147,7 @@ absl::Status StreamImpl::CommitReshard(ReshardPlan& plan, int64_t /*now_us*/) {
   map->open = plan.open;
   for (StreamShard* s : map->open) map->starts.push_back(s->range.starting_hash_key);
   for (const auto& s : shards_) map->all.push_back(s.get());
+  UpdateChunkCap(map->open.size());
   shard_map_.store(map.get(), std::memory_order_release);
   shard_map_.notify_all();
   // Old maps stay alive: a put may still be routing through one.
@@ -340,6 +341,7 @@ absl::Status StreamImpl::UpdateStreamMode(CapacityMode mode) {
 void StreamImpl::Tick() {
   const int64_t now_us = ToMicros(options_.clock->Now());
   TrimAll();
+  if (OverMemoryBudget()) RetireOldest(now_us);
   internal::MutexLock lock(&shards_mu_);
   for (StreamShard* s : shard_map_.load(std::memory_order_acquire)->all) {
     Expired(*s, now_us);
@@ -412,24 +414,24 @@ void StreamImpl::AutoScaleLocked(int64_t now_us) {
   if (changed) MarkUpdated(now_us);
 }
 
-absl::Status StreamImpl::StartAutoScaling(absl::Duration interval) {
+absl::Status StreamImpl::StartHousekeeping(absl::Duration interval) {
   if (interval <= absl::ZeroDuration()) {
-    return InvalidArgumentError("StartAutoScaling needs a positive interval");
+    return InvalidArgumentError("StartHousekeeping needs a positive interval");
   }
-  MutexLock lock(&auto_scaling_mu_);
-  if (auto_scaling_thread_.joinable()) {
-    return ResourceInUseError("the auto-scaling thread is already running");
+  MutexLock lock(&housekeeping_mu_);
+  if (housekeeping_thread_.joinable()) {
+    return ResourceInUseError("the housekeeping thread is already running");
   }
-  auto_scaling_stop_ = false;
-  auto_scaling_thread_ = std::thread([this, interval] {
+  housekeeping_stop_ = false;
+  housekeeping_thread_ = std::thread([this, interval] {
     for (;;) {
       {
-        MutexLock lock(&auto_scaling_mu_);
+        MutexLock lock(&housekeeping_mu_);
         const auto deadline =
             std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(interval);
-        while (!auto_scaling_stop_ && auto_scaling_cv_.WaitUntil(&auto_scaling_mu_, deadline)) {
+        while (!housekeeping_stop_ && housekeeping_cv_.WaitUntil(&housekeeping_mu_, deadline)) {
         }
-        if (auto_scaling_stop_) return;
+        if (housekeeping_stop_) return;
       }
       Tick();
     }
@@ -437,14 +439,14 @@ absl::Status StreamImpl::StartAutoScaling(absl::Duration interval) {
   return absl::OkStatus();
 }
 
-void StreamImpl::StopAutoScaling() {
+void StreamImpl::StopHousekeeping() {
   std::thread thread;
   {
-    MutexLock lock(&auto_scaling_mu_);
-    auto_scaling_stop_ = true;
-    thread = std::move(auto_scaling_thread_);
+    MutexLock lock(&housekeeping_mu_);
+    housekeeping_stop_ = true;
+    thread = std::move(housekeeping_thread_);
   }
-  auto_scaling_cv_.SignalAll();
+  housekeeping_cv_.SignalAll();
   if (thread.joinable()) thread.join();
 }
 

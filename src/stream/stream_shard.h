@@ -25,12 +25,13 @@ namespace rill {
 namespace internal {
 
 struct StreamShard {
+  // `account`: the stream's chunk memory, which must outlive the shard.
   StreamShard(ShardId id, HashKeyRange range, uint64_t first_counter, int64_t created_us,
-              const ShardLimits& limits)
+              const ShardLimits& limits, ChunkAccount* account)
       : id(id),
         range(range),
         created_us(created_us),
-        storage(first_counter),
+        storage(first_counter, account),
         write_bytes(limits.write_bytes_per_second, created_us),
         write_records(limits.write_records_per_second, created_us),
         read_calls(limits.read_calls_per_second, created_us),

@@ -688,6 +688,111 @@ TEST_CASE("TrimBefore reclaims whole chunks below the trim point", "[shard_log]"
   CHECK(log.MemoryBytes() < ExpectedMemory(chunks) / 4);
 }
 
+TEST_CASE("TrimBefore counts exactly the records it drops that arrived at or after count_from",
+          "[shard_log]") {
+  ShardLog log(1);
+  constexpr uint64_t kRecords = 20000;
+  // Record i arrives at kBaseUs + i, with key and data sizes that vary (KeyFor, DataFor).
+  std::vector<uint64_t> bytes_before(kRecords + 1, 0);  // key and data bytes of records [0, i)
+  for (uint64_t i = 0; i < kRecords; ++i) {
+    MustAppend(log, KeyFor(i), DataFor(i), kBaseUs + static_cast<int64_t>(i));
+    bytes_before[i + 1] = bytes_before[i] + KeyFor(i).size() + DataFor(i).size();
+  }
+  auto time_of = [](uint64_t ordinal) { return kBaseUs + static_cast<int64_t>(ordinal); };
+  ShardLog::Trimmed counted;
+  // To 1,000, counting from 400: records [400, 1000).
+  CHECK(log.TrimBefore(time_of(1000), time_of(400), &counted) == 1000u);
+  CHECK(counted.records == 600u);
+  CHECK(counted.bytes == bytes_before[1000] - bytes_before[400]);
+  // Nothing new to drop: nothing counted, whatever count_from says.
+  CHECK(log.TrimBefore(time_of(900), time_of(0), &counted) == 1000u);
+  CHECK(counted.records == 600u);
+  // count_from below the trim point counts from the trim point, across chunk boundaries.
+  CHECK(log.TrimBefore(time_of(15000), time_of(0), &counted) == 15000u);
+  CHECK(counted.records == 600u + 14000u);
+  CHECK(counted.bytes ==
+        bytes_before[1000] - bytes_before[400] + bytes_before[15000] - bytes_before[1000]);
+  // count_from past the cutoff counts nothing; the trim still happens.
+  ShardLog::Trimmed none;
+  CHECK(log.TrimBefore(time_of(16000), time_of(17000), &none) == 16000u);
+  CHECK(none.records == 0u);
+  CHECK(none.bytes == 0u);
+}
+
+TEST_CASE("concurrent counting trims count every dropped record exactly once", "[shard_log]") {
+  ShardLog log(1);
+  constexpr uint64_t kRecords = 50000;
+  for (uint64_t i = 0; i < kRecords; ++i) {
+    MustAppend(log, "key", Filler(50, static_cast<char>(i)), kBaseUs + static_cast<int64_t>(i));
+  }
+  constexpr int kThreads = 4;
+  std::vector<ShardLog::Trimmed> counted(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&log, &counted, t] {
+      for (uint64_t cut = static_cast<uint64_t>(t); cut <= kRecords; cut += 97) {
+        log.TrimBefore(kBaseUs + static_cast<int64_t>(cut), kBaseUs, &counted[t]);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  log.TrimBefore(kBaseUs + static_cast<int64_t>(kRecords), kBaseUs, &counted[0]);
+  uint64_t records = 0, bytes = 0;
+  for (const ShardLog::Trimmed& c : counted) {
+    records += c.records;
+    bytes += c.bytes;
+  }
+  CHECK(records == kRecords);
+  CHECK(bytes == kRecords * (3 + 50));
+}
+
+TEST_CASE("a ChunkAccount holds the sum of its logs' MemoryBytes as chunks come and go",
+          "[shard_log]") {
+  internal::ChunkAccount account;
+  CHECK(account.bytes() == 0u);
+  CHECK(account.max_chunk_bytes() == ShardLog::kMaxChunkBytes);
+  ShardLog a(1, &account);
+  ShardLog b(1, &account);
+  ShardLog alone(1);  // not attached: not counted
+  for (uint64_t i = 0; i < 30000; ++i) {
+    const int64_t t = kBaseUs + static_cast<int64_t>(i);
+    MustAppend(a, "key", Filler(100, static_cast<char>(i)), t);
+    if (i % 3 == 0) MustAppend(b, "key", Filler(40, static_cast<char>(i)), t);
+    MustAppend(alone, "key", Filler(100, static_cast<char>(i)), t);
+  }
+  CHECK(account.bytes() == a.MemoryBytes() + b.MemoryBytes());
+  CHECK(account.bytes() == ExpectedMemory(ChunksInMemory(a)) + ExpectedMemory(ChunksInMemory(b)));
+  a.TrimBefore(kBaseUs + 20000);
+  CHECK(account.bytes() == a.MemoryBytes() + b.MemoryBytes());
+  b.Close();
+  b.TrimBefore(kBaseUs + 30000);  // a closed log trimmed to its end gives back every chunk
+  CHECK(b.MemoryBytes() == 0u);
+  CHECK(account.bytes() == a.MemoryBytes());
+  a.TrimBefore(kBaseUs + 30000);
+  CHECK(account.bytes() == a.MemoryBytes());
+  CHECK(account.bytes() == ExpectedMemory(ChunksInMemory(a)));
+}
+
+TEST_CASE("a ChunkAccount's max_chunk_bytes caps the chunks its logs start", "[shard_log]") {
+  internal::ChunkAccount account;
+  account.set_max_chunk_bytes(16 << 10);
+  ShardLog log(1, &account);
+  for (uint64_t i = 0; i < 10000; ++i) {
+    MustAppend(log, "key", Filler(100, static_cast<char>(i)), kBaseUs + static_cast<int64_t>(i));
+  }
+  // A record larger than the cap gets a chunk of its own size (a power of two above it).
+  MustAppend(log, "key", Filler(40000, 'x'), kBaseUs + 10000);
+  const std::vector<ChunkInfo> chunks = ChunksInMemory(log);
+  REQUIRE(chunks.size() > 60u);
+  // 4, 8, 16, 16, ... KiB: the sizes grow as usual, up to the cap.
+  CHECK(chunks[0].capacity == 4u << 10);
+  CHECK(chunks[1].capacity == 8u << 10);
+  for (size_t i = 2; i + 1 < chunks.size(); ++i) CHECK(chunks[i].capacity == 16u << 10);
+  CHECK(chunks.back().capacity == 64u << 10);
+  CHECK(chunks.back().count == 1u);
+  CHECK(account.bytes() == ExpectedMemory(chunks));
+}
+
 TEST_CASE("a cursor made before trimming still reads its chunk after it is reclaimed",
           "[shard_log]") {
   ShardLog log(1);

@@ -543,6 +543,10 @@ MetricsSnapshot DistinctSnapshot() {
   s.write_provisioned_throughput_exceeded = 1616161616161616;
   s.read_provisioned_throughput_exceeded = 17171717171717171;
   s.iterator_age_milliseconds = 181818181818181818;
+  s.memory_bytes = 28282828;
+  s.memory_budget_exceeded = 2929292929;
+  s.retired_records = 303030303030;
+  s.retired_bytes = 31313131313131;
   s.put_record_latency = {.count = 19, .sum_micros = 2020, .max_micros = 212121};
   s.put_records_latency = {.count = 2323, .sum_micros = 242424, .max_micros = 25252525};
   s.get_records_latency = {.count = 26, .sum_micros = kMax, .max_micros = 2727};
@@ -604,6 +608,10 @@ const ExpectedScalar kExpectedScalars[] = {
      "counter", 17171717171717171},
     {"GetRecords.IteratorAgeMilliseconds", "rill_get_records_iterator_age_milliseconds", "gauge",
      181818181818181818},
+    {"MemoryBytes", "rill_memory_bytes", "gauge", 28282828},
+    {"MemoryBudgetExceeded", "rill_memory_budget_exceeded_total", "counter", 2929292929},
+    {"RetiredRecords", "rill_retired_records_total", "counter", 303030303030},
+    {"RetiredBytes", "rill_retired_bytes_total", "counter", 31313131313131},
 };
 
 struct ExpectedLatency {
@@ -802,7 +810,7 @@ TEST_CASE("Prometheus text: every family once, its HELP and TYPE before its samp
     expected_types[std::string(e.prometheus) + "_max"] = "gauge";
   }
   for (const ExpectedShardMetric& e : kExpectedShardMetrics) expected_types[e.prometheus] = e.type;
-  REQUIRE(expected_types.size() == 17 + 3 * 2 + 7);
+  REQUIRE(expected_types.size() == 21 + 3 * 2 + 7);
 
   std::map<std::string, std::string> types;
   for (const PromFamily& f : families) {
@@ -932,7 +940,7 @@ TEST_CASE("Prometheus text: label values escape backslash, double quote and newl
              Catch::Contains("{stream=\"we\\\"ird\\\\name\\nline two\\\\n \\\"\\\" caf\xC3\xA9 "
                              "\xF0\x9F\x98\x80\"} 1\n"));
   const std::vector<PromFamily> families = ParsedPrometheus(snapshot);
-  REQUIRE(families.size() == 17 + 3 * 2 + 7);
+  REQUIRE(families.size() == 21 + 3 * 2 + 7);
   size_t samples = 0;
   for (const PromFamily& f : families) {
     for (const PromSample& s : f.samples) {
@@ -940,7 +948,7 @@ TEST_CASE("Prometheus text: label values escape backslash, double quote and newl
       ++samples;
     }
   }
-  CHECK(samples == 17 + 3 * 3 + 7 * 3);
+  CHECK(samples == 21 + 3 * 3 + 7 * 3);
   // Values still come back, so the escapes did not swallow anything.
   CHECK(FindFamily(families, "rill_incoming_bytes_total")->samples[0].value == kBig);
   CHECK(FindFamily(families, "rill_shard_incoming_bytes_total")->samples[2].value == kMax);
@@ -984,7 +992,7 @@ TEST_CASE("Prometheus text: with no shards, only the stream-level families",
   MetricsSnapshot snapshot = DistinctSnapshot();
   snapshot.shards.clear();
   const std::vector<PromFamily> families = ParsedPrometheus(snapshot);
-  CHECK(families.size() == 17 + 3 * 2);
+  CHECK(families.size() == 21 + 3 * 2);
   for (const PromFamily& f : families) {
     INFO("family " << f.name);
     CHECK(f.name.substr(0, 11) != "rill_shard_");
@@ -994,7 +1002,7 @@ TEST_CASE("Prometheus text: with no shards, only the stream-level families",
 
   // A default snapshot: an empty stream name, every value 0, still well-formed.
   const std::vector<PromFamily> empty = ParsedPrometheus(MetricsSnapshot{});
-  CHECK(empty.size() == 17 + 3 * 2);
+  CHECK(empty.size() == 21 + 3 * 2);
   for (const PromFamily& f : empty) {
     for (const PromSample& s : f.samples) {
       CHECK(s.labels.at("stream") == "");
@@ -1032,7 +1040,7 @@ TEST_CASE("JSON: stream, taken_at, every metric and every shard come back exactl
     CHECK(IntMember(latency, "max_micros") == e.max_micros);
   }
   CHECK(std::set<std::string>(metrics.keys.begin(), metrics.keys.end()) == expected_keys);
-  CHECK(metrics.keys.size() == 17 + 3);
+  CHECK(metrics.keys.size() == 21 + 3);
 
   const Json& shards = Member(json, "shards");
   REQUIRE(shards.type == Json::Type::kArray);
@@ -1079,7 +1087,8 @@ TEST_CASE("JSON: the exact text of a small snapshot", "[metrics][json]") {
         "\"GetRecords.Success\":0,\"GetRecords.Records\":0,\"GetRecords.Bytes\":0,"
         "\"GetRecords.Latency\":{\"count\":0,\"sum_micros\":0,\"max_micros\":0},"
         "\"GetRecords.IteratorAgeMilliseconds\":0,\"WriteProvisionedThroughputExceeded\":0,"
-        "\"ReadProvisionedThroughputExceeded\":0},"
+        "\"ReadProvisionedThroughputExceeded\":0,\"MemoryBytes\":0,\"MemoryBudgetExceeded\":0,"
+        "\"RetiredRecords\":0,\"RetiredBytes\":0},"
         "\"shards\":[{\"ShardId\":\"shardId-000000000007\",\"IncomingBytes\":0,"
         "\"IncomingRecords\":1,\"OutgoingBytes\":0,\"OutgoingRecords\":0,"
         "\"WriteProvisionedThroughputExceeded\":0,\"ReadProvisionedThroughputExceeded\":0,"

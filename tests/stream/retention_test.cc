@@ -5,11 +5,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "absl/time/time.h"
+#include "log/shard_log.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/base/hash_key.h"
@@ -19,6 +21,7 @@
 #include "rill/stream/shard_iterator.h"
 #include "rill/stream/stream.h"
 #include "rill/stream/stream_options.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -606,6 +609,386 @@ TEST_CASE("only expired records' memory is reclaimed, the rest stays readable",
   CHECK(after >= size_t{kPerBatch} * kRecordBytes);
   CHECK(after <= size_t{kPerBatch} * kRecordBytes + 3 * ((size_t{2} << 20) + 4096));
   CHECK(after < full * 2 / 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The memory limit (StreamOptions::memory_limit)
+
+// Bytes MemoryBytes() counts for a chunk of `capacity` bytes.
+constexpr size_t ChunkBytes(size_t capacity) { return capacity + sizeof(internal::Chunk); }
+
+struct MemoryFixture : Fixture {
+  MemoryFixture(MemoryLimitPolicy policy, size_t budget, int shard_count,
+                absl::Duration retention = absl::Minutes(10)) {
+    StreamOptions options;
+    options.name = "memory";
+    options.shard_count = shard_count;
+    options.retention = retention;
+    options.allow_short_retention = true;
+    options.clock = clock;
+    options.memory_limit = MemoryLimit{.budget_bytes = budget, .policy = policy};
+    absl::StatusOr<std::unique_ptr<Stream>> created = Stream::Create(options);
+    REQUIRE(created.ok());
+    stream = *std::move(created);
+  }
+};
+
+const char kMemoryRefusal[] =
+    "Rate exceeded for stream memory: its memory budget of 16384 bytes "
+    "(StreamOptions::memory_limit) is used up; retry once retention frees memory";
+
+TEST_CASE("kRejectPuts refuses puts at the budget and writes nothing", "[retention][memory]") {
+  // 16 KiB over one shard: chunks of at most 16 KiB / 4 = 4 KiB. A record of 1 + 500 bytes takes
+  // 515 bytes with its header, so 7 fill a chunk (and its 4-byte index entry). Chunks 1-3 leave
+  // the stream under the budget; the record that starts chunk 4 is still accepted (the stream
+  // held 3 chunks when it checked); from then on the stream holds 4 chunks, past the budget.
+  MemoryFixture f(MemoryLimitPolicy::kRejectPuts, 16 << 10, 1);
+  const std::string data(500, 'd');
+  std::vector<PutRecordResult> accepted;
+  absl::Status refused;
+  for (int i = 0; i < 100 && refused.ok(); ++i) {
+    absl::StatusOr<PutRecordResult> put = f.stream->PutRecord("k", data);
+    if (put.ok()) {
+      accepted.push_back(*put);
+    } else {
+      refused = put.status();
+    }
+  }
+  CHECK(accepted.size() == 22u);
+  CHECK(GetErrorCode(refused) == ErrorCode::kProvisionedThroughputExceeded);
+  CHECK(refused.message() == kMemoryRefusal);
+  CHECK(f.stream->MemoryBytes() == 4 * ChunkBytes(4 << 10));
+  // Every later put is refused the same way, and writes nothing.
+  const absl::StatusOr<PutRecordResult> again = f.stream->PutRecord("k", "small");
+  CHECK(GetErrorCode(again.status()) == ErrorCode::kProvisionedThroughputExceeded);
+  CHECK(again.status().message() == kMemoryRefusal);
+  std::vector<PutRecordsEntry> entries(10, PutRecordsEntry{"k", "entry", {}});
+  absl::StatusOr<PutRecordsResult> batch = f.stream->PutRecords(entries);
+  REQUIRE(batch.ok());
+  CHECK(batch->failed_record_count == 10);
+  for (const PutRecordsResultEntry& e : batch->entries) {
+    CHECK(e.error_code == ErrorCode::kProvisionedThroughputExceeded);
+    CHECK(e.error_message == kMemoryRefusal);
+  }
+  CHECK(f.stream->MemoryBytes() == 4 * ChunkBytes(4 << 10));
+  const std::vector<Got> got = f.Read(StartingPosition::TrimHorizon());
+  REQUIRE(got.size() == accepted.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i].sequence_number == accepted[i].sequence_number);
+    CHECK(got[i].data == data);
+  }
+  const MetricsSnapshot m = f.stream->metrics();
+  CHECK(m.incoming_records == 22);
+  CHECK(m.put_record_failure == 2);
+  CHECK(m.put_records_throttled_records == 10);
+  CHECK(m.put_records_failed_records == 0);
+  CHECK(m.memory_budget_exceeded == 12);
+  CHECK(m.memory_bytes == static_cast<int64_t>(4 * ChunkBytes(4 << 10)));
+  CHECK(m.write_provisioned_throughput_exceeded == 0);  // the shard's limits refused nothing
+  CHECK(f.stream->DescribeStreamSummary().retired_records == 0);
+}
+
+TEST_CASE("kRejectPuts fails exactly the PutRecords entries past the budget",
+          "[retention][memory]") {
+  MemoryFixture f(MemoryLimitPolicy::kRejectPuts, 16 << 10, 1);
+  const std::string data(500, 'd');
+  std::vector<PutRecordsEntry> entries;
+  for (int i = 0; i < 30; ++i) entries.push_back({"k", data + std::to_string(i % 10), {}});
+  absl::StatusOr<PutRecordsResult> batch = f.stream->PutRecords(entries);
+  REQUIRE(batch.ok());
+  // As with PutRecord: 22 records fit (the 22nd starts the fourth chunk), the other 8 fail.
+  CHECK(batch->failed_record_count == 8);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    INFO("entry " << i);
+    CHECK(batch->entries[i].ok() == (i < 22));
+    if (i >= 22) CHECK(batch->entries[i].error_message == kMemoryRefusal);
+  }
+  const std::vector<Got> got = f.Read(StartingPosition::TrimHorizon());
+  REQUIRE(got.size() == 22u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i].sequence_number == batch->entries[i].sequence_number);
+    CHECK(got[i].data == entries[i].data);
+  }
+  CHECK(f.stream->metrics().put_records_throttled_records == 8);
+  CHECK(f.stream->metrics().memory_budget_exceeded == 8);
+}
+
+TEST_CASE("kRejectPuts accepts puts again once retention frees memory", "[retention][memory]") {
+  MemoryFixture f(MemoryLimitPolicy::kRejectPuts, 16 << 10, 1, absl::Minutes(10));
+  const std::string data(500, 'd');
+  int accepted = 0;
+  while (f.stream->PutRecord("k", data).ok()) ++accepted;
+  REQUIRE(accepted == 22);
+  f.clock->Advance(absl::Minutes(10));
+  CHECK_FALSE(f.stream->PutRecord("k", data).ok());  // nothing has expired yet
+  CHECK(f.stream->metrics().memory_budget_exceeded == 2);
+  f.clock->Advance(absl::Microseconds(1));  // now every record has
+  // Once the sealed chunks are trimmed, the one the writer fills (with one expired record and
+  // room for six more) is all the stream holds.
+  std::vector<std::string> after;
+  for (int i = 0; i < 6; ++i) after.push_back("again-" + std::to_string(i));
+  SECTION("a refused PutRecord applies retention to every shard, then puts") {
+    for (const std::string& d : after) REQUIRE(f.stream->PutRecord("k", d).ok());
+  }
+  SECTION("a refused PutRecords applies retention to every shard, then puts") {
+    std::vector<PutRecordsEntry> entries;
+    for (const std::string& d : after) entries.push_back({"k", d, {}});
+    absl::StatusOr<PutRecordsResult> batch = f.stream->PutRecords(entries);
+    REQUIRE(batch.ok());
+    CHECK(batch->failed_record_count == 0);
+  }
+  SECTION("Tick() applies retention") {
+    f.stream->Tick();
+    CHECK(f.stream->MemoryBytes() == ChunkBytes(4 << 10));
+    for (const std::string& d : after) REQUIRE(f.stream->PutRecord("k", d).ok());
+  }
+  CHECK(f.stream->MemoryBytes() == ChunkBytes(4 << 10));
+  CHECK(f.Retained() == after);
+  CHECK(f.stream->metrics().memory_budget_exceeded == 2);
+}
+
+TEST_CASE("kRejectPuts also accepts puts again when a read trims the shard",
+          "[retention][memory]") {
+  MemoryFixture f(MemoryLimitPolicy::kRejectPuts, 16 << 10, 1, absl::Minutes(10));
+  const std::string data(500, 'd');
+  while (f.stream->PutRecord("k", data).ok()) {
+  }
+  f.clock->Advance(absl::Minutes(10) + absl::Microseconds(1));
+  CHECK(f.Retained().empty());  // the read applies retention, which frees the sealed chunks
+  CHECK(f.stream->MemoryBytes() == ChunkBytes(4 << 10));
+  CHECK(f.stream->PutRecord("k", "back").ok());
+  CHECK(f.Retained() == Strings{"back"});
+}
+
+// A record put by the retirement tests, as they expect to find it.
+struct Sent {
+  PutRecordResult put;
+  absl::Time arrival;
+  std::string key;
+  std::string data;
+};
+
+// Reads every shard of `f` from TRIM_HORIZON; checks that each shard holds exactly the suffix of
+// what was sent to it, in order, and returns which records of `sent` are still there.
+std::vector<bool> CheckSuffixes(Fixture& f, int shard_count, const std::vector<Sent>& sent) {
+  std::vector<bool> present(sent.size(), false);
+  for (int shard = 0; shard < shard_count; ++shard) {
+    const ShardId id(static_cast<uint32_t>(shard));
+    std::vector<size_t> mine;  // indices into `sent` of this shard's records, in put order
+    for (size_t i = 0; i < sent.size(); ++i) {
+      if (sent[i].put.shard_id == id) mine.push_back(i);
+    }
+    const std::vector<Got> got = f.Read(StartingPosition::TrimHorizon(), id);
+    REQUIRE(got.size() <= mine.size());
+    const size_t gone = mine.size() - got.size();
+    bool exact = true;
+    for (size_t j = 0; j < got.size(); ++j) {
+      const Sent& s = sent[mine[gone + j]];
+      exact = exact && got[j].sequence_number == s.put.sequence_number &&
+              got[j].arrival == s.arrival && got[j].key == s.key && got[j].data == s.data;
+      present[mine[gone + j]] = true;
+    }
+    INFO("shard " << shard);
+    CHECK(exact);
+  }
+  return present;
+}
+
+TEST_CASE("kRetireOldest keeps memory within the budget by retiring the stream's oldest records",
+          "[retention][memory]") {
+  // 256 KiB over 4 shards: chunks of at most 256 KiB / 16 = 16 KiB, so the chunks writers fill
+  // take at most 4 x 16 KiB and the rest of the budget holds sealed chunks, which retire.
+  constexpr size_t kBudget = 256 << 10;
+  constexpr int kShards = 4;
+  constexpr int kRecords = 4000;  // about 880 KB of records: 3.4 times the budget
+  MemoryFixture f(MemoryLimitPolicy::kRetireOldest, kBudget, kShards, absl::Hours(24));
+  const absl::Time t0 = f.clock->Now();
+  // Taken before anything is retired; still valid (well within 5 minutes) when read below.
+  const ShardIterator early = f.Iterator(StartingPosition::TrimHorizon());
+  std::vector<Sent> sent;
+  size_t peak = 0;
+  bool distinct_arrivals = true;
+  auto send = [&](int i) {
+    Sent s;
+    s.key = "player-" + std::to_string(i);
+    s.data = std::string(200, static_cast<char>('a' + i % 26)) + std::to_string(i);
+    s.arrival = f.clock->Now();
+    return s;
+  };
+  SECTION("by PutRecord") {
+    for (int i = 0; i < kRecords; ++i) {
+      f.clock->Advance(absl::Microseconds(1));  // every record arrives at its own time
+      Sent s = send(i);
+      s.put = f.Put(s.key, s.data);
+      sent.push_back(s);
+      // The exact bound: between calls, MemoryBytes() <= the budget (the chunks being filled,
+      // at most 4 x 16 KiB, are far below it).
+      peak = std::max(peak, f.stream->MemoryBytes());
+    }
+  }
+  SECTION("by PutRecords") {
+    distinct_arrivals = false;  // a call's records share its arrival time
+    for (int i = 0; i < kRecords; i += 100) {
+      f.clock->Advance(absl::Microseconds(1));  // one arrival time per call
+      std::vector<PutRecordsEntry> entries;
+      for (int j = i; j < i + 100; ++j) {
+        sent.push_back(send(j));
+        entries.push_back({sent.back().key, sent.back().data, {}});
+      }
+      absl::StatusOr<PutRecordsResult> batch = f.stream->PutRecords(entries);
+      REQUIRE(batch.ok());
+      REQUIRE(batch->failed_record_count == 0);
+      for (int j = 0; j < 100; ++j) {
+        sent[static_cast<size_t>(i + j)].put =
+            PutRecordResult{batch->entries[static_cast<size_t>(j)].shard_id,
+                            batch->entries[static_cast<size_t>(j)].sequence_number};
+      }
+      peak = std::max(peak, f.stream->MemoryBytes());
+    }
+  }
+  INFO("peak " << peak << " bytes");
+  CHECK(peak <= kBudget);
+  CHECK(peak > kBudget - 2 * ChunkBytes(16 << 10));  // the budget is used, not just respected
+
+  // Every shard keeps the suffix of what it was sent, in order, with exact contents...
+  const std::vector<bool> present = CheckSuffixes(f, kShards, sent);
+  // ...and what is gone is exactly the stream's oldest records: everything that arrived before
+  // some time, in every shard, and nothing after it (records of one PutRecords call share a
+  // time, and may fall on either side of it).
+  absl::Time newest_gone = absl::InfinitePast();
+  absl::Time oldest_kept = absl::InfiniteFuture();
+  int64_t gone_records = 0;
+  int64_t gone_bytes = 0;
+  for (size_t i = 0; i < sent.size(); ++i) {
+    if (present[i]) {
+      oldest_kept = std::min(oldest_kept, sent[i].arrival);
+    } else {
+      newest_gone = std::max(newest_gone, sent[i].arrival);
+      ++gone_records;
+      gone_bytes += static_cast<int64_t>(sent[i].key.size() + sent[i].data.size());
+    }
+  }
+  INFO("newest gone t0 + " << absl::FormatDuration(newest_gone - t0) << ", oldest kept t0 + "
+                           << absl::FormatDuration(oldest_kept - t0));
+  if (distinct_arrivals) {
+    CHECK(newest_gone < oldest_kept);
+  } else {
+    CHECK(newest_gone <= oldest_kept);
+  }
+  CHECK(gone_records > kRecords / 2);
+  CHECK(gone_records < kRecords);
+  // Counted exactly, in the summary and the metrics.
+  const StreamSummary summary = f.stream->DescribeStreamSummary();
+  CHECK(summary.retired_records == gone_records);
+  CHECK(summary.retired_bytes == gone_bytes);
+  const MetricsSnapshot m = f.stream->metrics();
+  CHECK(m.retired_records == gone_records);
+  CHECK(m.retired_bytes == gone_bytes);
+  CHECK(m.incoming_records == kRecords);
+  CHECK(m.memory_budget_exceeded == 0);
+  CHECK(m.memory_bytes == static_cast<int64_t>(f.stream->MemoryBytes()));
+  // An iterator below the retired records continues at the first remaining one, as for
+  // retention.
+  absl::StatusOr<GetRecordsResult> from_early = f.stream->GetRecords(early, 1);
+  REQUIRE(from_early.ok());
+  REQUIRE(from_early->records.size() == 1u);
+  for (size_t i = 0; i < sent.size(); ++i) {
+    if (present[i] && sent[i].put.shard_id == ShardId(0)) {
+      CHECK(from_early->records[0].sequence_number == sent[i].put.sequence_number);
+      break;
+    }
+  }
+  // Retired records are gone for good: retention counts from now on, nothing comes back.
+  f.clock->Advance(absl::Hours(1));
+  CHECK(CheckSuffixes(f, kShards, sent) == present);
+  CHECK(f.stream->DescribeStreamSummary().retired_records == gone_records);
+}
+
+TEST_CASE("kRetireOldest does not count records that retention expired as retired",
+          "[retention][memory]") {
+  constexpr size_t kBudget = 64 << 10;  // two shards: chunks of at most 8 KiB
+  MemoryFixture f(MemoryLimitPolicy::kRetireOldest, kBudget, 2, absl::Minutes(10));
+  const std::string data(100, 'd');
+  PutOptions to_0;
+  to_0.explicit_hash_key = HashKey(1);
+  PutOptions to_1;
+  to_1.explicit_hash_key = HashKey::Max();
+  auto put = [&](const PutOptions& to) {
+    absl::StatusOr<PutRecordResult> p = f.stream->PutRecord("k", data, to);
+    REQUIRE(p.ok());
+    return *p;
+  };
+  // Shard 0 gets 200 records (several chunks), then nothing touches it while they expire. The
+  // clock does not move between puts: every record of a batch shares its arrival time.
+  for (int i = 0; i < 200; ++i) put(to_0);
+  const size_t shard_0_bytes = f.stream->MemoryBytes();
+  f.clock->Advance(absl::Minutes(10) + absl::Microseconds(1));
+  // Shard 1 takes the stream past its budget. The oldest sealed chunks are shard 0's, which
+  // retention has expired already: they go, but not as retired records.
+  std::vector<PutRecordResult> kept;
+  for (int i = 0; i < 400; ++i) kept.push_back(put(to_1));
+  // Shard 0 keeps only the chunk its writer would fill; shard 1 holds 4 KiB + 6 x 8 KiB (35 + 5
+  // x 71 records of 115 bytes, and 10 in the sixth 8 KiB chunk).
+  CHECK(shard_0_bytes == ChunkBytes(4 << 10) + 3 * ChunkBytes(8 << 10));
+  CHECK(f.stream->MemoryBytes() ==
+        ChunkBytes(8 << 10) + ChunkBytes(4 << 10) + 6 * ChunkBytes(8 << 10));
+  CHECK(f.stream->MemoryBytes() <= kBudget);
+  CHECK(f.stream->DescribeStreamSummary().retired_records == 0);
+  CHECK(f.stream->DescribeStreamSummary().retired_bytes == 0);
+  CHECK(f.Retained(ShardId(0)).empty());
+  CHECK(f.Retained(ShardId(1)).size() == 400u);
+  // More into shard 1: now it retires its own oldest chunks, which retention still keeps. They
+  // all arrived at one time, so whole chunks go and nothing else.
+  for (int i = 0; i < 600; ++i) kept.push_back(put(to_1));
+  CHECK(f.stream->MemoryBytes() <= kBudget);
+  const int64_t retired = f.stream->DescribeStreamSummary().retired_records;
+  CHECK(retired > 0);
+  CHECK(f.stream->DescribeStreamSummary().retired_bytes == retired * 101);
+  const std::vector<Got> got = f.Read(StartingPosition::TrimHorizon(), ShardId(1));
+  REQUIRE(got.size() == kept.size() - static_cast<size_t>(retired));
+  bool exact = true;
+  for (size_t i = 0; i < got.size(); ++i) {
+    exact =
+        exact && got[i].sequence_number == kept[static_cast<size_t>(retired) + i].sequence_number;
+  }
+  CHECK(exact);
+  CHECK(f.stream->metrics().retired_records == retired);
+}
+
+TEST_CASE("the housekeeping thread trims shards that nobody puts to or reads",
+          "[retention][memory]") {
+  Fixture f(absl::Minutes(10), /*allow_short=*/true);
+  const std::string data(1000, 'd');
+  // 1 + 1000 + 14 bytes a record: chunks of 4, 8, 16 and 32 KiB hold 60 records, a 64 KiB one
+  // the other 40.
+  for (int i = 0; i < 100; ++i) f.Put("k", data);
+  const size_t full = f.stream->MemoryBytes();
+  CHECK(full == ChunkBytes(4 << 10) + ChunkBytes(8 << 10) + ChunkBytes(16 << 10) +
+                    ChunkBytes(32 << 10) + ChunkBytes(64 << 10));
+  CHECK(GetErrorCode(f.stream->StartHousekeeping(absl::ZeroDuration())) ==
+        ErrorCode::kInvalidArgument);
+  REQUIRE(f.stream->StartHousekeeping(absl::Milliseconds(1)).ok());
+  CHECK(GetErrorCode(f.stream->StartHousekeeping(absl::Milliseconds(1))) ==
+        ErrorCode::kResourceInUse);
+  // StartAutoScaling is the same thread under its former name.
+  CHECK(GetErrorCode(f.stream->StartAutoScaling(absl::Milliseconds(1))) ==
+        ErrorCode::kResourceInUse);
+  f.clock->Advance(absl::Minutes(10) + absl::Microseconds(1));
+  // Nothing else touches the stream now: only the thread's Tick() can free the expired chunks,
+  // all at once (the one the writer fills stays).
+  while (f.stream->MemoryBytes() == full) std::this_thread::yield();
+  CHECK(f.stream->MemoryBytes() == ChunkBytes(64 << 10));
+  f.stream->StopHousekeeping();
+  f.stream->StopHousekeeping();  // stopping a stopped thread does nothing
+
+  // The former names start and stop it too.
+  REQUIRE(f.stream->StartAutoScaling(absl::Milliseconds(1)).ok());
+  CHECK(GetErrorCode(f.stream->StartHousekeeping(absl::Milliseconds(1))) ==
+        ErrorCode::kResourceInUse);
+  f.stream->StopAutoScaling();
+  REQUIRE(f.stream->StartHousekeeping(absl::Milliseconds(1)).ok());
+  CHECK(f.Retained().empty());
+  // The destructor stops the running thread.
 }
 
 // ---------------------------------------------------------------------------------------------

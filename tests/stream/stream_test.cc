@@ -45,10 +45,12 @@ std::string Repeat(std::string_view s, int n) {
   return out;
 }
 
+using testing::DurableStreamOptions;
 using testing::MakeStream;
 using testing::MemoryStreamOptions;
 using testing::MustCreate;
 using testing::MustPut;
+using testing::TempDir;
 
 // A record as read back, copied out of the stream's storage.
 struct Got {
@@ -280,6 +282,31 @@ TEST_CASE("Create takes max_put_records_bytes of at least 1 MiB", "[stream][crea
   absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(options);
   REQUIRE_FALSE(stream.ok());
   CHECK(GetErrorCode(stream.status()) == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("memory_limit is for in-memory streams: with storage Create and Open refuse it",
+          "[stream][create]") {
+  auto clock = std::make_shared<SimulatedClock>();
+  StreamOptions options = MemoryStreamOptions(clock);
+  CHECK(options.memory_limit.budget_bytes == 0u);  // unbounded by default
+  CHECK(options.memory_limit.policy == MemoryLimitPolicy::kRejectPuts);
+  options.memory_limit.budget_bytes = kMiB;
+  CHECK(Stream::Create(options).ok());
+  options.memory_limit.policy = MemoryLimitPolicy::kRetireOldest;
+  CHECK(Stream::Create(options).ok());
+
+  TempDir dir("memory-limit", TempDir::kAbsent);
+  StreamOptions durable = DurableStreamOptions(dir.path(), clock, 1, FsyncPolicy::kNever, "d");
+  durable.memory_limit.budget_bytes = kMiB;
+  for (const bool open : {false, true}) {
+    absl::StatusOr<std::unique_ptr<Stream>> stream =
+        open ? Stream::Open(durable) : Stream::Create(durable);
+    REQUIRE_FALSE(stream.ok());
+    CHECK(GetErrorCode(stream.status()) == ErrorCode::kInvalidArgument);
+    CHECK(stream.status().message() ==
+          "memory_limit is for in-memory streams: a durable stream's memory is bounded by "
+          "storage->memory_budget_bytes, which evicts to disk and loses nothing");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

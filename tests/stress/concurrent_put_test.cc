@@ -1,5 +1,6 @@
 // Many producers and readers on one stream at once: nothing lost, nothing duplicated, each shard
 // in put order. Run it under ThreadSanitizer with `scripts/test.sh tsan`.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -130,6 +131,134 @@ TEST_CASE("8 producers x 100k records: nothing lost, per-shard order kept", "[st
     }
   }
   CHECK(total == uint64_t{kThreads} * kPerThread);
+}
+
+TEST_CASE("putters and readers under a small memory budget that retires the oldest records",
+          "[stress][memory]") {
+  constexpr uint32_t kThreads = 4;
+  constexpr uint32_t kPerThread = 50000;  // 4 x 50k x ~70 bytes: 14 MB through a 1 MiB budget
+  constexpr size_t kBudget = size_t{1} << 20;
+  StreamOptions options = testing::MemoryStreamOptions(SystemClock::Default(), 8, "stress-retire");
+  options.memory_limit =
+      MemoryLimit{.budget_bytes = kBudget, .policy = MemoryLimitPolicy::kRetireOldest};
+  auto stream = testing::MustCreate(options);
+
+  // A reader tails every shard while the putters run: each pass must be ordered, though records
+  // retired under it are skipped.
+  std::atomic<bool> done{false};
+  bool ordered = true;  // the reader's findings, checked once it is joined
+  bool read_ok = true;
+  std::thread reader([&] {
+    const std::vector<ShardDescription> shards = stream->ListShards();
+    std::vector<ShardIterator> iterators;
+    for (const ShardDescription& shard : shards) {
+      auto it = stream->GetShardIterator(shard.shard_id, StartingPosition::TrimHorizon());
+      if (!it.ok()) {
+        read_ok = false;
+        return;
+      }
+      iterators.push_back(*it);
+    }
+    std::vector<SequenceNumber> last(shards.size());
+    std::vector<std::vector<uint32_t>> next_index(shards.size(), std::vector<uint32_t>(kThreads));
+    for (bool finished = false; !finished;) {
+      finished = done.load();
+      for (size_t s = 0; s < shards.size(); ++s) {
+        auto batch = stream->GetRecords(iterators[s], 500);
+        if (!batch.ok()) {
+          read_ok = false;
+          return;
+        }
+        for (const Record& r : batch->records) {
+          const Payload p = Decode(r.data);
+          ordered = ordered && r.sequence_number > last[s] && p.index >= next_index[s][p.thread];
+          next_index[s][p.thread] = p.index + 1;
+          last[s] = r.sequence_number;
+        }
+        iterators[s] = *batch->next_shard_iterator;
+      }
+    }
+  });
+
+  // Three putters use PutRecord, one PutRecords batches of 100; each notes where its records went.
+  std::vector<std::vector<ShardId>> shard_of(kThreads, std::vector<ShardId>(kPerThread));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> putters;
+  auto key_of = [](uint32_t t, uint32_t i) {
+    return "player-" + std::to_string(t) + "-" + std::to_string(i % 64);
+  };
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    putters.emplace_back([&, t] {
+      if (t + 1 < kThreads) {
+        for (uint32_t i = 0; i < kPerThread; ++i) {
+          auto put = stream->PutRecord(key_of(t, i), Encode(t, i));
+          if (!put.ok()) {
+            failures.fetch_add(1);
+            continue;
+          }
+          shard_of[t][i] = put->shard_id;
+        }
+        return;
+      }
+      for (uint32_t i = 0; i < kPerThread; i += 100) {
+        std::vector<PutRecordsEntry> entries;
+        for (uint32_t j = i; j < i + 100; ++j) entries.push_back({key_of(t, j), Encode(t, j), {}});
+        auto batch = stream->PutRecords(entries);
+        if (!batch.ok() || batch->failed_record_count != 0) {
+          failures.fetch_add(1);
+          continue;
+        }
+        for (uint32_t j = 0; j < 100; ++j) shard_of[t][i + j] = batch->entries[j].shard_id;
+      }
+    });
+  }
+  for (auto& p : putters) p.join();
+  done.store(true);
+  reader.join();
+  REQUIRE(failures.load() == 0);
+  CHECK(read_ok);
+  CHECK(ordered);
+
+  // Within the budget once the puts are done.
+  CHECK(stream->MemoryBytes() <= kBudget);
+  // What is left of each putter in each shard is the end of what it sent there, in order; what
+  // is gone is exactly what was counted as retired.
+  GetRecordsResult keep_alive;
+  int64_t kept = 0;
+  int64_t kept_bytes = 0;
+  for (const ShardDescription& shard : stream->ListShards()) {
+    const std::vector<Record> records = ReadShard(*stream, shard.shard_id, &keep_alive);
+    std::vector<std::vector<uint32_t>> indices(kThreads);
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (i > 0) REQUIRE(records[i - 1].sequence_number < records[i].sequence_number);
+      const Payload p = Decode(records[i].data);
+      indices[p.thread].push_back(p.index);
+      kept_bytes += static_cast<int64_t>(records[i].partition_key.size() + records[i].data.size());
+    }
+    kept += static_cast<int64_t>(records.size());
+    for (uint32_t t = 0; t < kThreads; ++t) {
+      std::vector<uint32_t> sent;  // what t put into this shard, in order
+      for (uint32_t i = 0; i < kPerThread; ++i) {
+        if (shard_of[t][i] == shard.shard_id) sent.push_back(i);
+      }
+      INFO("shard " << shard.shard_id.ToString() << ", putter " << t);
+      REQUIRE(indices[t].size() <= sent.size());
+      CHECK(std::equal(indices[t].begin(), indices[t].end(),
+                       sent.end() - static_cast<std::ptrdiff_t>(indices[t].size())));
+    }
+  }
+  // Read after the shards: a put that read the clock before a retirement and appended after it
+  // is retired (it arrived before the cutoff) by the next trim of its shard, which the reads did.
+  const StreamSummary summary = stream->DescribeStreamSummary();
+  CHECK(summary.retired_records > int64_t{kThreads} * kPerThread / 2);
+  int64_t total_bytes = 0;
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    for (uint32_t i = 0; i < kPerThread; ++i) {
+      total_bytes += static_cast<int64_t>(key_of(t, i).size() + Encode(t, i).size());
+    }
+  }
+  CHECK(summary.retired_records + kept == int64_t{kThreads} * kPerThread);
+  CHECK(summary.retired_bytes + kept_bytes == total_bytes);
 }
 
 TEST_CASE("concurrent PutRecords batches keep request order per shard", "[stress]") {

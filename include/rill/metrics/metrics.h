@@ -73,8 +73,8 @@ struct ShardMetrics {
   friend bool operator==(const ShardMetrics&, const ShardMetrics&) = default;
 };
 
-// A stream's metrics at one moment. Each field names the Kinesis metric it carries; the one that
-// Kinesis does not have is marked "rill's addition".
+// A stream's metrics at one moment. Each field names the Kinesis metric it carries; the ones that
+// Kinesis does not have are marked "rill's addition".
 struct MetricsSnapshot {
   // The stream's name.
   std::string stream_name;
@@ -119,6 +119,20 @@ struct MetricsSnapshot {
   // A gauge.
   int64_t iterator_age_milliseconds = 0;
 
+  // MemoryBytes: bytes of record chunks the stream holds in memory (Stream::MemoryBytes()). A
+  // gauge. rill's addition.
+  int64_t memory_bytes = 0;
+  // MemoryBudgetExceeded: records refused because the stream's memory budget was used up
+  // (MemoryLimitPolicy::kRejectPuts), by PutRecord and PutRecords; PutRecords' refused entries
+  // also count as PutRecords.ThrottledRecords, since their error is the throttling one. rill's
+  // addition.
+  int64_t memory_budget_exceeded = 0;
+  // RetiredRecords, RetiredBytes: records (and their key plus data bytes) retired before their
+  // retention period to keep the stream within its memory budget
+  // (MemoryLimitPolicy::kRetireOldest). rill's addition.
+  int64_t retired_records = 0;
+  int64_t retired_bytes = 0;
+
   // PutRecord.Latency, PutRecords.Latency, GetRecords.Latency: time per call. A stream may
   // measure only a sample of the calls; count says how many were measured.
   LatencySummary put_record_latency;
@@ -153,11 +167,12 @@ std::string ToPrometheusText(const MetricsSnapshot& snapshot);
 //   {"stream": "<stream_name>",
 //    "taken_at": "2024-01-01T00:00:00.25Z",           (RFC 3339, UTC; null when taken_at is
 //                                                       infinite or outside years 0000-9999)
-//    "metrics": {"IncomingBytes": 1, ..., "PutRecord.Failure": 0,
+//    "metrics": {"IncomingBytes": 1, ..., "PutRecord.Failure": 0, ..., "RetiredBytes": 0,
 //                "PutRecord.Latency": {"count": 3, "sum_micros": 30, "max_micros": 20}, ...},
 //    "shards": [{"ShardId": "shardId-000000000000", "IncomingBytes": 1, ...,
 //                "IteratorAgeMilliseconds": 0}, ...]}
-// "metrics" is keyed by Kinesis' exact metric names ("PutRecord.Failure" is rill's addition);
+// "metrics" is keyed by Kinesis' exact metric names ("PutRecord.Failure", "MemoryBytes",
+// "MemoryBudgetExceeded", "RetiredRecords" and "RetiredBytes" are rill's additions);
 // integers are printed exactly. Strings escape '"' and '\\' and write every control character
 // (U+0000-U+001F and U+007F) as \u00XX; bytes that are not valid UTF-8 become U+FFFD.
 std::string ToJson(const MetricsSnapshot& snapshot);

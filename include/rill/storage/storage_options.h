@@ -64,7 +64,9 @@ struct StorageOptions {
   bool background_flush = true;
   // Record memory the stream keeps (Stream::MemoryBytes()): past it, the oldest chunks already
   // on disk leave memory and are read back from their segments on demand, so that retention can
-  // hold far more than memory. 0 = keep everything in memory. Default: 256 MiB.
+  // hold far more than memory; nothing is lost. 0 = keep everything in memory. Default: 256 MiB.
+  // (In-memory streams, which have nowhere to evict to, refuse puts or retire records at
+  // StreamOptions::memory_limit instead.)
   size_t memory_budget_bytes = size_t{256} << 20;
 };
 

@@ -28,6 +28,10 @@
 // chunk is allocated only when one fills). GetRecords allocates its result vectors, never per
 // record byte: records are views into the stream's chunks.
 //
+// Memory: about 14.25 bytes per record beyond its key and data, plus the unfilled part of each
+// shard's newest chunk. Records leave memory when their retention passes (on the next put, read
+// or Tick() that touches their shard: see Tick()), or earlier at StreamOptions::memory_limit.
+//
 // Durable mode (options.storage): the same, plus the disk. A put appends to memory, then takes
 // part in a group commit of its shard (kEveryBatch: before it returns; kNever / kInterval: on the
 // stream's flusher thread, or in the put when background_flush is off). GetRecords of records
@@ -134,7 +138,9 @@ class Stream {
 
   // Puts one record. partition_key: 1-256 characters (UTF-16 code units, as Kinesis counts) of
   // valid UTF-8; key bytes plus data bytes at most max_record_bytes. Errors: kInvalidArgument for
-  // a bad key, an oversized record or a sequence_number_for_ordering this stream did not issue.
+  // a bad key, an oversized record or a sequence_number_for_ordering this stream did not issue;
+  // kProvisionedThroughputExceeded when a shard's write limit is used up or, with
+  // memory_limit's kRejectPuts, the memory budget is (retry later; nothing was written).
   // Thread-safe; does not allocate.
   [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecord(std::string_view partition_key,
                                                           std::string_view data,
@@ -205,17 +211,30 @@ class Stream {
   // changes nothing. Errors: kResourceInUse while UPDATING.
   [[nodiscard]] absl::Status UpdateStreamMode(CapacityMode mode);
 
-  // Housekeeping, run by hand or by the auto-scaling thread: trims every shard to the retention
-  // period (reclaiming memory, expiring closed shards) and, in on-demand mode, applies the
-  // OnDemandPolicy to the ingress measured since the previous Tick(). Deterministic under a
-  // SimulatedClock.
+  // Housekeeping, run by hand or by the housekeeping thread (StartHousekeeping). In order:
+  //   - trims every shard to the retention period, freeing the memory of expired chunks, and
+  //     expires closed shards whose retention has passed since they closed;
+  //   - memory_limit kRetireOldest: retires the oldest records while over the budget;
+  //   - durable mode: the group commits that are due (background_flush off);
+  //   - on-demand mode: applies the OnDemandPolicy to the ingress measured since the previous
+  //     Tick() (splits and merges).
+  // Deterministic under a SimulatedClock. Puts and reads trim the shards they touch as they go,
+  // but nothing else does: without Tick() calls (or the housekeeping thread), a shard that
+  // receives no puts and no reads keeps its expired records in memory, and an on-demand stream
+  // never rescales.
   void Tick();
 
   // Starts a thread that calls Tick() every `interval` of real time (the time it sleeps is the
   // only wall-clock time rill ever uses; Tick() itself reads the stream's Clock). Errors:
-  // kInvalidArgument for a non-positive interval, kResourceInUse if already running.
-  [[nodiscard]] absl::Status StartAutoScaling(absl::Duration interval);
+  // kInvalidArgument for a non-positive interval, kResourceInUse if already running. A stream
+  // with a long retention and steady traffic wants it (e.g. every second): it bounds how long
+  // expired records stay in memory on shards nobody reads.
+  [[nodiscard]] absl::Status StartHousekeeping(absl::Duration interval);
   // Stops and joins that thread, if running. Also done by the destructor.
+  void StopHousekeeping();
+  // The former names of StartHousekeeping / StopHousekeeping (the thread also scales on-demand
+  // streams); they do exactly the same.
+  [[nodiscard]] absl::Status StartAutoScaling(absl::Duration interval);
   void StopAutoScaling();
 
   // Enhanced fan-out (see rill/stream/subscription.h). RegisterStreamConsumer: a name of 1-128
@@ -271,7 +290,11 @@ class Stream {
   [[nodiscard]] absl::Status IncreaseStreamRetentionPeriod(absl::Duration retention);
   [[nodiscard]] absl::Status DecreaseStreamRetentionPeriod(absl::Duration retention);
 
-  // Bytes of record storage held in memory, across shards.
+  // Bytes of record storage held in memory, across shards: the capacity of every chunk the
+  // shards hold (chunks dropped by retention but still referenced by a returned GetRecordsResult
+  // are not counted). Cheap: one relaxed atomic load of a count kept as chunks come and go.
+  // StreamOptions::memory_limit (in memory) or StorageOptions::memory_budget_bytes (durable)
+  // bound it.
   size_t MemoryBytes() const;
 
   // Durable mode: writes every record not yet written and syncs it, whatever the FsyncPolicy.

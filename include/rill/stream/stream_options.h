@@ -71,7 +71,7 @@ struct ShardLimits {
 };
 
 // How an on-demand stream resizes itself. Tick() (called by the application, or by the thread
-// StartAutoScaling() starts) measures each open shard's ingress since the previous Tick():
+// StartHousekeeping() starts) measures each open shard's ingress since the previous Tick():
 //   - a shard whose ingress stays at or above a hot threshold for `hot_for` is split at the middle
 //     of its hash-key range (while the stream has fewer than max_shards open shards);
 //   - two adjacent open shards whose ingress both stays below the cold thresholds for `cold_for`
@@ -106,6 +106,51 @@ struct EnhancedFanOutOptions {
   // SubscribeToShard gets kResourceInUse; later, the new subscription takes over. Kinesis: 5 s.
   // Range: >= 0. Default: 5 s.
   absl::Duration resubscribe_interval = absl::Seconds(5);
+};
+
+// What an in-memory stream does once its record memory (Stream::MemoryBytes()) reaches
+// MemoryLimit::budget_bytes.
+enum class MemoryLimitPolicy {
+  // Backpressure: refuse puts with kProvisionedThroughputExceeded, a message naming the memory
+  // budget, until retention frees memory; a refused put or PutRecords entry writes nothing, and
+  // a producer retrying throttled records backs off and retries it. Nothing put is lost. A
+  // refused call first applies retention to every shard (O(shards), on the refusal path only),
+  // so a stream that is only written to takes puts again once records expire. MemoryBytes() stays
+  // below budget_bytes plus one chunk per shard (each shard checks the
+  // budget and starts its chunk under its append lock).
+  kRejectPuts,
+  // Retention by size, as Kafka's retention.bytes: past the budget, the stream retires its oldest
+  // records early, until MemoryBytes() is within the budget again. Each step takes the sealed
+  // chunk (one no writer fills any more) whose newest record is the oldest in the stream, whole,
+  // and with it every record of every shard that arrived before that newest record: what goes
+  // is the stream's oldest data by arrival (records that arrived in the same microsecond may
+  // fall on either side), never round-robin over shards. The chunks writers are filling are
+  // never taken. Retired records are gone exactly as expired ones are:
+  // TRIM_HORIZON moves past them, an iterator below them continues at the first remaining
+  // record, and retention increases do not bring them back. They are counted in
+  // DescribeStreamSummary().retired_records / retired_bytes and the RetiredRecords /
+  // RetiredBytes metrics. A departure from Kinesis, which keeps every record for the retention
+  // period (docs/departures.md). When no put is running, MemoryBytes() <= budget_bytes, unless
+  // the chunks being filled (one per shard) alone exceed it.
+  kRetireOldest,
+};
+
+// A bound on the memory an in-memory stream holds for its records. Durable streams bound their
+// memory with StorageOptions::memory_budget_bytes instead, which evicts chunks already on disk
+// and loses nothing (Create refuses a durable stream with a MemoryLimit).
+//
+// The stream keeps a stream-wide count of its chunk bytes as chunks are allocated and freed, so
+// the check costs a put one relaxed atomic load. With a budget set, chunks are at most
+// budget_bytes / (4 x open shards), rounded down to a power of two within [4 KiB, 2 MiB] (a record
+// larger than that gets a chunk of its own size): the chunks writers are filling then take at
+// most a quarter of the budget, and memory is refused and retired in steps of that size. A budget
+// below 16 KiB per open shard cannot be kept that way; it still refuses or retires, coarsely.
+struct MemoryLimit {
+  // Bytes of record chunks (Stream::MemoryBytes()) the stream may hold. 0 = unbounded.
+  // Default: 0.
+  size_t budget_bytes = 0;
+  // What happens at the budget. Default: kRejectPuts (nothing is lost).
+  MemoryLimitPolicy policy = MemoryLimitPolicy::kRejectPuts;
 };
 
 struct StreamOptions {
@@ -166,6 +211,11 @@ struct StreamOptions {
   // Where the stream reads the time from. Default: SystemClock::Default(); a null clock also
   // means the system clock.
   std::shared_ptr<Clock> clock = SystemClock::Default();
+
+  // In-memory streams: a bound on record memory and what to do at it (see MemoryLimit).
+  // Default: unbounded. Must stay unset with `storage` (kInvalidArgument): a durable stream's
+  // memory is bounded by storage->memory_budget_bytes, which evicts to disk and loses nothing.
+  MemoryLimit memory_limit;
 
   // Durable mode: records, shards, lineage, retention and consumers kept in a directory and
   // recovered by Stream::Open. Default: none (in memory only).

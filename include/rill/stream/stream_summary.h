@@ -10,6 +10,7 @@
 #define RILL_STREAM_STREAM_SUMMARY_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,11 @@ struct StreamSummary {
   size_t max_record_bytes = 0;
   // Registered enhanced fan-out consumers.
   int consumer_count = 0;
+  // MemoryLimitPolicy::kRetireOldest: records retired before their retention period to keep the
+  // stream within its memory budget, and their partition-key plus data bytes, since the stream
+  // was created. Records that expired by retention are not counted. rill's addition.
+  int64_t retired_records = 0;
+  int64_t retired_bytes = 0;
 };
 
 }  // namespace rill
