@@ -6,12 +6,14 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
 #include "base/sequence_layout.h"
 #include "base/spin.h"
 #include "base/strings.h"
 #include "log/shard_log.h"
 #include "rill/base/error.h"
+#include "rill/base/internal/mutex.h"
 #include "rill/base/internal/waker.h"
 #include "rill/stream/stream.h"
 #include "storage/stream_store.h"
@@ -53,13 +55,13 @@ struct SubscriptionControl {
 
 struct ConsumerState {
   ConsumerDescription description;
-  std::mutex mu;
+  Mutex mu;
   struct Slot {
     int64_t subscribed_us = 0;
     std::weak_ptr<SubscriptionControl> current;
   };
-  std::map<uint32_t, Slot> by_shard;  // guarded by mu
-  bool deregistered = false;          // guarded by mu
+  std::map<uint32_t, Slot> by_shard ABSL_GUARDED_BY(mu);
+  bool deregistered ABSL_GUARDED_BY(mu) = false;
 };
 
 namespace {
@@ -307,7 +309,7 @@ absl::Status Stream::DeregisterStreamConsumer(std::string_view name) {
     consumers_.erase(it);
   }
   {
-    std::lock_guard<std::mutex> lock(state->mu);
+    internal::MutexLock<internal::Mutex> lock(&state->mu);
     state->deregistered = true;
     for (auto& [shard, slot] : state->by_shard) {
       if (auto control = slot.current.lock()) control->End(internal::EndReason::kDeregistered);
@@ -370,7 +372,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(
 
   auto control = std::make_shared<internal::SubscriptionControl>();
   {
-    std::lock_guard<std::mutex> lock(consumer->mu);
+    internal::MutexLock<internal::Mutex> lock(&consumer->mu);
     if (consumer->deregistered) {
       return ResourceNotFoundError("the consumer was deregistered");
     }
