@@ -246,6 +246,37 @@ TEST_CASE("a stream subscriber renews subscriptions whose lifetime passed", "[su
   CHECK(got == std::vector<std::string>{"0", "1", "2", "3", "4"});
 }
 
+TEST_CASE("a stream subscriber's Next on a SimulatedClock moves the clock instead of blocking",
+          "[subscriber][clock]") {
+  Fixture f(1);
+  REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
+  StreamSubscriberOptions options;
+  options.consumer_name = "c";
+  options.initial_position = StartingPosition::TrimHorizon();
+  options.subscribe.heartbeat_interval = absl::ZeroDuration();
+  auto first = StreamSubscriber::Create(f.stream.get(), options);
+  REQUIRE(first.ok());
+  absl::Time start = f.clock->Now();
+  auto quiet = (*first)->Next(absl::Seconds(1));  // subscribes; nothing to read
+  REQUIRE(quiet.ok());
+  CHECK_FALSE(quiet->has_value());
+  CHECK(f.clock->Now() - start == absl::Seconds(1));
+
+  // A second subscriber of the same consumer is refused for 5 s of the clock (the resubscribe
+  // interval), and retries on the clock: its wait moves the clock until it may take over.
+  testing::MustPut(*f.stream, "k", "x");
+  auto second = StreamSubscriber::Create(f.stream.get(), options);
+  REQUIRE(second.ok());
+  start = f.clock->Now();
+  auto event = (*second)->Next(absl::Minutes(1));
+  REQUIRE(event.ok());
+  REQUIRE(event->has_value());
+  REQUIRE((*event)->event.records.size() == 1);
+  CHECK((*event)->event.records[0].data == "x");
+  CHECK(f.clock->Now() - start >= absl::Seconds(4));  // 5 s after the first subscription
+  CHECK(f.clock->Now() - start < absl::Seconds(5));
+}
+
 TEST_CASE("StreamSubscriber::Create validates", "[subscriber]") {
   Fixture f(1);
   StreamSubscriberOptions options;
