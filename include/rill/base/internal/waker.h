@@ -84,15 +84,6 @@ class Waker {
     return Wait([] { return true; }, &deadline);
   }
 
-  // The wait of the readers not yet waiting through a Clock: until woken, `ready()` or the steady
-  // clock's `deadline`. Returns ready()'s value.
-  template <typename Ready>
-  bool WaitUntil(Ready ready, std::chrono::steady_clock::time_point deadline)
-      ABSL_LOCKS_EXCLUDED(mu_) {
-    Wait([&] { return !ready(); }, &deadline);
-    return ready();
-  }
-
   // Blocks until woken or `keep_waiting()` returns false; returns whether it was woken (at once
   // if a wake-up came since the last wait ended). `keep_waiting` is called under the waker's
   // lock, first and after every Nudge() (and spurious wake-up): it must be cheap and must not
