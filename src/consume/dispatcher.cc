@@ -96,7 +96,9 @@ size_t Dispatcher::RunOnce() {
       ++i;
       continue;
     }
-    // Ended: say why once, and let it go.
+    // Ended: say why once, and let it go. An end seen only through active() may have come after
+    // the look: look once more, which reports a takeover or a deregistration as the error it is.
+    if (event.ok()) event = e.subscription->TryNext();
     State::Entry ended = std::move(e);
     s.active.erase(s.active.begin() + static_cast<ptrdiff_t>(i));
     ended.subscription->RemoveWaker(&s.waker);

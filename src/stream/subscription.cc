@@ -106,7 +106,10 @@ class SubscriptionImpl final : public Subscription {
     bool spun = false;
     for (;;) {
       absl::StatusOr<std::optional<SubscribeToShardEvent>> event = TryNext();
-      if (!event.ok() || event->has_value() || !active()) return event;
+      if (!event.ok() || event->has_value()) return event;
+      // Ended after that look: look once more, which reports why (a takeover or a
+      // deregistration is an error, not a clean end).
+      if (!active()) return TryNext();
       const absl::Time now = clock_->Now();
       if (now >= deadline) return event;
       if (!spun) {
