@@ -255,6 +255,9 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   void Run() {
     for (;;) {
       bool read_any = false;
+      // Read before the poll: the next one is due idle_time_between_polls after it, so a clock
+      // moved on during the poll (a test advancing a SimulatedClock) brings it at once.
+      const absl::Time polled = clock_->Now();
       {
         MutexLock<Mutex> lock(&poll_mu_);
         if (shut_down_) return;
@@ -265,7 +268,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
       if (!read_any) {
         // On the group's clock: under a SimulatedClock the next poll comes when the test has
         // advanced the clock by the idle time, never on real time.
-        clock_->WaitUntil(clock_->Now() + options_.idle_time_between_polls, waker_);
+        clock_->WaitUntil(polled + options_.idle_time_between_polls, waker_);
         if (stopping()) return;
       }
     }

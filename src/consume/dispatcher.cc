@@ -122,12 +122,15 @@ void Dispatcher::Run() {
         return;
       }
     }
+    // Read before the look: the next look is due kLookInterval after this one, so a clock moved
+    // on during the look (a test advancing a SimulatedClock) brings it at once.
+    const absl::Time looked = s.clock->Now();
     if (RunOnce() > 0) continue;
     // Nothing now: look again for a little while before sleeping.
     if (internal::SpinFor(s.options.spin, [this] { return RunOnce() > 0; })) continue;
     // Sleep until a watched shard gets a record, Subscribe or Stop interrupts (the waker is
-    // pending then, even if they came before the wait), or kLookInterval passes on the clock.
-    s.clock->WaitUntil(s.clock->Now() + kLookInterval, s.waker);
+    // pending then, even if they came before the wait), or the next look is due on the clock.
+    s.clock->WaitUntil(looked + kLookInterval, s.waker);
   }
 }
 
