@@ -1,22 +1,27 @@
 #include "rill/consume/consumer_group.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <thread>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
 #include "base/strings.h"
+#include "rill/base/clock.h"
 #include "rill/base/error.h"
+#include "rill/base/internal/mutex.h"
+#include "rill/base/internal/waker.h"
 #include "rill/stream/stream.h"
 
 namespace rill {
 namespace {
+
+using internal::Mutex;
+using internal::MutexLock;
 
 constexpr absl::Duration kEpsilon = absl::Milliseconds(25);  // the KCL's epsilonMillis
 
@@ -40,8 +45,8 @@ std::string_view SentinelFor(const StartingPosition& p) {
 }  // namespace
 
 struct ConsumerGroup::Workers {
-  std::mutex mu;
-  std::map<std::string, std::unique_ptr<WorkerImpl>, std::less<>> by_id;
+  Mutex mu;
+  std::map<std::string, std::unique_ptr<WorkerImpl>, std::less<>> by_id ABSL_GUARDED_BY(mu);
 };
 
 class ConsumerGroup::WorkerImpl final : public Worker {
@@ -60,13 +65,13 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   const std::string& id() const override { return id_; }
 
   absl::Status Poll() override {
-    std::lock_guard<std::mutex> lock(poll_mu_);
+    MutexLock<Mutex> lock(&poll_mu_);
     if (shut_down_) return ResourceInUseError(absl::StrFormat("worker %s is shut down", id_));
     return PollLocked();
   }
 
   absl::Status Start() override {
-    std::lock_guard<std::mutex> lock(thread_mu_);
+    MutexLock<Mutex> lock(&thread_mu_);
     if (thread_.joinable()) return ResourceInUseError("worker already started");
     stop_ = false;
     thread_ = std::thread([this] { Run(); });
@@ -75,7 +80,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
 
   void Shutdown() override {
     StopThread();
-    std::lock_guard<std::mutex> lock(poll_mu_);
+    MutexLock<Mutex> lock(&poll_mu_);
     if (shut_down_) return;
     shut_down_ = true;
     for (auto& [key, c] : held_) {
@@ -91,18 +96,18 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   // A crash: no callbacks, no release; the leases expire.
   void Crash() {
     StopThread();
-    std::lock_guard<std::mutex> lock(poll_mu_);
+    MutexLock<Mutex> lock(&poll_mu_);
     shut_down_ = true;
     held_.clear();
   }
 
   std::vector<ShardId> held_shards() const override {
-    std::lock_guard<std::mutex> lock(held_view_mu_);
+    MutexLock<Mutex> lock(&held_view_mu_);
     return held_view_;
   }
 
   absl::Status Checkpoint(ShardId shard, SequenceNumber sequence_number) override {
-    std::lock_guard<std::mutex> lock(poll_mu_);
+    MutexLock<Mutex> lock(&poll_mu_);
     auto it = held_.find(shard.ToString());
     if (!shut_down_ && it != held_.end() && it->second.lost) {
       return ResourceInUseError(it->second.lost_reason);
@@ -232,32 +237,40 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     return WriteLease(&c.lease, std::move(updated));
   }
 
-  void StopThread() {
+  void StopThread() ABSL_LOCKS_EXCLUDED(thread_mu_) {
     std::thread thread;
     {
-      std::lock_guard<std::mutex> lock(thread_mu_);
+      MutexLock<Mutex> lock(&thread_mu_);
       stop_ = true;
       thread = std::move(thread_);
     }
-    cv_.notify_all();
+    waker_.Interrupt();  // ends the thread's idle wait at once, on any clock
     if (thread.joinable()) thread.join();
+  }
+
+  bool stopping() ABSL_LOCKS_EXCLUDED(thread_mu_) {
+    MutexLock<Mutex> lock(&thread_mu_);
+    return stop_;
   }
 
   void Run() {
     for (;;) {
       bool read_any = false;
+      // Read before the poll: the next one is due idle_time_between_polls after it, so a clock
+      // moved on during the poll (a test advancing a SimulatedClock) brings it at once.
+      const absl::Time polled = clock_->Now();
       {
-        std::lock_guard<std::mutex> lock(poll_mu_);
+        MutexLock<Mutex> lock(&poll_mu_);
         if (shut_down_) return;
         PollLocked().IgnoreError();  // retried on the next round
         read_any = read_any_;
       }
-      std::unique_lock<std::mutex> lock(thread_mu_);
-      if (stop_) return;
+      if (stopping()) return;
       if (!read_any) {
-        cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.idle_time_between_polls),
-                     [this] { return stop_; });
-        if (stop_) return;
+        // On the group's clock: under a SimulatedClock the next poll comes when the test has
+        // advanced the clock by the idle time, never on real time.
+        clock_->WaitUntil(polled + options_.idle_time_between_polls, waker_);
+        if (stopping()) return;
       }
     }
   }
@@ -271,7 +284,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
                                                          : 2 * (options_.failover_time + kEpsilon);
   }
 
-  absl::Status PollLocked() {
+  absl::Status PollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     read_any_ = false;
     const absl::Time now = clock_->Now();
     absl::Status status = SyncLeases();
@@ -289,7 +302,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   }
 
   // One lease per unexpired shard; leases of shards gone from the stream are deleted.
-  absl::Status SyncLeases() {
+  absl::Status SyncLeases() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     const std::vector<ShardDescription> shards = stream_.ListShards();
     absl::StatusOr<std::vector<Lease>> leases = store_.ListLeases(options_.application_name);
     if (!leases.ok()) return leases.status();
@@ -327,14 +340,14 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     return status;
   }
 
-  void LoseLease(const std::string& key) {
+  void LoseLease(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     auto it = held_.find(key);
     if (it == held_.end()) return;
     if (it->second.processor && !it->second.done) it->second.processor->LeaseLost();
     held_.erase(it);
   }
 
-  void Renew() {
+  void Renew() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     std::vector<std::string> lost;
     for (auto& [key, c] : held_) {
       if (c.lost) {
@@ -348,7 +361,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     for (const std::string& key : lost) LoseLease(key);
   }
 
-  absl::Status TakeLeases(absl::Time now) {
+  absl::Status TakeLeases(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     absl::StatusOr<std::vector<Lease>> leases = store_.ListLeases(options_.application_name);
     if (!leases.ok()) return leases.status();
 
@@ -368,7 +381,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     for (const Lease& l : *leases) {
       if (l.checkpoint != kCheckpointShardEnd) active.push_back(&l);
     }
-    auto expired = [&](const Lease& l) {
+    auto expired = [&](const Lease& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
       return l.owner.empty() ||
              now - observed_.at(l.lease_key).last_change > options_.failover_time;
     };
@@ -429,7 +442,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     return absl::OkStatus();
   }
 
-  absl::Status Take(const Lease& lease) {
+  absl::Status Take(const Lease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     absl::StatusOr<ShardId> shard = ShardId::Parse(lease.lease_key);
     if (!shard.ok()) return shard.status();
     ShardConsumer c;
@@ -469,7 +482,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     return stream_.GetShardIterator(c.shard, position);
   }
 
-  absl::Status ProcessShards() {
+  absl::Status ProcessShards() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     absl::Status status;
     std::vector<std::string> lost;
     std::vector<std::string> finished;
@@ -490,7 +503,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     return status;
   }
 
-  absl::Status ProcessShard(ShardConsumer& c) {
+  absl::Status ProcessShard(ShardConsumer& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     if (c.done || c.lost) return absl::OkStatus();
     if (!c.processor) {
       if (c.lease.checkpoint == kCheckpointShardEnd) {
@@ -549,11 +562,11 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     return absl::OkStatus();
   }
 
-  void PublishHeld() {
+  void PublishHeld() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     std::vector<ShardId> shards;
     for (const auto& [key, c] : held_) shards.push_back(c.shard);
     std::sort(shards.begin(), shards.end());
-    std::lock_guard<std::mutex> lock(held_view_mu_);
+    MutexLock<Mutex> lock(&held_view_mu_);
     held_view_ = std::move(shards);
   }
 
@@ -564,22 +577,25 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   const RecordProcessorFactory factory_;
   const std::shared_ptr<Clock> clock_;
 
-  std::mutex poll_mu_;  // serialises polls; guards everything below but the thread state
-  std::map<std::string, ShardConsumer, std::less<>> held_;
-  std::map<std::string, Observed, std::less<>> observed_;
-  std::optional<absl::Time> last_renew_;
-  std::optional<absl::Time> last_take_;
-  std::mt19937_64 rng_;
-  bool read_any_ = false;
-  bool shut_down_ = false;
+  // Serialises polls (Poll, the Start()ed thread, Shutdown, Checkpoint) and guards their state.
+  Mutex poll_mu_;
+  std::map<std::string, ShardConsumer, std::less<>> held_ ABSL_GUARDED_BY(poll_mu_);
+  std::map<std::string, Observed, std::less<>> observed_ ABSL_GUARDED_BY(poll_mu_);
+  std::optional<absl::Time> last_renew_ ABSL_GUARDED_BY(poll_mu_);
+  std::optional<absl::Time> last_take_ ABSL_GUARDED_BY(poll_mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(poll_mu_);
+  bool read_any_ ABSL_GUARDED_BY(poll_mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(poll_mu_) = false;
 
-  mutable std::mutex held_view_mu_;
-  std::vector<ShardId> held_view_;
+  // held_shards()' copy of the held shards, so that it need not wait for a poll.
+  mutable Mutex held_view_mu_ ABSL_ACQUIRED_AFTER(poll_mu_);
+  std::vector<ShardId> held_view_ ABSL_GUARDED_BY(held_view_mu_);
 
-  std::mutex thread_mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  // The Start()ed thread; it sleeps on waker_ between idle polls.
+  Mutex thread_mu_;
+  bool stop_ ABSL_GUARDED_BY(thread_mu_) = false;
+  std::thread thread_ ABSL_GUARDED_BY(thread_mu_);
+  internal::Waker waker_;
 };
 
 absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(Stream& stream,
@@ -623,7 +639,7 @@ ConsumerGroup::ConsumerGroup(Stream& stream, CheckpointStore& store, ConsumerGro
 
 ConsumerGroup::~ConsumerGroup() {
   // Stop every thread before any worker goes away.
-  std::lock_guard<std::mutex> lock(workers_->mu);
+  MutexLock<Mutex> lock(&workers_->mu);
   for (auto& [id, w] : workers_->by_id) w->Crash();
 }
 
@@ -631,7 +647,7 @@ absl::StatusOr<Worker*> ConsumerGroup::AddWorker(std::string worker_id,
                                                  RecordProcessorFactory factory) {
   if (worker_id.empty()) return InvalidArgumentError("worker id must not be empty");
   if (!factory) return InvalidArgumentError("a processor factory is required");
-  std::lock_guard<std::mutex> lock(workers_->mu);
+  MutexLock<Mutex> lock(&workers_->mu);
   if (workers_->by_id.count(worker_id) != 0) {
     return InvalidArgumentError(absl::StrFormat("worker %s already exists", worker_id));
   }
@@ -651,7 +667,7 @@ absl::StatusOr<Worker*> ConsumerGroup::AddWorker(
 void ConsumerGroup::CrashWorker(std::string_view worker_id) {
   std::unique_ptr<WorkerImpl> worker;
   {
-    std::lock_guard<std::mutex> lock(workers_->mu);
+    MutexLock<Mutex> lock(&workers_->mu);
     auto it = workers_->by_id.find(worker_id);
     if (it == workers_->by_id.end()) return;
     worker = std::move(it->second);

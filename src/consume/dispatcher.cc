@@ -1,44 +1,62 @@
 #include "rill/consume/dispatcher.h"
 
 #include <algorithm>
-#include <chrono>
-#include <mutex>
+#include <utility>
 #include <vector>
 
-#include "log/shard_log.h"
+#include "absl/base/thread_annotations.h"
+#include "base/spin.h"
+#include "rill/base/clock.h"
+#include "rill/base/internal/mutex.h"
+#include "rill/base/internal/waker.h"
 #include "rill/stream/stream.h"
 
 namespace rill {
+namespace {
+
+using internal::Mutex;
+using internal::MutexLock;
+
+// How often a sleeping Run() looks again without being woken, on the dispatcher's clock:
+// throughput refills, heartbeats and lifetimes are judged on the streams' clocks, and no append
+// announces them.
+constexpr absl::Duration kLookInterval = absl::Milliseconds(10);
+
+}  // namespace
 
 struct Dispatcher::State {
-  DispatcherOptions options;
+  explicit State(DispatcherOptions o)
+      : options(std::move(o)), clock(options.clock ? options.clock : SystemClock::Default()) {}
+
+  const DispatcherOptions options;
+  const std::shared_ptr<Clock> clock;
   struct Entry {
     std::unique_ptr<Subscription> subscription;
     EventCallback on_event;
     EndCallback on_end;
   };
   internal::Waker waker;  // registered with every subscription's shard
-  mutable std::mutex mu;
-  std::vector<Entry> pending;  // added by Subscribe, taken by the dispatching thread; guarded by mu
-  std::vector<Entry> active;   // the dispatching thread's own
-  size_t count = 0;            // pending + active; guarded by mu
-  bool stop = false;           // guarded by mu
+  mutable Mutex mu;
+  // Added by Subscribe, taken by the dispatching thread.
+  std::vector<Entry> pending ABSL_GUARDED_BY(mu);
+  std::vector<Entry> active;             // the dispatching thread's own
+  size_t count ABSL_GUARDED_BY(mu) = 0;  // pending + active
+  bool stop ABSL_GUARDED_BY(mu) = false;
 
   ~State() {
     for (Entry& e : active) e.subscription->RemoveWaker(&waker);
     for (Entry& e : pending) e.subscription->RemoveWaker(&waker);
   }
 
-  void TakePending() {
-    std::lock_guard<std::mutex> lock(mu);
+  void TakePending() ABSL_LOCKS_EXCLUDED(mu) {
+    MutexLock<Mutex> lock(&mu);
     for (Entry& e : pending) active.push_back(std::move(e));
     pending.clear();
   }
 };
 
-Dispatcher::Dispatcher(DispatcherOptions options) : state_(std::make_unique<State>()) {
-  state_->options = options;
-}
+Dispatcher::Dispatcher(DispatcherOptions options)
+    : state_(std::make_unique<State>(std::move(options))) {}
 
 Dispatcher::~Dispatcher() = default;
 
@@ -46,7 +64,7 @@ void Dispatcher::Subscribe(std::unique_ptr<Subscription> subscription, EventCall
                            EndCallback on_end) {
   subscription->AddWaker(&state_->waker);
   {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock<Mutex> lock(&state_->mu);
     state_->pending.push_back({std::move(subscription), std::move(on_event), std::move(on_end)});
     ++state_->count;
   }
@@ -78,12 +96,14 @@ size_t Dispatcher::RunOnce() {
       ++i;
       continue;
     }
-    // Ended: say why once, and let it go.
+    // Ended: say why once, and let it go. An end seen only through active() may have come after
+    // the look: look once more, which reports a takeover or a deregistration as the error it is.
+    if (event.ok()) event = e.subscription->TryNext();
     State::Entry ended = std::move(e);
     s.active.erase(s.active.begin() + static_cast<ptrdiff_t>(i));
     ended.subscription->RemoveWaker(&s.waker);
     {
-      std::lock_guard<std::mutex> lock(s.mu);
+      MutexLock<Mutex> lock(&s.mu);
       --s.count;
     }
     if (ended.on_end)
@@ -96,45 +116,34 @@ void Dispatcher::Run() {
   State& s = *state_;
   for (;;) {
     {
-      std::lock_guard<std::mutex> lock(s.mu);
+      MutexLock<Mutex> lock(&s.mu);
       if (s.stop) {
         s.stop = false;
         return;
       }
     }
+    // Read before the look: the next look is due kLookInterval after this one, so a clock moved
+    // on during the look (a test advancing a SimulatedClock) brings it at once.
+    const absl::Time looked = s.clock->Now();
     if (RunOnce() > 0) continue;
     // Nothing now: look again for a little while before sleeping.
-    const auto spin_until =
-        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(s.options.spin);
-    bool found = false;
-    while (std::chrono::steady_clock::now() < spin_until) {
-      if (RunOnce() > 0) {
-        found = true;
-        break;
-      }
-    }
-    if (found) continue;
-    // Nothing now: sleep until a watched shard gets a record, Subscribe or Stop interrupts, or a
-    // while passes (throughput limits and heartbeats run on the stream's clock).
-    s.waker.WaitUntil(
-        [&] {
-          std::lock_guard<std::mutex> lock(s.mu);
-          return s.stop || !s.pending.empty();
-        },
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(10));
+    if (internal::SpinFor(s.options.spin, [this] { return RunOnce() > 0; })) continue;
+    // Sleep until a watched shard gets a record, Subscribe or Stop interrupts (the waker is
+    // pending then, even if they came before the wait), or the next look is due on the clock.
+    s.clock->WaitUntil(looked + kLookInterval, s.waker);
   }
 }
 
 void Dispatcher::Stop() {
   {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock<Mutex> lock(&state_->mu);
     state_->stop = true;
   }
   state_->waker.Interrupt();
 }
 
 size_t Dispatcher::size() const {
-  std::lock_guard<std::mutex> lock(state_->mu);
+  MutexLock<Mutex> lock(&state_->mu);
   return state_->count;
 }
 

@@ -5,15 +5,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <mutex>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/sequence_layout.h"
 #include "consume/checkpoint_store_internal.h"
 #include "rill/base/error.h"
+#include "rill/base/internal/mutex.h"
 #include "rill/consume/checkpoint_store.h"
 #include "rill/stream/stream.h"
 
@@ -45,8 +46,8 @@ class GenerationPool {
     return *pool;
   }
 
-  std::atomic<uint64_t>* Acquire() {
-    std::lock_guard<std::mutex> lock(mu_);
+  std::atomic<uint64_t>* Acquire() ABSL_LOCKS_EXCLUDED(mu_) {
+    internal::MutexLock<internal::Mutex> lock(&mu_);
     if (free_.empty()) {
       constexpr size_t kBlock = 64;
       blocks_.push_back(std::make_unique<std::atomic<uint64_t>[]>(kBlock));
@@ -57,15 +58,15 @@ class GenerationPool {
     return counter;
   }
 
-  void Release(std::atomic<uint64_t>* counter) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Release(std::atomic<uint64_t>* counter) ABSL_LOCKS_EXCLUDED(mu_) {
+    internal::MutexLock<internal::Mutex> lock(&mu_);
     free_.push_back(counter);
   }
 
  private:
-  std::mutex mu_;
-  std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> blocks_;
-  std::vector<std::atomic<uint64_t>*> free_;
+  internal::Mutex mu_;
+  std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> blocks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::atomic<uint64_t>*> free_ ABSL_GUARDED_BY(mu_);
 };
 
 // Bumps a generation counter. Only the owning reader writes it (one thread at a time), so a

@@ -1,14 +1,24 @@
 #include "rill/consume/stream_subscriber.h"
 
-#include <chrono>
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "log/shard_log.h"
+#include "rill/base/clock.h"
 #include "rill/base/error.h"
+#include "rill/base/internal/waker.h"
 #include "rill/stream/stream.h"
 
 namespace rill {
+namespace {
+
+// On the stream's clock. How often Next() lists the stream's shards to find new ones (a shard's
+// end also triggers a listing); and how often a waiting Next() looks again without being woken
+// (subscribing again after a refusal, a renewal, a heartbeat come due on the clock, unannounced).
+constexpr absl::Duration kRefreshInterval = absl::Milliseconds(200);
+constexpr absl::Duration kLookInterval = absl::Milliseconds(20);
+
+}  // namespace
 
 struct StreamSubscriber::State {
   enum class Phase { kWaiting, kActive, kFinished };
@@ -28,7 +38,7 @@ struct StreamSubscriber::State {
   std::map<ShardId, Shard> shards;
   internal::Waker waker;  // registered with every active subscription
   size_t next_index = 0;  // round-robin start
-  std::chrono::steady_clock::time_point next_refresh{};
+  absl::Time next_refresh = absl::InfinitePast();
 
   ~State() {
     for (auto& [id, s] : shards) {
@@ -114,7 +124,7 @@ struct StreamSubscriber::State {
         s.phase = Phase::kFinished;
         s.continuation.reset();
         Drop(s);
-        next_refresh = {};
+        next_refresh = absl::InfinitePast();
       }
       return Event{id, std::move(e)};
     }
@@ -160,12 +170,14 @@ StreamSubscriber::~StreamSubscriber() = default;
 absl::StatusOr<std::optional<StreamSubscriber::Event>> StreamSubscriber::Next(
     absl::Duration timeout) {
   State& s = *state_;
-  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  Clock& clock = *s.stream->options().clock;
+  const absl::Time deadline = clock.Now() + timeout;
   for (;;) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= s.next_refresh) {
+    const absl::Time now = clock.Now();
+    // Also when the clock was set back behind the last listing.
+    if (now >= s.next_refresh || now < s.next_refresh - kRefreshInterval) {
       s.Refresh();
-      s.next_refresh = now + std::chrono::milliseconds(200);
+      s.next_refresh = now + kRefreshInterval;
     }
     if (absl::Status st = s.StartReady(); !st.ok()) return st;
     // Round-robin over the active shards, so that a busy shard cannot starve the others.
@@ -182,9 +194,11 @@ absl::StatusOr<std::optional<StreamSubscriber::Event>> StreamSubscriber::Next(
         return event;
       }
     }
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-    s.waker.WaitUntil([] { return false; }, std::min(deadline, std::chrono::steady_clock::now() +
-                                                                   std::chrono::milliseconds(20)));
+    const absl::Time after = clock.Now();
+    if (after >= deadline) return std::nullopt;
+    // Sleep until a subscribed shard gets a record or ends, or the deadline (Clock::WaitFor: a
+    // SimulatedClock moves forward instead), looking again every kLookInterval.
+    clock.WaitFor(std::min(deadline - after, kLookInterval), s.waker);
   }
 }
 

@@ -17,13 +17,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -34,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "rill/base/internal/mutex.h"
+#include "rill/base/internal/waker.h"
 
 namespace rill::internal {
 
@@ -145,60 +143,6 @@ class Chunk {
   const uint64_t base_counter_;
   const int64_t base_us_;
   std::atomic<uint32_t> count_{0};
-};
-
-// Wakes a reader waiting for new records (a push subscription, a dispatcher). A waker may watch
-// several logs; a log notes every append on its wakers and pays for a wake-up only while a waker
-// is actually asleep: the append path reads one atomic when no waker is registered.
-//
-// No wake-up is lost: a writer marks the waker pending, then looks whether it sleeps; a waiter
-// marks itself asleep, then looks whether it is pending (or ready), all with sequentially
-// consistent operations. One of the two always sees the other.
-class Waker {
- public:
-  // Waits until Wake() or Interrupt() is called or `deadline` (steady clock) passes; returns at
-  // once if an append happened since the last wait or `ready()` is true. Returns ready()'s value.
-  template <typename Ready>
-  bool WaitUntil(Ready ready, std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    sleeping_.store(true, std::memory_order_seq_cst);
-    bool woken = pending_.exchange(false, std::memory_order_seq_cst) || signaled_;
-    bool is_ready = ready();
-    while (!is_ready && !woken) {
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
-      woken = signaled_;
-      is_ready = ready();
-    }
-    signaled_ = false;
-    pending_.store(false, std::memory_order_relaxed);
-    sleeping_.store(false, std::memory_order_relaxed);
-    return is_ready || ready();
-  }
-
-  // Writers: MarkPending(), then Wake(). Both sides use sequentially consistent operations
-  // (store, then load of the other's flag), so one of them always sees the other.
-  void MarkPending() { pending_.store(true, std::memory_order_seq_cst); }
-  void Wake() {
-    if (!sleeping_.load(std::memory_order_seq_cst)) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    signaled_ = true;
-    cv_.notify_all();
-  }
-
-  // Wakes the waiter whether or not it is asleep now (for shutdown and cancellation).
-  void Interrupt() {
-    std::lock_guard<std::mutex> lock(mu_);
-    signaled_ = true;
-    pending_.store(true, std::memory_order_relaxed);
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool signaled_ = false;
-  std::atomic<bool> pending_{false};
-  std::atomic<bool> sleeping_{false};
 };
 
 class ShardLog {

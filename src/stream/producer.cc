@@ -2,10 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -21,6 +18,7 @@
 #include "rill/base/error.h"
 #include "rill/base/hash_key.h"
 #include "rill/base/internal/mutex.h"
+#include "rill/base/internal/waker.h"
 #include "rill/base/shard_id.h"
 #include "rill/stream/list_shards.h"
 #include "rill/stream/shard_description.h"
@@ -42,10 +40,6 @@ using internal::producer::RecordPool;
 using internal::producer::ShardBuffer;
 
 constexpr std::string_view kExpiredPrefix = "Expired:";
-// Flush and the worker wait for the stream's clock in real-time slices of at most this long, so
-// that a simulated clock advanced by another thread is noticed promptly.
-constexpr absl::Duration kMaxPause = absl::Milliseconds(10);
-constexpr absl::Duration kMinPause = absl::Microseconds(100);
 
 // Set while a producer runs callbacks on this thread, so that Poll, Flush and Stop called from a
 // callback can refuse instead of deadlocking on the sender lock the callback runs under.
@@ -62,14 +56,6 @@ uint64_t SplitMix64(uint64_t& state) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
-}
-
-std::chrono::nanoseconds ToChrono(absl::Duration d) {
-  return std::chrono::nanoseconds(absl::ToInt64Nanoseconds(d));
-}
-
-absl::Duration Pause(absl::Time wake, absl::Time now) {
-  return std::clamp(wake - now, kMinPause, kMaxPause);
 }
 
 // The stream's open shards, sorted by starting hash key.
@@ -317,7 +303,6 @@ struct Producer::Impl {
     }
     all_.Remove(r);
     outstanding_.fetch_sub(1, std::memory_order_relaxed);
-    resolved_.fetch_add(1, std::memory_order_release);
     done_.push_back(Completion{std::move(r->promise), std::move(r->callback), std::move(result)});
     pool_.Release(r);
   }
@@ -377,7 +362,7 @@ struct Producer::Impl {
   }
 
   // Runs the queued completions, outside mu_ (so callbacks may Put) but under poll_mu_ (so one
-  // key's completions run in order), then wakes whoever waits for progress.
+  // key's completions run in order), then wakes the Flush calls waiting for progress.
   void RunCompletions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) ABSL_LOCKS_EXCLUDED(mu_) {
     if (done_.empty()) return;
     const void* saved = t_in_callbacks_of;
@@ -391,8 +376,10 @@ struct Producer::Impl {
     }
     t_in_callbacks_of = saved;
     done_.clear();
-    { std::lock_guard<std::mutex> lock(wait_mu_); }
-    wait_cv_.notify_all();
+    for (internal::Waker* waker : flush_waiters_) {
+      waker->MarkPending();
+      waker->Wake();
+    }
   }
 
   // ---- sending ----
@@ -553,17 +540,31 @@ struct Producer::Impl {
     PollLocked(/*all=*/false);
   }
 
-  void Flush() {
+  void Flush() ABSL_LOCKS_EXCLUDED(poll_mu_, mu_) {
     if (t_in_callbacks_of == this) return;
     uint64_t target;
     {
       MutexLock lock(&mu_);
       target = last_id_;
     }
+    // Woken when records resolve (RunCompletions), on whichever thread.
+    internal::Waker waker;
+    {
+      MutexLock lock(&poll_mu_);
+      flush_waiters_.push_back(&waker);
+    }
+    FlushUntil(target, waker);
+    MutexLock lock(&poll_mu_);
+    flush_waiters_.erase(std::find(flush_waiters_.begin(), flush_waiters_.end(), &waker));
+  }
+
+  // Flush's loop: sends, then waits on the clock (Clock::WaitFor: a SimulatedClock moves
+  // forward) until the next retry is due or another thread resolves records, until every record
+  // up to `target` has resolved.
+  void FlushUntil(uint64_t target, internal::Waker& waker) ABSL_LOCKS_EXCLUDED(poll_mu_, mu_) {
     for (;;) {
       absl::Time now;
       absl::Time wake;
-      int64_t resolved;
       {
         MutexLock poll_lock(&poll_mu_);
         PollLocked(/*all=*/true);
@@ -572,29 +573,24 @@ struct Producer::Impl {
         if (oldest == nullptr || oldest->id > target) return;
         now = clock_->Now();
         wake = NextEventLocked(now, /*all=*/true);
-        resolved = resolved_.load(std::memory_order_acquire);
       }
       if (wake <= now) continue;
-      {
-        std::unique_lock<std::mutex> lock(wait_mu_);
-        wait_cv_.wait_for(lock, ToChrono(Pause(wake, now)),
-                          [&] { return resolved_.load(std::memory_order_acquire) != resolved; });
-      }
-      // Neither the clock nor another thread moved: nothing more can happen until someone
-      // advances the clock. Return rather than hang.
-      if (clock_->Now() == now && resolved_.load(std::memory_order_acquire) == resolved) return;
+      const bool woken = clock_->WaitFor(wake - now, waker);
+      // The wait ended unwoken with the clock where it was: a clock that stands still while one
+      // waits (neither SystemClock nor SimulatedClock does; a Clock whose time only the
+      // application moves may). Nothing more can happen until someone moves it: return rather
+      // than hang.
+      if (!woken && clock_->Now() == now) return;
     }
   }
 
+  // Tells the worker to look at the buffer now. Takes no lock while the worker is busy.
   void WakeWorker() {
-    {
-      std::lock_guard<std::mutex> lock(wait_mu_);
-      wake_ = true;
-    }
-    wait_cv_.notify_all();
+    worker_waker_.MarkPending();
+    worker_waker_.Wake();
   }
 
-  void WorkerLoop() {
+  void WorkerLoop() ABSL_LOCKS_EXCLUDED(poll_mu_, mu_) {
     for (;;) {
       absl::Time now;
       absl::Time wake;
@@ -605,40 +601,29 @@ struct Producer::Impl {
         now = clock_->Now();
         wake = NextEventLocked(now, /*all=*/false);
       }
-      std::unique_lock<std::mutex> lock(wait_mu_);
-      const auto woken = [&] { return stop_ || wake_; };
-      if (wake == absl::InfiniteFuture()) {
-        wait_cv_.wait(lock, woken);
-      } else if (wake > now) {
-        wait_cv_.wait_for(lock, ToChrono(Pause(wake, now)), woken);
-      }
-      if (stop_) return;
-      wake_ = false;
+      if (stop_.load(std::memory_order_acquire)) return;
+      // Until the next record is due on the clock (InfiniteFuture: until a Put), or a Put or Stop
+      // wakes it. Under a SimulatedClock the worker sleeps until the clock is advanced.
+      if (wake > now) clock_->WaitUntil(wake, worker_waker_);
+      if (stop_.load(std::memory_order_acquire)) return;
     }
   }
 
-  absl::Status Start() {
-    std::lock_guard<std::mutex> lock(worker_mu_);
+  absl::Status Start() ABSL_LOCKS_EXCLUDED(worker_mu_) {
+    MutexLock lock(&worker_mu_);
     if (worker_.joinable()) return ResourceInUseError("the producer's worker is already running");
-    {
-      std::lock_guard<std::mutex> wait_lock(wait_mu_);
-      stop_ = false;
-      wake_ = false;
-    }
+    stop_.store(false, std::memory_order_relaxed);
     worker_running_.store(true, std::memory_order_release);
     worker_ = std::thread([this] { WorkerLoop(); });
     return absl::OkStatus();
   }
 
-  void Stop() {
+  void Stop() ABSL_LOCKS_EXCLUDED(worker_mu_) {
     if (t_in_callbacks_of == this) return;
-    std::lock_guard<std::mutex> lock(worker_mu_);
+    MutexLock lock(&worker_mu_);
     if (!worker_.joinable()) return;
-    {
-      std::lock_guard<std::mutex> wait_lock(wait_mu_);
-      stop_ = true;
-    }
-    wait_cv_.notify_all();
+    stop_.store(true, std::memory_order_release);
+    worker_waker_.Interrupt();
     worker_.join();
     worker_ = std::thread();
     worker_running_.store(false, std::memory_order_release);
@@ -680,7 +665,6 @@ struct Producer::Impl {
   uint64_t rng_ ABSL_GUARDED_BY(mu_);
   ProducerStats stats_ ABSL_GUARDED_BY(mu_);
   std::atomic<size_t> outstanding_{0};
-  std::atomic<int64_t> resolved_{0};  // records resolved so far: Flush's progress signal
   std::atomic<bool> map_stale_{false};
 
   // Scratch of the sender, reused from call to call.
@@ -689,16 +673,16 @@ struct Producer::Impl {
   std::vector<Pending*> deferred_ ABSL_GUARDED_BY(poll_mu_);
   std::vector<uint32_t> due_ ABSL_GUARDED_BY(poll_mu_);
   std::vector<Completion> done_ ABSL_GUARDED_BY(poll_mu_);
+  // The wakers of the Flush calls in progress (RunCompletions wakes them).
+  std::vector<internal::Waker*> flush_waiters_ ABSL_GUARDED_BY(poll_mu_);
 
-  // The worker. worker_mu_ serialises Start and Stop; wait_mu_ and wait_cv_ carry the wake-ups
-  // of the worker (a Put, Stop) and of Flush (records resolved by another thread).
-  std::mutex worker_mu_;
-  std::thread worker_;
+  // The worker. worker_mu_ serialises Start and Stop; the worker sleeps on worker_waker_, which
+  // a Put (WakeWorker) and Stop wake.
+  Mutex worker_mu_;
+  std::thread worker_ ABSL_GUARDED_BY(worker_mu_);
   std::atomic<bool> worker_running_{false};
-  std::mutex wait_mu_;
-  std::condition_variable wait_cv_;
-  bool stop_ = false;  // under wait_mu_
-  bool wake_ = false;  // under wait_mu_
+  std::atomic<bool> stop_{false};
+  internal::Waker worker_waker_;
 };
 
 absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(Stream& stream,

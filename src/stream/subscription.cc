@@ -2,16 +2,19 @@
 #include "rill/stream/subscription.h"
 
 #include <algorithm>
-#include <chrono>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
 #include "base/sequence_layout.h"
+#include "base/spin.h"
 #include "base/strings.h"
 #include "log/shard_log.h"
 #include "rill/base/error.h"
+#include "rill/base/internal/mutex.h"
+#include "rill/base/internal/waker.h"
 #include "rill/stream/stream.h"
 #include "storage/stream_store.h"
 #include "stream/rate_limiter.h"
@@ -53,16 +56,20 @@ struct SubscriptionControl {
 
 struct ConsumerState {
   ConsumerDescription description;
-  std::mutex mu;
+  Mutex mu;
   struct Slot {
     int64_t subscribed_us = 0;
     std::weak_ptr<SubscriptionControl> current;
   };
-  std::map<uint32_t, Slot> by_shard;  // guarded by mu
-  bool deregistered = false;          // guarded by mu
+  std::map<uint32_t, Slot> by_shard ABSL_GUARDED_BY(mu);
+  bool deregistered ABSL_GUARDED_BY(mu) = false;
 };
 
 namespace {
+
+// How often a waiting Next() looks again without being woken, on the stream's clock: throughput
+// refills, heartbeats and lifetimes are judged on that clock, and no append announces them.
+constexpr absl::Duration kLookInterval = absl::Milliseconds(50);
 
 class SubscriptionImpl final : public Subscription {
  public:
@@ -93,27 +100,31 @@ class SubscriptionImpl final : public Subscription {
     return Poll(absl::ToUnixMicros(clock_->Now()));
   }
 
+  // The timeout runs on the stream's clock (Clock::WaitFor): under a SimulatedClock a Next that
+  // finds nothing moves the clock forward by `timeout` instead of blocking.
   absl::StatusOr<std::optional<SubscribeToShardEvent>> Next(absl::Duration timeout) override {
-    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
-    const auto spin_until =
-        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options_.spin);
+    const absl::Time deadline = clock_->Now() + timeout;
+    bool spun = false;
     for (;;) {
       absl::StatusOr<std::optional<SubscribeToShardEvent>> event = TryNext();
-      if (!event.ok() || event->has_value() || !active()) return event;
-      const auto now = std::chrono::steady_clock::now();
+      if (!event.ok() || event->has_value()) return event;
+      // Ended after that look: look once more, which reports why (a takeover or a
+      // deregistration is an error, not a clean end).
+      if (!active()) return TryNext();
+      const absl::Time now = clock_->Now();
       if (now >= deadline) return event;
-      auto ready = [this] {
-        return shard_->log().end_ordinal() > position_ || shard_->log().closed() ||
-               control_->reason() != EndReason::kNone;
-      };
-      if (now < spin_until) {
-        if (!ready()) std::this_thread::yield();
-        continue;
+      if (!spun) {
+        spun = true;
+        const bool found = SpinFor(options_.spin, [this] {
+          if (Ready()) return true;
+          std::this_thread::yield();
+          return false;
+        });
+        if (found) continue;
       }
       // Sleep until a record is appended (the log wakes us), the shard closes, the subscription
-      // is ended from outside, or the deadline. Throughput waits and heartbeats are judged on
-      // the stream's clock, which may not move in real time: wake up now and then to look.
-      control_->waker.WaitUntil(ready, std::min(deadline, now + std::chrono::milliseconds(50)));
+      // is ended from outside, or the deadline, looking again every kLookInterval.
+      clock_->WaitFor(std::min(deadline - now, kLookInterval), control_->waker);
     }
   }
 
@@ -128,6 +139,13 @@ class SubscriptionImpl final : public Subscription {
   void RemoveWaker(Waker* waker) override { shard_->log().RemoveWaker(waker); }
 
  private:
+  // Whether a look may find something: a record past the position, the shard's end, or the
+  // subscription's end.
+  bool Ready() const {
+    return shard_->log().end_ordinal() > position_ || shard_->log().closed() ||
+           control_->reason() != EndReason::kNone;
+  }
+
   SequenceNumber Make(uint64_t counter) const {
     return MakeSequenceNumber(counter, shard_->id.index(), stream_tag_);
   }
@@ -298,7 +316,7 @@ absl::Status internal::StreamImpl::DeregisterStreamConsumer(std::string_view nam
     consumers_.erase(it);
   }
   {
-    std::lock_guard<std::mutex> lock(state->mu);
+    internal::MutexLock<internal::Mutex> lock(&state->mu);
     state->deregistered = true;
     for (auto& [shard, slot] : state->by_shard) {
       if (auto control = slot.current.lock()) control->End(internal::EndReason::kDeregistered);
@@ -354,7 +372,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> internal::StreamImpl::SubscribeToS
 
   auto control = std::make_shared<internal::SubscriptionControl>();
   {
-    std::lock_guard<std::mutex> lock(consumer->mu);
+    internal::MutexLock<internal::Mutex> lock(&consumer->mu);
     if (consumer->deregistered) {
       return ResourceNotFoundError("the consumer was deregistered");
     }

@@ -9,6 +9,7 @@
 
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
+#include "rill/base/internal/waker.h"
 
 namespace rill {
 namespace {
@@ -144,6 +145,123 @@ TEST_CASE("SleepFor on a SimulatedClock moves it forward and returns at once", "
   CHECK(clock.Now() - start == absl::Hours(5));
   as_clock.SleepFor(-absl::Seconds(1));  // a negative wait waits nothing
   CHECK(clock.Now() - start == absl::Hours(5));
+}
+
+TEST_CASE("WaitFor on a SimulatedClock moves it forward by the timeout when nothing wakes it",
+          "[clock][wait]") {
+  SimulatedClock clock;
+  Clock& as_clock = clock;
+  internal::Waker waker;
+  const absl::Time start = clock.Now();
+  CHECK_FALSE(as_clock.WaitFor(absl::Seconds(3), waker));
+  CHECK(clock.Now() - start == absl::Seconds(3));
+  CHECK_FALSE(as_clock.WaitFor(absl::Milliseconds(250), waker));
+  CHECK(clock.Now() - start == absl::Milliseconds(3250));
+  CHECK_FALSE(as_clock.WaitFor(-absl::Seconds(1), waker));  // a negative wait waits nothing
+  CHECK(clock.Now() - start == absl::Milliseconds(3250));
+}
+
+TEST_CASE("WaitFor on a SimulatedClock returns true at once for a pending wake-up",
+          "[clock][wait]") {
+  SimulatedClock clock;
+  Clock& as_clock = clock;
+  internal::Waker waker;
+  const absl::Time start = clock.Now();
+
+  // An append marks its readers' wakers pending, then wakes those that sleep.
+  waker.MarkPending();
+  waker.Wake();
+  CHECK(as_clock.WaitFor(absl::Hours(1), waker));
+  CHECK(clock.Now() == start);
+  // Each wake-up is reported once: the next wait times out and moves the clock.
+  CHECK_FALSE(as_clock.WaitFor(absl::Seconds(1), waker));
+  CHECK(clock.Now() - start == absl::Seconds(1));
+
+  waker.Interrupt();
+  CHECK(as_clock.WaitFor(absl::Hours(1), waker));
+  CHECK(clock.Now() - start == absl::Seconds(1));
+}
+
+TEST_CASE("WaitUntil on a SimulatedClock returns once another thread advances past the deadline",
+          "[clock][wait]") {
+  SimulatedClock clock;
+  internal::Waker waker;
+  const absl::Time deadline = clock.Now() + absl::Seconds(10);
+  std::atomic<bool> returned{false};
+  bool woken = true;
+  absl::Time seen;
+  std::thread waiter([&] {
+    woken = clock.WaitUntil(deadline, waker);
+    seen = clock.Now();
+    returned.store(true);
+  });
+  // Advances that stay short of the deadline only make the waiter look at the time again.
+  clock.Advance(absl::Seconds(4));
+  clock.Advance(absl::Seconds(5) + absl::Nanoseconds(999999999));
+  CHECK_FALSE(returned.load());
+  clock.Advance(absl::Nanoseconds(1));  // exactly the deadline
+  waiter.join();
+  CHECK(returned.load());
+  CHECK_FALSE(woken);
+  CHECK(seen >= deadline);
+
+  // Set() moves a waiter's clock too, and a deadline already passed returns at once.
+  const absl::Time later = clock.Now() + absl::Hours(1);
+  std::thread second([&] {
+    woken = clock.WaitUntil(later, waker);
+    seen = clock.Now();
+  });
+  clock.Set(later + absl::Seconds(1));
+  second.join();
+  CHECK_FALSE(woken);
+  CHECK(seen >= later);
+  CHECK_FALSE(clock.WaitUntil(later, waker));
+}
+
+TEST_CASE("WaitUntil on a SimulatedClock returns true when the waker is woken", "[clock][wait]") {
+  SimulatedClock clock;
+  Clock& as_clock = clock;
+  internal::Waker waker;
+  const absl::Time start = clock.Now();
+
+  SECTION("by Interrupt") {
+    bool woken = false;
+    std::thread waiter([&] { woken = as_clock.WaitUntil(absl::InfiniteFuture(), waker); });
+    waker.Interrupt();
+    waiter.join();
+    CHECK(woken);
+  }
+  SECTION("by an append: MarkPending, then Wake") {
+    bool woken = false;
+    std::thread waiter([&] { woken = as_clock.WaitUntil(start + absl::Hours(1), waker); });
+    waker.MarkPending();
+    waker.Wake();
+    waiter.join();
+    CHECK(woken);
+  }
+  SECTION("by a wake-up that came before the wait") {
+    waker.MarkPending();
+    CHECK(as_clock.WaitUntil(absl::InfiniteFuture(), waker));
+  }
+  // No simulated time passed: the waits ended on the waker, not the clock.
+  CHECK(clock.Now() == start);
+}
+
+TEST_CASE("the system clock's waits end on the waker or in real time", "[clock][wait]") {
+  SystemClock clock;
+  internal::Waker waker;
+  waker.Interrupt();
+  CHECK(clock.WaitFor(absl::Hours(1), waker));  // pending: at once
+  CHECK_FALSE(clock.WaitFor(absl::Milliseconds(1), waker));
+  const absl::Time deadline = clock.Now() + absl::Milliseconds(1);
+  CHECK_FALSE(clock.WaitUntil(deadline, waker));
+  CHECK(clock.Now() >= deadline);
+
+  bool woken = false;
+  std::thread waiter([&] { woken = clock.WaitUntil(absl::InfiniteFuture(), waker); });
+  waker.Interrupt();
+  waiter.join();
+  CHECK(woken);
 }
 
 }  // namespace rill

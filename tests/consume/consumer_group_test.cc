@@ -2,15 +2,18 @@
 // exactly which records each worker saw: nothing lost, per-shard order, redelivery only after the
 // last checkpoint, parents before children.
 #include <algorithm>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/consume/checkpoint_store.h"
 #include "rill/consume/consumer_group.h"
@@ -560,6 +563,122 @@ TEST_CASE("ConsumerGroup::Create validates its options", "[consumer_group]") {
   CHECK((*g)->AddWorker("w2", [] { return std::unique_ptr<RecordProcessor>(); }).ok());
   CHECK(GetErrorCode((*g)->AddWorker("w", factory).status()) == ErrorCode::kInvalidArgument);
   CHECK(GetErrorCode((*g)->AddWorker("", factory).status()) == ErrorCode::kInvalidArgument);
+}
+
+// A SimulatedClock that lets the test wait until a thread has begun to wait on it (WaitUntil):
+// then the test knows a Start()ed worker is idle, without sleeping itself.
+class ObservedClock final : public Clock {
+ public:
+  absl::Time Now() const override { return clock_.Now(); }
+  void SleepFor(absl::Duration d) override { clock_.SleepFor(d); }
+  bool WaitFor(absl::Duration d, internal::Waker& waker) override {
+    return clock_.WaitFor(d, waker);
+  }
+  bool WaitUntil(absl::Time deadline, internal::Waker& waker) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++waits_;
+    }
+    cv_.notify_all();
+    return clock_.WaitUntil(deadline, waker);
+  }
+
+  void Advance(absl::Duration d) { clock_.Advance(d); }
+  // Blocks until WaitUntil has been called `n` times in all.
+  void AwaitWaits(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return waits_ >= n; });
+  }
+
+ private:
+  SimulatedClock clock_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int waits_ = 0;
+};
+
+// What a processor on a worker's thread saw, for the test's thread.
+struct Deliveries {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> data;
+  bool shutdown_requested = false;
+
+  size_t Count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return data.size();
+  }
+  void AwaitCount(size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return data.size() >= n; });
+  }
+};
+
+class CollectingProcessor : public RecordProcessor {
+ public:
+  explicit CollectingProcessor(Deliveries* d) : d_(d) {}
+  void Initialize(const InitializationInput&) override {}
+  void ProcessRecords(const ProcessRecordsInput& input) override {
+    {
+      std::lock_guard<std::mutex> lock(d_->mu);
+      for (const Record& r : input.records) d_->data.emplace_back(r.data);
+    }
+    d_->cv.notify_all();
+  }
+  void LeaseLost() override {}
+  void ShardEnded(Checkpointer& c) override { REQUIRE(c.Checkpoint().ok()); }
+  void ShutdownRequested(Checkpointer& c) override {
+    REQUIRE(c.Checkpoint().ok());
+    std::lock_guard<std::mutex> lock(d_->mu);
+    d_->shutdown_requested = true;
+  }
+
+ private:
+  Deliveries* const d_;
+};
+
+TEST_CASE(
+    "a Start()ed worker on a SimulatedClock polls as the clock advances and Shutdown ends "
+    "its wait",
+    "[consumer_group][clock]") {
+  auto clock = std::make_shared<ObservedClock>();
+  auto stream = testing::MakeStream(clock, 1, "events");
+  auto store = std::make_shared<InMemoryCheckpointStore>();
+  ConsumerGroupOptions o;
+  o.application_name = "app";
+  o.initial_position = StartingPosition::TrimHorizon();
+  o.idle_time_between_polls = absl::Seconds(1);
+  auto group = ConsumerGroup::Create(*stream, *store, o);
+  REQUIRE(group.ok());
+  Deliveries d;
+  auto worker =
+      (*group)->AddWorker("w", [&d](ShardId) { return std::make_unique<CollectingProcessor>(&d); });
+  REQUIRE(worker.ok());
+  REQUIRE((*worker)->Start().ok());
+
+  // The first poll takes the lease and finds nothing to read; then the worker sleeps on the clock.
+  clock->AwaitWaits(1);
+  CHECK((*worker)->held_shards() == std::vector<ShardId>{ShardId(0)});
+  for (int i = 0; i < 3; ++i) testing::MustPut(*stream, "k", "r" + std::to_string(i));
+  // Only the clock ends its sleep: no real time counts, and a move short of the idle time only
+  // makes it look at the time again.
+  clock->Advance(absl::Milliseconds(999));
+  CHECK(d.Count() == 0);
+  clock->Advance(absl::Milliseconds(1));
+  d.AwaitCount(3);
+  // It read something, so it polled again at once, found nothing, and sleeps again.
+  clock->AwaitWaits(2);
+
+  const absl::Time before = clock->Now();
+  (*worker)->Shutdown();  // ends that sleep at once, without the clock moving
+  CHECK(clock->Now() == before);
+  std::lock_guard<std::mutex> lock(d.mu);
+  CHECK(d.data == std::vector<std::string>{"r0", "r1", "r2"});
+  CHECK(d.shutdown_requested);
+  auto lease = store->GetLease("app", ShardId(0).ToString());
+  REQUIRE(lease.ok());
+  REQUIRE(lease->has_value());
+  CHECK((*lease)->owner.empty());  // released
 }
 
 }  // namespace

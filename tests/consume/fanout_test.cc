@@ -1,8 +1,10 @@
 // Dispatcher and StreamSubscriber: push delivery to callbacks, and following a whole stream
 // across resharding with resumable positions.
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -119,6 +121,56 @@ TEST_CASE("a dispatcher on its own thread delivers as records arrive", "[dispatc
   dispatcher.Stop();
   runner.join();
   CHECK(received == 1000);
+}
+
+TEST_CASE("a dispatcher's Run on a SimulatedClock wakes for appends and for the clock",
+          "[dispatcher][clock]") {
+  Fixture f(1);
+  REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
+  DispatcherOptions options;
+  options.clock = f.clock;  // Run sleeps on the stream's clock
+  Dispatcher dispatcher(options);
+  std::mutex mu;
+  std::condition_variable cv;
+  int records = 0;
+  int heartbeats = 0;
+  SubscribeOptions subscribe;
+  subscribe.heartbeat_interval = absl::Seconds(5);
+  REQUIRE(dispatcher
+              .Subscribe(
+                  *f.stream, "c", ShardId(0), StartingPosition::Latest(),
+                  [&](const SubscribeToShardEvent& e) {
+                    {
+                      std::lock_guard<std::mutex> lock(mu);
+                      if (e.records.empty()) {
+                        ++heartbeats;
+                      } else {
+                        records += static_cast<int>(e.records.size());
+                      }
+                    }
+                    cv.notify_all();
+                  },
+                  {}, subscribe)
+              .ok());
+  const absl::Time start = f.clock->Now();
+  std::thread runner([&] { dispatcher.Run(); });
+
+  // Appends wake it: the records arrive while the clock stands still.
+  for (int i = 0; i < 3; ++i) testing::MustPut(*f.stream, "k", std::to_string(i));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return records == 3; });
+    CHECK(heartbeats == 0);  // due 5 s of the clock after the records, which never came
+  }
+  // The clock wakes it too: a heartbeat falls due only on the clock.
+  f.clock->Advance(absl::Seconds(5));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return heartbeats == 1; });
+  }
+  dispatcher.Stop();
+  runner.join();
+  CHECK(f.clock->Now() - start == absl::Seconds(5));  // Run never moves the clock itself
 }
 
 // Reads everything a subscriber has now (events until a quiet Next).
@@ -244,6 +296,37 @@ TEST_CASE("a stream subscriber renews subscriptions whose lifetime passed", "[su
     f.clock->Advance(absl::Seconds(11));  // each round outlives a subscription
   }
   CHECK(got == std::vector<std::string>{"0", "1", "2", "3", "4"});
+}
+
+TEST_CASE("a stream subscriber's Next on a SimulatedClock moves the clock instead of blocking",
+          "[subscriber][clock]") {
+  Fixture f(1);
+  REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
+  StreamSubscriberOptions options;
+  options.consumer_name = "c";
+  options.initial_position = StartingPosition::TrimHorizon();
+  options.subscribe.heartbeat_interval = absl::ZeroDuration();
+  auto first = StreamSubscriber::Create(*f.stream, options);
+  REQUIRE(first.ok());
+  absl::Time start = f.clock->Now();
+  auto quiet = (*first)->Next(absl::Seconds(1));  // subscribes; nothing to read
+  REQUIRE(quiet.ok());
+  CHECK_FALSE(quiet->has_value());
+  CHECK(f.clock->Now() - start == absl::Seconds(1));
+
+  // A second subscriber of the same consumer is refused for 5 s of the clock (the resubscribe
+  // interval), and retries on the clock: its wait moves the clock until it may take over.
+  testing::MustPut(*f.stream, "k", "x");
+  auto second = StreamSubscriber::Create(*f.stream, options);
+  REQUIRE(second.ok());
+  start = f.clock->Now();
+  auto event = (*second)->Next(absl::Minutes(1));
+  REQUIRE(event.ok());
+  REQUIRE(event->has_value());
+  REQUIRE((*event)->event.records.size() == 1);
+  CHECK((*event)->event.records[0].data == "x");
+  CHECK(f.clock->Now() - start >= absl::Seconds(4));  // 5 s after the first subscription
+  CHECK(f.clock->Now() - start < absl::Seconds(5));
 }
 
 TEST_CASE("StreamSubscriber::Create validates", "[subscriber]") {

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -22,7 +23,9 @@
 #include "rill/process/aggregators.h"
 #include "rill/process/sink.h"
 #include "rill/process/source.h"
+#include "rill/stream/producer.h"
 #include "rill/stream/stream.h"
+#include "testing/fixtures.h"
 
 namespace rill {
 namespace {
@@ -1264,6 +1267,192 @@ TEST_CASE("a Stream sink backs off a throttled put in simulated time", "[pipelin
   std::multiset<std::string> written = ReadAll(**output);
   CHECK(written ==
         std::multiset<std::string>{"0|1704067200|0|0", "1|1704067200|10|0", "2|1704067200|20|0"});
+}
+
+// --- A whole durable pipeline on a SimulatedClock ---
+
+// A SimulatedClock through which the test sees every wait rill makes. In a single-threaded test
+// no wait may block in real time: a foreground wait (WaitFor, SleepFor) moves the simulated
+// clock and is counted; a wait until a time that has not come (WaitUntil, what background
+// threads do) could only be ended by another thread, so it would block for ever: it is counted
+// as a failure and returns at once.
+class NoRealWaitClock final : public Clock {
+ public:
+  explicit NoRealWaitClock(absl::Time start) : clock_(start) {}
+
+  absl::Time Now() const override { return clock_.Now(); }
+  void SleepFor(absl::Duration d) override {
+    ++sleeps_;
+    clock_.SleepFor(d);
+  }
+  bool WaitFor(absl::Duration d, internal::Waker& waker) override {
+    ++waits_;
+    return clock_.WaitFor(d, waker);
+  }
+  bool WaitUntil(absl::Time deadline, internal::Waker& waker) override {
+    if (clock_.Now() < deadline) {
+      ++blocking_waits_;
+      return true;
+    }
+    return clock_.WaitUntil(deadline, waker);
+  }
+
+  void Advance(absl::Duration d) { clock_.Advance(d); }
+  int sleeps() const { return sleeps_.load(); }
+  int waits() const { return waits_.load(); }
+  int blocking_waits() const { return blocking_waits_.load(); }
+
+ private:
+  SimulatedClock clock_;
+  std::atomic<int> sleeps_{0};
+  std::atomic<int> waits_{0};
+  std::atomic<int> blocking_waits_{0};
+};
+
+// A purchase with the time it happened: "level,amount,milliseconds after kT0".
+struct TimedPurchase {
+  int64_t level = 0;
+  int64_t amount = 0;
+  absl::Time time;
+};
+
+std::optional<TimedPurchase> ParseTimedPurchase(const Record& r) {
+  const absl::string_view data(r.data.data(), r.data.size());
+  const std::vector<absl::string_view> parts = absl::StrSplit(data, ',');
+  TimedPurchase p;
+  int64_t millis;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &p.level) ||
+      !absl::SimpleAtoi(parts[1], &p.amount) || !absl::SimpleAtoi(parts[2], &millis)) {
+    return std::nullopt;
+  }
+  p.time = kT0 + absl::Milliseconds(millis);
+  return p;
+}
+
+// Every record of a stream, by data, following each shard's iterators to its end (a reopened
+// durable stream returns its records from disk a frame at a time).
+std::multiset<std::string> ReadEverything(Stream* stream) {
+  std::multiset<std::string> all;
+  for (const ShardDescription& shard : stream->ListShards()) {
+    std::optional<ShardIterator> it =
+        testing::MustIterator(*stream, shard.shard_id, StartingPosition::TrimHorizon());
+    while (it) {
+      GetRecordsResult batch = testing::MustRead(*stream, *it);
+      for (const Record& r : batch.records) all.insert(std::string(r.data));
+      if (batch.records.empty() && batch.millis_behind_latest == 0) break;  // caught up
+      it = batch.next_shard_iterator;
+    }
+  }
+  return all;
+}
+
+// Sums of amounts per level and 10-second window of event time, written to `output`.
+auto TimedLevelSums(Stream* input, Stream* output, std::shared_ptr<Clock> clock) {
+  return Built(Pipeline<TimedPurchase>::From(
+                   FromSubscription<TimedPurchase>(*input, AnalyticsFromStart(), ParseTimedPurchase),
+                   std::move(clock))
+                   .KeyBy([](const TimedPurchase& p) { return p.level; })
+                   .Window(TumblingWindow(absl::Seconds(10)))
+                   .EventTime([](const TimedPurchase& p) { return p.time; })
+                   .Watermark({.max_out_of_orderness = absl::ZeroDuration(),
+                               .idle_timeout = absl::Seconds(10)})
+                   .Aggregate(Sum<int64_t>(), [](const TimedPurchase& p) { return p.amount; })
+                   .To(StreamSink(*output, "level-sums", EncodeResult)));
+}
+
+// Issue 13: a producer, a durable input stream, a windowed pipeline and a StreamSink into a
+// durable output stream, driven by nothing but a SimulatedClock. The streams are throttled, so
+// that the producer's Flush and the sink must wait for their limits: those waits move the clock.
+TEST_CASE("a durable pipeline runs on a SimulatedClock from producer to sink without a real wait",
+          "[pipeline][stream][clock]") {
+  // The clock starts an hour before the events (kT0 on): a watermark moved by the clock never
+  // passes a window before its records are read, so the results depend on the event times only,
+  // not on how far the throttled waits moved the clock.
+  auto clock = std::make_shared<NoRealWaitClock>(At(-3600));
+  testing::TempDir dir("durable-pipeline");
+  auto options = [&](const std::string& name, int shards, int64_t records_per_second) {
+    StreamOptions o =
+        testing::DurableStreamOptions(dir.File(name), clock, shards, FsyncPolicy::kInterval, name);
+    o.storage->background_flush = false;  // no flusher thread: segments follow the clock too
+    o.shard_limits.write_records_per_second = records_per_second;
+    return o;
+  };
+  // Record i: level i % 3, amount i % 10, i * 100 ms after kT0; six rounds of 100 records, each
+  // round one window of 10 s.
+  constexpr int kRounds = 6;
+  constexpr int kPerRound = 100;
+  std::multiset<std::string> golden;
+  {
+    std::map<std::pair<int64_t, int64_t>, int64_t> sums;
+    for (int i = 0; i < kRounds * kPerRound; ++i) sums[{i % 3, i / kPerRound * 10}] += i % 10;
+    for (const auto& [k, v] : sums) {
+      golden.insert(absl::StrCat(k.first, "|", absl::ToUnixSeconds(kT0) + k.second, "|", v, "|0"));
+    }
+  }
+  REQUIRE(golden.size() == kRounds * 3);
+
+  std::string snapshot;
+  {
+    auto input = testing::MustCreate(options("purchases", 2, 20));
+    auto output = testing::MustCreate(options("level-sums", 1, 2));
+    REQUIRE(input->RegisterStreamConsumer("analytics").ok());
+    auto producer = Producer::Create(*input);
+    REQUIRE(producer.ok());
+    auto p = TimedLevelSums(input.get(), output.get(), clock);
+    for (int round = 0; round < kRounds; ++round) {
+      for (int i = round * kPerRound; i < (round + 1) * kPerRound; ++i) {
+        (*producer)->Put(absl::StrCat("player-", i % 50),
+                         absl::StrCat(i % 3, ",", i % 10, ",", i * 100), nullptr);
+      }
+      // 20 records a second per shard: Flush waits for retries on the clock, moving it.
+      (*producer)->Flush();
+      REQUIRE((*producer)->outstanding() == 0);
+      // Reads the round; closes the window of the round before (its 3 results go to the sink,
+      // which the output's 2 records a second make back off).
+      REQUIRE(p.Poll().ok());
+      CHECK(p.records_in() == static_cast<uint64_t>((round + 1) * kPerRound));
+      snapshot = p.Snapshot();
+      REQUIRE(p.Commit().ok());
+      clock->Advance(absl::Seconds(1));
+    }
+    CHECK(p.sink().written() == (kRounds - 1) * 3);
+    // Two hours later every source is idle and the clock, past the last window, closes it.
+    clock->Advance(absl::Hours(2));
+    REQUIRE(p.Poll().ok());
+    snapshot = p.Snapshot();
+    REQUIRE(p.Commit().ok());
+
+    CHECK((*producer)->stats().user_records_written == kRounds * kPerRound);
+    CHECK((*producer)->stats().kinesis_records_retried > 0);
+    CHECK(p.records_in() == kRounds * kPerRound);
+    CHECK(p.late_records() == 0);
+    CHECK(p.sink().written() == kRounds * 3);
+    CHECK(ReadEverything(output.get()) == golden);
+    REQUIRE(input->Flush().ok());
+    REQUIRE(output->Flush().ok());
+  }
+  // Every wait went through the clock and moved it (the producer's Flush waiting for retries, the
+  // sink backing off); none would have blocked.
+  CHECK(clock->waits() > 0);
+  CHECK(clock->sleeps() > 0);
+  CHECK(clock->blocking_waits() == 0);
+
+  // Reopened, the streams hold the input and the results.
+  auto input = Stream::Open(options("purchases", 2, 20));
+  REQUIRE(input.ok());
+  auto output = Stream::Open(options("level-sums", 1, 2));
+  REQUIRE(output.ok());
+  CHECK(ReadEverything(input->get()).size() == kRounds * kPerRound);
+  CHECK(ReadEverything(output->get()) == golden);
+  // A pipeline restored from the last snapshot over the reopened streams has nothing left to do.
+  auto q = TimedLevelSums(input->get(), output->get(), clock);
+  REQUIRE(q.Restore(snapshot).ok());
+  clock->Advance(absl::Seconds(1));
+  REQUIRE(q.Poll().ok());
+  CHECK(q.records_in() == kRounds * kPerRound);
+  CHECK(q.sink().written() == 0);
+  CHECK(ReadEverything(output->get()) == golden);
+  CHECK(clock->blocking_waits() == 0);
 }
 
 }  // namespace

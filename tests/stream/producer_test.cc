@@ -1,7 +1,7 @@
 // Producer: buffering by time and size, batching, retries with backoff and jitter, TTL expiry,
 // per-key order through throttling and resharding, Flush and the destructor resolving everything,
-// the worker thread, and a concurrent stress case. Everything but the worker and stress cases runs
-// on a SimulatedClock and is deterministic.
+// the worker thread, and a concurrent stress case. Everything but the real-time worker and stress
+// cases runs on a SimulatedClock (or a clock that stands still) and is deterministic.
 #include "rill/stream/producer.h"
 
 #include <algorithm>
@@ -23,11 +23,25 @@
 #include "absl/strings/str_format.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
+#include "rill/base/internal/waker.h"
 #include "rill/stream/stream.h"
 #include "testing/fixtures.h"
 
 namespace rill {
 namespace {
+
+// A clock that stands still while anyone waits on it: WaitFor neither sleeps nor moves it (no
+// clock rill provides does that), so that a Flush waiting for a retry can make no progress. The
+// test moves it by hand.
+class StandStillClock final : public Clock {
+ public:
+  absl::Time Now() const override { return clock_.Now(); }
+  bool WaitFor(absl::Duration, internal::Waker& waker) override { return waker.TakeWakeup(); }
+  void Advance(absl::Duration d) { clock_.Advance(d); }
+
+ private:
+  SimulatedClock clock_;
+};
 
 using Result = absl::StatusOr<PutRecordResult>;
 using Future = std::future<Result>;
@@ -452,7 +466,8 @@ TEST_CASE("a throttled record holds back the later records of its key, not other
   Future a1 = producer->Put("a", large);
   Future a2 = producer->Put("a", "a#2");
   Future b0 = producer->Put("b", "b#0");
-  producer->Flush();  // the clock stands still: a1 stays in backoff, and Flush returns
+  clock->Advance(absl::Milliseconds(100));  // max_buffered_time: the shard is due
+  producer->Poll();  // a0 and b0 in one call, then a1 alone: throttled, it waits in backoff
   CHECK(a0.get().ok());
   CHECK(b0.get().ok());
   CHECK_FALSE(Ready(a1));
@@ -583,18 +598,36 @@ TEST_CASE("Flush sends everything without the clock moving when nothing is throt
   producer->Flush();  // nothing to do
 }
 
-TEST_CASE("Flush returns when a stopped clock holds records in backoff", "[producer][flush]") {
+TEST_CASE("Flush on a SimulatedClock moves the clock through the backoffs and writes everything",
+          "[producer][flush][clock]") {
   auto clock = std::make_shared<SimulatedClock>();
   auto stream = MakeStream(clock, 1, KinesisWrites());
   auto producer = MakeProducer(*stream);
   std::vector<Future> futures;
   for (int i = 0; i < 1500; ++i) futures.push_back(producer->Put("k" + std::to_string(i), "x"));
+  const absl::Time start = clock->Now();
+  producer->Flush();  // instant: it waits on the clock, which moves instead of sleeping
+  CHECK(producer->outstanding() == 0);
+  for (Future& f : futures) {
+    REQUIRE(Ready(f));
+    CHECK(f.get().ok());
+  }
+  CHECK(producer->stats().kinesis_records_retried > 0);
+  // The shard takes 1,000 records a second: the last 500 waited half a second at least for its
+  // bucket, all of it simulated, and far less than their 30 s TTL.
+  CHECK(clock->Now() - start >= absl::Milliseconds(500));
+  CHECK(clock->Now() - start < absl::Seconds(30));
+}
 
-  // Flush returns after one pause (at most 10 ms) in which the clock did not move; the bound is
-  // loose so that a loaded machine cannot fail it, and still far below "waits for the TTL".
-  const auto started = std::chrono::steady_clock::now();
-  producer->Flush();
-  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+TEST_CASE("Flush returns when the clock stands still while it waits for a retry",
+          "[producer][flush]") {
+  auto clock = std::make_shared<StandStillClock>();
+  auto stream = MakeStream(clock, 1, KinesisWrites());
+  auto producer = MakeProducer(*stream);
+  std::vector<Future> futures;
+  for (int i = 0; i < 1500; ++i) futures.push_back(producer->Put("k" + std::to_string(i), "x"));
+
+  producer->Flush();  // one wait in which the clock did not move: no progress is possible
   CHECK(producer->outstanding() == 500);  // waiting for the clock
 
   SECTION("advancing the clock and polling finishes the job") {
@@ -604,11 +637,10 @@ TEST_CASE("Flush returns when a stopped clock holds records in backoff", "[produ
     }
   }
   SECTION("so does Flush while another thread advances the clock") {
-    // A Flush returns as soon as one of its pauses (at most 10 ms of real time) passes with the
-    // clock standing still, which happens whenever the ticker thread is not scheduled for that
-    // long (a loaded machine): so call Flush again while the ticker runs. The ticker moves the
-    // clock 10 s in all, as the section above may, far within the records' 30 s TTL and past
-    // every retry the throttle asks for; once it has stopped, one more Flush sends what is left.
+    // A Flush returns whenever a wait of it finds the clock where it was, so call Flush again
+    // while the ticker runs. The ticker moves the clock 10 s in all, as the section above may,
+    // far within the records' 30 s TTL and past every retry the throttle asks for; once it has
+    // stopped, one more Flush sends what is left.
     std::atomic<bool> done{false};
     std::atomic<bool> ticked_out{false};
     std::thread ticker([&] {
@@ -632,7 +664,8 @@ TEST_CASE("Flush returns when a stopped clock holds records in backoff", "[produ
 
 TEST_CASE("every future gets a value and every callback runs exactly once, also on destruction",
           "[producer][flush]") {
-  auto clock = std::make_shared<SimulatedClock>();
+  // A clock that stands still while the destructor's Flush waits: it cannot write everything.
+  auto clock = std::make_shared<StandStillClock>();
   auto stream = MakeStream(clock, 1, KinesisWrites());
   constexpr int kRecords = 1500;
   std::vector<int> calls(kRecords, 0);
@@ -786,6 +819,24 @@ TEST_CASE("Start runs a worker that sends without Poll, and a second Start is kR
   REQUIRE(producer->Start().ok());  // restartable: picks up what is buffered
   REQUIRE(after_stop.wait_for(std::chrono::seconds(2)) == std::future_status::ready);
   CHECK(after_stop.get().ok());
+}
+
+TEST_CASE("a worker on a SimulatedClock sends once the clock reaches max_buffered_time",
+          "[producer][worker][clock]") {
+  auto clock = std::make_shared<SimulatedClock>();
+  auto stream = MakeStream(clock, 1);
+  auto producer = MakeProducer(*stream);  // max_buffered_time: 100 ms
+  REQUIRE(producer->Start().ok());
+  Future f = producer->Put("k", "x");
+  clock->Advance(absl::Milliseconds(99));
+  // Not due on the clock yet, however long the worker runs: no real time counts.
+  CHECK_FALSE(Ready(f));
+  clock->Advance(absl::Milliseconds(1));
+  f.wait();  // the worker, asleep until the clock got there, sends it
+  CHECK(f.get().ok());
+  producer->Stop();  // ends the worker's wait for the next Put at once
+  CHECK(producer->outstanding() == 0);
+  CHECK(ReadAll(*stream).size() == 1);
 }
 
 TEST_CASE("Puts from 4 threads with a worker: all written, each key in order",

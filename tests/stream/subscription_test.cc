@@ -246,42 +246,87 @@ TEST_CASE("resubscribing within 5 s is ResourceInUse, later it takes over", "[fa
   CHECK(f.stream->SubscribeToShard("d", ShardId(0), StartingPosition::Latest()).ok());
 }
 
+// A stream on the system clock, whose Next(timeout) blocks in real time.
+std::unique_ptr<Stream> RealTimeStream() {
+  StreamOptions options;
+  options.name = "fanout-real-time";
+  options.clock = SystemClock::Default();
+  auto s = Stream::Create(options);
+  REQUIRE(s.ok());
+  return std::move(*s);
+}
+
 TEST_CASE("deregistering a consumer ends its subscriptions, waking a waiting Next", "[fanout]") {
-  Fixture f;
-  REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
-  auto sub = f.Subscribe("c", StartingPosition::Latest());
+  // On the system clock, so that Next really blocks (a SimulatedClock would move instead). The
+  // outcome does not depend on whether the waiter is asleep yet when the consumer goes.
+  auto stream = RealTimeStream();
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
+  SubscribeOptions o;
+  o.heartbeat_interval = absl::ZeroDuration();  // nothing but the deregistration ends the wait
+  auto sub = stream->SubscribeToShard("c", ShardId(0), StartingPosition::Latest(), o);
+  REQUIRE(sub.ok());
   std::atomic<int> code{-1};
   std::thread waiter([&] {
-    auto event = sub->Next(absl::Seconds(30));
+    auto event = (*sub)->Next(absl::Hours(1));
     code = static_cast<int>(GetErrorCode(event.status()));
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  REQUIRE(f.stream->DeregisterStreamConsumer("c").ok());
+  REQUIRE(stream->DeregisterStreamConsumer("c").ok());
   waiter.join();
   CHECK(code == static_cast<int>(ErrorCode::kResourceNotFound));
 }
 
 TEST_CASE("Next wakes when a record is put from another thread", "[fanout]") {
-  Fixture f;
-  REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
+  auto stream = RealTimeStream();
+  REQUIRE(stream->RegisterStreamConsumer("c").ok());
   SubscribeOptions o;
   o.spin = absl::ZeroDuration();  // exercise the sleeping path
-  auto sub = f.Subscribe("c", StartingPosition::Latest(), o);
-  std::thread producer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    REQUIRE(f.stream->PutRecord("k", "ping").ok());
-  });
-  const auto start = std::chrono::steady_clock::now();
-  std::optional<SubscribeToShardEvent> got;
-  while (!got && std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
-    auto event = sub->Next(absl::Seconds(10));
-    REQUIRE(event.ok());
-    if (event->has_value() && !(*event)->records.empty()) got = std::move(**event);
-  }
+  o.heartbeat_interval = absl::ZeroDuration();
+  auto sub = stream->SubscribeToShard("c", ShardId(0), StartingPosition::Latest(), o);
+  REQUIRE(sub.ok());
+  std::thread producer([&] { REQUIRE(stream->PutRecord("k", "ping").ok()); });
+  // An hour's timeout: only the append can end the wait in a test's time.
+  auto event = (*sub)->Next(absl::Hours(1));
   producer.join();
-  REQUIRE(got.has_value());
-  CHECK(got->records[0].data == "ping");
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  REQUIRE(event.ok());
+  REQUIRE(event->has_value());
+  REQUIRE((*event)->records.size() == 1);
+  CHECK((*event)->records[0].data == "ping");
+}
+
+TEST_CASE("Next on a SimulatedClock with nothing to read moves the clock instead of blocking",
+          "[fanout][clock]") {
+  Fixture f;  // heartbeats every 5 s of the stream's clock
+  REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
+  const absl::Time start = f.clock->Now();
+  auto sub = f.Subscribe("c", StartingPosition::Latest());
+  auto quiet = sub->Next(absl::Seconds(1));
+  REQUIRE(quiet.ok());
+  CHECK_FALSE(quiet->has_value());
+  CHECK(f.clock->Now() - start == absl::Seconds(1));
+  // A longer wait meets the heartbeat, due 5 s after the subscription began.
+  auto beat = sub->Next(absl::Minutes(1));
+  REQUIRE(beat.ok());
+  REQUIRE(beat->has_value());
+  CHECK((*beat)->records.empty());
+  CHECK((*beat)->continuation_sequence_number.has_value());
+  CHECK(f.clock->Now() - start >= absl::Seconds(5));
+  CHECK(f.clock->Now() - start < absl::Seconds(6));
+  CHECK(sub->active());
+}
+
+TEST_CASE("Next on a SimulatedClock returns a record already put without moving the clock",
+          "[fanout][clock]") {
+  Fixture f;
+  REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
+  auto sub = f.Subscribe("c", StartingPosition::Latest());
+  f.Put(1, "now");
+  const absl::Time before = f.clock->Now();
+  auto event = sub->Next(absl::Seconds(30));
+  REQUIRE(event.ok());
+  REQUIRE(event->has_value());
+  REQUIRE((*event)->records.size() == 1);
+  CHECK((*event)->records[0].data == "now0");
+  CHECK(f.clock->Now() == before);
 }
 
 TEST_CASE("each consumer has its own 2 MiB/s per shard", "[fanout][throughput]") {

@@ -82,8 +82,10 @@ struct ConsumerGroupOptions {
   int max_records = 10000;
   // Leases one worker holds at most. Default: unlimited.
   int max_leases_per_worker = std::numeric_limits<int>::max();
-  // How long a Start()ed worker sleeps (real time) between polls that found nothing to read.
-  // Default: 1 ms (rill reads from memory; the KCL's 1.5 s is for a network service).
+  // How long a Start()ed worker sleeps between polls that found nothing to read, on the group's
+  // clock (the stream's; Clock::WaitUntil): real time with a SystemClock; with a SimulatedClock
+  // the worker polls again once the clock has been advanced this far. Default: 1 ms (rill reads
+  // from memory; the KCL's 1.5 s is for a network service).
   absl::Duration idle_time_between_polls = absl::Milliseconds(1);
 };
 
@@ -101,7 +103,9 @@ class Worker {
   // retries. Deterministic under a SimulatedClock.
   virtual absl::Status Poll() = 0;
 
-  // Starts a thread that polls until Shutdown(). kResourceInUse if already started.
+  // Starts a thread that polls until Shutdown(), sleeping idle_time_between_polls (on the
+  // stream's clock) after a poll that read nothing; Shutdown() and CrashWorker() end that sleep
+  // at once. kResourceInUse if already started.
   [[nodiscard]] virtual absl::Status Start() = 0;
 
   // Graceful shutdown: stops the thread if started, gives every processor ShutdownRequested (it

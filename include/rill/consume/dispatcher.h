@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "rill/base/clock.h"
 #include "rill/base/shard_id.h"
 #include "rill/stream/shard_iterator.h"
 #include "rill/stream/subscription.h"
@@ -41,9 +42,17 @@ class Stream;
 
 struct DispatcherOptions {
   // Real time Run() keeps looking for events before it sleeps: trades CPU for wake-up latency
-  // (a sleeping dispatcher is woken by the append, which costs a few microseconds more).
-  // Default: 50 us. Zero sleeps at once.
+  // (a sleeping dispatcher is woken by the append, which costs a few microseconds more). Real
+  // time on purpose: a spin only looks again sooner and changes no outcome. Default: 50 us. Zero
+  // sleeps at once.
   absl::Duration spin = absl::Microseconds(50);
+  // The clock Run() sleeps on: give it the clock of the streams whose subscriptions it
+  // dispatches (StreamOptions::clock). Appends, Subscribe and Stop wake Run() at once; besides,
+  // it looks again every 10 ms of this clock, because heartbeats, lifetimes and read throughput
+  // are judged on the streams' clock and no append announces them. With a SimulatedClock, Run()
+  // never wakes on real time: those looks happen as the test advances the clock
+  // (Clock::WaitUntil). Null means the system clock. Default: SystemClock::Default().
+  std::shared_ptr<Clock> clock = SystemClock::Default();
 };
 
 class Dispatcher {
@@ -76,7 +85,8 @@ class Dispatcher {
   // Delivers every event available now, without waiting. Returns the number of events.
   size_t RunOnce();
 
-  // Delivers events as they come until Stop(); sleeps while there are none (woken by appends).
+  // Delivers events as they come until Stop(); sleeps while there are none (woken by appends,
+  // Subscribe and Stop; see DispatcherOptions::clock).
   void Run();
 
   // Makes Run() return (now, or as soon as it starts if it has not yet).

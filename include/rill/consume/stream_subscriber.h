@@ -68,7 +68,9 @@ class StreamSubscriber {
   StreamSubscriber(const StreamSubscriber&) = delete;
   StreamSubscriber& operator=(const StreamSubscriber&) = delete;
 
-  // The next event of any shard, waiting up to `timeout` (real time); nullopt if none came.
+  // The next event of any shard, waiting up to `timeout` on the stream's clock (as
+  // Subscription::Next: real time with a SystemClock; a SimulatedClock is moved forward instead
+  // of blocking); nullopt if none came.
   // Errors: a subscription's kResourceInUse (another subscriber of this consumer took a shard
   // over) or kResourceNotFound (the consumer was deregistered).
   [[nodiscard]] absl::StatusOr<std::optional<Event>> Next(absl::Duration timeout);

@@ -44,9 +44,11 @@
 //                       handling applies unchanged; only retried codes can lead here.)
 //   kInternalFailure    the producer was destroyed before the record could be written.
 //
-// Time. Buffering, backoff and TTL are judged on the stream's Clock. Flush() and the worker sleep
-// in real time while they wait for that clock: with a SimulatedClock that nobody advances, records
-// in backoff can make no progress, and Flush() returns early instead of hanging (see Flush).
+// Time. Buffering, backoff and TTL are judged on the stream's Clock, and Flush() and the worker
+// wait through it too (Clock::WaitFor, Clock::WaitUntil): with a SystemClock they sleep in real
+// time; with a SimulatedClock, Flush() moves the clock forward to the next retry instead of
+// sleeping, and the worker sleeps until the clock is advanced (or a Put wakes it). Nothing sleeps
+// in real time under a SimulatedClock.
 //
 // Thread safety: Put, outstanding() and stats() may be called from any number of threads at once.
 // Poll, Flush, Start and Stop are thread-safe too (senders are serialised: one PutRecords call at a
@@ -149,9 +151,10 @@ class Producer {
   Producer& operator=(const Producer&) = delete;
 
   // Stops the worker if started, then Flush(): delivers what it can. Whatever is still outstanding
-  // afterwards (only possible when the clock stands still, see Flush) fails with kInternalFailure.
-  // Every future gets a value and every callback is called exactly once before it returns. With a
-  // moving clock and a shard that stays throttled, this can take up to record_ttl.
+  // afterwards (only possible with a clock that stands still while Flush waits, see Flush) fails
+  // with kInternalFailure. Every future gets a value and every callback is called exactly once
+  // before it returns. With a shard that stays throttled, this can take up to record_ttl on the
+  // clock (under a SimulatedClock: moved forward, at no real time).
   ~Producer();
 
   // Buffers a copy of the record and returns a future of its outcome. Never blocks on the stream.
@@ -168,13 +171,14 @@ class Producer {
 
   // Sends everything buffered, without waiting for max_buffered_time, and keeps retrying until
   // every record Put before the call is written or has failed; records Put meanwhile are sent but
-  // not waited for. Between retries it sleeps in real time, at most 10 ms at once, until the
-  // stream's clock reaches the next retry time (or another thread resolves records).
-  // Frozen clock: if a pause passes with the clock not moving and nothing resolved (a
-  // SimulatedClock that nobody advances), no further progress is possible and Flush returns with
-  // those records still outstanding, in backoff. Advance the clock and Poll() (or Flush() again)
-  // to finish them; they fail with their TTL once it passes on the clock. With a real clock Flush
-  // returns only when it is done, within record_ttl. Thread-safe; a no-op inside a callback.
+  // not waited for. Between retries it waits on the stream's clock (Clock::WaitFor) until the next
+  // retry time, or until another thread resolves records: a SystemClock sleeps; a SimulatedClock
+  // is moved forward to the retry time, so Flush finishes at once and deterministically, having
+  // advanced the simulated time as far as the retries needed (at most record_ttl). Either way it
+  // returns only when it is done. A clock that stands still while Flush waits (a Clock whose
+  // WaitFor neither sleeps nor moves it) would make no progress: Flush then returns with those
+  // records still outstanding, in backoff; move the clock and Poll() (or Flush() again) to finish
+  // them. Thread-safe; a no-op inside a callback.
   void Flush();
 
   // One step, as the worker takes it: fails records whose TTL has passed; then, for every shard
@@ -184,8 +188,9 @@ class Producer {
   // sleeps. Deterministic under a SimulatedClock. Thread-safe; a no-op inside a callback.
   void Poll();
 
-  // Starts a worker thread that calls Poll() whenever something may be due, sleeping in real time
-  // in between (at most 10 ms at a time while records are outstanding, until a Put when none are).
+  // Starts a worker thread that calls Poll() whenever something may be due, sleeping on the
+  // stream's clock in between (Clock::WaitUntil: until the next record is due, or until a Put when
+  // none is; under a SimulatedClock, until the clock is advanced that far or a Put comes).
   // Errors: kResourceInUse if already started. Thread-safe.
   [[nodiscard]] absl::Status Start();
 

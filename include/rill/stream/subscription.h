@@ -46,7 +46,7 @@
 namespace rill {
 
 namespace internal {
-class Waker;
+class Waker;  // rill/base/internal/waker.h
 }
 
 // Kinesis' ConsumerStatus. rill's consumers are ACTIVE as soon as they are registered.
@@ -78,7 +78,9 @@ struct SubscribeOptions {
   // Default: 5 s.
   absl::Duration heartbeat_interval = absl::Seconds(5);
   // Real time a waiting Next() spins before it sleeps: trades a little CPU for wake-up latency.
-  // Default: 20 us. Zero sleeps at once.
+  // Real time on purpose (a property of the machine, not of the stream's time): a spin only looks
+  // again sooner and changes no outcome, also under a SimulatedClock. Default: 20 us. Zero sleeps
+  // at once.
   absl::Duration spin = absl::Microseconds(20);
 };
 
@@ -100,11 +102,14 @@ class Subscription {
  public:
   virtual ~Subscription() = default;
 
-  // Waits up to `timeout` (real time) for the next event. Returns nullopt if none came, and also
-  // once the subscription has ended cleanly (active() is false: its lifetime passed, the shard's
-  // end was delivered, or Cancel() was called). Errors: kResourceInUse when a newer subscription
-  // of the same consumer took over the shard; kResourceNotFound when the consumer was
-  // deregistered or the shard expired.
+  // Waits up to `timeout` for the next event, on the stream's clock (Clock::WaitFor): with a
+  // SystemClock it blocks up to `timeout` of real time, woken the moment a record is appended;
+  // with a SimulatedClock it never blocks, and a Next that finds nothing moves the clock forward
+  // by `timeout` (so heartbeats and lifetimes come due as they would have). Returns nullopt if
+  // no event came, and also once the subscription has ended cleanly (active() is false: its
+  // lifetime passed, the shard's end was delivered, or Cancel() was called). Errors: kResourceInUse
+  // when a newer subscription of the same consumer took over the shard; kResourceNotFound when the
+  // consumer was deregistered or the shard expired.
   [[nodiscard]] virtual absl::StatusOr<std::optional<SubscribeToShardEvent>> Next(
       absl::Duration timeout) = 0;
   // Next() without waiting.
