@@ -1348,9 +1348,9 @@ std::multiset<std::string> ReadEverything(Stream* stream) {
 
 // Sums of amounts per level and 10-second window of event time, written to `output`.
 auto TimedLevelSums(Stream* input, Stream* output, std::shared_ptr<Clock> clock) {
-  return Built(Pipeline<TimedPurchase>::From(
-                   FromSubscription<TimedPurchase>(*input, AnalyticsFromStart(), ParseTimedPurchase),
-                   std::move(clock))
+  return Built(Pipeline<TimedPurchase>::From(FromSubscription<TimedPurchase>(
+                                                 *input, AnalyticsFromStart(), ParseTimedPurchase),
+                                             std::move(clock))
                    .KeyBy([](const TimedPurchase& p) { return p.level; })
                    .Window(TumblingWindow(absl::Seconds(10)))
                    .EventTime([](const TimedPurchase& p) { return p.time; })
