@@ -31,6 +31,7 @@
 #include "absl/types/span.h"
 #include "log/shard_log.h"
 #include "rill/base/internal/mutex.h"
+#include "rill/base/internal/waker.h"
 #include "rill/stream/stream.h"
 
 namespace rill::internal {
@@ -276,11 +277,12 @@ class StreamImpl {
   struct Counters;
   std::unique_ptr<Counters> counters_;
 
-  // The housekeeping thread (StartHousekeeping): Tick() every interval.
+  // The housekeeping thread (StartHousekeeping): Tick() every interval of the stream's clock,
+  // sleeping on housekeeping_waker_ (Clock::WaitUntil) in between.
   Mutex housekeeping_mu_;
-  CondVar housekeeping_cv_;
   bool housekeeping_stop_ ABSL_GUARDED_BY(housekeeping_mu_) = false;
   std::thread housekeeping_thread_ ABSL_GUARDED_BY(housekeeping_mu_);
+  Waker housekeeping_waker_;
 };
 
 // Per-call counters. Each is one relaxed add per call (PutRecords and GetRecords amortise it over

@@ -423,14 +423,18 @@ absl::Status StreamImpl::StartHousekeeping(absl::Duration interval) {
     return ResourceInUseError("the housekeeping thread is already running");
   }
   housekeeping_stop_ = false;
-  housekeeping_thread_ = std::thread([this, interval] {
+  // The first interval counts from now, on the caller's thread: a clock advanced right after
+  // this call reaches the first tick whenever the thread gets to run.
+  const absl::Time first = options_.clock->Now() + interval;
+  housekeeping_thread_ = std::thread([this, interval, first] {
+    const std::shared_ptr<Clock>& clock = options_.clock;
+    absl::Time next = first;
     for (;;) {
+      // On the stream's clock: under a SimulatedClock the thread ticks when a test moves the
+      // clock past the next interval, never on real time.
+      if (!clock->WaitUntil(next, housekeeping_waker_)) next = clock->Now() + interval;
       {
         MutexLock lock(&housekeeping_mu_);
-        const auto deadline =
-            std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(interval);
-        while (!housekeeping_stop_ && housekeeping_cv_.WaitUntil(&housekeeping_mu_, deadline)) {
-        }
         if (housekeeping_stop_) return;
       }
       Tick();
@@ -446,7 +450,7 @@ void StreamImpl::StopHousekeeping() {
     housekeeping_stop_ = true;
     thread = std::move(housekeeping_thread_);
   }
-  housekeeping_cv_.SignalAll();
+  housekeeping_waker_.Interrupt();  // ends the thread's wait at once, on any clock
   if (thread.joinable()) thread.join();
 }
 

@@ -224,8 +224,9 @@ class Stream {
   // never rescales.
   void Tick();
 
-  // Starts a thread that calls Tick() every `interval` of real time (the time it sleeps is the
-  // only wall-clock time rill ever uses; Tick() itself reads the stream's Clock). Errors:
+  // Starts a thread that calls Tick() every `interval` of the stream's Clock (Clock::WaitUntil):
+  // in real time on the system clock; under a SimulatedClock it ticks when Advance() or Set()
+  // move the clock past the next interval, never on real time. Errors:
   // kInvalidArgument for a non-positive interval, kResourceInUse if already running. A stream
   // with a long retention and steady traffic wants it (e.g. every second): it bounds how long
   // expired records stay in memory on shards nobody reads.
