@@ -26,6 +26,14 @@ absl::Status ValidateLeaseKey(std::string_view lease_key) {
   return InvalidArgumentError("lease key must not be empty");
 }
 
+absl::Status ValidateLeases(std::string_view application, absl::Span<const Lease> leases) {
+  if (absl::Status s = ValidateApplicationName(application); !s.ok()) return s;
+  for (const Lease& lease : leases) {
+    if (absl::Status s = ValidateLeaseKey(lease.lease_key); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace internal
 
 absl::StatusOr<std::vector<absl::Status>> CheckpointStore::UpdateLeases(
@@ -40,6 +48,19 @@ absl::StatusOr<std::vector<absl::Status>> CheckpointStore::UpdateLeases(
     results.push_back(std::move(s));
   }
   return results;
+}
+
+absl::StatusOr<std::vector<bool>> CheckpointStore::CreateLeasesIfAbsent(
+    std::string_view application, absl::Span<const Lease> leases) {
+  if (absl::Status s = internal::ValidateLeases(application, leases); !s.ok()) return s;
+  std::vector<bool> created;
+  created.reserve(leases.size());
+  for (const Lease& lease : leases) {
+    absl::StatusOr<bool> c = CreateLeaseIfAbsent(application, lease);
+    if (!c.ok()) return c.status();
+    created.push_back(*c);
+  }
+  return created;
 }
 
 struct InMemoryCheckpointStore::State {
@@ -175,6 +196,21 @@ absl::StatusOr<std::vector<absl::Status>> InMemoryCheckpointStore::UpdateLeases(
     results.push_back(std::move(s));
   }
   return results;
+}
+
+absl::StatusOr<std::vector<bool>> InMemoryCheckpointStore::CreateLeasesIfAbsent(
+    std::string_view application, absl::Span<const Lease> leases) {
+  if (absl::Status s = internal::ValidateLeases(application, leases); !s.ok()) return s;
+  std::vector<bool> created;
+  created.reserve(leases.size());
+  internal::MutexLock<internal::Mutex> lock(&state_->mu);
+  auto table = state_->tables.find(application);
+  if (table == state_->tables.end()) {
+    table = state_->tables.emplace(std::string(application), State::Table()).first;
+  }
+  for (const Lease& lease : leases)
+    created.push_back(table->second.emplace(lease.lease_key, lease).second);
+  return created;
 }
 
 }  // namespace rill

@@ -5,6 +5,8 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "rill/consume/checkpoint_store.h"
 
 namespace rill::internal {
 
@@ -13,6 +15,9 @@ absl::Status ValidateApplicationName(std::string_view application);
 
 // OK for a non-empty lease key, else kInvalidArgument.
 absl::Status ValidateLeaseKey(std::string_view lease_key);
+
+// ValidateApplicationName, then ValidateLeaseKey for every lease (CreateLeasesIfAbsent).
+absl::Status ValidateLeases(std::string_view application, absl::Span<const Lease> leases);
 
 }  // namespace rill::internal
 

@@ -83,13 +83,18 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     MutexLock<Mutex> lock(&poll_mu_);
     if (shut_down_) return;
     shut_down_ = true;
+    // Every processor checkpoints first; their checkpoints and the releases then go to the store
+    // in one batch, so that a worker holding 1,000 leases shuts down with one write, not 2,000.
+    std::vector<ShardConsumer*> release;
     for (auto& [key, c] : held_) {
       if (c.processor && !c.lost && !c.done) {
+        c.defer_writes = true;
         ShardCheckpointer checkpointer(this, &c);
         c.processor->ShutdownRequested(checkpointer);
       }
-      if (!c.lost) Release(c).IgnoreError();
+      if (!c.lost) release.push_back(&c);
     }
+    ReleaseAll(release);
     held_.clear();
   }
 
@@ -135,6 +140,14 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     bool done = false;        // SHARD_END checkpointed
     bool lost = false;        // a write found someone else's counter
     std::string lost_reason;  // when lost: to whom, for the errors of later checkpoints
+    // During Shutdown: checkpoints are kept here and written with the release, in one batch.
+    bool defer_writes = false;
+    std::optional<std::string> deferred_checkpoint;
+
+    // The checkpoint as the processor last set it (written or deferred).
+    const std::string& checkpoint() const {
+      return deferred_checkpoint ? *deferred_checkpoint : lease.checkpoint;
+    }
   };
 
   class ShardCheckpointer final : public Checkpointer {
@@ -144,23 +157,23 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     absl::Status Checkpoint() override {
       if (c_->at_end) return worker_->WriteCheckpoint(*c_, std::string(kCheckpointShardEnd));
       if (!c_->last_delivered) return absl::OkStatus();
-      if (c_->lease.checkpoint == c_->last_delivered->ToString()) return absl::OkStatus();
+      if (c_->checkpoint() == c_->last_delivered->ToString()) return absl::OkStatus();
       return worker_->WriteCheckpoint(*c_, c_->last_delivered->ToString());
     }
 
     absl::Status Checkpoint(SequenceNumber sequence_number) override {
-      const std::optional<SequenceNumber> last = AsSequenceNumber(c_->lease.checkpoint);
+      const std::optional<SequenceNumber> last = AsSequenceNumber(c_->checkpoint());
       if ((last && sequence_number < *last) || !c_->last_delivered ||
           sequence_number > *c_->last_delivered) {
         return InvalidArgumentError(absl::StrFormat(
             "checkpoint %s is outside [last checkpoint %s, last delivered %s] for shard %s",
-            sequence_number.ToString(), c_->lease.checkpoint,
+            sequence_number.ToString(), c_->checkpoint(),
             c_->last_delivered ? c_->last_delivered->ToString() : "none", c_->shard.ToString()));
       }
       return worker_->WriteCheckpoint(*c_, sequence_number.ToString());
     }
 
-    std::string last_checkpoint() const override { return c_->lease.checkpoint; }
+    std::string last_checkpoint() const override { return c_->checkpoint(); }
 
    private:
     WorkerImpl* const worker_;
@@ -219,6 +232,10 @@ class ConsumerGroup::WorkerImpl final : public Worker {
 
   absl::Status WriteCheckpoint(ShardConsumer& c, std::string checkpoint) {
     if (c.lost) return ResourceInUseError(c.lost_reason);
+    if (c.defer_writes) {
+      c.deferred_checkpoint = std::move(checkpoint);
+      return absl::OkStatus();
+    }
     Lease updated = c.lease;
     updated.checkpoint = std::move(checkpoint);
     updated.owner_switches_since_checkpoint = 0;
@@ -231,10 +248,30 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     return s;
   }
 
-  absl::Status Release(ShardConsumer& c) {
-    Lease updated = c.lease;
-    updated.owner.clear();
-    return WriteLease(&c.lease, std::move(updated));
+  // Gives the leases back to the table (owner cleared, with any deferred checkpoint) in one
+  // batch: one write and one sync for the stores that batch. Failures are left alone: a lease
+  // someone else took is theirs; one the store could not write expires after failover_time.
+  void ReleaseAll(const std::vector<ShardConsumer*>& consumers) {
+    std::vector<LeaseUpdate> updates;
+    updates.reserve(consumers.size());
+    for (ShardConsumer* c : consumers) {
+      Lease updated = c->lease;
+      if (c->deferred_checkpoint) {
+        updated.checkpoint = std::move(*c->deferred_checkpoint);
+        updated.owner_switches_since_checkpoint = 0;
+        c->deferred_checkpoint.reset();
+      }
+      updated.owner.clear();
+      updated.counter = c->lease.counter + 1;
+      updates.push_back(LeaseUpdate{std::move(updated), c->lease.counter});
+    }
+    if (updates.empty()) return;
+    absl::StatusOr<std::vector<absl::Status>> results =
+        store_.UpdateLeases(options_.application_name, updates);
+    if (!results.ok()) return;
+    for (size_t i = 0; i < consumers.size(); ++i) {
+      if ((*results)[i].ok()) consumers[i]->lease = std::move(updates[i].lease);
+    }
   }
 
   void StopThread() ABSL_LOCKS_EXCLUDED(thread_mu_) {
@@ -284,38 +321,90 @@ class ConsumerGroup::WorkerImpl final : public Worker {
                                                          : 2 * (options_.failover_time + kEpsilon);
   }
 
+  // What identifies the stream's shard list: shard indices only grow, and a list changes only
+  // by new shards, closed shards or expired ones, so (count, newest index, closed) tells whether
+  // the lease table needs a sync without reading it.
+  struct ShardsSeen {
+    size_t count = 0;
+    uint32_t newest = 0;
+    size_t closed = 0;
+    friend bool operator==(const ShardsSeen&, const ShardsSeen&) = default;
+  };
+  static ShardsSeen Fingerprint(const std::vector<ShardDescription>& shards) {
+    ShardsSeen seen;
+    seen.count = shards.size();
+    for (const ShardDescription& d : shards) {
+      seen.newest = std::max(seen.newest, d.shard_id.index());
+      seen.closed += d.closed() ? 1 : 0;
+    }
+    return seen;
+  }
+
+  // A held shard whose processing waits for its parents to finish.
+  bool WaitingOnParents() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
+    for (const auto& [key, c] : held_) {
+      if (!c.processor && !c.done && !c.lost && !c.lease.parent_shard_ids.empty()) return true;
+    }
+    return false;
+  }
+
+  // One round. The lease table is read at most once (ListLeases), and only when something needs
+  // it: a sync (the shard list changed), a take, or a shard waiting on its parents; renewals,
+  // takes, creations and releases are each one batched write. So a round's cost with a store
+  // that batches does not grow with the number of shards' writes.
   absl::Status PollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     read_any_ = false;
     const absl::Time now = clock_->Now();
-    absl::Status status = SyncLeases();
+    const bool take_due = !last_take_ || now - *last_take_ >= take_interval();
+    const std::vector<ShardDescription> shards = stream_.ListShards();
+    const ShardsSeen seen = Fingerprint(shards);
+    const bool sync_due = !synced_ || !(*synced_ == seen);
+    absl::Status status;
+    std::optional<std::vector<Lease>> table;
+    if (take_due || sync_due || WaitingOnParents()) {
+      absl::StatusOr<std::vector<Lease>> leases = store_.ListLeases(options_.application_name);
+      if (leases.ok()) {
+        table = std::move(*leases);
+      } else {
+        status = leases.status();
+      }
+    }
+    if (table && sync_due) {
+      if (absl::Status s = SyncLeases(shards, &*table); s.ok()) {
+        synced_ = seen;
+      } else if (status.ok()) {
+        status = s;
+      }
+    }
     if (!last_renew_ || now - *last_renew_ >= renew_interval()) {
       Renew();
       last_renew_ = now;
     }
-    if (!last_take_ || now - *last_take_ >= take_interval()) {
-      if (absl::Status s = TakeLeases(now); !s.ok() && status.ok()) status = s;
+    if (take_due && table) {
+      if (absl::Status s = TakeLeases(now, *table); !s.ok() && status.ok()) status = s;
       last_take_ = now;
     }
-    if (absl::Status s = ProcessShards(); !s.ok() && status.ok()) status = s;
+    if (absl::Status s = ProcessShards(table ? &*table : nullptr); !s.ok() && status.ok()) {
+      status = s;
+    }
     PublishHeld();
     return status;
   }
 
-  // One lease per unexpired shard; leases of shards gone from the stream are deleted.
-  absl::Status SyncLeases() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
-    const std::vector<ShardDescription> shards = stream_.ListShards();
-    absl::StatusOr<std::vector<Lease>> leases = store_.ListLeases(options_.application_name);
-    if (!leases.ok()) return leases.status();
+  // One lease per unexpired shard, created in one batch and added to `table` (kept in lease-key
+  // order); leases of shards gone from the stream are deleted.
+  absl::Status SyncLeases(const std::vector<ShardDescription>& shards, std::vector<Lease>* table)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     std::set<std::string, std::less<>> have;
-    for (const Lease& l : *leases) have.insert(l.lease_key);
+    for (const Lease& l : *table) have.insert(l.lease_key);
     std::set<uint32_t> listed;
     for (const ShardDescription& d : shards) listed.insert(d.shard_id.index());
-    absl::Status status;
+    std::vector<Lease> missing;
     for (const ShardDescription& d : shards) {
-      const std::string key = d.shard_id.ToString();
+      std::string key = d.shard_id.ToString();
       if (have.count(key) != 0) continue;
       Lease lease;
-      lease.lease_key = key;
+      lease.lease_key = std::move(key);
       bool parent_listed = false;
       for (const std::optional<ShardId>& p : {d.parent_shard_id, d.adjacent_parent_shard_id}) {
         if (!p) continue;
@@ -326,16 +415,33 @@ class ConsumerGroup::WorkerImpl final : public Worker {
       // hand over to it at SHARD_END, and nothing may fall between them.
       lease.checkpoint = std::string(parent_listed ? kCheckpointTrimHorizon
                                                    : SentinelFor(options_.initial_position));
-      absl::StatusOr<bool> created = store_.CreateLeaseIfAbsent(options_.application_name, lease);
-      if (!created.ok() && status.ok()) status = created.status();
+      missing.push_back(std::move(lease));
     }
-    for (const Lease& l : *leases) {
+    absl::Status status;
+    if (!missing.empty()) {
+      absl::StatusOr<std::vector<bool>> created =
+          store_.CreateLeasesIfAbsent(options_.application_name, missing);
+      if (created.ok()) {
+        // Leases another worker created first are left out: their counters are unknown here,
+        // and the next read of the table has them.
+        for (size_t i = 0; i < missing.size(); ++i) {
+          if ((*created)[i]) table->push_back(std::move(missing[i]));
+        }
+        std::sort(table->begin(), table->end(),
+                  [](const Lease& a, const Lease& b) { return a.lease_key < b.lease_key; });
+      } else {
+        status = created.status();
+      }
+    }
+    for (const Lease& l : *table) {
       absl::StatusOr<ShardId> id = ShardId::Parse(l.lease_key);
       if (id.ok() && listed.count(id->index()) != 0) continue;
       if (held_.count(l.lease_key) != 0) continue;
       // The shard expired from the stream: its lease has nothing left to do. A concurrent write
-      // makes the delete fail harmlessly; the next sync retries.
-      store_.DeleteLease(options_.application_name, l.lease_key, l.counter).IgnoreError();
+      // makes the delete fail harmlessly; a later sync retries.
+      if (!store_.DeleteLease(options_.application_name, l.lease_key, l.counter).ok()) {
+        synced_.reset();
+      }
     }
     return status;
   }
@@ -347,27 +453,44 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     held_.erase(it);
   }
 
+  // Renews every held lease with one batched write.
   void Renew() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     std::vector<std::string> lost;
+    std::vector<ShardConsumer*> renewing;
+    std::vector<LeaseUpdate> updates;
     for (auto& [key, c] : held_) {
       if (c.lost) {
         lost.push_back(key);
         continue;
       }
-      if (LeaseTaken(WriteLease(&c.lease, c.lease))) lost.push_back(key);
-      // Other errors (the store is unavailable): keep the lease and retry next time; if it
+      Lease renewed = c.lease;
+      renewed.counter = c.lease.counter + 1;
+      updates.push_back(LeaseUpdate{std::move(renewed), c.lease.counter});
+      renewing.push_back(&c);
+    }
+    if (!updates.empty()) {
+      absl::StatusOr<std::vector<absl::Status>> results =
+          store_.UpdateLeases(options_.application_name, updates);
+      // A failed call (the store is unavailable): keep the leases and retry next time; if one
       // expires meanwhile, the next write finds out.
+      if (results.ok()) {
+        for (size_t i = 0; i < renewing.size(); ++i) {
+          if ((*results)[i].ok()) {
+            renewing[i]->lease = std::move(updates[i].lease);
+          } else if (LeaseTaken((*results)[i])) {
+            lost.push_back(renewing[i]->lease.lease_key);
+          }
+        }
+      }
     }
     for (const std::string& key : lost) LoseLease(key);
   }
 
-  absl::Status TakeLeases(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
-    absl::StatusOr<std::vector<Lease>> leases = store_.ListLeases(options_.application_name);
-    if (!leases.ok()) return leases.status();
-
+  absl::Status TakeLeases(absl::Time now, const std::vector<Lease>& leases)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     // Observe counters: a lease is expired when its counter has not moved for failover_time.
     std::map<std::string, Observed, std::less<>> seen;
-    for (const Lease& l : *leases) {
+    for (const Lease& l : leases) {
       auto it = observed_.find(l.lease_key);
       if (it == observed_.end() || it->second.counter != l.counter || it->second.owner != l.owner) {
         seen[l.lease_key] = Observed{l.counter, l.owner, now};
@@ -378,7 +501,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     observed_ = std::move(seen);
 
     std::vector<const Lease*> active;  // unfinished leases
-    for (const Lease& l : *leases) {
+    for (const Lease& l : leases) {
       if (l.checkpoint != kCheckpointShardEnd) active.push_back(&l);
     }
     auto expired = [&](const Lease& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
@@ -396,72 +519,103 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     int target = total >= workers ? (total + workers - 1) / workers : 1;
     target = std::min(target, options_.max_leases_per_worker);
     if (mine >= target) return absl::OkStatus();
+    int needed = target - mine;
 
+    std::vector<const Lease*> chosen;
     std::vector<const Lease*> available;
     for (const Lease* l : active) {
       if (held_.count(l->lease_key) != 0) continue;
       if (expired(*l) || l->owner == id_) available.push_back(l);
     }
-    std::shuffle(available.begin(), available.end(), rng_);
-    int needed = target - mine;
-    absl::Status status;
     if (!available.empty()) {
-      for (const Lease* l : available) {
-        if (needed == 0) break;
-        absl::Status s = Take(*l);
-        if (s.ok()) {
-          --needed;
-        } else if (GetErrorCode(s) != ErrorCode::kResourceInUse && status.ok()) {
-          status = s;
+      std::shuffle(available.begin(), available.end(), rng_);
+      if (static_cast<int>(available.size()) > needed) available.resize(needed);
+      chosen = std::move(available);
+    } else {
+      // Nothing free: steal from the most loaded workers while they are above the target (or at
+      // it while this worker needs more than one), up to max_leases_to_steal.
+      std::map<std::string, std::vector<const Lease*>> theirs;
+      for (const Lease* l : active) {
+        if (!expired(*l) && l->owner != id_) theirs[l->owner].push_back(l);
+      }
+      for (auto& [owner, owned] : theirs) std::shuffle(owned.begin(), owned.end(), rng_);
+      const int max_steal = options_.max_leases_to_steal;
+      while (needed > 0 && static_cast<int>(chosen.size()) < max_steal) {
+        std::string victim;
+        int most = 0;
+        for (const auto& [owner, count] : load) {
+          if (count > most) {
+            most = count;
+            victim = owner;
+          }
         }
-      }
-      return status;
-    }
-    // Nothing free: steal one lease from the most loaded worker if it is above the target (or at
-    // it while this worker needs more than one).
-    std::string victim;
-    int most = 0;
-    for (const auto& [owner, count] : load) {
-      if (count > most) {
-        most = count;
-        victim = owner;
+        if (victim.empty() || !(most > target || (most == target && needed > 1))) break;
+        std::vector<const Lease*>& owned = theirs[victim];
+        if (owned.empty()) break;
+        chosen.push_back(owned.back());
+        owned.pop_back();
+        --load[victim];
+        --needed;
       }
     }
-    if (victim.empty() || !(most > target || (most == target && needed > 1))) {
-      return absl::OkStatus();
-    }
-    std::vector<const Lease*> theirs;
-    for (const Lease* l : active) {
-      if (l->owner == victim && !expired(*l)) theirs.push_back(l);
-    }
-    std::shuffle(theirs.begin(), theirs.end(), rng_);
-    if (!theirs.empty()) {
-      absl::Status s = Take(*theirs.front());
-      if (!s.ok() && GetErrorCode(s) != ErrorCode::kResourceInUse) return s;
-    }
-    return absl::OkStatus();
+    return Take(chosen);
   }
 
-  absl::Status Take(const Lease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
-    absl::StatusOr<ShardId> shard = ShardId::Parse(lease.lease_key);
-    if (!shard.ok()) return shard.status();
-    ShardConsumer c;
-    c.shard = *shard;
-    c.lease = lease;
-    Lease updated = lease;
-    if (updated.owner != id_) ++updated.owner_switches_since_checkpoint;
-    updated.owner = id_;
-    if (absl::Status s = WriteLease(&c.lease, std::move(updated)); !s.ok()) return s;
-    held_.emplace(lease.lease_key, std::move(c));
-    return absl::OkStatus();
+  // Takes the leases in one batched write; those written become held.
+  absl::Status Take(const std::vector<const Lease*>& leases)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
+    if (leases.empty()) return absl::OkStatus();
+    std::vector<ShardId> shards;
+    std::vector<LeaseUpdate> updates;
+    for (const Lease* lease : leases) {
+      absl::StatusOr<ShardId> shard = ShardId::Parse(lease->lease_key);
+      if (!shard.ok()) continue;  // not a shard's lease: never taken
+      Lease updated = *lease;
+      if (updated.owner != id_) ++updated.owner_switches_since_checkpoint;
+      updated.owner = id_;
+      updated.counter = lease->counter + 1;
+      shards.push_back(*shard);
+      updates.push_back(LeaseUpdate{std::move(updated), lease->counter});
+    }
+    absl::StatusOr<std::vector<absl::Status>> results =
+        store_.UpdateLeases(options_.application_name, updates);
+    if (!results.ok()) return results.status();
+    absl::Status status;
+    for (size_t i = 0; i < updates.size(); ++i) {
+      const absl::Status& s = (*results)[i];
+      if (!s.ok()) {
+        // kResourceInUse: another worker wrote it first.
+        if (GetErrorCode(s) != ErrorCode::kResourceInUse && status.ok()) status = s;
+        continue;
+      }
+      ShardConsumer c;
+      c.shard = shards[i];
+      c.lease = std::move(updates[i].lease);
+      std::string key = c.lease.lease_key;
+      held_.emplace(std::move(key), std::move(c));
+    }
+    return status;
   }
 
-  // True when every parent of the lease has checkpointed SHARD_END (or is gone).
-  absl::StatusOr<bool> ParentsDone(const Lease& lease) {
+  // True when every parent of the lease has checkpointed SHARD_END (or is gone): from this
+  // worker's own state for parents it holds, else from `table` (this round's read of the lease
+  // table, in lease-key order; null: not read this round, so the shard waits for a round that
+  // reads it).
+  bool ParentsDone(const Lease& lease, const std::vector<Lease>* table) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     for (const std::string& parent : lease.parent_shard_ids) {
-      absl::StatusOr<std::optional<Lease>> p = store_.GetLease(options_.application_name, parent);
-      if (!p.ok()) return p.status();
-      if (p->has_value() && (*p)->checkpoint != kCheckpointShardEnd) return false;
+      auto held = held_.find(parent);
+      if (held != held_.end() && !held->second.lost) {
+        if (held->second.lease.checkpoint != kCheckpointShardEnd) return false;
+        continue;
+      }
+      if (table == nullptr) return false;
+      auto it = std::lower_bound(
+          table->begin(), table->end(), parent,
+          [](const Lease& l, const std::string& key) { return l.lease_key < key; });
+      if (it != table->end() && it->lease_key == parent && it->checkpoint != kCheckpointShardEnd) {
+        return false;
+      }
     }
     return true;
   }
@@ -482,37 +636,38 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     return stream_.GetShardIterator(c.shard, position);
   }
 
-  absl::Status ProcessShards() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
+  absl::Status ProcessShards(const std::vector<Lease>* table)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     absl::Status status;
     std::vector<std::string> lost;
     std::vector<std::string> finished;
     for (auto& [key, c] : held_) {
-      absl::Status s = ProcessShard(c);
+      absl::Status s = ProcessShard(c, table);
       if (c.lost) lost.push_back(key);
       if (c.done) finished.push_back(key);
       if (!s.ok() && status.ok()) status = s;
     }
     for (const std::string& key : lost) LoseLease(key);
+    // A finished shard's lease goes back to the table, where nobody takes it again.
+    std::vector<ShardConsumer*> release;
     for (const std::string& key : finished) {
       auto it = held_.find(key);
-      if (it == held_.end()) continue;
-      // A finished shard's lease goes back to the table, where nobody takes it again.
-      Release(it->second).IgnoreError();
-      held_.erase(it);
+      if (it != held_.end()) release.push_back(&it->second);
     }
+    ReleaseAll(release);
+    for (const std::string& key : finished) held_.erase(key);
     return status;
   }
 
-  absl::Status ProcessShard(ShardConsumer& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
+  absl::Status ProcessShard(ShardConsumer& c, const std::vector<Lease>* table)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
     if (c.done || c.lost) return absl::OkStatus();
     if (!c.processor) {
       if (c.lease.checkpoint == kCheckpointShardEnd) {
         c.done = true;
         return absl::OkStatus();
       }
-      absl::StatusOr<bool> ready = ParentsDone(c.lease);
-      if (!ready.ok()) return ready.status();
-      if (!*ready) return absl::OkStatus();  // waiting on parent shards
+      if (!ParentsDone(c.lease, table)) return absl::OkStatus();  // waiting on parent shards
       c.processor = factory_(c.shard);
       if (!c.processor) {
         return InternalFailureError(
@@ -583,6 +738,8 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   std::map<std::string, Observed, std::less<>> observed_ ABSL_GUARDED_BY(poll_mu_);
   std::optional<absl::Time> last_renew_ ABSL_GUARDED_BY(poll_mu_);
   std::optional<absl::Time> last_take_ ABSL_GUARDED_BY(poll_mu_);
+  // The shard list the lease table was last synced with (PollLocked).
+  std::optional<ShardsSeen> synced_ ABSL_GUARDED_BY(poll_mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(poll_mu_);
   bool read_any_ ABSL_GUARDED_BY(poll_mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(poll_mu_) = false;
@@ -624,6 +781,9 @@ absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(Stream& str
   }
   if (options.max_records < 1 || options.max_records > kMaxGetRecordsLimit) {
     return InvalidArgumentError("max_records must be within [1, 10000]");
+  }
+  if (options.max_leases_to_steal < 1) {
+    return InvalidArgumentError("max_leases_to_steal must be at least 1");
   }
   if (options.max_leases_per_worker < 1) {
     return InvalidArgumentError("max_leases_per_worker must be at least 1");

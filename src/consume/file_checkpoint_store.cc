@@ -515,4 +515,22 @@ absl::StatusOr<std::vector<absl::Status>> FileCheckpointStore::UpdateLeases(
   return results;
 }
 
+absl::StatusOr<std::vector<bool>> FileCheckpointStore::CreateLeasesIfAbsent(
+    std::string_view application, absl::Span<const Lease> leases) {
+  if (absl::Status s = internal::ValidateLeases(application, leases); !s.ok()) return s;
+  std::vector<bool> created;
+  absl::Status s = state_->Modify(application, [&](Table& table) -> absl::StatusOr<bool> {
+    created.clear();  // a retried read-modify-write starts over
+    bool changed = false;
+    for (const Lease& lease : leases) {
+      const bool c = table.emplace(lease.lease_key, lease).second;
+      changed = changed || c;
+      created.push_back(c);
+    }
+    return changed;
+  });
+  if (!s.ok()) return s;
+  return created;
+}
+
 }  // namespace rill

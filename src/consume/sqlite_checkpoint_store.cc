@@ -153,6 +153,21 @@ struct SqliteCheckpointStore::State {
     return lease;
   }
 
+  // INSERT OR IGNORE of one lease: whether it was created.
+  absl::StatusOr<bool> InsertOne(std::string_view application, const Lease& lease)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    insert.Reset();
+    insert.BindBlob(1, application);
+    insert.BindBlob(2, lease.lease_key);
+    insert.BindBlob(3, lease.owner);
+    insert.BindInt(4, lease.counter);
+    insert.BindBlob(5, lease.checkpoint);
+    insert.BindInt(6, lease.owner_switches_since_checkpoint);
+    insert.BindBlob(7, EncodeParents(lease.parent_shard_ids));
+    if (sqlite3_step(insert.get()) != SQLITE_DONE) return Error("creating a lease");
+    return sqlite3_changes(db) == 1;
+  }
+
   // The conditional write of UpdateLease / UpdateLeases, inside a transaction.
   absl::Status UpdateOne(std::string_view application, const Lease& lease, int64_t expected_counter)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -185,10 +200,9 @@ struct SqliteCheckpointStore::State {
     if (rc != SQLITE_ROW) return Error("reading a lease counter");
     const int64_t stored = counter_of.ColumnInt(0);
     counter_of.Reset();
-    return ResourceInUseError(
-        absl::StrFormat("lease %s of application %s has counter %d, not the expected %d",
-                        internal::ToAbsl(lease_key), internal::ToAbsl(application), stored,
-                        expected_counter));
+    return ResourceInUseError(absl::StrFormat(
+        "lease %s of application %s has counter %d, not the expected %d",
+        internal::ToAbsl(lease_key), internal::ToAbsl(application), stored, expected_counter));
   }
 };
 
@@ -291,18 +305,29 @@ absl::StatusOr<bool> SqliteCheckpointStore::CreateLeaseIfAbsent(std::string_view
   if (absl::Status s = internal::ValidateLeaseKey(lease.lease_key); !s.ok()) return s;
   State& st = *state_;
   internal::MutexLock<internal::Mutex> lock(&st.mu);
-  Statement& insert = st.insert;
-  insert.Reset();
-  insert.BindBlob(1, application);
-  insert.BindBlob(2, lease.lease_key);
-  insert.BindBlob(3, lease.owner);
-  insert.BindInt(4, lease.counter);
-  insert.BindBlob(5, lease.checkpoint);
-  insert.BindInt(6, lease.owner_switches_since_checkpoint);
-  insert.BindBlob(7, EncodeParents(lease.parent_shard_ids));
   // A single statement is its own transaction (autocommit).
-  if (sqlite3_step(insert.get()) != SQLITE_DONE) return st.Error("creating a lease");
-  return sqlite3_changes(st.db) == 1;
+  return st.InsertOne(application, lease);
+}
+
+absl::StatusOr<std::vector<bool>> SqliteCheckpointStore::CreateLeasesIfAbsent(
+    std::string_view application, absl::Span<const Lease> leases) {
+  if (absl::Status s = internal::ValidateLeases(application, leases); !s.ok()) return s;
+  State& st = *state_;
+  internal::MutexLock<internal::Mutex> lock(&st.mu);
+  if (absl::Status s = st.Begin(); !s.ok()) return s;
+  std::vector<bool> created;
+  created.reserve(leases.size());
+  absl::Status failure;
+  for (const Lease& lease : leases) {
+    absl::StatusOr<bool> c = st.InsertOne(application, lease);
+    if (!c.ok()) {
+      failure = c.status();
+      break;
+    }
+    created.push_back(*c);
+  }
+  if (absl::Status s = st.End(std::move(failure)); !s.ok()) return s;
+  return created;
 }
 
 absl::Status SqliteCheckpointStore::UpdateLease(std::string_view application, const Lease& lease,

@@ -101,6 +101,35 @@ void CheckBatchedUpdates(CheckpointStore& store) {
   CHECK(GetErrorCode(store.UpdateLeases("a/b", updates).status()) == ErrorCode::kInvalidArgument);
 }
 
+// CreateLeasesIfAbsent: each lease created unless its key exists, answered in order; a bad
+// name or an empty key fails the whole call before anything is written.
+void CheckBatchedCreates(CheckpointStore& store) {
+  Lease existing = MakeLease("shardId-000000000001", 7, "42");
+  REQUIRE(*store.CreateLeaseIfAbsent("batch", existing));
+  Lease a = MakeLease("shardId-000000000000", 0, "TRIM_HORIZON");
+  a.parent_shard_ids = {"shardId-000000000009"};
+  const Lease b = MakeLease("shardId-000000000001", 0, "LATEST");  // exists: not replaced
+  const Lease c = MakeLease("shardId-000000000002", 0, "LATEST");
+  const Lease c_again = MakeLease("shardId-000000000002", 5, "AT_TIMESTAMP");  // same key
+  absl::StatusOr<std::vector<bool>> created =
+      store.CreateLeasesIfAbsent("batch", std::vector<Lease>{a, b, c, c_again});
+  REQUIRE(created.ok());
+  CHECK(*created == std::vector<bool>{true, false, true, false});
+  absl::StatusOr<std::vector<Lease>> all = store.ListLeases("batch");
+  REQUIRE(all.ok());
+  CHECK(*all == std::vector<Lease>{a, existing, c});
+  // Whole-call errors write nothing.
+  const Lease d = MakeLease("shardId-000000000003", 0, "LATEST");
+  CHECK(GetErrorCode(store.CreateLeasesIfAbsent("batch", std::vector<Lease>{d, MakeLease("", 0)})
+                         .status()) == ErrorCode::kInvalidArgument);
+  CHECK(GetErrorCode(store.CreateLeasesIfAbsent("a/b", std::vector<Lease>{d}).status()) ==
+        ErrorCode::kInvalidArgument);
+  CHECK_FALSE(store.GetLease("batch", "shardId-000000000003")->has_value());
+  absl::StatusOr<std::vector<bool>> none = store.CreateLeasesIfAbsent("batch", {});
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+}
+
 // The semantics every CheckpointStore must have; run against every implementation.
 void CheckConditionalWrites(CheckpointStore& store) {
   // Nothing yet.
@@ -548,6 +577,48 @@ TEST_CASE("every store applies batched lease updates each on its own condition",
     TempDir dir;
     auto store = OpenSqliteStore(dir.File("leases.db"));
     CheckBatchedUpdates(*store);
+  }
+}
+
+TEST_CASE("every store creates a batch of leases each unless present", "[checkpoint_store]") {
+  SECTION("in memory") {
+    InMemoryCheckpointStore store;
+    CheckBatchedCreates(store);
+  }
+  SECTION("file") {
+    TempDir dir;
+    auto store = OpenFileStore(dir.path());
+    CheckBatchedCreates(*store);
+  }
+  SECTION("sqlite") {
+    TempDir dir;
+    auto store = OpenSqliteStore(dir.File("leases.db"));
+    CheckBatchedCreates(*store);
+  }
+  SECTION("the default of the interface") {
+    // A store that implements only the single-row calls gets the loop.
+    InMemoryCheckpointStore inner;
+    struct SingleRowStore final : CheckpointStore {
+      InMemoryCheckpointStore* inner;
+      absl::StatusOr<std::vector<Lease>> ListLeases(std::string_view a) override {
+        return inner->ListLeases(a);
+      }
+      absl::StatusOr<std::optional<Lease>> GetLease(std::string_view a,
+                                                    std::string_view k) override {
+        return inner->GetLease(a, k);
+      }
+      absl::StatusOr<bool> CreateLeaseIfAbsent(std::string_view a, const Lease& l) override {
+        return inner->CreateLeaseIfAbsent(a, l);
+      }
+      absl::Status UpdateLease(std::string_view a, const Lease& l, int64_t e) override {
+        return inner->UpdateLease(a, l, e);
+      }
+      absl::Status DeleteLease(std::string_view a, std::string_view k, int64_t e) override {
+        return inner->DeleteLease(a, k, e);
+      }
+    } store;
+    store.inner = &inner;
+    CheckBatchedCreates(store);
   }
 }
 

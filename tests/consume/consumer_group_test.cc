@@ -93,6 +93,53 @@ class JournalingProcessor : public RecordProcessor {
   uint32_t shard_ = 0;
 };
 
+// An InMemoryCheckpointStore that counts the calls made to it, to pin how a group's rounds use
+// the store (a store's cost is per call: a file replace, an SQLite transaction).
+class CountingStore final : public CheckpointStore {
+ public:
+  struct Calls {
+    int list = 0, get = 0, create = 0, create_batch = 0, update = 0, update_batch = 0, remove = 0;
+    int64_t batch_rows = 0;  // rows in UpdateLeases batches
+    friend bool operator==(const Calls&, const Calls&) = default;
+  };
+  Calls calls;
+
+  absl::StatusOr<std::vector<Lease>> ListLeases(std::string_view a) override {
+    ++calls.list;
+    return inner_.ListLeases(a);
+  }
+  absl::StatusOr<std::optional<Lease>> GetLease(std::string_view a, std::string_view k) override {
+    ++calls.get;
+    return inner_.GetLease(a, k);
+  }
+  absl::StatusOr<bool> CreateLeaseIfAbsent(std::string_view a, const Lease& l) override {
+    ++calls.create;
+    return inner_.CreateLeaseIfAbsent(a, l);
+  }
+  absl::StatusOr<std::vector<bool>> CreateLeasesIfAbsent(std::string_view a,
+                                                         absl::Span<const Lease> l) override {
+    ++calls.create_batch;
+    return inner_.CreateLeasesIfAbsent(a, l);
+  }
+  absl::Status UpdateLease(std::string_view a, const Lease& l, int64_t e) override {
+    ++calls.update;
+    return inner_.UpdateLease(a, l, e);
+  }
+  absl::StatusOr<std::vector<absl::Status>> UpdateLeases(std::string_view a,
+                                                         absl::Span<const LeaseUpdate> u) override {
+    ++calls.update_batch;
+    calls.batch_rows += static_cast<int64_t>(u.size());
+    return inner_.UpdateLeases(a, u);
+  }
+  absl::Status DeleteLease(std::string_view a, std::string_view k, int64_t e) override {
+    ++calls.remove;
+    return inner_.DeleteLease(a, k, e);
+  }
+
+ private:
+  InMemoryCheckpointStore inner_;
+};
+
 struct Sim {
   std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>();
   std::unique_ptr<Stream> stream;
@@ -679,6 +726,135 @@ TEST_CASE(
   REQUIRE(lease.ok());
   REQUIRE(lease->has_value());
   CHECK((*lease)->owner.empty());  // released
+}
+
+// Issue 14: at 1,000 shards a round must cost a few store calls, not one per lease.
+TEST_CASE("1000 shards and 4 workers: every round is a few batched store calls",
+          "[consumer_group][scale]") {
+  Sim sim(1000);
+  auto counting = std::make_unique<CountingStore>();
+  CountingStore& store = *counting;
+  sim.store = std::move(counting);
+  ConsumerGroupOptions o = sim.Options();
+  o.take_interval = absl::Milliseconds(250);  // the default
+  sim.StartGroup(o);
+  for (const char* id : {"w1", "w2", "w3", "w4"}) sim.AddWorker(id, 0);
+
+  // The first poll creates the 1,000 leases in one call and takes them all in one.
+  REQUIRE(sim.workers["w1"]->Poll().ok());
+  CHECK(store.calls ==
+        CountingStore::Calls{.list = 1, .create_batch = 1, .update_batch = 1, .batch_rows = 1000});
+  CHECK(sim.workers["w1"]->held_shards().size() == 1000);
+  // The others steal their share, each in one call: 500, then 333 (leaving w1 333 and w2 334),
+  // then 250.
+  for (const char* id : {"w2", "w3", "w4"}) REQUIRE(sim.workers[id]->Poll().ok());
+  CHECK(sim.workers["w2"]->held_shards().size() == 500);
+  CHECK(sim.workers["w3"]->held_shards().size() == 333);
+  CHECK(sim.workers["w4"]->held_shards().size() == 250);
+  CHECK(store.calls.update_batch == 4);
+  CHECK(store.calls.create_batch == 1);  // the others found the leases there
+  // After one renewal round everyone learnt what it lost: 250 each, every shard once.
+  sim.clock->Advance(absl::Seconds(4));
+  for (auto& [id, w] : sim.workers) REQUIRE(w->Poll().ok());
+  std::set<ShardId> all;
+  for (auto& [id, w] : sim.workers) {
+    CHECK(w->held_shards().size() == 250);
+    for (ShardId shard : w->held_shards()) CHECK(all.insert(shard).second);
+  }
+  CHECK(all.size() == 1000);
+  // A steady round: per worker one read of the table (the take) and one renewal batch of its
+  // 250 leases; no single-row calls at all.
+  sim.clock->Advance(absl::Seconds(4));
+  const CountingStore::Calls before = store.calls;
+  for (auto& [id, w] : sim.workers) REQUIRE(w->Poll().ok());
+  CHECK(store.calls.list - before.list == 4);
+  CHECK(store.calls.update_batch - before.update_batch == 4);
+  CHECK(store.calls.batch_rows - before.batch_rows == 1000);
+  CHECK(store.calls.get == 0);
+  CHECK(store.calls.create == 0);
+  CHECK(store.calls.update == 0);
+  CHECK(store.calls.remove == 0);
+  // Between takes and renewals a poll does not touch the store.
+  const CountingStore::Calls quiet = store.calls;
+  for (auto& [id, w] : sim.workers) REQUIRE(w->Poll().ok());
+  CHECK(store.calls == quiet);
+}
+
+TEST_CASE("Shutdown writes every checkpoint and release in one batch", "[consumer_group][scale]") {
+  Sim sim(100);
+  auto counting = std::make_unique<CountingStore>();
+  CountingStore& store = *counting;
+  sim.store = std::move(counting);
+  sim.PutEach(3, "x");
+  sim.StartGroup(sim.Options());
+  sim.AddWorker("a", 0);  // checkpoints only when asked to shut down
+  sim.Round();
+  REQUIRE(sim.workers["a"]->held_shards().size() == 100);
+  REQUIRE(sim.journal.deliveries.size() == 300);
+  const CountingStore::Calls before = store.calls;
+  sim.workers["a"]->Shutdown();
+  CHECK(store.calls.update_batch - before.update_batch == 1);
+  CHECK(store.calls.batch_rows - before.batch_rows == 100);
+  CHECK(store.calls.update == before.update);
+  // Each lease is free and checkpointed at its shard's last record.
+  auto leases = store.ListLeases("app");
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 100);
+  for (const Lease& l : *leases) {
+    auto shard = ShardId::Parse(l.lease_key);
+    REQUIRE(shard.ok());
+    CHECK(l.owner.empty());
+    CHECK(l.checkpoint == sim.ShardContents(*shard).back().ToString());
+    CHECK(l.owner_switches_since_checkpoint == 0);
+  }
+  // A new worker resumes after those checkpoints: nothing is delivered twice.
+  sim.workers.erase("a");
+  sim.AddWorker("b", 0);
+  sim.PutEach(1, "y");
+  sim.Round();
+  sim.Round();
+  std::map<std::string, int> copies;
+  for (const auto& d : sim.journal.deliveries) ++copies[d.data];
+  CHECK(copies.size() == 400);
+  for (const auto& [data, n] : copies) CHECK(n == 1);
+}
+
+TEST_CASE("two workers started together split 100 shards in one take by default",
+          "[consumer_group][balance]") {
+  Sim sim(100);
+  ConsumerGroupOptions o = sim.Options();
+  o.take_interval = ConsumerGroupOptions().take_interval;
+  sim.StartGroup(o);
+  sim.AddWorker("a", 0);
+  sim.AddWorker("b", 0);
+  sim.Round();  // a takes all 100, then b steals 50
+  CHECK(sim.workers["b"]->held_shards().size() == 50);
+  // a hears of it at its next renewal (renew_interval: 3,308 ms).
+  for (int i = 0; i < 4; ++i) sim.Round();
+  CHECK(sim.workers["a"]->held_shards().size() == 50);
+  CHECK(sim.workers["b"]->held_shards().size() == 50);
+}
+
+TEST_CASE("KclTiming: one steal per take every 20 s", "[consumer_group][balance]") {
+  Sim sim(100);
+  ConsumerGroupOptions o = ConsumerGroupOptions::KclTiming();
+  o.application_name = "app";
+  CHECK(o.take_interval == absl::ZeroDuration());
+  CHECK(o.max_leases_to_steal == 1);
+  sim.StartGroup(o);
+  sim.AddWorker("a", 0);
+  sim.AddWorker("b", 0);
+  sim.Round();
+  CHECK(sim.workers["b"]->held_shards().size() == 1);
+  // The next take is 2 * (10 s + 25 ms) later.
+  for (int i = 0; i < 20; ++i) sim.Round();
+  CHECK(sim.workers["b"]->held_shards().size() == 1);
+  sim.Round();
+  CHECK(sim.workers["b"]->held_shards().size() == 2);
+  // max_leases_to_steal below 1 is refused.
+  o.max_leases_to_steal = 0;
+  CHECK(GetErrorCode(ConsumerGroup::Create(*sim.stream, *sim.store, o).status()) ==
+        ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -99,6 +99,16 @@ class CheckpointStore {
   [[nodiscard]] virtual absl::StatusOr<bool> CreateLeaseIfAbsent(std::string_view application,
                                                                  const Lease& lease) = 0;
 
+  // Creates each lease as CreateLeaseIfAbsent would and returns, in order, whether each was
+  // created (false: a lease with its key existed, or an earlier entry of the batch had the same
+  // key). A consumer group creates the leases of all new shards with one call, so a store that can
+  // should make the batch one write and one sync (the file and SQLite stores do). Errors, for the
+  // whole call, before anything is written: a bad application name or an empty key
+  // (kInvalidArgument); a storage error (kInternalFailure) leaves no creation known to be applied.
+  // The default creates the leases one by one with CreateLeaseIfAbsent.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<bool>> CreateLeasesIfAbsent(
+      std::string_view application, absl::Span<const Lease> leases);
+
   // Replaces the lease with key lease.lease_key if its stored counter equals `expected_counter`.
   // Errors: kResourceInUse if the counter differs (someone else wrote it: re-read and decide
   // again), kResourceNotFound if there is no such lease, kInternalFailure for storage errors.
@@ -141,6 +151,8 @@ class InMemoryCheckpointStore final : public CheckpointStore {
                            int64_t expected_counter) override;
   absl::StatusOr<std::vector<absl::Status>> UpdateLeases(
       std::string_view application, absl::Span<const LeaseUpdate> updates) override;
+  absl::StatusOr<std::vector<bool>> CreateLeasesIfAbsent(std::string_view application,
+                                                         absl::Span<const Lease> leases) override;
 
  private:
   struct State;
@@ -199,6 +211,9 @@ class FileCheckpointStore final : public CheckpointStore {
   // One read-modify-write of the table (one replace, two syncs) for the whole batch.
   absl::StatusOr<std::vector<absl::Status>> UpdateLeases(
       std::string_view application, absl::Span<const LeaseUpdate> updates) override;
+  // The same: one read-modify-write for the whole batch (none if every lease exists).
+  absl::StatusOr<std::vector<bool>> CreateLeasesIfAbsent(std::string_view application,
+                                                         absl::Span<const Lease> leases) override;
 
  private:
   struct State;

@@ -9,11 +9,20 @@
 //   2. renews the leases it holds (every renew_interval); a failed renewal means the lease was
 //      taken: its processor gets LeaseLost();
 //   3. takes leases (every take_interval): expired or unowned ones up to an even share
-//      ceil(leases / workers), or, when none is free, steals at most one from the most loaded
-//      worker. A lease expires when its counter has not changed for failover_time, as this worker
-//      observes it on the group's clock (KCL: no clock synchronisation between workers needed);
+//      ceil(leases / workers), or, when none is free, steals from the most loaded workers (at
+//      most max_leases_to_steal). A lease expires when its counter has not changed for
+//      failover_time, as this worker observes it on the group's clock (KCL: no clock
+//      synchronisation between workers needed);
 //   4. for each lease it holds, reads one batch and hands it to the shard's RecordProcessor. A
 //      shard whose parents have not checkpointed SHARD_END waits.
+// Cost: a round reads the lease table at most once (ListLeases, only when the stream's shards
+// changed, a take is due or a shard waits on its parents) and writes it in batches: all renewals
+// in one CheckpointStore::UpdateLeases call, all takes in one, all new shards' leases in one
+// CreateLeasesIfAbsent, and Shutdown's checkpoints and releases in one. With a store that makes a
+// batch one write (SqliteCheckpointStore, FileCheckpointStore), a round's cost does not grow with
+// the number of leases written. Checkpoints that processors make while processing are written
+// one by one, when they are made.
+//
 // A worker that stops being polled (or whose thread dies) stops renewing: that is how a crash
 // looks. After failover_time its leases are taken by the others and processing resumes after the
 // last checkpoint.
@@ -75,9 +84,16 @@ struct ConsumerGroupOptions {
   // How often a worker renews its leases. Zero means failover_time / 3 - 25 ms, as the KCL
   // (3,308 ms for 10 s). Range: [0, failover_time). Default: 0.
   absl::Duration renew_interval = absl::ZeroDuration();
-  // How often a worker tries to take leases. Zero means 2 * (failover_time + 25 ms), as the KCL
-  // (20,050 ms for 10 s). Range: >= 0. Default: 0.
-  absl::Duration take_interval = absl::ZeroDuration();
+  // How often a worker tries to take leases: new shards' leases (after a resharding), leases of
+  // workers that failed, and leases to steal for an even share. Zero means
+  // 2 * (failover_time + 25 ms), as the KCL (20,050 ms for 10 s). Range: >= 0. Default: 250 ms,
+  // so that workers in one process balance and pick up child shards within about a second
+  // (the KCL's 20 s suits a fleet sharing a DynamoDB table; see KclTiming()).
+  absl::Duration take_interval = absl::Milliseconds(250);
+  // Leases a worker steals at most per take, when no lease is free and another worker holds more
+  // than its even share. Range: >= 1. Default: unlimited, so two workers started together split
+  // the shards in one take (the KCL steals one at a time: 17 minutes for 100 shards).
+  int max_leases_to_steal = std::numeric_limits<int>::max();
   // Records per GetRecords call. Range: 1..10,000. Default: 10,000.
   int max_records = 10000;
   // Leases one worker holds at most. Default: unlimited.
@@ -87,6 +103,15 @@ struct ConsumerGroupOptions {
   // the worker polls again once the clock has been advanced this far. Default: 1 ms (rill reads
   // from memory; the KCL's 1.5 s is for a network service).
   absl::Duration idle_time_between_polls = absl::Milliseconds(1);
+
+  // The KCL's lease timing, for simulations that want it: take_interval 0 (20,050 ms for the
+  // default 10 s failover_time) and one steal per take. Everything else as the defaults.
+  static ConsumerGroupOptions KclTiming() {
+    ConsumerGroupOptions options;
+    options.take_interval = absl::ZeroDuration();
+    options.max_leases_to_steal = 1;
+    return options;
+  }
 };
 
 class ConsumerGroup;

@@ -76,6 +76,9 @@ class SqliteCheckpointStore final : public CheckpointStore {
   // One transaction, one sync for the whole batch.
   absl::StatusOr<std::vector<absl::Status>> UpdateLeases(
       std::string_view application, absl::Span<const LeaseUpdate> updates) override;
+  // The same: one transaction for the whole batch.
+  absl::StatusOr<std::vector<bool>> CreateLeasesIfAbsent(std::string_view application,
+                                                         absl::Span<const Lease> leases) override;
 
  private:
   struct State;
