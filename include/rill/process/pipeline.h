@@ -72,6 +72,7 @@
 #ifndef RILL_PROCESS_PIPELINE_H_
 #define RILL_PROCESS_PIPELINE_H_
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -94,6 +95,7 @@
 #include "rill/base/shard_id.h"
 #include "rill/process/aggregators.h"
 #include "rill/process/internal/pipeline_core.h"
+#include "rill/process/internal/pipeline_driver.h"
 #include "rill/process/sink.h"
 #include "rill/process/source.h"
 #include "rill/process/watermark.h"
@@ -122,11 +124,16 @@ struct PipelineWindowOptions {
   bool processing_time = false;
 };
 
-// A record pipeline: every element that passes the stages goes to the sink.
+namespace internal {
+
+// The runners: what a pipeline does, single-threaded. The public pipelines below hold one in a
+// PipelineDriver (internal/pipeline_driver.h), which adds the lock, the waits and the thread.
+
+// A record pipeline's runner: every element that passes the stages goes to the sink.
 template <typename In, typename Cur, typename Xf, typename Sink>
-class RecordPipeline {
+class RecordRunner {
  public:
-  RecordPipeline(internal::PipelineCore<In> core, Xf xf, Sink sink)
+  RecordRunner(internal::PipelineCore<In> core, Xf xf, Sink sink)
       : core_(std::move(core)), xf_(std::move(xf)), sink_(std::move(sink)) {}
 
   // Reads and processes up to `max_batches` batches. Returns the source records read.
@@ -168,6 +175,10 @@ class RecordPipeline {
   uint64_t records_in() const { return core_.records_in; }
   uint64_t results_out() const { return core_.results_out; }
   uint64_t undecodable_records() const { return core_.undecodable(); }
+  bool caught_up() const { return core_.source->caught_up(); }
+  absl::Time watermark() const { return absl::InfinitePast(); }
+  uint64_t late_records() const { return 0; }
+  const std::shared_ptr<Clock>& clock() const { return core_.clock; }
   Sink& sink() { return sink_; }
 
  private:
@@ -176,18 +187,17 @@ class RecordPipeline {
   Sink sink_;
 };
 
-// A windowed pipeline: keyed windows with an aggregator, results to the sink.
+// A windowed pipeline's runner: keyed windows with an aggregator, results to the sink.
 template <typename In, typename Cur, typename Xf, typename KeyFn, typename Assigner,
           typename TimeFn, typename Agg, typename ValueFn, typename Sink>
-class WindowPipeline {
+class WindowRunner {
  public:
   using Key = std::decay_t<std::invoke_result_t<KeyFn&, const Cur&>>;
   using Result = WindowResult<Key, typename Agg::Result>;
   using Late = LateRecord<Key, Cur>;
 
-  WindowPipeline(internal::PipelineCore<In> core, Xf xf, KeyFn key_of, Assigner assigner,
-                 TimeFn time_of, PipelineWindowOptions options, Agg agg, ValueFn value_of,
-                 Sink sink)
+  WindowRunner(internal::PipelineCore<In> core, Xf xf, KeyFn key_of, Assigner assigner,
+               TimeFn time_of, PipelineWindowOptions options, Agg agg, ValueFn value_of, Sink sink)
       : core_(std::move(core)),
         xf_(std::move(xf)),
         key_of_(std::move(key_of)),
@@ -273,6 +283,8 @@ class WindowPipeline {
   uint64_t results_out() const { return core_.results_out; }
   uint64_t late_records() const { return op_.late_records(); }
   uint64_t undecodable_records() const { return core_.undecodable(); }
+  bool caught_up() const { return core_.source->caught_up(); }
+  const std::shared_ptr<Clock>& clock() const { return core_.clock; }
   size_t live_windows() const { return op_.live_windows(); }
   size_t live_keys() const { return op_.live_keys(); }
   // The state's estimated bytes (WindowOperator::state_bytes), and per live key (0 with none).
@@ -356,6 +368,156 @@ class WindowPipeline {
   std::vector<Late> late_;
 };
 
+// What every built pipeline is: a tag for AnyPipeline, and the methods both kinds share.
+struct PipelineTag {};
+
+template <typename Impl>
+class PipelineHandle : public PipelineTag {
+ public:
+  // Reads and processes up to `max_batches` batches, advancing the watermark (see "Driving"
+  // above). Returns the source records read: 0 when the source had nothing. kResourceInUse
+  // while Start()ed.
+  [[nodiscard]] absl::StatusOr<size_t> Poll(int max_batches = 16) {
+    return driver_->Poll(max_batches);
+  }
+  // Polls until some input was read or `timeout` has passed on the pipeline's clock, looking
+  // again every options.idle_time_between_polls: returns the records read by the look that found
+  // some, or 0 at the deadline (a timeout <= 0 looks once). Every look advances the watermark, so
+  // idle time closes windows while it waits. With a SimulatedClock it never blocks: the clock is
+  // moved forward instead (as Subscription::Next(timeout) does). kInvalidArgument for bad
+  // options; kResourceInUse while Start()ed.
+  [[nodiscard]] absl::StatusOr<size_t> Poll(absl::Duration timeout, PollOptions options = {}) {
+    return driver_->PollFor(timeout, options);
+  }
+  // Runs the pipeline on a thread of its own until Stop() (or the destructor): it polls, and
+  // after a look that found nothing waits options.idle_time_between_polls on the pipeline's clock
+  // (Clock::WaitUntil: with a SimulatedClock, until the clock is advanced that far). The sink is
+  // called on that thread. A source or sink error ends the thread; Stop() returns it.
+  // kInvalidArgument for bad options; kResourceInUse if already started.
+  [[nodiscard]] absl::Status Start(PollOptions options = {}) { return driver_->Start(options); }
+  // Ends the Start()ed thread (its current poll completes; its wait ends at once) and joins it.
+  // Returns the error that ended the thread, else OK (also when not started). kResourceInUse when
+  // called from the sink, on the pipeline's own thread (no other method may be called from the
+  // sink: the pipeline's lock is held there). Poll again, or Start() again, afterwards.
+  absl::Status Stop() { return driver_->Stop(); }
+  // Start()ed and the thread has not ended on an error.
+  bool running() const { return driver_->running(); }
+  // Ends a bounded input (see "Driving" above); stops a Start()ed thread first.
+  [[nodiscard]] absl::Status Finish() { return driver_->Finish(); }
+
+  // See "Snapshots" above.
+  std::string Snapshot() {
+    return driver_->Locked([](Impl& p) { return p.Snapshot(); });
+  }
+  [[nodiscard]] absl::Status Commit() {
+    return driver_->Locked([](Impl& p) { return p.Commit(); });
+  }
+  // REQUIRES: before the first Poll, on a pipeline built like the one snapshotted. Errors:
+  // kInvalidArgument for anything but such a snapshot (nothing is changed then); a source's or
+  // StreamSink's error restoring its position; kResourceInUse while Start()ed.
+  [[nodiscard]] absl::Status Restore(std::string_view snapshot) {
+    return driver_->Restore(snapshot);
+  }
+
+  // Whether the source has delivered everything there is to read now (Source::caught_up): for a
+  // bounded source, all of it; for a stream source, every shard it reads up to its newest record.
+  // What to wait for before Finish() when a pipeline reads a stream to its current end.
+  bool caught_up() const {
+    return driver_->Locked([](Impl& p) { return p.caught_up(); });
+  }
+
+  uint64_t records_in() const {
+    return driver_->Locked([](Impl& p) { return p.records_in(); });
+  }
+  uint64_t results_out() const {
+    return driver_->Locked([](Impl& p) { return p.results_out(); });
+  }
+  uint64_t undecodable_records() const {
+    return driver_->Locked([](Impl& p) { return p.undecodable_records(); });
+  }
+  // The sink. Not while Start()ed (the thread calls it).
+  auto& sink() {
+    return driver_->Locked([](Impl& p) -> decltype(auto) { return p.sink(); });
+  }
+
+ protected:
+  template <typename... Args>
+  explicit PipelineHandle(std::in_place_t, Args&&... args)
+      : driver_(std::make_unique<PipelineDriver<Impl>>(std::forward<Args>(args)...)) {}
+
+  // Never null, except in a moved-from pipeline (which may only be destroyed or assigned to).
+  std::unique_ptr<PipelineDriver<Impl>> driver_;
+};
+
+}  // namespace internal
+
+// A record pipeline: every element that passes the stages goes to the sink. Built by
+// Pipeline<T>::From(...)...To(sink); a movable value (its state stays put on the heap, so a
+// Start()ed pipeline may be moved too). Methods: internal::PipelineHandle above.
+template <typename In, typename Cur, typename Xf, typename Sink>
+class RecordPipeline : public internal::PipelineHandle<internal::RecordRunner<In, Cur, Xf, Sink>> {
+ public:
+  template <typename... Args>
+  explicit RecordPipeline(std::in_place_t, Args&&... args)
+      : internal::PipelineHandle<internal::RecordRunner<In, Cur, Xf, Sink>>(
+            std::in_place, std::forward<Args>(args)...) {}
+
+  // For AnyPipeline: a record pipeline has no watermark and no late records.
+  absl::Time watermark() const { return absl::InfinitePast(); }
+  uint64_t late_records() const { return 0; }
+};
+
+// A windowed pipeline: keyed windows with an aggregator, results (WindowResult<Key,
+// Agg::Result>) to the sink. Built by Pipeline<T>::From(...)...Aggregate(...).To(sink); a movable
+// value like RecordPipeline. Methods: internal::PipelineHandle above, and the window state below.
+template <typename In, typename Cur, typename Xf, typename KeyFn, typename Assigner,
+          typename TimeFn, typename Agg, typename ValueFn, typename Sink>
+class WindowPipeline
+    : public internal::PipelineHandle<
+          internal::WindowRunner<In, Cur, Xf, KeyFn, Assigner, TimeFn, Agg, ValueFn, Sink>> {
+  using Impl = internal::WindowRunner<In, Cur, Xf, KeyFn, Assigner, TimeFn, Agg, ValueFn, Sink>;
+  using Base = internal::PipelineHandle<Impl>;
+
+ public:
+  using Key = typename Impl::Key;
+  using Result = typename Impl::Result;
+  using Late = typename Impl::Late;
+
+  template <typename... Args>
+  explicit WindowPipeline(std::in_place_t, Args&&... args)
+      : Base(std::in_place, std::forward<Args>(args)...) {}
+
+  // The late side output, oldest first. LateRecords() returns a reference into the pipeline:
+  // not while Start()ed; TakeLateRecords() hands it over and empties it, from any thread.
+  const std::vector<Late>& LateRecords() const {
+    return this->driver_->Locked(
+        [](Impl& p) -> const std::vector<Late>& { return p.LateRecords(); });
+  }
+  std::vector<Late> TakeLateRecords() {
+    return this->driver_->Locked([](Impl& p) { return p.TakeLateRecords(); });
+  }
+
+  absl::Time watermark() const {
+    return this->driver_->Locked([](Impl& p) { return p.watermark(); });
+  }
+  uint64_t late_records() const {
+    return this->driver_->Locked([](Impl& p) { return p.late_records(); });
+  }
+  size_t live_windows() const {
+    return this->driver_->Locked([](Impl& p) { return p.live_windows(); });
+  }
+  size_t live_keys() const {
+    return this->driver_->Locked([](Impl& p) { return p.live_keys(); });
+  }
+  // The state's estimated bytes (WindowOperator::state_bytes), and per live key (0 with none).
+  size_t state_bytes() const {
+    return this->driver_->Locked([](Impl& p) { return p.state_bytes(); });
+  }
+  double state_bytes_per_live_key() const {
+    return this->driver_->Locked([](Impl& p) { return p.state_bytes_per_live_key(); });
+  }
+};
+
 // The windowed stages before the aggregator: options and the event time.
 template <typename In, typename Cur, typename Xf, typename KeyFn, typename Assigner,
           typename TimeFn>
@@ -427,7 +589,7 @@ class WindowedFlow {
       }
       if (internal::IsNullCallable(sink)) return internal::NullInStage("To", "sink");
       return WindowPipeline<In, Cur, Xf, KeyFn, Assigner, TimeFn, Agg, ValueFn, Sink>(
-          std::move(flow.core_), std::move(flow.xf_), std::move(flow.key_of_),
+          std::in_place, std::move(flow.core_), std::move(flow.xf_), std::move(flow.key_of_),
           std::move(flow.assigner_), std::move(flow.time_of_), flow.options_, std::move(agg),
           std::move(value_of), std::move(sink));
     }
@@ -530,7 +692,8 @@ class Flow {
   absl::StatusOr<RecordPipeline<In, Cur, Xf, Sink>> To(Sink sink) && {
     if (absl::Status s = internal::CheckStages(core_, xf_); !s.ok()) return s;
     if (internal::IsNullCallable(sink)) return internal::NullInStage("To", "sink");
-    return RecordPipeline<In, Cur, Xf, Sink>(std::move(core_), std::move(xf_), std::move(sink));
+    return RecordPipeline<In, Cur, Xf, Sink>(std::in_place, std::move(core_), std::move(xf_),
+                                             std::move(sink));
   }
 
  private:
@@ -551,6 +714,113 @@ class Pipeline {
     core.clock = clock ? std::move(clock) : SystemClock::Default();
     return Flow<T, T, internal::IdentityTransform>(std::move(core), {});
   }
+};
+
+// A built pipeline of any type, for holding one without naming its template type (a class
+// member, a container of pipelines). Converts implicitly from any pipeline To() builds, and from
+// its StatusOr:
+//
+//   class Dashboard {
+//     ...
+//     rill::AnyPipeline pipeline_;
+//   };
+//   absl::StatusOr<rill::AnyPipeline> p = rill::Pipeline<Order>::From(...)...To(sink);
+//   if (!p.ok()) return p.status();
+//   pipeline_ = *std::move(p);
+//   if (absl::Status s = pipeline_.Start(); !s.ok()) return s;
+//
+// The methods are the pipeline's (see PipelineHandle above), through one virtual call each (not
+// per record). What is typed stays with the typed pipeline: the sink, and the late side output
+// (late_records() counts it). An empty AnyPipeline (default-constructed or moved from) returns
+// kInvalidArgument from every method returning a status, and zero, false or InfinitePast from
+// the others. Allocation: one allocation at conversion. Thread safety: as the pipeline it holds.
+class AnyPipeline {
+ public:
+  AnyPipeline() = default;
+  template <typename P>
+  requires std::derived_from<P, internal::PipelineTag> AnyPipeline(
+      P pipeline)  // NOLINT(google-explicit-constructor): a conversion, on purpose
+      : p_(std::make_unique<Model<P>>(std::move(pipeline))) {}
+
+  AnyPipeline(AnyPipeline&&) = default;
+  AnyPipeline& operator=(AnyPipeline&&) = default;
+
+  // False when empty.
+  explicit operator bool() const { return p_ != nullptr; }
+
+  [[nodiscard]] absl::StatusOr<size_t> Poll(int max_batches = 16) {
+    if (!p_) return Empty();
+    return p_->Poll(max_batches);
+  }
+  [[nodiscard]] absl::StatusOr<size_t> Poll(absl::Duration timeout, PollOptions options = {}) {
+    if (!p_) return Empty();
+    return p_->PollFor(timeout, options);
+  }
+  [[nodiscard]] absl::Status Start(PollOptions options = {}) {
+    return p_ ? p_->Start(options) : Empty();
+  }
+  absl::Status Stop() { return p_ ? p_->Stop() : absl::OkStatus(); }
+  bool running() const { return p_ && p_->running(); }
+  [[nodiscard]] absl::Status Finish() { return p_ ? p_->Finish() : Empty(); }
+  // An empty AnyPipeline's snapshot is empty (and no pipeline restores it).
+  std::string Snapshot() { return p_ ? p_->Snapshot() : std::string(); }
+  [[nodiscard]] absl::Status Commit() { return p_ ? p_->Commit() : Empty(); }
+  [[nodiscard]] absl::Status Restore(std::string_view snapshot) {
+    return p_ ? p_->Restore(snapshot) : Empty();
+  }
+  bool caught_up() const { return p_ && p_->caught_up(); }
+  uint64_t records_in() const { return p_ ? p_->records_in() : 0; }
+  uint64_t results_out() const { return p_ ? p_->results_out() : 0; }
+  uint64_t undecodable_records() const { return p_ ? p_->undecodable_records() : 0; }
+  // A windowed pipeline's; a record pipeline's are 0 and InfinitePast.
+  uint64_t late_records() const { return p_ ? p_->late_records() : 0; }
+  absl::Time watermark() const { return p_ ? p_->watermark() : absl::InfinitePast(); }
+
+ private:
+  struct Concept {
+    virtual ~Concept() = default;
+    virtual absl::StatusOr<size_t> Poll(int max_batches) = 0;
+    virtual absl::StatusOr<size_t> PollFor(absl::Duration timeout, PollOptions options) = 0;
+    virtual absl::Status Start(PollOptions options) = 0;
+    virtual absl::Status Stop() = 0;
+    virtual bool running() const = 0;
+    virtual absl::Status Finish() = 0;
+    virtual std::string Snapshot() = 0;
+    virtual absl::Status Commit() = 0;
+    virtual absl::Status Restore(std::string_view snapshot) = 0;
+    virtual bool caught_up() const = 0;
+    virtual uint64_t records_in() const = 0;
+    virtual uint64_t results_out() const = 0;
+    virtual uint64_t undecodable_records() const = 0;
+    virtual uint64_t late_records() const = 0;
+    virtual absl::Time watermark() const = 0;
+  };
+  template <typename P>
+  struct Model final : Concept {
+    explicit Model(P pipeline) : p(std::move(pipeline)) {}
+    absl::StatusOr<size_t> Poll(int max_batches) override { return p.Poll(max_batches); }
+    absl::StatusOr<size_t> PollFor(absl::Duration timeout, PollOptions options) override {
+      return p.Poll(timeout, options);
+    }
+    absl::Status Start(PollOptions options) override { return p.Start(options); }
+    absl::Status Stop() override { return p.Stop(); }
+    bool running() const override { return p.running(); }
+    absl::Status Finish() override { return p.Finish(); }
+    std::string Snapshot() override { return p.Snapshot(); }
+    absl::Status Commit() override { return p.Commit(); }
+    absl::Status Restore(std::string_view snapshot) override { return p.Restore(snapshot); }
+    bool caught_up() const override { return p.caught_up(); }
+    uint64_t records_in() const override { return p.records_in(); }
+    uint64_t results_out() const override { return p.results_out(); }
+    uint64_t undecodable_records() const override { return p.undecodable_records(); }
+    uint64_t late_records() const override { return p.late_records(); }
+    absl::Time watermark() const override { return p.watermark(); }
+    P p;
+  };
+
+  static absl::Status Empty() { return InvalidArgumentError("AnyPipeline: empty (no pipeline)"); }
+
+  std::unique_ptr<Concept> p_;
 };
 
 }  // namespace rill

@@ -76,6 +76,13 @@ class Source {
   // True once a bounded source has delivered everything (it never will for a stream).
   virtual bool exhausted() const { return false; }
 
+  // True when the source has delivered everything there is to read now, so that a pipeline
+  // reading input to its current end may Finish(): a bounded source once exhausted(); a stream
+  // source once it reads every shard it should (see each source) and its last Next() found
+  // nothing, with every shard's last batch up to the shard's newest record (millis_behind_latest
+  // 0). It may turn false again when new records come. Default: exhausted().
+  virtual bool caught_up() const { return exhausted(); }
+
   // Shards known before their first record; each holds the watermark back until it goes idle.
   virtual std::vector<ShardId> known_shards() const { return {}; }
 
@@ -264,8 +271,10 @@ class SubscriptionSource final : public Source<T> {
     absl::StatusOr<std::optional<StreamSubscriber::Event>> event =
         subscriber_->Next(absl::ZeroDuration());
     if (!event.ok()) return event.status();
+    drained_ = !*event;
     if (!*event) return std::optional<SourceBatch<T>>();
     current_ = std::move(**event);  // keeps the records' storage alive until the next call
+    behind_[current_.shard_id] = current_.event.millis_behind_latest;
     internal::ShardPositions::Position& p = positions_.shards[current_.shard_id];
     const std::optional<SequenceNumber> skip_after = p.last;
     undecodable_ += internal::DecodeRecords<T>(absl::MakeConstSpan(current_.event.records),
@@ -282,6 +291,20 @@ class SubscriptionSource final : public Source<T> {
 
   std::vector<ShardId> known_shards() const override {
     return UnfinishedShards(stream_, positions_);
+  }
+
+  // Caught up: the last Next() found no event, every shard of the stream not read to its end is
+  // subscribed (a child waits for its parents' ends), and each one's last event was at its
+  // newest record. (A shard whose reads were throttled before its first event looks caught up.)
+  bool caught_up() const override {
+    if (!subscriber_ || !drained_) return false;
+    const std::map<ShardId, std::optional<SequenceNumber>> started = subscriber_->positions();
+    for (ShardId shard : UnfinishedShards(stream_, positions_)) {
+      if (!started.contains(shard)) return false;
+      auto it = behind_.find(shard);
+      if (it != behind_.end() && it->second > 0) return false;
+    }
+    return true;
   }
 
   void SavePosition(std::string* out) const override { positions_.Encode(out); }
@@ -314,6 +337,10 @@ class SubscriptionSource final : public Source<T> {
   std::vector<SourceRecord<T>> buffer_;
   internal::ShardPositions positions_;
   uint64_t undecodable_ = 0;
+  // For caught_up(): whether the last Next() found no event, and each shard's last
+  // millis_behind_latest.
+  bool drained_ = false;
+  std::map<ShardId, int64_t> behind_;
 };
 
 // A Stream read through a consumer group: the source adds one worker to `group` and takes
@@ -352,9 +379,13 @@ class ConsumerGroupSource final : public Source<T> {
     if (next_pending_ >= queued_) {
       queued_ = 0;
       next_pending_ = 0;
+      drained_ = false;
       absl::Status polled = worker_->Poll();
       if (!polled.ok()) return polled;
-      if (queued_ == 0) return std::optional<SourceBatch<T>>();
+      if (queued_ == 0) {
+        drained_ = true;
+        return std::optional<SourceBatch<T>>();
+      }
     }
     const Pending& batch = pending_[next_pending_++];
     // The pipeline takes the batch now: only from here on may a snapshot or a checkpoint cover
@@ -369,6 +400,24 @@ class ConsumerGroupSource final : public Source<T> {
 
   std::vector<ShardId> known_shards() const override {
     return UnfinishedShards(group_.stream(), taken_);
+  }
+
+  // Caught up: the worker holds at least one lease (a new worker holds none until it takes its
+  // share: until then it is not caught up), the last worker poll delivered nothing, and every
+  // held shard has its processor (a child waits for its parents) whose last batch, if any under
+  // this lease, was at the shard's newest record (millis_behind_latest 0) or reached its end. (A
+  // shard whose reads were throttled before its first batch looks caught up.) A worker of a
+  // group with more workers than shards may hold nothing: it is never caught up.
+  bool caught_up() const override {
+    if (worker_ == nullptr || !drained_) return false;
+    const std::vector<ShardId> held = worker_->held_shards();
+    if (held.empty()) return false;
+    for (ShardId shard : held) {
+      auto it = leases_.find(shard);
+      if (it == leases_.end() || !it->second.initialized) return false;
+      if (!it->second.ended && it->second.behind > 0) return false;
+    }
+    return true;
   }
 
   void SavePosition(std::string* out) const override { taken_.Encode(out); }
@@ -419,15 +468,19 @@ class ConsumerGroupSource final : public Source<T> {
       shard_ = input.shard_id;
       delivered_ = &source_->delivered_[shard_];
       delivered_->reset();  // a new lease: nothing delivered under it yet
+      source_->leases_[shard_] = LeaseProgress{.initialized = true};
     }
     void ProcessRecords(const ProcessRecordsInput& input) override {
       if (!input.records.empty()) *delivered_ = input.records.back().sequence_number;
+      source_->leases_[shard_].behind = input.millis_behind_latest;
       source_->Deliver(shard_, input.records, false);
     }
     void LeaseLost() override {
       if (delivered_ != nullptr) delivered_->reset();
+      source_->leases_.erase(shard_);
     }
     void ShardEnded(Checkpointer& checkpointer) override {
+      source_->leases_[shard_].ended = true;
       if (!announced_end_) {
         announced_end_ = true;
         source_->Deliver(shard_, {}, true);
@@ -484,6 +537,16 @@ class ConsumerGroupSource final : public Source<T> {
   // accepts nothing beyond it.
   std::map<ShardId, std::optional<SequenceNumber>> delivered_;
   uint64_t undecodable_ = 0;
+  // For caught_up(): whether the last worker poll delivered nothing, and per shard under its
+  // current lease whether its processor started, its last batch's millis_behind_latest and
+  // whether it reached the shard's end.
+  struct LeaseProgress {
+    bool initialized = false;
+    int64_t behind = 0;
+    bool ended = false;
+  };
+  bool drained_ = false;
+  std::map<ShardId, LeaseProgress> leases_;
 };
 
 // Factories that deduce the decoder type. The stream or group is borrowed, as by the sources'
