@@ -25,6 +25,7 @@
 #include "rill/process/pipeline.h"
 #include "rill/process/sink.h"
 #include "rill/process/source.h"
+#include "rill/stream/record.h"
 #include "rill/stream/stream.h"
 
 namespace rill {
@@ -442,6 +443,234 @@ TEST_CASE(
   auto multi = Built(StatsByRegion(SourceOf(orders), ToVector(&unused)));
   CHECK(GetErrorCode(multi.Restore(single.Snapshot())) == ErrorCode::kInvalidArgument);
 }
+
+// --- The caught-up signal of stream sources ---
+
+struct OrderStream {
+  std::shared_ptr<SimulatedClock> clock = std::make_shared<SimulatedClock>(At(0));
+  std::unique_ptr<Stream> stream;
+  int64_t put_cents = 0;  // the sum of every order put
+
+  OrderStream() {
+    StreamOptions options;
+    options.name = "orders";
+    options.shard_count = 2;
+    options.clock = clock;
+    stream = std::move(*Stream::Create(options));
+  }
+  // "region,cents" records, one per 100 ms of simulated time.
+  void Put(int n) {
+    for (int i = 0; i < n; ++i) {
+      clock->Advance(absl::Milliseconds(100));
+      const int64_t cents = (i * 37) % 101;
+      put_cents += cents;
+      REQUIRE(stream
+                  ->PutRecord("customer-" + std::to_string(i % 11),
+                              absl::StrCat(i % 2 == 0 ? "eu" : "us", ",", cents))
+                  .ok());
+    }
+  }
+};
+
+std::optional<Order> ParseOrder(const Record& r) {
+  const std::string data(r.data.data(), r.data.size());
+  const size_t comma = data.find(',');
+  Order o;
+  if (comma == std::string::npos || !absl::SimpleAtoi(data.substr(comma + 1), &o.cents)) {
+    return std::nullopt;
+  }
+  o.region = data.substr(0, comma);
+  return o;
+}
+
+using SumResult = WindowResult<std::string, int64_t>;
+
+template <typename SourcePtr>
+auto SumsByRegion(SourcePtr source, std::shared_ptr<Clock> clock, std::vector<SumResult>* results) {
+  return Built(Pipeline<Order>::From(std::move(source), std::move(clock))
+                   .KeyBy([](const Order& o) { return o.region; })
+                   .Window(TumblingWindow(absl::Minutes(10)))
+                   .Aggregate(Sum<int64_t>(), [](const Order& o) { return o.cents; })
+                   .To(ToVector(results)));
+}
+
+int64_t Total(const std::vector<SumResult>& results) {
+  int64_t total = 0;
+  for (const SumResult& r : results) total += r.value;
+  return total;
+}
+
+TEST_CASE("a subscription source is caught up once it has read every shard to its end",
+          "[pipeline][caught_up]") {
+  OrderStream s;
+  REQUIRE(s.stream->RegisterStreamConsumer("totals").ok());
+  s.Put(300);
+  StreamSubscriberOptions options;
+  options.consumer_name = "totals";
+  options.initial_position = StartingPosition::TrimHorizon();
+  options.subscribe.max_records_per_event = 20;  // several events per shard
+  std::vector<SumResult> results;
+  auto p = SumsByRegion(FromSubscription<Order>(*s.stream, options, ParseOrder), s.clock, &results);
+  CHECK(!p.caught_up());
+  int polls = 0;
+  while (!p.caught_up()) {
+    REQUIRE(polls++ < 100);
+    REQUIRE(p.Poll(1).ok());
+  }
+  CHECK(polls > 2);
+  CHECK(p.records_in() == 300);  // caught up means everything put so far was read
+  REQUIRE(p.Finish().ok());
+  CHECK(Total(results) == s.put_cents);
+}
+
+TEST_CASE("a new consumer-group worker is caught up only once it holds leases and read to the end",
+          "[pipeline][caught_up]") {
+  OrderStream s;
+  s.Put(400);
+  InMemoryCheckpointStore store;
+  ConsumerGroupOptions go;
+  go.application_name = "totals";
+  go.initial_position = StartingPosition::TrimHorizon();
+  go.max_records = 50;
+  auto group = ConsumerGroup::Create(*s.stream, store, go);
+  REQUIRE(group.ok());
+  {
+    // The first worker takes every lease, reads a little and crashes without a checkpoint.
+    std::vector<SumResult> ignored;
+    auto first =
+        SumsByRegion(FromConsumerGroup<Order>(**group, "w1", ParseOrder), s.clock, &ignored);
+    REQUIRE(first.Poll(1).ok());
+    CHECK(!first.caught_up());
+  }
+  std::vector<SumResult> results;
+  auto p = SumsByRegion(FromConsumerGroup<Order>(**group, "w2", ParseOrder), s.clock, &results);
+  REQUIRE(p.Poll().ok());
+  // w1's leases have not expired: w2 steals one of them (the group balances), reads that shard
+  // to its end, but the other shard is not read yet. That is not caught up.
+  CHECK(p.records_in() < 400);
+  CHECK(!p.caught_up());
+  int seconds = 0;
+  while (!p.caught_up()) {
+    REQUIRE(seconds++ < 120);
+    s.clock->Advance(absl::Seconds(1));
+    REQUIRE(p.Poll().ok());
+  }
+  CHECK(seconds > 10);           // not before the failover time
+  CHECK(p.records_in() == 400);  // nothing was checkpointed: w2 read everything
+  REQUIRE(p.Finish().ok());
+  CHECK(Total(results) == s.put_cents);
+  // New records: the next poll reads them, and the source is caught up again after it.
+  s.Put(10);
+  REQUIRE(p.Poll().ok());
+  CHECK(p.records_in() == 410);
+  REQUIRE(p.Poll().ok());
+  CHECK(p.caught_up());
+}
+
+// --- Top N keys by an aggregate per window ---
+
+using Top = TopNResult<std::string, int64_t>;
+
+template <typename Sink>
+auto TopSpenders(std::unique_ptr<Source<Order>> source, size_t n, Sink sink) {
+  return Pipeline<Order>::From(std::move(source), std::make_shared<SimulatedClock>(At(0)))
+      .KeyBy([](const Order& o) { return o.region; })
+      .Window(TumblingWindow(absl::Seconds(10)))
+      .EventTime([](const Order& o) { return o.time; })
+      .Watermark({.max_out_of_orderness = absl::Seconds(3), .idle_timeout = absl::Seconds(30)})
+      .Aggregate(Sum<int64_t>(), [](const Order& o) { return o.cents; })
+      .TopN(n)
+      .To(std::move(sink));
+}
+
+TEST_CASE("TopN gives each window's keys with the largest sums as brute force does",
+          "[pipeline][topn]") {
+  const std::vector<Order> orders = MixedOrders();
+  for (size_t n : {1, 2, 3, 10}) {
+    std::vector<Top> results;
+    auto p = Built(TopSpenders(SourceOf(orders), n, ToVector(&results)));
+    REQUIRE(p.Finish().ok());
+    // Brute force: sums per window and region, sorted by sum descending, then region.
+    std::map<int64_t, std::map<std::string, int64_t>> sums;
+    for (const Order& o : orders)
+      sums[absl::ToInt64Seconds(o.time - kT0) / 10 * 10][o.region] += o.cents;
+    std::vector<Top> expected;
+    for (const auto& [start, by_region] : sums) {
+      std::vector<std::pair<std::string, int64_t>> ranked(by_region.begin(), by_region.end());
+      std::stable_sort(ranked.begin(), ranked.end(),
+                       [](const auto& a, const auto& b) { return a.second > b.second; });
+      if (ranked.size() > n) ranked.resize(n);
+      expected.push_back(Top{At(start), At(start + 10), ranked});
+    }
+    CHECK(results == expected);
+    CHECK(p.results_out() == expected.size());
+  }
+}
+
+TEST_CASE("TopN ranks by a part of a multi-aggregate and ties keep key order", "[pipeline][topn]") {
+  auto source = std::make_unique<VectorSource<Order>>();
+  // Window [0,10): c spends 50 in one order, a and b 30 each in two; d 5.
+  for (auto [region, cents] : std::vector<std::pair<std::string, int64_t>>{
+           {"b", 10}, {"a", 10}, {"c", 50}, {"a", 20}, {"b", 20}, {"d", 5}}) {
+    source->Add(Order{region, cents, At(1)}, At(1));
+  }
+  using Result = TopNResult<std::string, std::tuple<uint64_t, int64_t>>;
+  std::vector<Result> results;
+  auto p = Built(
+      Pipeline<Order>::From(std::move(source), std::make_shared<SimulatedClock>(At(0)))
+          .KeyBy([](const Order& o) { return o.region; })
+          .Window(TumblingWindow(absl::Seconds(10)))
+          .Aggregate(Aggregates(Count(), Sum<int64_t>()), [](const Order& o) { return o.cents; })
+          .TopN(3, [](const auto& r) { return std::get<1>(r); })
+          .To(ToVector(&results)));
+  REQUIRE(p.Finish().ok());
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].top == std::vector<std::pair<std::string, std::tuple<uint64_t, int64_t>>>{
+                              {"c", {1, 50}}, {"a", {2, 30}}, {"b", {2, 30}}});
+}
+
+TEST_CASE("TopN resumes from a snapshot and reports what it cannot rank", "[pipeline][topn]") {
+  const std::vector<Order> orders = MixedOrders();
+  std::vector<Top> all;
+  auto reference = Built(TopSpenders(SourceOf(orders), 2, ToVector(&all)));
+  REQUIRE(reference.Finish().ok());
+  std::vector<Top> before, after;
+  auto p = Built(TopSpenders(SourceOf(orders), 2, ToVector(&before)));
+  for (int i = 0; i < 9; ++i) REQUIRE(p.Poll(1).ok());
+  CHECK(!before.empty());
+  auto q = Built(TopSpenders(SourceOf(orders), 2, ToVector(&after)));
+  REQUIRE(q.Restore(p.Snapshot()).ok());
+  REQUIRE(q.Finish().ok());
+  before.insert(before.end(), after.begin(), after.end());
+  CHECK(before == all);
+
+  std::vector<Top> unused;
+  auto zero = TopSpenders(SourceOf(orders), 0, ToVector(&unused));
+  CHECK(zero.status().message() == "TopN: n must be >= 1; got 0");
+  auto late = Pipeline<Order>::From(SourceOf(orders))
+                  .KeyBy([](const Order& o) { return o.region; })
+                  .Window(TumblingWindow(absl::Seconds(10)))
+                  .AllowedLateness(absl::Seconds(5))
+                  .Aggregate(Count())
+                  .TopN(1)
+                  .To([](const TopNResult<std::string, uint64_t>&) {});
+  CHECK(GetErrorCode(late.status()) == ErrorCode::kInvalidArgument);
+  CHECK(late.status().message() ==
+        "TopN: ranks complete windows, so it needs Emit(kOnClose) and no AllowedLateness; got "
+        "allowed lateness 5s");
+}
+
+// --- Compile-time checks ---
+
+// What Aggregate static_asserts (each with its own message; the pipeline is then not built).
+static_assert(internal::AggregateFits<CountAggregator, std::identity, Order>());
+static_assert(!internal::AggregateFits<SumAggregator<int64_t>, std::identity, Order>());
+static_assert(internal::AggregateFits<SumAggregator<int64_t>, int64_t (*)(const Order&), Order>());
+static_assert(
+    !internal::AggregateFits<SumAggregator<int64_t>, std::string (*)(const Order&), Order>());
+static_assert(
+    !internal::AggregateFits<SumAggregator<int64_t>, int64_t (*)(const std::string&), Order>());
+static_assert(!internal::AggregateFits<int, std::identity, Order>());
 
 }  // namespace
 }  // namespace rill

@@ -72,6 +72,7 @@
 #ifndef RILL_PROCESS_PIPELINE_H_
 #define RILL_PROCESS_PIPELINE_H_
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -112,6 +113,17 @@ struct LateRecord {
   T value;
 };
 
+// One window's top keys by an aggregate value (WindowedFlow's Aggregate(...).TopN(n, by)).
+template <typename Key, typename R>
+struct TopNResult {
+  absl::Time start;
+  absl::Time end;
+  // At most n (key, aggregate) pairs, the largest by(aggregate) first; equal ones in key order.
+  std::vector<std::pair<Key, R>> top;
+
+  friend bool operator==(const TopNResult&, const TopNResult&) = default;
+};
+
 // Window options of a pipeline, set through the builder. Defaults as stated.
 struct PipelineWindowOptions {
   // Default: 5 s out-of-orderness, 30 s idle timeout (WatermarkOptions).
@@ -125,6 +137,90 @@ struct PipelineWindowOptions {
 };
 
 namespace internal {
+
+// Whether Aggregate(agg, value_of) fits the element type Cur (WindowedFlow::Aggregate
+// static_asserts each condition with its own message).
+template <typename Agg, typename ValueFn, typename Cur>
+constexpr bool AggregateFits() {
+  if constexpr (!Aggregator<Agg>) {
+    return false;
+  } else if constexpr (std::is_same_v<ValueFn, std::identity>) {
+    return std::is_convertible_v<const Cur&, const typename Agg::Input&>;
+  } else if constexpr (!std::is_invocable_v<ValueFn&, const Cur&>) {
+    return false;
+  } else {
+    return std::is_convertible_v<std::invoke_result_t<ValueFn&, const Cur&>,
+                                 const typename Agg::Input&>;
+  }
+}
+
+// What a stage that failed its static_assert returns: the later stages accept anything and
+// build nothing, so that the static_assert's message is the only error.
+struct Rejected {
+  template <typename... A>
+  Rejected TopN(A&&...) && {
+    return {};
+  }
+  template <typename S>
+  absl::StatusOr<Rejected> To(S&&) && {
+    return InvalidArgumentError("rejected at compile time");
+  }
+};
+
+// TopN's sink: collects the results of the windows that close in one watermark advance, then
+// gives the user's sink one TopNResult per window. Holds nothing between advances, so a
+// snapshot needs nothing from it but the user's sink's position.
+template <typename Key, typename R, typename By, typename Sink>
+struct TopNSink {
+  size_t n;
+  By by;
+  Sink sink;
+  std::vector<WindowResult<Key, R>> closed;
+
+  absl::Status operator()(const WindowResult<Key, R>& r) {
+    closed.push_back(r);
+    return absl::OkStatus();
+  }
+
+  // Ranks and delivers every window collected, counting each in *delivered.
+  absl::Status Flush(uint64_t* delivered) {
+    absl::Status status;
+    size_t begin = 0;
+    // The operator emits window by window, each in key order.
+    while (begin < closed.size() && status.ok()) {
+      size_t end = begin + 1;
+      while (end < closed.size() && closed[end].start == closed[begin].start &&
+             closed[end].end == closed[begin].end) {
+        ++end;
+      }
+      // Stable: equal values keep their key order.
+      std::stable_sort(closed.begin() + static_cast<std::ptrdiff_t>(begin),
+                       closed.begin() + static_cast<std::ptrdiff_t>(end),
+                       [this](const WindowResult<Key, R>& a, const WindowResult<Key, R>& b) {
+                         return by(b.value) < by(a.value);
+                       });
+      TopNResult<Key, R> result{closed[begin].start, closed[begin].end, {}};
+      for (size_t i = begin; i < end && i - begin < n; ++i) {
+        result.top.emplace_back(std::move(closed[i].key), std::move(closed[i].value));
+      }
+      status = CallSink(sink, result);
+      if (status.ok()) ++*delivered;
+      begin = end;
+    }
+    closed.clear();
+    return status;
+  }
+
+  void SavePosition(std::string* out) requires PositionedSink<Sink> { sink.SavePosition(out); }
+  absl::Status RestorePosition(std::string_view in) requires PositionedSink<Sink> {
+    return sink.RestorePosition(in);
+  }
+};
+
+template <typename S>
+struct IsTopNSink : std::false_type {};
+template <typename Key, typename R, typename By, typename Sink>
+struct IsTopNSink<TopNSink<Key, R, By, Sink>> : std::true_type {};
 
 // The runners: what a pipeline does, single-threaded. The public pipelines below hold one in a
 // PipelineDriver (internal/pipeline_driver.h), which adds the lock, the waits and the thread.
@@ -348,12 +444,18 @@ class WindowRunner {
 
   void AdvanceWatermark(absl::Time wm) {
     op_.AdvanceWatermark(wm, [this](const Result& r) { Deliver(r); });
+    if constexpr (internal::IsTopNSink<Sink>::value) {
+      // Every window that closed did so in this call, with all its keys: rank them now.
+      if (core_.failed.ok()) core_.failed = sink_.Flush(&core_.results_out);
+    }
   }
 
   void Deliver(const Result& r) {
     if (!core_.failed.ok()) return;  // a failed pipeline emits nothing more
     core_.failed = internal::CallSink(sink_, r);
-    if (core_.failed.ok()) ++core_.results_out;
+    if constexpr (!internal::IsTopNSink<Sink>::value) {
+      if (core_.failed.ok()) ++core_.results_out;
+    }
   }
 
   internal::PipelineCore<In> core_;
@@ -536,6 +638,9 @@ class WindowedFlow {
   // with ProcessingTime.
   template <typename F>
   auto EventTime(F time_of) && {
+    static_assert(std::is_invocable_r_v<absl::Time, F&, const Cur&>,
+                  "EventTime(time_of): time_of must take the element of this stage (const T&) "
+                  "and return an absl::Time");
     return WindowedFlow<In, Cur, Xf, KeyFn, Assigner, F>(std::move(core_), std::move(xf_),
                                                          std::move(key_of_), std::move(assigner_),
                                                          std::move(time_of), options_);
@@ -569,7 +674,36 @@ class WindowedFlow {
   }
   template <typename Agg, typename ValueFn>
   auto Aggregate(Agg agg, ValueFn value_of) && {
-    return Aggregated<Agg, ValueFn>{std::move(*this), std::move(agg), std::move(value_of)};
+    // The common mistakes get one clear message each (and the pipeline is not built, so no
+    // cascade of template errors follows).
+    static_assert(Aggregator<Agg>,
+                  "Aggregate(agg, ...): `agg` is not a rill aggregator: use rill::Count(), "
+                  "rill::Sum<T>(), rill::Aggregates(...), ... (rill/process/aggregators.h) or a "
+                  "type satisfying rill::Aggregator");
+    if constexpr (Aggregator<Agg>) {
+      if constexpr (std::is_same_v<ValueFn, std::identity>) {
+        static_assert(std::is_convertible_v<const Cur&, const typename Agg::Input&>,
+                      "Aggregate(agg): without a value function the element itself is "
+                      "aggregated, and this aggregator cannot take it: give the value to "
+                      "aggregate, e.g. .Aggregate(rill::Sum<int64_t>(), [](const Event& e) { "
+                      "return e.amount; })");
+      } else {
+        static_assert(std::is_invocable_v<ValueFn&, const Cur&>,
+                      "Aggregate(agg, value_of): value_of must take the element of this stage "
+                      "(const T&, or the type the last Map or FlatMap made)");
+        if constexpr (std::is_invocable_v<ValueFn&, const Cur&>) {
+          static_assert(std::is_convertible_v<std::invoke_result_t<ValueFn&, const Cur&>,
+                                              const typename Agg::Input&>,
+                        "Aggregate(agg, value_of): the aggregator cannot take what value_of "
+                        "returns (e.g. rill::Sum<int64_t>() of a std::string)");
+        }
+      }
+    }
+    if constexpr (internal::AggregateFits<Agg, ValueFn, Cur>()) {
+      return Aggregated<Agg, ValueFn>{std::move(*this), std::move(agg), std::move(value_of)};
+    } else {
+      return internal::Rejected{};
+    }
   }
 
   // The last stage: To(sink) checks every parameter (see "Validation" above) and builds the
@@ -583,6 +717,13 @@ class WindowedFlow {
     template <typename Sink>
     absl::StatusOr<WindowPipeline<In, Cur, Xf, KeyFn, Assigner, TimeFn, Agg, ValueFn, Sink>> To(
         Sink sink) && {
+      static_assert(
+          std::is_invocable_v<
+              Sink&, const WindowResult<std::decay_t<std::invoke_result_t<KeyFn&, const Cur&>>,
+                                        typename Agg::Result>&>,
+          "To(sink): a windowed pipeline's sink must take const rill::WindowResult<Key, "
+          "Result>& (Key: what KeyBy's function returns; Result: the aggregator's, a std::tuple "
+          "for rill::Aggregates; with TopN, const rill::TopNResult<Key, Result>&)");
       if (absl::Status s = flow.Check(); !s.ok()) return s;
       if (internal::IsNullCallable(value_of)) {
         return internal::NullInStage("Aggregate", "value function");
@@ -593,6 +734,58 @@ class WindowedFlow {
           std::move(flow.assigner_), std::move(flow.time_of_), flow.options_, std::move(agg),
           std::move(value_of), std::move(sink));
     }
+
+    // Instead of one result per key and window, one TopNResult<Key, Agg::Result> per window:
+    // its `n` keys with the largest by(aggregate) (any type with operator<; default: the
+    // aggregate itself), e.g. the 10 players with the highest total score per hour:
+    //   .Aggregate(rill::Sum<int64_t>(), score).TopN(10).To(sink)
+    //   .Aggregate(rill::Aggregates(rill::Count(), rill::Sum<int64_t>()), amount)
+    //       .TopN(3, [](const auto& r) { return std::get<1>(r); })   // by the sum
+    // Ranks complete windows, so it needs Emit(kOnClose), no AllowedLateness and tumbling or
+    // hopping windows (sessions are per key): To() reports kInvalidArgument otherwise, and n < 1.
+    // The ranking holds no state between polls: the snapshot is the one without TopN.
+    // results_out() counts TopNResults.
+    template <typename By = std::identity>
+    auto TopN(size_t n, By by = {}) && {
+      static_assert(!std::is_same_v<Assigner, SessionWindow>,
+                    "TopN ranks the keys of a window: use TumblingWindow or HoppingWindow (session "
+                    "windows are per key)");
+      static_assert(std::is_invocable_v<const By&, const typename Agg::Result&>,
+                    "TopN(n, by): `by` must take the aggregate's Result (const Agg::Result&)");
+      return Ranked<By>{std::move(*this), n, std::move(by)};
+    }
+
+    template <typename By>
+    struct Ranked {
+      Aggregated aggregated;
+      size_t n;
+      By by;
+
+      template <typename Sink>
+      auto To(Sink sink) && {
+        using Key = std::decay_t<std::invoke_result_t<KeyFn&, const Cur&>>;
+        using Ranking = internal::TopNSink<Key, typename Agg::Result, By, Sink>;
+        using P = WindowPipeline<In, Cur, Xf, KeyFn, Assigner, TimeFn, Agg, ValueFn, Ranking>;
+        const PipelineWindowOptions& options = aggregated.flow.options_;
+        if (absl::Status s = aggregated.flow.Check(); !s.ok()) return absl::StatusOr<P>(s);
+        if (n < 1) return absl::StatusOr<P>(InvalidArgumentError("TopN: n must be >= 1; got 0"));
+        if (options.emit != EmitMode::kOnClose ||
+            options.allowed_lateness != absl::ZeroDuration()) {
+          return absl::StatusOr<P>(InvalidArgumentError(absl::StrCat(
+              "TopN: ranks complete windows, so it needs Emit(kOnClose) and no AllowedLateness; "
+              "got allowed lateness ",
+              absl::FormatDuration(options.allowed_lateness),
+              options.emit == EmitMode::kOnClose ? "" : " and emit mode kOnUpdate")));
+        }
+        if (internal::IsNullCallable(by)) {
+          return absl::StatusOr<P>(internal::NullInStage("TopN", "function"));
+        }
+        if (internal::IsNullCallable(sink)) {
+          return absl::StatusOr<P>(internal::NullInStage("To", "sink"));
+        }
+        return std::move(aggregated).To(Ranking{n, std::move(by), std::move(sink), {}});
+      }
+    };
   };
 
  private:
@@ -662,6 +855,9 @@ class Flow {
   // Keeps the elements for which pred(element) is true.
   template <typename F>
   auto Filter(F pred) && {
+    static_assert(std::is_invocable_r_v<bool, F&, const Cur&>,
+                  "Filter(pred): pred must take the element of this stage (const T&, or the type "
+                  "the last Map or FlatMap made) and return bool");
     using Next = internal::FilterTransform<Xf, F>;
     return Flow<In, Cur, Next>(std::move(core_), Next{std::move(xf_), std::move(pred)});
   }
@@ -684,12 +880,18 @@ class Flow {
   // with a rill::StableHash and a rill::KeyCodec (integers and std::string have both).
   template <typename KeyFn>
   auto KeyBy(KeyFn key_of) && {
+    static_assert(std::is_invocable_v<KeyFn&, const Cur&>,
+                  "KeyBy(key_of): key_of must take the element of this stage (const T&, or the "
+                  "type the last Map or FlatMap made)");
     return KeyedFlow<In, Cur, Xf, KeyFn>(std::move(core_), std::move(xf_), std::move(key_of));
   }
   // Every element to the sink. Checks the source, the stages' functions and the sink (see
   // "Validation" above): the pipeline, or kInvalidArgument naming the first one that is null.
   template <typename Sink>
   absl::StatusOr<RecordPipeline<In, Cur, Xf, Sink>> To(Sink sink) && {
+    static_assert(std::is_invocable_v<Sink&, const Cur&>,
+                  "To(sink): a record pipeline's sink must take the element of the last stage "
+                  "(const T&, or the type the last Map or FlatMap made)");
     if (absl::Status s = internal::CheckStages(core_, xf_); !s.ok()) return s;
     if (internal::IsNullCallable(sink)) return internal::NullInStage("To", "sink");
     return RecordPipeline<In, Cur, Xf, Sink>(std::in_place, std::move(core_), std::move(xf_),

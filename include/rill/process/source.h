@@ -402,17 +402,19 @@ class ConsumerGroupSource final : public Source<T> {
     return UnfinishedShards(group_.stream(), taken_);
   }
 
-  // Caught up: the worker holds at least one lease (a new worker holds none until it takes its
-  // share: until then it is not caught up), the last worker poll delivered nothing, and every
-  // held shard has its processor (a child waits for its parents) whose last batch, if any under
-  // this lease, was at the shard's newest record (millis_behind_latest 0) or reached its end. (A
-  // shard whose reads were throttled before its first batch looks caught up.) A worker of a
-  // group with more workers than shards may hold nothing: it is never caught up.
+  // Caught up: every shard of the stream not read to its end is held by this worker, has its
+  // processor (a child waits for its parents) and was read up to its newest record (its last
+  // batch under this lease, if any, had millis_behind_latest 0 or reached its end), and the last
+  // worker poll delivered nothing. That is the whole stream read: what an application whose one
+  // pipeline worker reads the stream (a new worker taking over from a crashed one included:
+  // until the old leases expire and it holds them all, it is not caught up) waits for before
+  // Finish(). A worker of a group with several live workers holds only its share: it is never
+  // caught up. (A shard whose reads were throttled before its first batch looks read.)
   bool caught_up() const override {
     if (worker_ == nullptr || !drained_) return false;
-    const std::vector<ShardId> held = worker_->held_shards();
-    if (held.empty()) return false;
-    for (ShardId shard : held) {
+    const std::vector<ShardId> held = worker_->held_shards();  // in shard-id order
+    for (ShardId shard : UnfinishedShards(group_.stream(), taken_)) {
+      if (!std::binary_search(held.begin(), held.end(), shard)) return false;
       auto it = leases_.find(shard);
       if (it == leases_.end() || !it->second.initialized) return false;
       if (!it->second.ended && it->second.behind > 0) return false;
