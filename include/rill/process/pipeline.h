@@ -13,7 +13,7 @@
 //                .Aggregate(rill::Count())
 //                .To(rill::ToVector(&results));     // absl::StatusOr<a pipeline>
 //   if (!p.ok()) return p.status();                 // a bad parameter: kInvalidArgument
-//   while (running) p->Poll().IgnoreError();        // or check the status
+//   p->Start().IgnoreError();                       // its own thread; or p->Poll(timeout)
 //   std::string snapshot = p->Snapshot();  Save(snapshot);  p->Commit().IgnoreError();
 //
 // Stages. From(source) → Filter / Map / FlatMap (any number, any order; Map and FlatMap change
@@ -48,13 +48,37 @@
 // (LateRecords(), with its key and event time) and late_records() counts it: nothing is dropped
 // silently. Records a stream source could not decode are counted by undecodable_records().
 //
-// Driving. Nothing runs in the background: Poll() reads at most `max_batches` batches, processes
-// them and advances the watermark (also when no input came, so idle time closes windows).
-// Backpressure: a sink is called synchronously, so a slow sink slows Poll, and the stream — the
-// log is the buffer — is read no faster than results are taken. Finish() ends a bounded input:
-// it processes what is left and closes every window. A sink error stops the pipeline: Poll
-// returns it from then on; restore from the last snapshot to go on (the input after it is
-// read again, nothing is lost).
+// Driving. Poll() reads at most `max_batches` batches, processes them and advances the
+// watermark (also when no input came, so idle time closes windows). Poll(timeout) waits for
+// input up to a deadline, and Start() runs the pipeline on a thread of its own until Stop() or
+// the destructor; both wait on the pipeline's clock (PollOptions::idle_time_between_polls between
+// looks), so under a SimulatedClock nothing sleeps in real time: Poll(timeout) moves the clock
+// forward, a Start()ed thread looks again when the clock is advanced. Backpressure: a sink is
+// called synchronously, so a slow sink slows Poll, and the stream — the log is the buffer — is
+// read no faster than results are taken. Finish() ends a bounded input: it processes what is left
+// and closes every window; for a stream source, wait for caught_up() first (the source has read
+// every shard to its current end; see Source::caught_up). A sink error stops the pipeline: Poll
+// returns it from then on (a Start()ed thread ends and Stop() returns it); restore from the last
+// snapshot to go on (the input after it is read again, nothing is lost).
+//
+// Watermark and batches. The watermark moves once per source batch (and once more at the end
+// of each Poll), never inside one: a batch is one shard's records, and a result can only come out
+// after the batch that closes its window. The batch size is the source's: VectorSource's
+// batch_size; for a stream source, a subscription event (SubscribeOptions::max_records_per_event)
+// or a group worker's GetRecords (ConsumerGroupOptions::max_records). Larger batches cost less per
+// record but let a shard run further ahead of the others within one batch — harmless for
+// correctness, since a shard's watermark is its newest event time minus max_out_of_orderness and
+// the pipeline's is the minimum over shards. A shard that delivers no record for idle_timeout (on
+// the pipeline's clock; heartbeats and empty batches do not count) stops holding the watermark
+// back; once every shard is idle the watermark follows the clock (clock minus
+// max_out_of_orderness), so windows close when input stops. A stream source announces every
+// unfinished shard before its first record (known_shards), so a shard that never delivers holds
+// the watermark back for one idle_timeout from the start. idle_timeout 0 means never idle.
+//
+// Several aggregates, top keys. Aggregate(rill::Aggregates(Count(), Sum<T>(), ...), value_of)
+// gives one result whose value is a std::tuple of each aggregate (aggregators.h).
+// Aggregate(...).TopN(n, by) gives, per window, the n keys with the largest by(aggregate)
+// (TopNResult) instead of one result per key.
 //
 // Snapshots. Snapshot() captures the source's input position, every live window, the watermark
 // tracker and the sink's position, in one versioned byte string. Save it, then call Commit(),
@@ -64,7 +88,12 @@
 // a StreamSink, results the stopped pipeline had written after its snapshot are not written
 // again. The counters (records_in, results_out, late and undecodable records) carry over too.
 //
-// Thread safety: not thread-safe; one thread builds and drives a pipeline.
+// Thread safety: a built pipeline's methods may be called from any thread: they take the
+// pipeline's lock, which its Start()ed thread holds while it polls (at most max_batches
+// batches). Not from the sink (the lock is held there; Stop() reports it). sink() and
+// LateRecords() return references into the pipeline: not while Start()ed. A pipeline is a
+// movable value (its state stays on the heap, so a Start()ed one may move); hold any of them as
+// a rill::AnyPipeline. The builder stages are used by one thread.
 //
 // Layout: this header is the builder (Pipeline, Flow, KeyedFlow, WindowedFlow) and the two
 // pipelines it builds; the stage transforms, PipelineCore and the snapshot layout are in

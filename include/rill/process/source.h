@@ -56,6 +56,9 @@ struct SourceRecord {
 };
 
 // Records of one source shard, in order. The span is valid until the source's next Next().
+// The pipeline advances the watermark once per batch, so the batch size (VectorSource's
+// batch_size, a subscription's max_records_per_event, a group's max_records) is how far a shard
+// may get ahead within one step; see "Watermark and batches" in pipeline.h.
 template <typename T>
 struct SourceBatch {
   ShardId shard;
