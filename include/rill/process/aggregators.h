@@ -11,7 +11,8 @@
 //   Finish(state)     -> the Result
 //   Encode / Decode      a stable, versioned, little-endian snapshot of a State
 //
-// Built in (this header): Count(), Sum<T>(), Min<T>(), Max<T>(), Mean<T>(). Sketches, in their own
+// Built in (this header): Count(), Sum<T>(), Min<T>(), Max<T>(), Mean<T>(), and Aggregates(...)
+// for several of them over the same values in one result. Sketches, in their own
 // headers: DistinctCount<T>() (hyperloglog.h), Quantiles<T>() (quantiles.h), TopK<T>() (top_k.h).
 //
 // Example:
@@ -45,7 +46,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "rill/process/internal/aggregator_encoding.h"
 
@@ -88,6 +91,7 @@ enum class AggregatorKind : uint8_t {
   kDistinctCount = 6,
   kQuantiles = 7,
   kTopK = 8,
+  kMulti = 9,  // rill::Aggregates
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -385,6 +389,141 @@ static_assert(Aggregator<CountAggregator>);
 static_assert(Aggregator<SumAggregator<int>>);
 static_assert(Aggregator<MinAggregator<double>>);
 static_assert(Aggregator<MeanAggregator<float>>);
+
+// ---------------------------------------------------------------------------------------------
+// Several aggregates of the same values in one window: one State (a tuple of the parts' States)
+// and one Result (a tuple of their Results), computed in one pass.
+//
+//   .Aggregate(rill::Aggregates(rill::Count(), rill::Sum<int64_t>(), rill::Min<int64_t>(),
+//                               rill::Max<int64_t>()),
+//              [](const Order& o) { return o.cents; })
+//   ...
+//   auto [count, sum, min, max] = result.value;   // uint64_t, int64_t, optional, optional
+//
+// Every part gets the same value: Input is the first part's Input that is not AnyInput (Count
+// takes anything), and every part's Input must be constructible from it. Merge, Finish and the
+// snapshot go part by part; the snapshot is [version][kind kMulti][number of parts], then each
+// part's own encoding as a u32-length blob (so a multi-aggregate pipeline's snapshot holds
+// exactly what its parts' single-aggregate snapshots would). Allocation: as its parts.
+
+namespace internal {
+template <typename... Inputs>
+struct FirstTypedInput {
+  using type = AnyInput;
+};
+template <typename First, typename... Rest>
+struct FirstTypedInput<First, Rest...> {
+  using type = std::conditional_t<std::is_same_v<First, AnyInput>,
+                                  typename FirstTypedInput<Rest...>::type, First>;
+};
+}  // namespace internal
+
+template <typename... Parts>
+struct MultiAggregator {
+  static_assert(sizeof...(Parts) >= 1 && sizeof...(Parts) <= 255,
+                "rill::Aggregates takes 1 to 255 aggregators");
+  static_assert((Aggregator<Parts> && ...),
+                "rill::Aggregates: every argument must be an aggregator (rill::Count(), "
+                "rill::Sum<T>(), rill::Min<T>(), ... see rill/process/aggregators.h)");
+
+  using Input = typename internal::FirstTypedInput<typename Parts::Input...>::type;
+  using State = std::tuple<typename Parts::State...>;
+  using Result = std::tuple<typename Parts::Result...>;
+
+  static_assert(
+      (std::is_convertible_v<const Input&, const typename Parts::Input&> && ...),
+      "rill::Aggregates: every aggregator gets the same value, so their Input types "
+      "must agree (e.g. Sum<int64_t>() with Max<int64_t>(), not with Max<std::string>())");
+
+  std::tuple<Parts...> parts;
+
+  State Init() const {
+    return std::apply([](const Parts&... p) { return State(p.Init()...); }, parts);
+  }
+  void Add(State& state, const Input& v) const {
+    Each([&](const auto& part, auto& s) { part.Add(s, v); }, state);
+  }
+  void Merge(State& into, const State& from) const {
+    [&]<size_t... I>(std::index_sequence<I...>) {
+      (std::get<I>(parts).Merge(std::get<I>(into), std::get<I>(from)), ...);
+    }
+    (std::index_sequence_for<Parts...>());
+  }
+  Result Finish(const State& state) const {
+    return [&]<size_t... I>(std::index_sequence<I...>) {
+      return Result(std::get<I>(parts).Finish(std::get<I>(state))...);
+    }
+    (std::index_sequence_for<Parts...>());
+  }
+  void Encode(const State& state, std::string* out) const {
+    internal::PutHeader(out, static_cast<uint8_t>(AggregatorKind::kMulti),
+                        static_cast<uint8_t>(sizeof...(Parts)));
+    std::string part;
+    [&]<size_t... I>(std::index_sequence<I...>) {
+      ((part.clear(), std::get<I>(parts).Encode(std::get<I>(state), &part),
+        internal::PutLittleEndian(out, static_cast<uint32_t>(part.size())), out->append(part)),
+       ...);
+    }
+    (std::index_sequence_for<Parts...>());
+  }
+  bool Decode(std::string_view bytes, State* state) const {
+    internal::ByteReader in(bytes);
+    if (!internal::ReadHeader(&in, static_cast<uint8_t>(AggregatorKind::kMulti),
+                              static_cast<uint8_t>(sizeof...(Parts)))) {
+      return false;
+    }
+    State decoded = Init();
+    const bool ok = [&]<size_t... I>(std::index_sequence<I...>) {
+      auto one = [&](const auto& part, auto* s) {
+        uint32_t n;
+        std::string_view blob;
+        return in.LittleEndian(&n) && in.Bytes(n, &blob) && part.Decode(blob, s);
+      };
+      return (one(std::get<I>(parts), &std::get<I>(decoded)) && ...);
+    }
+    (std::index_sequence_for<Parts...>());
+    if (!ok || !in.AtEnd()) return false;
+    *state = std::move(decoded);
+    return true;
+  }
+  // The parts' sizes (their StateBytes where they have one), for state_bytes().
+  size_t StateBytes(const State& state) const {
+    size_t bytes = sizeof(State);
+    [&]<size_t... I>(std::index_sequence<I...>) {
+      ((bytes += ExtraBytes(std::get<I>(parts), std::get<I>(state))), ...);
+    }
+    (std::index_sequence_for<Parts...>());
+    return bytes;
+  }
+
+ private:
+  template <typename F>
+  void Each(F&& f, State& state) const {
+    [&]<size_t... I>(std::index_sequence<I...>) {
+      (f(std::get<I>(parts), std::get<I>(state)), ...);
+    }
+    (std::index_sequence_for<Parts...>());
+  }
+  template <typename P>
+  static size_t ExtraBytes(const P& part, const typename P::State& s) {
+    if constexpr (requires {
+                    { part.StateBytes(s) } -> std::convertible_to<size_t>;
+                  }) {
+      const size_t size = part.StateBytes(s);
+      return size > sizeof(s) ? size - sizeof(s) : 0;
+    } else {
+      return 0;
+    }
+  }
+};
+
+// Several aggregators over the same values, one result tuple (see MultiAggregator).
+template <typename... Parts>
+MultiAggregator<Parts...> Aggregates(Parts... parts) {
+  return MultiAggregator<Parts...>{std::tuple<Parts...>(std::move(parts)...)};
+}
+
+static_assert(Aggregator<MultiAggregator<CountAggregator, SumAggregator<int>>>);
 
 }  // namespace rill
 

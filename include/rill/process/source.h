@@ -56,6 +56,9 @@ struct SourceRecord {
 };
 
 // Records of one source shard, in order. The span is valid until the source's next Next().
+// The pipeline advances the watermark once per batch, so the batch size (VectorSource's
+// batch_size, a subscription's max_records_per_event, a group's max_records) is how far a shard
+// may get ahead within one step; see "Watermark and batches" in pipeline.h.
 template <typename T>
 struct SourceBatch {
   ShardId shard;
@@ -75,6 +78,13 @@ class Source {
 
   // True once a bounded source has delivered everything (it never will for a stream).
   virtual bool exhausted() const { return false; }
+
+  // True when the source has delivered everything there is to read now, so that a pipeline
+  // reading input to its current end may Finish(): a bounded source once exhausted(); a stream
+  // source once it reads every shard it should (see each source) and its last Next() found
+  // nothing, with every shard's last batch up to the shard's newest record (millis_behind_latest
+  // 0). It may turn false again when new records come. Default: exhausted().
+  virtual bool caught_up() const { return exhausted(); }
 
   // Shards known before their first record; each holds the watermark back until it goes idle.
   virtual std::vector<ShardId> known_shards() const { return {}; }
@@ -264,8 +274,10 @@ class SubscriptionSource final : public Source<T> {
     absl::StatusOr<std::optional<StreamSubscriber::Event>> event =
         subscriber_->Next(absl::ZeroDuration());
     if (!event.ok()) return event.status();
+    drained_ = !*event;
     if (!*event) return std::optional<SourceBatch<T>>();
     current_ = std::move(**event);  // keeps the records' storage alive until the next call
+    behind_[current_.shard_id] = current_.event.millis_behind_latest;
     internal::ShardPositions::Position& p = positions_.shards[current_.shard_id];
     const std::optional<SequenceNumber> skip_after = p.last;
     undecodable_ += internal::DecodeRecords<T>(absl::MakeConstSpan(current_.event.records),
@@ -282,6 +294,20 @@ class SubscriptionSource final : public Source<T> {
 
   std::vector<ShardId> known_shards() const override {
     return UnfinishedShards(stream_, positions_);
+  }
+
+  // Caught up: the last Next() found no event, every shard of the stream not read to its end is
+  // subscribed (a child waits for its parents' ends), and each one's last event was at its
+  // newest record. (A shard whose reads were throttled before its first event looks caught up.)
+  bool caught_up() const override {
+    if (!subscriber_ || !drained_) return false;
+    const std::map<ShardId, std::optional<SequenceNumber>> started = subscriber_->positions();
+    for (ShardId shard : UnfinishedShards(stream_, positions_)) {
+      if (!started.contains(shard)) return false;
+      auto it = behind_.find(shard);
+      if (it != behind_.end() && it->second > 0) return false;
+    }
+    return true;
   }
 
   void SavePosition(std::string* out) const override { positions_.Encode(out); }
@@ -314,6 +340,10 @@ class SubscriptionSource final : public Source<T> {
   std::vector<SourceRecord<T>> buffer_;
   internal::ShardPositions positions_;
   uint64_t undecodable_ = 0;
+  // For caught_up(): whether the last Next() found no event, and each shard's last
+  // millis_behind_latest.
+  bool drained_ = false;
+  std::map<ShardId, int64_t> behind_;
 };
 
 // A Stream read through a consumer group: the source adds one worker to `group` and takes
@@ -352,9 +382,13 @@ class ConsumerGroupSource final : public Source<T> {
     if (next_pending_ >= queued_) {
       queued_ = 0;
       next_pending_ = 0;
+      drained_ = false;
       absl::Status polled = worker_->Poll();
       if (!polled.ok()) return polled;
-      if (queued_ == 0) return std::optional<SourceBatch<T>>();
+      if (queued_ == 0) {
+        drained_ = true;
+        return std::optional<SourceBatch<T>>();
+      }
     }
     const Pending& batch = pending_[next_pending_++];
     // The pipeline takes the batch now: only from here on may a snapshot or a checkpoint cover
@@ -369,6 +403,26 @@ class ConsumerGroupSource final : public Source<T> {
 
   std::vector<ShardId> known_shards() const override {
     return UnfinishedShards(group_.stream(), taken_);
+  }
+
+  // Caught up: every shard of the stream not read to its end is held by this worker, has its
+  // processor (a child waits for its parents) and was read up to its newest record (its last
+  // batch under this lease, if any, had millis_behind_latest 0 or reached its end), and the last
+  // worker poll delivered nothing. That is the whole stream read: what an application whose one
+  // pipeline worker reads the stream (a new worker taking over from a crashed one included:
+  // until the old leases expire and it holds them all, it is not caught up) waits for before
+  // Finish(). A worker of a group with several live workers holds only its share: it is never
+  // caught up. (A shard whose reads were throttled before its first batch looks read.)
+  bool caught_up() const override {
+    if (worker_ == nullptr || !drained_) return false;
+    const std::vector<ShardId> held = worker_->held_shards();  // in shard-id order
+    for (ShardId shard : UnfinishedShards(group_.stream(), taken_)) {
+      if (!std::binary_search(held.begin(), held.end(), shard)) return false;
+      auto it = leases_.find(shard);
+      if (it == leases_.end() || !it->second.initialized) return false;
+      if (!it->second.ended && it->second.behind > 0) return false;
+    }
+    return true;
   }
 
   void SavePosition(std::string* out) const override { taken_.Encode(out); }
@@ -419,15 +473,19 @@ class ConsumerGroupSource final : public Source<T> {
       shard_ = input.shard_id;
       delivered_ = &source_->delivered_[shard_];
       delivered_->reset();  // a new lease: nothing delivered under it yet
+      source_->leases_[shard_] = LeaseProgress{.initialized = true};
     }
     void ProcessRecords(const ProcessRecordsInput& input) override {
       if (!input.records.empty()) *delivered_ = input.records.back().sequence_number;
+      source_->leases_[shard_].behind = input.millis_behind_latest;
       source_->Deliver(shard_, input.records, false);
     }
     void LeaseLost() override {
       if (delivered_ != nullptr) delivered_->reset();
+      source_->leases_.erase(shard_);
     }
     void ShardEnded(Checkpointer& checkpointer) override {
+      source_->leases_[shard_].ended = true;
       if (!announced_end_) {
         announced_end_ = true;
         source_->Deliver(shard_, {}, true);
@@ -484,6 +542,16 @@ class ConsumerGroupSource final : public Source<T> {
   // accepts nothing beyond it.
   std::map<ShardId, std::optional<SequenceNumber>> delivered_;
   uint64_t undecodable_ = 0;
+  // For caught_up(): whether the last worker poll delivered nothing, and per shard under its
+  // current lease whether its processor started, its last batch's millis_behind_latest and
+  // whether it reached the shard's end.
+  struct LeaseProgress {
+    bool initialized = false;
+    int64_t behind = 0;
+    bool ended = false;
+  };
+  bool drained_ = false;
+  std::map<ShardId, LeaseProgress> leases_;
 };
 
 // Factories that deduce the decoder type. The stream or group is borrowed, as by the sources'
