@@ -241,6 +241,12 @@ struct Producer::Impl {
       now = clock_->Now();
       const absl::Time wake = std::min(NextEvent(now, /*all=*/true), deadline);
       if (wake <= now) continue;
+      if (wake == absl::InfiniteFuture()) {
+        // Nothing buffered to wait for: the places are taken by Puts between Reserve and their
+        // shard's lock. They are buffered in a moment.
+        std::this_thread::yield();
+        continue;
+      }
       // As in Flush: a clock that stood still through the wait (no rill clock does) would make
       // this loop spin for ever; give up instead.
       if (!clock_->WaitFor(wake - now, waker) && clock_->Now() == now) break;
@@ -537,10 +543,13 @@ struct Producer::Impl {
   }
 
   // When the next Poll may have something to do for this shard: `now` if at once,
-  // InfiniteFuture() if only a Put can change anything. `all`: Flush's view, where any ready
-  // record is due.
+  // InfiniteFuture() if only a Put can change anything. `all`: the view of Flush and of a Put
+  // waiting for room, where any ready record is due, and so is a call another thread is making
+  // (they wait for it on the shard's sender role, in PollShard, not on the clock: a
+  // SimulatedClock must not move because another thread was sending).
   absl::Time NextEventLocked(const ShardBuffer& s, absl::Time now, bool all) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    if (all && s.in_flight_count > 0) return now;
     absl::Time t = absl::InfiniteFuture();
     if (const Pending* oldest = s.all.front()) t = oldest->put_time + options_.record_ttl;
     if (!s.backoff.empty()) t = std::min(t, s.backoff.begin()->first);
@@ -619,6 +628,7 @@ struct Producer::Impl {
       }
       ++s.stats.put_records_calls;
       s.stats.kinesis_records_sent += static_cast<int64_t>(n);
+      s.in_flight_count = n;
     }
 
     const absl::StatusOr<PutRecordsResult> result =
@@ -627,6 +637,7 @@ struct Producer::Impl {
     bool stop = false;
     {
       MutexLock lock(&s.mu);
+      s.in_flight_count = 0;
       const absl::Time now = clock_->Now();
       for (size_t k = 0; k < n; ++k) {
         s.in_flight[k]->key.swap(s.batch[k].partition_key);
@@ -729,6 +740,10 @@ struct Producer::Impl {
       absl::Time wake;
       if (!PendingUpTo(target, now, wake)) return;
       if (wake <= now) continue;
+      if (wake == absl::InfiniteFuture()) {  // not expected: a pending record has an event
+        std::this_thread::yield();
+        continue;
+      }
       const bool woken = clock_->WaitFor(wake - now, waker);
       // The wait ended unwoken with the clock where it was: a clock that stands still while one
       // waits (neither SystemClock nor SimulatedClock does; a Clock whose time only the
@@ -804,7 +819,7 @@ struct Producer::Impl {
          map = map->previous) {
       for (const std::unique_ptr<ShardBuffer>& sp : map->shards) {
         MutexLock lock(&sp->mu);
-        const ProducerStats& s = sp->stats;
+        const ProducerStats s = sp->stats;
         total.user_records_put += s.user_records_put;
         total.user_records_written += s.user_records_written;
         total.user_records_failed += s.user_records_failed;

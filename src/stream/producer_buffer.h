@@ -269,6 +269,8 @@ struct ShardBuffer {
   // Records resolved under mu whose count is not yet taken off Impl::outstanding_ (taken once per
   // locked section, not per record).
   size_t resolved ABSL_GUARDED_BY(mu) = 0;
+  // Records in the PutRecords call under way (whoever holds send_mu is sending them).
+  size_t in_flight_count ABSL_GUARDED_BY(mu) = 0;
 
   // The sender's scratch, reused from call to call.
   std::vector<PutRecordsEntry> batch ABSL_GUARDED_BY(send_mu);
