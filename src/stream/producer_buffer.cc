@@ -16,19 +16,23 @@ void KeyTable::Shrink() {
   chains_.swap(smaller);
 }
 
-RecordPool::~RecordPool() {
+RecordPool::~RecordPool() { Clear(); }
+
+void RecordPool::Clear() {
   for (Pending* r : spare_) delete r;
+  std::vector<Pending*>().swap(spare_);
+  spare_string_bytes_ = 0;
 }
 
 void RecordPool::Release(Pending* r) {
-  if (spare_.size() >= kMaxSpareRecords) {
+  if (spare_.size() >= max_records_) {
     delete r;
     return;
   }
   if (r->key.capacity() > kMaxSpareStringCapacity) std::string().swap(r->key);
   if (r->data.capacity() > kMaxSpareStringCapacity) std::string().swap(r->data);
   if (r->last_message.capacity() > kMaxSpareStringCapacity) std::string().swap(r->last_message);
-  if (spare_string_bytes_ + StringBytes(*r) > kMaxSpareStringBytes) {
+  if (spare_string_bytes_ + StringBytes(*r) > max_string_bytes_) {
     std::string().swap(r->key);
     std::string().swap(r->data);
     std::string().swap(r->last_message);

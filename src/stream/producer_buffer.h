@@ -1,7 +1,7 @@
-// The Producer's buffer (producer.cc): the outstanding records, the intrusive lists that file them
-// per shard, the table of partition keys with outstanding records, and the pool that reuses
-// records. Not public API; everything here is guarded by the Producer's buffer lock (Impl::mu_),
-// and nothing here is thread-safe on its own.
+// The Producer's buffer (producer.cc): the outstanding records, filed per predicted shard. Each
+// ShardBuffer holds its records, the intrusive lists that order them, the table of its partition
+// keys with outstanding records, a pool that reuses records, and its own two locks, so that Puts
+// to different shards never share a lock and each shard has its own sender. Not public API.
 //
 // Why a separate file: producer.cc is the sending protocol (Put, Poll, retries, Flush, the
 // worker); this is the data structure it works on. The hot paths (list links, key lookups, taking
@@ -9,6 +9,7 @@
 #ifndef RILL_STREAM_PRODUCER_BUFFER_H_
 #define RILL_STREAM_PRODUCER_BUFFER_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <future>
@@ -24,19 +25,25 @@
 #include "absl/time/time.h"
 #include "rill/base/error.h"
 #include "rill/base/hash_key.h"
+#include "rill/base/internal/mutex.h"
+#include "rill/base/shard_id.h"
 #include "rill/stream/producer.h"
+#include "rill/stream/record.h"
 
 namespace rill::internal::producer {
 
 using PutResult = absl::StatusOr<PutRecordResult>;
 
-// Reuse pools: large enough that a steady flow (tens of thousands of records between flushes)
-// allocates nothing per record, bounded so that a burst does not pin its memory for ever: at most
-// kMaxSpareRecords slots (a few hundred bytes each) holding at most kMaxSpareStringBytes of string
-// capacity in all, no string above kMaxSpareStringCapacity.
+// Reuse pools, one per shard buffer: large enough that a steady flow (thousands of records per
+// shard between flushes) allocates nothing per record, bounded so that a burst does not pin its
+// memory for ever. The producer-wide bounds below are divided among the shards (see
+// RecordPool's constructor): at most kMaxSpareRecords slots (a few hundred bytes each) holding
+// at most kMaxSpareStringBytes of string capacity in all, no string above kMaxSpareStringCapacity.
 inline constexpr size_t kMaxSpareRecords = 16384;
 inline constexpr size_t kMaxSpareStringCapacity = 4096;
 inline constexpr size_t kMaxSpareStringBytes = size_t{8} << 20;
+// A shard's pool keeps at least this many slots, however many shards share the bounds above.
+inline constexpr size_t kMinSpareRecordsPerShard = 1024;
 
 struct Pending;
 struct Link {
@@ -58,11 +65,11 @@ struct Pending {
   std::string data;
   size_t bytes = 0;  // key.size() + data.size(), kept while the strings are lent out
   HashKey hash;
-  uint64_t id = 0;  // Put order: 1, 2, 3, ...
+  uint64_t id = 0;  // Put order, producer-wide: 1, 2, 3, ... (increasing along a shard's lists)
   absl::Time put_time;
   absl::Time retry_at;  // kBackoff only
   int attempts = 0;
-  uint32_t shard = 0;     // index of the predicted shard in Impl::shards_
+  uint32_t shard = 0;     // index of the predicted shard in its ShardMap
   bool head = false;      // the oldest outstanding record of its key
   bool in_fresh = false;  // in its shard's fresh list (never attempted)
   HeadState state = HeadState::kReady;
@@ -71,7 +78,7 @@ struct Pending {
   std::optional<std::promise<PutResult>> promise;
   Producer::Callback callback;
   Pending* key_next = nullptr;  // the next record of the same key
-  Link all;                     // Impl::all_: every outstanding record, in Put order
+  Link all;                     // ShardBuffer::all: the shard's outstanding records, in Put order
   Link fresh;                   // ShardBuffer::fresh
   Link ready;                   // ShardBuffer::ready
   std::multimap<absl::Time, Pending*>::iterator backoff_it;
@@ -132,20 +139,6 @@ class List {
   size_t size_ = 0;
 };
 
-// The records predicted to land in one open shard.
-struct ShardBuffer {
-  ShardId id;
-  // Records never attempted yet (heads or not), in Put order: the front is the oldest, which
-  // decides when the shard is due; the count and bytes decide when a batch's worth is waiting.
-  List<&Pending::fresh> fresh;
-  size_t fresh_bytes = 0;
-  // Heads ready to send, and how many of them are retries (a retry makes the shard due at once).
-  List<&Pending::ready> ready;
-  size_t ready_retries = 0;
-  // Heads waiting out a backoff, by retry time.
-  std::multimap<absl::Time, Pending*> backoff;
-};
-
 // Keys with outstanding records: hash key -> the chain of its records, oldest (the head) first.
 // An absl::flat_hash_map (it measured as fast as the hand-written open-addressing table it
 // replaced) hashed by the MD5's low 64 bits, which are uniform already. It shrinks again after a
@@ -173,6 +166,9 @@ class KeyTable {
   // REQUIRES: the key has a chain.
   Map::iterator Find(absl::uint128 key) { return chains_.find(key); }
 
+  // Drops every chain and the memory of the table (a retired shard buffer keeps no memory).
+  void Clear() { Map().swap(chains_); }
+
   // `it` must come from Find or FindOrInsert.
   void Erase(Map::iterator it) {
     chains_.erase(it);
@@ -193,7 +189,11 @@ class KeyTable {
 // that a steady flow of Puts allocates nothing per record.
 class RecordPool {
  public:
-  RecordPool() = default;
+  // A pool for one of `shards` shard buffers: its share of the producer-wide bounds.
+  explicit RecordPool(size_t shards)
+      : max_records_(
+            std::max(kMinSpareRecordsPerShard, kMaxSpareRecords / std::max<size_t>(1, shards))),
+        max_string_bytes_(kMaxSpareStringBytes / std::max<size_t>(1, shards)) {}
   RecordPool(const RecordPool&) = delete;
   RecordPool& operator=(const RecordPool&) = delete;
   ~RecordPool();
@@ -212,13 +212,72 @@ class RecordPool {
   // the next Put; deletes it if the pool is full.
   void Release(Pending* r);
 
+  // Frees every spare record (a retired shard buffer keeps no memory).
+  void Clear();
+
  private:
   static size_t StringBytes(const Pending& r) {
     return r.key.capacity() + r.data.capacity() + r.last_message.capacity();
   }
 
+  const size_t max_records_;
+  const size_t max_string_bytes_;
   std::vector<Pending*> spare_;
   size_t spare_string_bytes_ = 0;  // string capacity held by spare_
+};
+
+struct Completion {
+  std::optional<std::promise<PutResult>> promise;
+  Producer::Callback callback;
+  PutResult result;
+};
+
+// The records predicted to land in one open shard, with the shard's locks.
+//
+// send_mu is the shard's sender role: whoever holds it (a Put that filled a batch, Poll, Flush,
+// the worker, a refresh of the shard map) is the only one sending this shard's records and
+// running their completions, so that one key's records go out one call after another and its
+// callbacks run in Put order. It is held across the PutRecords call and the callbacks. mu guards
+// the records and is held only briefly, never across a call to the stream or a callback.
+// Order: send_mu, then mu. A Put takes mu only (and try-locks send_mu after releasing it).
+struct ShardBuffer {
+  ShardBuffer(ShardId shard_id, size_t shard_count) : id(shard_id), pool(shard_count) {}
+
+  internal::Mutex send_mu;
+  internal::Mutex mu ABSL_ACQUIRED_AFTER(send_mu);
+
+  const ShardId id;
+  // Set (under every shard's locks) when a newer shard map replaced this one's map: a Put that
+  // finds it set retries with the new map. A retired buffer is empty and stays so.
+  bool retired ABSL_GUARDED_BY(mu) = false;
+  // Every outstanding record of the shard, in Put order (increasing id).
+  List<&Pending::all> all ABSL_GUARDED_BY(mu);
+  // Records never attempted yet (heads or not), in Put order: the front is the oldest, which
+  // decides when the shard is due; the count and bytes decide when a batch's worth is waiting.
+  List<&Pending::fresh> fresh ABSL_GUARDED_BY(mu);
+  size_t fresh_bytes ABSL_GUARDED_BY(mu) = 0;
+  // Heads ready to send, and how many of them are retries (a retry makes the shard due at once).
+  List<&Pending::ready> ready ABSL_GUARDED_BY(mu);
+  size_t ready_retries ABSL_GUARDED_BY(mu) = 0;
+  // Heads waiting out a backoff, by retry time.
+  std::multimap<absl::Time, Pending*> backoff ABSL_GUARDED_BY(mu);
+  KeyTable keys ABSL_GUARDED_BY(mu);
+  RecordPool pool ABSL_GUARDED_BY(mu);
+  // This shard's share of the counters (user_records_refused and shard_map_refreshes are kept
+  // producer-wide).
+  ProducerStats stats ABSL_GUARDED_BY(mu);
+  // Records resolved under mu whose count is not yet taken off Impl::outstanding_ (taken once per
+  // locked section, not per record).
+  size_t resolved ABSL_GUARDED_BY(mu) = 0;
+  // Records in the PutRecords call under way (whoever holds send_mu is sending them).
+  size_t in_flight_count ABSL_GUARDED_BY(mu) = 0;
+
+  // The sender's scratch, reused from call to call.
+  std::vector<PutRecordsEntry> batch ABSL_GUARDED_BY(send_mu);
+  std::vector<Pending*> in_flight ABSL_GUARDED_BY(send_mu);
+  std::vector<Pending*> deferred ABSL_GUARDED_BY(send_mu);
+  // Resolved records' outcomes, queued under mu, delivered by the sender once mu is released.
+  std::vector<Completion> done ABSL_GUARDED_BY(send_mu);
 };
 
 }  // namespace rill::internal::producer

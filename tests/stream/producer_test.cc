@@ -164,6 +164,9 @@ TEST_CASE("Create validates every option", "[producer]") {
   o = {};
   o.max_outstanding_records = 0;
   CHECK(invalid(o));
+  o = {};
+  o.max_put_wait = absl::Milliseconds(-1);
+  CHECK(invalid(o));
 
   o = {};
   o.max_batch_records = 500;
@@ -741,6 +744,172 @@ TEST_CASE("Put beyond max_outstanding_records fails fast with kLimitExceeded", "
   const ProducerStats s = producer->stats();
   CHECK(s.user_records_refused == 2);
   CHECK(s.user_records_put == s.user_records_written + s.user_records_failed);
+}
+
+TEST_CASE("the Put that completes a batch sends it on the caller's thread", "[producer]") {
+  auto clock = std::make_shared<SimulatedClock>();
+  auto stream = MakeStream(clock, 1);
+  ProducerOptions o;
+  o.max_batch_records = 100;
+  auto producer = MakeProducer(*stream, o);
+  int written = 0;
+  for (int i = 0; i < 99; ++i) {
+    producer->Put("key-" + std::to_string(i), "x", [&](Result r) { written += r.ok(); });
+  }
+  CHECK(producer->stats().put_records_calls == 0);
+  producer->Put("key-99", "x", [&](Result r) { written += r.ok(); });
+  // No Poll, no worker: the 100th Put sent the batch and ran its callbacks before returning.
+  CHECK(producer->stats().put_records_calls == 1);
+  CHECK(written == 100);
+  CHECK(producer->outstanding() == 0);
+}
+
+// Puts directly to the stream until its single shard refuses one: the shard's write budget is
+// spent, and refills at 1,000 records a second on the clock.
+void SpendWriteBudget(Stream& stream) {
+  for (int i = 0; i < 100000; ++i) {
+    auto r = stream.PutRecord("budget", "x");
+    if (!r.ok()) {
+      REQUIRE(GetErrorCode(r.status()) == ErrorCode::kProvisionedThroughputExceeded);
+      return;
+    }
+  }
+  FAIL("the shard never refused a record");
+}
+
+TEST_CASE("a Put that finds no room waits on the clock while the records ahead are retried",
+          "[producer][clock]") {
+  auto clock = std::make_shared<SimulatedClock>();
+  auto stream = MakeStream(clock, 1, KinesisWrites());
+  ProducerOptions o;
+  o.max_outstanding_records = 10;
+  o.max_put_wait = absl::Seconds(5);
+  auto producer = MakeProducer(*stream, o);
+  SpendWriteBudget(*stream);
+  std::vector<Future> futures;
+  for (int i = 0; i < 10; ++i) futures.push_back(producer->Put("k" + std::to_string(i), "x"));
+  const absl::Time start = clock->Now();
+  // No room: the Put sends the ten itself (throttled), then waits for their retries (each with
+  // its own jitter), moving the simulated clock instead of sleeping, until one is written and
+  // leaves room.
+  Future eleventh = producer->Put("k10", "x");
+  const auto ready = std::count_if(futures.begin(), futures.end(), Ready);
+  CHECK(ready >= 1);
+  CHECK_FALSE(Ready(eleventh));  // buffered, not refused
+  CHECK(producer->outstanding() == static_cast<size_t>(10 - ready + 1));
+  const ProducerStats s = producer->stats();
+  CHECK(s.user_records_refused == 0);
+  CHECK(s.kinesis_records_retried >= 10);
+  CHECK(clock->Now() > start);
+  CHECK(clock->Now() < start + absl::Seconds(5));
+  producer->Flush();
+  for (Future& f : futures) CHECK(f.get().ok());
+  CHECK(eleventh.get().ok());
+}
+
+TEST_CASE("a Put that finds no room for max_put_wait fails with kLimitExceeded",
+          "[producer][clock]") {
+  auto clock = std::make_shared<SimulatedClock>();
+  auto stream = NeverFitsStream(clock, "never-fits");
+  ProducerOptions o;
+  o.max_outstanding_records = 1;
+  o.max_put_wait = absl::Seconds(1);
+  o.record_ttl = absl::Seconds(30);
+  auto producer = MakeProducer(*stream, o);
+  Future big = producer->Put("k", std::string(150, 'x'));  // can never be written
+  const absl::Time start = clock->Now();
+  Future refused = producer->Put("other", "small");
+  REQUIRE(Ready(refused));
+  CHECK(GetErrorCode(refused.get().status()) == ErrorCode::kLimitExceeded);
+  // It waited exactly max_put_wait, on the simulated clock, retrying `big` meanwhile.
+  CHECK(clock->Now() == start + absl::Seconds(1));
+  CHECK(producer->stats().kinesis_records_retried >= 2);
+  CHECK(producer->stats().user_records_refused == 1);
+  CHECK_FALSE(Ready(big));
+  CHECK(producer->outstanding() == 1);
+
+  SECTION("a callback's Put never waits") {
+    Future from_callback;
+    auto small_stream = MakeStream(clock, 1, ShardLimits::Unlimited(), "small");
+    auto p = MakeProducer(*small_stream, o);
+    Producer* raw = p.get();
+    const absl::Time before = clock->Now();
+    raw->Put("a", "x", [&](Result r) {
+      CHECK(r.ok());
+      raw->Put("b", "x", nullptr);         // takes the one place
+      from_callback = raw->Put("c", "x");  // none left: refused at once
+      CHECK(Ready(from_callback));
+    });
+    raw->Flush();
+    CHECK(GetErrorCode(from_callback.get().status()) == ErrorCode::kLimitExceeded);
+    CHECK(clock->Now() == before);
+  }
+}
+
+TEST_CASE("Puts from 8 threads with little room lose nothing and keep each thread's order per key",
+          "[producer][stress]") {
+  // A SimulatedClock that nobody moves, no worker: the Put threads send full batches themselves
+  // and, finding no room, send and wait for one another (max_put_wait infinite). What is written
+  // is deterministic whatever the interleaving: every record once, each thread's records of a
+  // key in its Put order.
+  auto clock = std::make_shared<SimulatedClock>();
+  auto stream = MakeStream(clock, 4);
+  ProducerOptions o;
+  o.max_batch_records = 50;
+  o.max_outstanding_records = 300;
+  o.max_put_wait = absl::InfiniteDuration();
+  auto producer = MakeProducer(*stream, o);
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 4000;
+  constexpr int kOwnKeys = 16;
+  constexpr int kSharedKeys = 4;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::map<std::string, int> next;
+      for (int i = 0; i < kPerThread; ++i) {
+        // Every third record goes to a key all threads share.
+        const std::string key = i % 3 == 0
+                                    ? "shared-" + std::to_string(i % kSharedKeys)
+                                    : "t" + std::to_string(t) + "-k" + std::to_string(i % kOwnKeys);
+        const std::string data = "t" + std::to_string(t) + ":" + Data(key, next[key]++);
+        producer->Put(key, data, [&failed](Result r) {
+          if (!r.ok()) failed.fetch_add(1);
+        });
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  producer->Flush();
+  CHECK(failed.load() == 0);
+  CHECK(producer->outstanding() == 0);
+  const ProducerStats s = producer->stats();
+  CHECK(s.user_records_put == kThreads * kPerThread);
+  CHECK(s.user_records_written == kThreads * kPerThread);
+  CHECK(s.user_records_refused == 0);
+  CHECK(clock->Now() == SimulatedClock::DefaultStart());  // nobody waited on the clock
+
+  // Per (thread, key): indices 0..n-1 in order, each once.
+  std::map<std::string, std::vector<int>> seen;
+  size_t total = 0;
+  for (const ReadRecord& r : ReadAll(*stream)) {
+    const std::string thread = r.data.substr(0, r.data.find(':'));
+    seen[thread + "/" + r.key].push_back(IndexOf(r.data));
+    ++total;
+  }
+  CHECK(total == static_cast<size_t>(kThreads * kPerThread));
+  int expected_total = 0;
+  for (const auto& [name, indices] : seen) {
+    for (size_t i = 0; i < indices.size(); ++i) {
+      if (indices[i] != static_cast<int>(i)) {
+        FAIL(name << ": position " << i << " holds " << indices[i]);
+      }
+    }
+    expected_total += static_cast<int>(indices.size());
+  }
+  CHECK(expected_total == kThreads * kPerThread);
+  CHECK(seen.size() == static_cast<size_t>(kThreads * (kOwnKeys + kSharedKeys)));
 }
 
 TEST_CASE("the shard map is refreshed after resharding, and order holds across it",

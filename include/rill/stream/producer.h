@@ -1,15 +1,21 @@
 // Producer: buffered, retrying, order-keeping writes to a Stream (what the Kinesis Producer Library
 // does for Kinesis).
 //
-// Put() copies a record into a buffer and returns at once. The producer groups buffered records by
-// the shard their partition key is predicted to land in, and sends each shard's records with
+// Put() copies a record into a buffer and returns. The producer groups buffered records by the
+// shard their partition key is predicted to land in, and sends each shard's records with
 // Stream::PutRecords once the oldest of them has waited max_buffered_time or a batch's worth is
-// waiting. Entries refused with kProvisionedThroughputExceeded (or kInternalFailure) are retried
+// waiting. A batch's worth is sent by the Put that completed it, on the caller's thread (so
+// sending keeps pace with the callers, however many); the deadlines and retries by Poll() or the
+// worker. Entries refused with kProvisionedThroughputExceeded (or kInternalFailure) are retried
 // with exponential backoff and jitter until record_ttl has passed since their Put; entries refused
 // for any other reason (kInvalidArgument: a bad key, an oversized record) fail at once.
 //
 // Nothing runs in the background unless the application asks: drive the producer by hand with
 // Poll() (deterministic under a SimulatedClock), or Start() a worker thread that polls for you.
+//
+// Each predicted shard has its own buffer, lock and sender: Puts of keys in different shards share
+// no lock (only two atomic counters), and different shards' records are sent, and their callbacks
+// run, on different threads at once.
 //
 // Example:
 //   auto producer = rill::Producer::Create(*stream);
@@ -28,7 +34,7 @@
 // (and rill) may refuse one entry of a call and accept a later one — a large record throttled by
 // the byte limit, then a small one that still fits — so two records of one key in one call could
 // be written out of order. Records of a key therefore go out one call after another; throughput
-// comes from batching many keys. ("Earlier" is the order in which Puts took the producer's lock:
+// comes from batching many keys. ("Earlier" is the order in which Puts took their shard's lock:
 // for one thread, the order of its calls. Keys are compared by their MD5 hash key, so two keys
 // that collide are ordered together, which is only stricter.) Callbacks and futures of one key
 // are resolved in Put order, except records refused by Put itself (see Put).
@@ -36,7 +42,8 @@
 // Failure statuses, by GetErrorCode():
 //   kInvalidArgument    the stream refused the record (bad key, record over the stream's
 //                       max_record_bytes); never retried.
-//   kLimitExceeded      Put found max_outstanding_records already buffered; nothing was buffered.
+//   kLimitExceeded      Put found max_outstanding_records already outstanding (and none freed
+//                       within max_put_wait); nothing was buffered.
 //   kProvisionedThroughputExceeded with a message starting "Expired:" (IsRecordExpired()): the
 //                       record's TTL passed before it could be written — KPL's "Expired". The
 //                       message says after how many attempts and gives the last error. (The code is
@@ -44,24 +51,30 @@
 //                       handling applies unchanged; only retried codes can lead here.)
 //   kInternalFailure    the producer was destroyed before the record could be written.
 //
-// Time. Buffering, backoff and TTL are judged on the stream's Clock, and Flush() and the worker
-// wait through it too (Clock::WaitFor, Clock::WaitUntil): with a SystemClock they sleep in real
-// time; with a SimulatedClock, Flush() moves the clock forward to the next retry instead of
-// sleeping, and the worker sleeps until the clock is advanced (or a Put wakes it). Nothing sleeps
-// in real time under a SimulatedClock.
+// Time. Buffering, backoff and TTL are judged on the stream's Clock, and Flush(), a Put waiting for
+// room and the worker wait through it too (Clock::WaitFor, Clock::WaitUntil): with a SystemClock
+// they sleep in real time; with a SimulatedClock, Flush() and a waiting Put move the clock forward
+// to the next retry instead of sleeping, and the worker sleeps until the clock is advanced (or a
+// Put wakes it). Nothing sleeps in real time under a SimulatedClock.
 //
 // Thread safety: Put, outstanding() and stats() may be called from any number of threads at once.
-// Poll, Flush, Start and Stop are thread-safe too (senders are serialised: one PutRecords call at a
-// time). Callbacks run on the thread that resolved the record (the one in Poll, Flush, the worker,
-// the destructor, or Put for records refused at once) without any producer lock held: a callback
-// may Put; Poll, Flush and Stop called from inside a callback do nothing; a callback must not
-// throw or destroy the producer. The destructor must not race with any other call.
+// Poll, Flush, Start and Stop are thread-safe too (senders are serialised per shard: one
+// PutRecords call at a time for a shard, calls for different shards at once). Callbacks run on
+// the thread that resolved the record (the one in Put that sent a full batch, or refused the
+// record at once, Poll, Flush, the worker, the destructor) without any buffer lock held, but in
+// their shard's sender role: callbacks of one shard run one at a time, those of different shards
+// may run at once on different threads, so a callback that shares state with others must
+// synchronise. A callback may Put (such a Put only buffers: it sends nothing and never waits for
+// room); Poll, Flush and Stop called from inside a callback do nothing; a callback must not throw
+// or destroy the producer. The destructor must not race with any other call.
 //
 // Allocation: Put copies the key and data once into a buffered record (a record over 4 KiB is
-// copied before the producer's lock is taken). Record slots, their strings (up to 8 MiB in all)
-// and the table of pending keys are reused, so a steady flow of small records allocates nothing
-// per record beyond the future's shared state (future form) or what the caller's std::function
-// holds. Each PutRecords call allocates its result vector; a retry allocates a backoff entry.
+// copied before the shard's lock is taken). Record slots, their strings (up to 8 MiB in all, or
+// 1,024 slots per shard when there are many shards) and the tables of pending keys are reused, so
+// a steady flow of small records allocates nothing per record beyond the future's shared state
+// (future form) or what the caller's std::function holds. Each PutRecords call allocates its
+// result vector; a retry allocates a backoff entry; a refresh of the shard map allocates new
+// buffers (the old ones, emptied, are kept until the producer is destroyed).
 #ifndef RILL_STREAM_PRODUCER_H_
 #define RILL_STREAM_PRODUCER_H_
 
@@ -113,9 +126,18 @@ struct ProducerOptions {
   uint64_t jitter_seed = 1;
 
   // Most records outstanding (buffered, in flight or waiting to retry) at once. A Put beyond it
-  // fails at once with kLimitExceeded and buffers nothing, so that memory stays bounded when the
-  // stream cannot keep up. Range: >= 1. Default: 1,000,000.
+  // waits up to max_put_wait for room, then fails with kLimitExceeded and buffers nothing, so that
+  // memory stays bounded when the stream cannot keep up. Range: >= 1. Default: 1,000,000.
   size_t max_outstanding_records = 1000000;
+
+  // How long a Put that finds max_outstanding_records outstanding waits for room, on the stream's
+  // clock, before it fails with kLimitExceeded. While it waits it sends what is buffered itself
+  // (as Flush does) and sleeps until the next retry is due or another thread resolves records
+  // (Clock::WaitFor: under a SimulatedClock the clock moves forward instead, so the wait is
+  // instant and deterministic, and ends with the clock at most max_put_wait later). Zero fails at
+  // once; InfiniteDuration() waits as long as it takes. A Put inside a callback never waits.
+  // Range: >= 0. Default: zero.
+  absl::Duration max_put_wait = absl::ZeroDuration();
 };
 
 // Counters since the producer was created (KPL's summary metrics). Every Put ends in exactly one
@@ -157,16 +179,20 @@ class Producer {
   // clock (under a SimulatedClock: moved forward, at no real time).
   ~Producer();
 
-  // Buffers a copy of the record and returns a future of its outcome. Never blocks on the stream.
-  // A record whose key plus data exceed the stream's max_record_bytes is refused at once
-  // (kInvalidArgument), and so is any record once max_outstanding_records are outstanding
-  // (kLimitExceeded): the future is then ready before Put returns. The stream validates the key
-  // itself when the record is sent. Thread-safe.
+  // Buffers a copy of the record and returns a future of its outcome. If the record completes a
+  // batch's worth for its shard and no other thread is sending that shard, sends the batch (one
+  // PutRecords call) before returning, and runs the callbacks it resolves; otherwise returns at
+  // once. A record whose key plus data exceed the stream's max_record_bytes is refused at once
+  // (kInvalidArgument), and so is a record that finds max_outstanding_records outstanding for
+  // longer than max_put_wait (kLimitExceeded; with the default zero, at once): the future is then
+  // ready before Put returns. The stream validates the key itself when the record is sent.
+  // Thread-safe.
   std::future<absl::StatusOr<PutRecordResult>> Put(std::string_view partition_key,
                                                    std::string_view data);
 
   // The same, calling `callback` exactly once with the outcome: later, on a sending thread, or
-  // before Put returns (on the calling thread) when the record is refused at once. Thread-safe.
+  // before Put returns (on the calling thread) when the record is refused, or when this Put sent
+  // it. Thread-safe.
   void Put(std::string_view partition_key, std::string_view data, Callback callback);
 
   // Sends everything buffered, without waiting for max_buffered_time, and keeps retrying until
