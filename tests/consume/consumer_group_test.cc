@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -833,6 +834,16 @@ TEST_CASE("two workers started together split 100 shards in one take by default"
   for (int i = 0; i < 4; ++i) sim.Round();
   CHECK(sim.workers["a"]->held_shards().size() == 50);
   CHECK(sim.workers["b"]->held_shards().size() == 50);
+}
+
+TEST_CASE("ConsumerGroupOptions::KinesisLimits is the KCL's timing", "[consumer_group][balance]") {
+  const ConsumerGroupOptions kcl = ConsumerGroupOptions::KinesisLimits();
+  CHECK(kcl.take_interval == absl::ZeroDuration());  // 2 * (failover_time + 25 ms)
+  CHECK(kcl.max_leases_to_steal == 1);
+  CHECK(kcl.failover_time == absl::Seconds(10));
+  const ConsumerGroupOptions defaults;
+  CHECK(defaults.take_interval == absl::Milliseconds(250));
+  CHECK(defaults.max_leases_to_steal == std::numeric_limits<int>::max());
 }
 
 TEST_CASE("KclTiming: one steal per take every 20 s", "[consumer_group][balance]") {

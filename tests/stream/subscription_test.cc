@@ -329,8 +329,12 @@ TEST_CASE("Next on a SimulatedClock returns a record already put without moving 
   CHECK(f.clock->Now() == before);
 }
 
-TEST_CASE("each consumer has its own 2 MiB/s per shard", "[fanout][throughput]") {
-  Fixture f;
+TEST_CASE("with Kinesis' fan-out limits each consumer has its own 2 MiB/s per shard",
+          "[fanout][throughput]") {
+  // Only the fan-out half of KinesisLimits(): its 1 MiB/s write limit would refuse these puts.
+  StreamOptions kinesis_fan_out;
+  kinesis_fan_out.enhanced_fan_out = StreamOptions::KinesisLimits().enhanced_fan_out;
+  Fixture f(1, kinesis_fan_out);
   REQUIRE(f.stream->RegisterStreamConsumer("slow").ok());
   REQUIRE(f.stream->RegisterStreamConsumer("other").ok());
   const std::string mib((size_t{1} << 20) - 1, 'd');  // with the 1-byte key: exactly 1 MiB
@@ -362,13 +366,43 @@ TEST_CASE("each consumer has its own 2 MiB/s per shard", "[fanout][throughput]")
   f.clock->Advance(absl::Microseconds(1));
   CHECK(count(*slow) == 1);
 
-  StreamOptions unlimited;
-  unlimited.enhanced_fan_out.bytes_per_second_per_shard = 0;
-  Fixture g(1, unlimited);
+  // By default no rate limit applies: a subscriber reads as fast as records arrive.
+  Fixture g(1);
   REQUIRE(g.stream->RegisterStreamConsumer("fast").ok());
   for (int i = 0; i < 6; ++i) REQUIRE(g.stream->PutRecord("k", mib).ok());
   auto fast = g.Subscribe("fast", StartingPosition::TrimHorizon(), o);
   CHECK(count(*fast) == 6);
+}
+
+TEST_CASE("by default a single-shard subscriber keeps up with 100 k small records a second",
+          "[fanout][throughput]") {
+  // 100,000 records of 100 bytes in one second of the clock: 9.6 MiB, five times what the
+  // Kinesis rate would let through. All of it arrives without the clock moving.
+  Fixture f(1);
+  REQUIRE(f.stream->RegisterStreamConsumer("leaderboard").ok());
+  auto sub = f.Subscribe("leaderboard", StartingPosition::TrimHorizon());
+  const std::string data(99, 'x');
+  std::vector<PutRecordsEntry> batch(500);
+  for (auto& e : batch) {
+    e.partition_key = "k";
+    e.data = data;
+  }
+  for (int i = 0; i < 200; ++i) {
+    auto r = f.stream->PutRecords(batch);
+    REQUIRE(r.ok());
+    REQUIRE(r->failed_record_count == 0);
+    f.clock->Advance(absl::Milliseconds(5));
+  }
+  const absl::Time end = f.clock->Now();
+  size_t received = 0;
+  for (;;) {
+    auto e = sub->TryNext();
+    REQUIRE(e.ok());
+    if (!e->has_value() || (*e)->records.empty()) break;
+    received += (*e)->records.size();
+  }
+  CHECK(received == 100000);
+  CHECK(f.clock->Now() == end);
 }
 
 TEST_CASE("16 subscribers each see every record in order, a stalled one holds nobody up",

@@ -181,6 +181,33 @@ TEST_CASE("unlimited is the default: no put is ever throttled", "[throttling]") 
   for (int i = 0; i < 50; ++i) REQUIRE(f.stream->GetRecords(*it, 1).ok());
 }
 
+TEST_CASE("KinesisLimits turns on every Kinesis rate limit and leaves the rest as defaults",
+          "[throttling]") {
+  const StreamOptions defaults;
+  CHECK(defaults.shard_limits.write_records_per_second == ShardLimits::kUnlimited);
+  CHECK(defaults.shard_limits.read_calls_per_second == ShardLimits::kUnlimited);
+  CHECK(defaults.enhanced_fan_out.bytes_per_second_per_shard == 0);
+
+  StreamOptions options = StreamOptions::KinesisLimits();
+  CHECK(options.shard_limits.write_bytes_per_second == 1048576);
+  CHECK(options.shard_limits.write_records_per_second == 1000);
+  CHECK(options.shard_limits.read_calls_per_second == 5);
+  CHECK(options.shard_limits.read_bytes_per_second == 2097152);
+  CHECK(options.shard_limits.get_shard_iterator_calls_per_second == 5);
+  CHECK(options.enhanced_fan_out.bytes_per_second_per_shard == 2097152);
+  // Kinesis' count rules are the defaults' already.
+  CHECK(options.enhanced_fan_out.max_consumers == defaults.enhanced_fan_out.max_consumers);
+  CHECK(options.max_shard_count_updates_per_day == defaults.max_shard_count_updates_per_day);
+  CHECK(options.retention == defaults.retention);
+
+  // The preset throttles: a second's burst of 1,000 records, then kProvisionedThroughputExceeded.
+  Fixture f(options);
+  for (int i = 0; i < 1000; ++i) REQUIRE(f.stream->PutRecord("k", "x").ok());
+  auto refused = f.stream->PutRecord("k", "x");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(GetErrorCode(refused.status()) == ErrorCode::kProvisionedThroughputExceeded);
+}
+
 TEST_CASE("bad limits are refused at creation", "[throttling]") {
   StreamOptions options;
   options.name = "bad";

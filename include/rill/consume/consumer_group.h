@@ -112,6 +112,8 @@ struct ConsumerGroupOptions {
     options.max_leases_to_steal = 1;
     return options;
   }
+  // The consumer-group half of StreamOptions::KinesisLimits(): the same as KclTiming().
+  static ConsumerGroupOptions KinesisLimits() { return KclTiming(); }
 };
 
 class ConsumerGroup;

@@ -2,11 +2,10 @@
 // scaling policy it enforces.
 //
 // Example:
-//   rill::StreamOptions options;
+//   rill::StreamOptions options;  // or StreamOptions::KinesisLimits(): throttle as Kinesis does
 //   options.name = "player-actions";
 //   options.shard_count = 4;
 //   options.clock = std::make_shared<rill::SimulatedClock>();
-//   options.shard_limits = rill::ShardLimits::Kinesis();  // throttle exactly as Kinesis does
 //   absl::StatusOr<std::unique_ptr<rill::Stream>> stream = rill::Stream::Create(options);
 //
 // Thread safety: plain structs; copy them freely.
@@ -100,12 +99,21 @@ struct EnhancedFanOutOptions {
   int max_consumers = 20;
   // Read throughput per consumer per shard, dedicated (not shared with GetRecords or other
   // consumers), in bytes of keys and data per second; a subscriber that reads faster waits. A
-  // bucket holds one second's worth. Kinesis: 2 MiB/s. 0 = unlimited. Default: 2 MiB/s.
-  int64_t bytes_per_second_per_shard = int64_t{2} << 20;
+  // bucket holds one second's worth. Kinesis: 2 MiB/s (Kinesis()). 0 = unlimited. Default: 0,
+  // like every rate limit (see StreamOptions::KinesisLimits()): a subscriber of a busy shard is
+  // never slowed by surprise.
+  int64_t bytes_per_second_per_shard = 0;
   // A consumer subscribing again to a shard within this time of its previous successful
   // SubscribeToShard gets kResourceInUse; later, the new subscription takes over. Kinesis: 5 s.
   // Range: >= 0. Default: 5 s.
   absl::Duration resubscribe_interval = absl::Seconds(5);
+
+  // Kinesis' numbers, including its 2 MiB/s per consumer per shard.
+  static EnhancedFanOutOptions Kinesis() {
+    EnhancedFanOutOptions options;
+    options.bytes_per_second_per_shard = int64_t{2} << 20;
+    return options;
+  }
 };
 
 // What an in-memory stream does once its record memory (Stream::MemoryBytes()) reaches
@@ -153,7 +161,27 @@ struct MemoryLimit {
   MemoryLimitPolicy policy = MemoryLimitPolicy::kRejectPuts;
 };
 
+// Defaults follow one rule. Every rate Kinesis limits is unlimited: writes and reads per shard
+// (shard_limits), GetRecords and GetShardIterator calls, and enhanced fan-out's read rate per
+// consumer; an in-process application is never slowed down by surprise. Kinesis' count and size
+// rules, which refuse a call with Kinesis' error rather than slow it down, apply as Kinesis has
+// them: record and request sizes, retention bounds, 10,000 shards, 20 registered consumers, the
+// 5 s resubscription rule, 10 UpdateShardCount and 2 UpdateStreamMode calls per rolling day.
+// KinesisLimits() turns on every rate limit as well (ConsumerGroupOptions::KinesisLimits() is
+// its consumer-group half: the KCL's lease timing).
 struct StreamOptions {
+  // Every Kinesis limit on: ShardLimits::Kinesis() and EnhancedFanOutOptions::Kinesis(), the
+  // rest as the defaults. Set the name and shard count on the result:
+  //   rill::StreamOptions options = rill::StreamOptions::KinesisLimits();
+  //   options.name = "telemetry";
+  //   options.shard_count = 4;
+  static StreamOptions KinesisLimits() {
+    StreamOptions options;
+    options.shard_limits = ShardLimits::Kinesis();
+    options.enhanced_fan_out = EnhancedFanOutOptions::Kinesis();
+    return options;
+  }
+
   // The stream's name: 1-128 characters of [a-zA-Z0-9_.-]. Required.
   std::string name;
 
@@ -187,7 +215,8 @@ struct StreamOptions {
   CapacityMode capacity_mode = CapacityMode::kProvisioned;
 
   // Per-shard throughput limits, in either mode. Default: ShardLimits::Unlimited(), so that an
-  // application is never throttled by surprise; ShardLimits::Kinesis() reproduces Kinesis.
+  // application is never throttled by surprise; ShardLimits::Kinesis() (or KinesisLimits())
+  // reproduces Kinesis.
   ShardLimits shard_limits;
 
   // The on-demand scaling policy (used in kOnDemand mode). Default: see OnDemandPolicy.
