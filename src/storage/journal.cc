@@ -453,9 +453,10 @@ absl::Status Journal::SyncTo(uint64_t ticket) {
         if (file->dirty.exchange(false)) dirty.emplace_back(file->fd.get(), file->path);
       }
     }
+    if (before_sync_) before_sync_();
     absl::Status s;
     for (const auto& [fd, path] : dirty) {
-      if (::fdatasync(fd) != 0 && s.ok()) s = IoError("cannot sync", path, errno);
+      if (DataSync(fd) != 0 && s.ok()) s = IoError("cannot sync", path, errno);
     }
     if (!s.ok()) {
       MutexLock files_lock(&mu_);
