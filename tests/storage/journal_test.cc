@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -217,6 +218,40 @@ TEST_CASE("Journal: recycled and reset files replay nothing of their earlier lif
   replayed.clear();
   OpenJournal(dir.path(), mode, &replayed);
   CHECK(replayed.empty());
+}
+
+// Every file switch costs the flusher a recycle, which syncs every shard's segments: a new
+// region goes to the largest recycled file, never a small one that fits fewer calls.
+TEST_CASE("Journal: regions go to the largest recycled file", "[journal]") {
+  TempDir dir;
+  auto journal = OpenJournal(dir.path(), Mode::kMapped);
+  const std::string data(size_t{100} << 10, 'd');
+  uint64_t counter = 0;
+  auto put = [&] {
+    Journal::Region r;
+    REQUIRE(journal->Reserve(Bytes("k", data), &r).ok());
+    r.Put(Entry(0, ++counter, "k", data));
+    Journal::File* file = Journal::FileOf(r);
+    REQUIRE(journal->Finish(&r).ok());
+    journal->Done(file);
+  };
+  // Two calls fill the first file (256 KiB); the third starts the second (512 KiB).
+  put();
+  put();
+  put();
+  journal->Seal();
+  std::vector<Journal::File*> taken = journal->TakeRecyclable();
+  REQUIRE(taken.size() == 2);
+  const uint64_t disk_bytes = journal->disk_bytes();
+  // The small file recycled last, so that it is the newest free one.
+  std::reverse(taken.begin(), taken.end());
+  REQUIRE(journal->Recycle(taken).ok());
+  // Three calls fit in the 512 KiB file alone: no file switch, so nothing sealed.
+  put();
+  put();
+  put();
+  CHECK_FALSE(journal->has_sealed());
+  CHECK(journal->disk_bytes() == disk_bytes);
 }
 
 TEST_CASE("Journal: a file is not recyclable while a region in it is unfinished", "[journal]") {
