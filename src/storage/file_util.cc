@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <system_error>
 
@@ -102,10 +103,26 @@ std::string DirectoryOf(std::string_view path) {
   return std::string(path.substr(0, slash));
 }
 
+namespace {
+std::atomic<uint64_t> sync_count{0};
+}  // namespace
+
+int DataSync(int fd) {
+  sync_count.fetch_add(1, std::memory_order_relaxed);
+  return ::fdatasync(fd);
+}
+
+int FullSync(int fd) {
+  sync_count.fetch_add(1, std::memory_order_relaxed);
+  return ::fsync(fd);
+}
+
+uint64_t SyncCount() { return sync_count.load(std::memory_order_relaxed); }
+
 absl::Status SyncDirectory(const std::string& dir) {
   absl::StatusOr<ScopedFd> fd = OpenFile(dir, O_RDONLY | O_DIRECTORY);
   if (!fd.ok()) return fd.status();
-  if (::fsync(fd->get()) != 0) return IoError("cannot fsync directory", dir, errno);
+  if (FullSync(fd->get()) != 0) return IoError("cannot fsync directory", dir, errno);
   return absl::OkStatus();
 }
 
@@ -124,7 +141,7 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
     return status;
   };
   if (absl::Status s = PwriteFully(fd.get(), contents, 0, temp); !s.ok()) return fail(s);
-  if (::fsync(fd.get()) != 0) return fail(IoError("cannot fsync", temp, errno));
+  if (FullSync(fd.get()) != 0) return fail(IoError("cannot fsync", temp, errno));
   if (fd.Close() != 0) return fail(IoError("cannot close", temp, errno));
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     const int error = errno;

@@ -72,6 +72,16 @@ class ScopedFd {
 [[nodiscard]] absl::StatusOr<size_t> PreadFully(int fd, char* out, size_t size, uint64_t offset,
                                                 std::string_view path);
 
+// fdatasync(2) and fsync(2) of `fd`, counted. rill's durable storage syncs only through these,
+// so that a test (or a benchmark) can tell how many syncs an operation costs: a sync is the
+// expensive step of a durable put (a device cache flush, milliseconds on some disks). Each
+// returns what the system call does: 0, or -1 with errno set. Thread-safe.
+int DataSync(int fd);
+int FullSync(int fd);
+// Syncs issued through DataSync and FullSync (SyncDirectory and WriteFileAtomically included)
+// by this process so far. Thread-safe; one relaxed atomic load.
+uint64_t SyncCount();
+
 // fsyncs the directory `dir`, making the creation, removal or renaming of its entries durable.
 [[nodiscard]] absl::Status SyncDirectory(const std::string& dir);
 

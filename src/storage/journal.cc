@@ -270,13 +270,16 @@ absl::Status Journal::Reset() {
 }
 
 absl::StatusOr<Journal::File*> Journal::NewFileLocked(size_t min_bytes) {
-  // Reuse a recycled file that is large enough, else create one.
-  for (size_t i = free_.size(); i-- > 0;) {
-    if (free_[i]->size >= min_bytes) {
-      File* file = free_[i];
-      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
-      return file;
-    }
+  // Reuse the largest recycled file, if it is large enough, else create one. The largest, not
+  // any: every file switch makes the flusher recycle a file, and recycling syncs every shard's
+  // segments under kInterval and kEveryBatch, so a small file (the first ones are 256 KiB) in
+  // the rotation would cost those syncs every few puts.
+  auto largest = std::max_element(free_.begin(), free_.end(),
+                                  [](const File* a, const File* b) { return a->size < b->size; });
+  if (largest != free_.end() && (*largest)->size >= min_bytes) {
+    File* file = *largest;
+    free_.erase(largest);
+    return file;
   }
   const size_t size = std::max(next_file_bytes_, Align8(min_bytes));
   auto file = std::make_unique<File>();
@@ -453,9 +456,10 @@ absl::Status Journal::SyncTo(uint64_t ticket) {
         if (file->dirty.exchange(false)) dirty.emplace_back(file->fd.get(), file->path);
       }
     }
+    if (before_sync_) before_sync_();
     absl::Status s;
     for (const auto& [fd, path] : dirty) {
-      if (::fdatasync(fd) != 0 && s.ok()) s = IoError("cannot sync", path, errno);
+      if (DataSync(fd) != 0 && s.ok()) s = IoError("cannot sync", path, errno);
     }
     if (!s.ok()) {
       MutexLock files_lock(&mu_);

@@ -149,6 +149,11 @@ class Journal {
   // Sticky error after a failed sync.
   [[nodiscard]] absl::Status SyncTo(uint64_t ticket);
 
+  // Tests only: run by the thread that leads a group sync, once it has chosen what to sync and
+  // before it syncs, so that a test can hold a sync in flight. REQUIRES: no SyncTo runs while
+  // it is set.
+  void SetBeforeSyncForTesting(std::function<void()> hook) { before_sync_ = std::move(hook); }
+
   // Recycling, for the flusher. Seal() ends the current file so that its blocks can be recycled
   // once flushed. TakeRecyclable() returns the sealed files with no record in flight: every
   // record in them is published, so a flush that starts after this call writes them all to the
@@ -192,6 +197,7 @@ class Journal {
   std::atomic<uint64_t> finished_{0};  // regions finished (tickets issued)
   uint64_t synced_ticket_ ABSL_GUARDED_BY(sync_mu_) = 0;
   bool syncing_ ABSL_GUARDED_BY(sync_mu_) = false;
+  std::function<void()> before_sync_;
 };
 
 }  // namespace rill::internal

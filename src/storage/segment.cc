@@ -670,7 +670,7 @@ absl::StatusOr<std::unique_ptr<SegmentWriter>> SegmentWriter::OpenForAppend(
     if (::ftruncate(fd->get(), static_cast<off_t>(valid_bytes)) != 0) {
       return IoError("cannot truncate segment", path, errno);
     }
-    if (::fdatasync(fd->get()) != 0) return IoError("cannot sync segment", path, errno);
+    if (DataSync(fd->get()) != 0) return IoError("cannot sync segment", path, errno);
   }
   std::unique_ptr<SegmentWriter> writer(new SegmentWriter(path, *std::move(fd), valid_bytes,
                                                           last_counter, options,
@@ -742,7 +742,7 @@ absl::Status SegmentWriter::Append(std::span<const StoredRecord> records) {
 
 absl::Status SegmentWriter::Sync() {
   if (absl::Status s = Usable(); !s.ok()) return s;
-  if (::fdatasync(fd_.get()) != 0) {
+  if (DataSync(fd_.get()) != 0) {
     // After a failed fdatasync the kernel may have dropped the dirty pages and cleared the error:
     // a retry could "succeed" without the data. So the writer fails for good.
     const int error = errno;

@@ -417,9 +417,11 @@ absl::Status ShardStore::Commit(const ShardLog& log, bool force_sync, int64_t no
   }
   const int64_t interval = absl::ToInt64Nanoseconds(options_.fsync_interval);
   if (last_sync_ns_ == kUnset) last_sync_ns_ = now_ns;
+  // kEveryBatch's promise is kept by the journal, synced by every put: its segments are synced
+  // only when forced (before the journal files holding their records are recycled, at Flush).
   const bool sync = options_.fsync != FsyncPolicy::kNever &&
-                    (force_sync || options_.fsync == FsyncPolicy::kEveryBatch ||
-                     now_ns - last_sync_ns_ >= interval);
+                    (force_sync || (options_.fsync == FsyncPolicy::kInterval &&
+                                    now_ns - last_sync_ns_ >= interval));
   if (sync) {
     if (absl::Status s = SyncLocked(); !s.ok()) {
       error_ = s;

@@ -13,8 +13,9 @@
 // survives the process); kEveryBatch then writes the region and syncs the journal (one fdatasync
 // for all shards and concurrent callers) before the records become visible. Behind the puts,
 // ShardStore::Commit writes every record of the log not yet written as one compressed frame (group
-// commit) and syncs as the FsyncPolicy says; the journal files whose records are all in the
-// segments are then recycled. The memory log fixes the order; the segment follows it.
+// commit) and syncs as the FsyncPolicy says (kEveryBatch: only before the journal files holding
+// its records are recycled); the journal files whose records are all in the segments are then
+// recycled. The memory log fixes the order; the segment follows it.
 #ifndef RILL_STORAGE_STREAM_STORE_H_
 #define RILL_STORAGE_STREAM_STORE_H_
 
@@ -109,8 +110,10 @@ class ShardStore {
       const std::function<void(uint64_t)>& segment_done = nullptr);
 
   // Writes the log's records from the last one written up to its published end, then syncs if
-  // the policy says so (kEveryBatch: always; kInterval: when fsync_interval has passed since the
-  // last sync). `force_sync` syncs whatever the policy. Sticky error after an I/O failure.
+  // the policy says so (kInterval: when fsync_interval has passed since the last sync;
+  // kEveryBatch: never, since every put synced the journal, which holds the records until the
+  // segments are synced before its files are recycled). `force_sync` syncs whatever the policy
+  // but kNever. Sticky error after an I/O failure.
   // `now_ns`: the stream's Clock (Unix nanoseconds), so that a SimulatedClock decides when the
   // interval has passed, never the system's time.
   [[nodiscard]] absl::Status Commit(const ShardLog& log, bool force_sync, int64_t now_ns);

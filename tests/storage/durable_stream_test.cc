@@ -796,6 +796,46 @@ TEST_CASE("kEveryBatch: every acknowledged record survives the process dying", "
   CHECK(Count(ReadAll(**s)) == 100);
 }
 
+// Issue 21 §5: a kEveryBatch call costs one sync, the journal's, however many shards it wrote
+// to — also when the call writes the segments, which are synced only before the journal files
+// holding their records are recycled (and at Flush).
+TEST_CASE("kEveryBatch: a PutRecords call over 20 shards makes exactly one sync",
+          "[durable][fsync]") {
+  TempDir dir("one-sync", TempDir::kAbsent);
+  auto clock = std::make_shared<SimulatedClock>();
+  StreamOptions o = Durable(dir.path(), clock, 20, FsyncPolicy::kEveryBatch);
+  o.storage->background_flush = false;  // no flusher thread: every sync counted is the put's
+  auto s = Stream::Create(o);
+  REQUIRE(s.ok());
+  // The first put creates the journal's file (syncing its directory) and starts the segments'
+  // commit interval: not counted.
+  REQUIRE((*s)->PutRecord("first", "reading").ok());
+  constexpr int kCalls = 10, kPerCall = 200;
+  for (int call = 0; call < kCalls; ++call) {
+    // The segments' group commit is due: the put writes them too.
+    clock->Advance(o.storage->fsync_interval);
+    std::vector<PutRecordsEntry> entries;
+    for (int i = 0; i < kPerCall; ++i) {
+      entries.push_back({absl::StrCat("device-", call, "-", i), "reading", {}});
+    }
+    const uint64_t syncs_before = internal::SyncCount();
+    auto r = (*s)->PutRecords(entries);
+    const uint64_t syncs = internal::SyncCount() - syncs_before;
+    REQUIRE(r.ok());
+    REQUIRE(r->failed_record_count == 0);
+    std::set<ShardId> shards;
+    for (const PutRecordsResultEntry& e : r->entries) shards.insert(e.shard_id);
+    CHECK(shards.size() == 20);
+    CHECK(syncs == 1);
+    CHECK((*s)->DiskBytes() > 0);  // the call wrote the segments
+  }
+  CHECK(Count(ReadAll(**s)) == 1 + kCalls * kPerCall);
+  // Flush syncs the segments, one sync per shard and none for the journal.
+  const uint64_t syncs_before = internal::SyncCount();
+  REQUIRE((*s)->Flush().ok());
+  CHECK(internal::SyncCount() - syncs_before >= 20);
+}
+
 TEST_CASE("compression levels round-trip and JSON records compress", "[durable][compression]") {
   auto clock = std::make_shared<SimulatedClock>();
   const int level = GENERATE(0, 1, 3);

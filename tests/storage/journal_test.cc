@@ -3,14 +3,18 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "storage/crc32c.h"
+#include "storage/file_util.h"
 #include "testing/fixtures.h"
 
 namespace rill::internal {
@@ -216,6 +220,40 @@ TEST_CASE("Journal: recycled and reset files replay nothing of their earlier lif
   CHECK(replayed.empty());
 }
 
+// Every file switch costs the flusher a recycle, which syncs every shard's segments: a new
+// region goes to the largest recycled file, never a small one that fits fewer calls.
+TEST_CASE("Journal: regions go to the largest recycled file", "[journal]") {
+  TempDir dir;
+  auto journal = OpenJournal(dir.path(), Mode::kMapped);
+  const std::string data(size_t{100} << 10, 'd');
+  uint64_t counter = 0;
+  auto put = [&] {
+    Journal::Region r;
+    REQUIRE(journal->Reserve(Bytes("k", data), &r).ok());
+    r.Put(Entry(0, ++counter, "k", data));
+    Journal::File* file = Journal::FileOf(r);
+    REQUIRE(journal->Finish(&r).ok());
+    journal->Done(file);
+  };
+  // Two calls fill the first file (256 KiB); the third starts the second (512 KiB).
+  put();
+  put();
+  put();
+  journal->Seal();
+  std::vector<Journal::File*> taken = journal->TakeRecyclable();
+  REQUIRE(taken.size() == 2);
+  const uint64_t disk_bytes = journal->disk_bytes();
+  // The small file recycled last, so that it is the newest free one.
+  std::reverse(taken.begin(), taken.end());
+  REQUIRE(journal->Recycle(taken).ok());
+  // Three calls fit in the 512 KiB file alone: no file switch, so nothing sealed.
+  put();
+  put();
+  put();
+  CHECK_FALSE(journal->has_sealed());
+  CHECK(journal->disk_bytes() == disk_bytes);
+}
+
 TEST_CASE("Journal: a file is not recyclable while a region in it is unfinished", "[journal]") {
   TempDir dir;
   auto journal = OpenJournal(dir.path(), Mode::kMapped);
@@ -332,6 +370,71 @@ TEST_CASE("Journal group commit: concurrent writers through, every acknowledged 
   std::vector<uint64_t> counters = Counters(replayed);
   std::sort(counters.begin(), counters.end());
   for (size_t i = 0; i < counters.size(); ++i) REQUIRE(counters[i] == i + 1);
+}
+
+// Issue 21 §5: group commit. Calls that finish their regions while a sync is in flight are all
+// made durable by the one sync that follows it, not by one sync each.
+TEST_CASE("Journal group commit: calls finished during a sync share the next one", "[journal]") {
+  TempDir dir;
+  auto journal = OpenJournal(dir.path(), Mode::kWriteThrough);
+  uint64_t next_counter = 1;
+  // Reserves, writes and finishes one region; returns its ticket (0 on failure) and file.
+  auto finish_one = [&](uint64_t counter, Journal::File** file) -> uint64_t {
+    Journal::Region r;
+    if (!journal->Reserve(Bytes("key", "value"), &r).ok()) return 0;
+    r.Put(Entry(0, counter, "key", "value"));
+    *file = Journal::FileOf(r);
+    absl::StatusOr<uint64_t> ticket = journal->Finish(&r);
+    return ticket.ok() ? *ticket : 0;
+  };
+  {
+    // The first region creates the journal's file (and syncs its directory): not counted below.
+    Journal::File* file = nullptr;
+    const uint64_t ticket = finish_one(next_counter++, &file);
+    REQUIRE(ticket != 0);
+    REQUIRE(journal->SyncTo(ticket).ok());
+    journal->Done(file);
+  }
+  constexpr int kFollowers = 3;
+  std::atomic<bool> leader_syncing{false};
+  std::atomic<int> followers_finished{0};
+  bool first_sync = true;  // read by sync leaders only, which take turns under the journal's lock
+  journal->SetBeforeSyncForTesting([&] {
+    if (!std::exchange(first_sync, false)) return;
+    // Hold the leader's sync in flight until every follower has finished its region.
+    leader_syncing.store(true);
+    while (followers_finished.load() < kFollowers) std::this_thread::yield();
+  });
+  const uint64_t syncs_before = SyncCount();
+  std::atomic<int> acknowledged{0};
+  std::vector<std::thread> threads;
+  threads.emplace_back([&, counter = next_counter++] {
+    Journal::File* file = nullptr;
+    const uint64_t ticket = finish_one(counter, &file);
+    if (ticket != 0 && journal->SyncTo(ticket).ok()) acknowledged.fetch_add(1);
+    if (file != nullptr) journal->Done(file);
+  });
+  for (int f = 0; f < kFollowers; ++f) {
+    threads.emplace_back([&, counter = next_counter++] {
+      while (!leader_syncing.load()) std::this_thread::yield();
+      Journal::File* file = nullptr;
+      const uint64_t ticket = finish_one(counter, &file);
+      followers_finished.fetch_add(1);
+      if (ticket != 0 && journal->SyncTo(ticket).ok()) acknowledged.fetch_add(1);
+      if (file != nullptr) journal->Done(file);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  journal->SetBeforeSyncForTesting(nullptr);
+  CHECK(acknowledged.load() == 1 + kFollowers);
+  // The leader's sync, then one for the three followers (one sync each would make four).
+  CHECK(SyncCount() - syncs_before == 2);
+  journal.reset();
+  std::vector<Replayed> replayed;
+  OpenJournal(dir.path(), Mode::kWriteThrough, &replayed);
+  std::vector<uint64_t> counters = Counters(replayed);
+  std::sort(counters.begin(), counters.end());
+  CHECK(counters == std::vector<uint64_t>{1, 2, 3, 4, 5});
 }
 
 }  // namespace
