@@ -2,98 +2,14 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstdlib>
-#include <new>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
+#include "log/chunk_pool.h"
 
 namespace rill::internal {
 
-namespace {
+char* AllocateChunkBytes(size_t capacity) { return ChunkPool::Default().Take(capacity); }
 
-// Freed chunk buffers, kept for reuse by size class (powers of two, 4 KiB..2 MiB). Writing into
-// recycled memory avoids the kernel's page zeroing, which on this class of machine costs as much
-// as a put; a stream whose retention frees chunks as fast as it fills them then never touches
-// fresh memory. At most kMaxPooledBytes are kept; the rest goes back to the allocator.
-class ChunkPool {
- public:
-  static constexpr size_t kMaxPooledBytes = size_t{64} << 20;
-
-  static ChunkPool& Get() {
-    static auto* const pool = new ChunkPool();  // Leaked: chunks may be freed during exit.
-    return *pool;
-  }
-
-  char* Take(size_t capacity) {
-    const int c = SizeClass(capacity);
-    if (c >= 0) {
-      MutexLock lock(&mu_);
-      if (!free_[c].empty()) {
-        char* p = free_[c].back();
-        free_[c].pop_back();
-        pooled_bytes_ -= capacity;
-        return p;
-      }
-    }
-    return Allocate(capacity);
-  }
-
-  void Give(char* p, size_t capacity) {
-    const int c = SizeClass(capacity);
-    if (c >= 0) {
-      MutexLock lock(&mu_);
-      if (pooled_bytes_ + capacity <= kMaxPooledBytes) {
-        free_[c].push_back(p);
-        pooled_bytes_ += capacity;
-        return;
-      }
-    }
-    Free(p, capacity);
-  }
-
- private:
-  static constexpr int kClasses = 10;  // 4 KiB << 0 .. 4 KiB << 9 = 2 MiB
-
-  static int SizeClass(size_t capacity) {
-    for (int c = 0; c < kClasses; ++c) {
-      if (capacity == (ShardLog::kMinChunkBytes << c)) return c;
-    }
-    return -1;
-  }
-
-  static char* Allocate(size_t capacity) {
-    if (capacity == kHugeChunkBytes) {
-      void* p = std::aligned_alloc(kHugeChunkBytes, kHugeChunkBytes);
-      if (p == nullptr) throw std::bad_alloc();
-#if defined(MADV_HUGEPAGE)
-      // One page fault per 2 MiB instead of 512. Advice only: failure changes nothing.
-      madvise(p, kHugeChunkBytes, MADV_HUGEPAGE);
-#endif
-      return static_cast<char*>(p);
-    }
-    return static_cast<char*>(::operator new(capacity));
-  }
-
-  static void Free(char* p, size_t capacity) {
-    if (capacity == kHugeChunkBytes) {
-      std::free(p);
-    } else {
-      ::operator delete(p);
-    }
-  }
-
-  Mutex mu_;
-  std::vector<char*> free_[kClasses] ABSL_GUARDED_BY(mu_);
-  size_t pooled_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
-}  // namespace
-
-char* AllocateChunkBytes(size_t capacity) { return ChunkPool::Get().Take(capacity); }
-
-void FreeChunkBytes(char* bytes, size_t capacity) { ChunkPool::Get().Give(bytes, capacity); }
+void FreeChunkBytes(char* bytes, size_t capacity) { ChunkPool::Default().Give(bytes, capacity); }
 
 std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::string_view data,
                                                    int64_t now_us, uint64_t counter_floor,

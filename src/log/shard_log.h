@@ -46,9 +46,8 @@ struct StoredRecord {
 inline constexpr size_t kRecordHeaderBytes = 14;  // u32 counter delta, u32 time delta, u16, u32
 inline constexpr uint32_t kIndexStride = 16;      // one sparse-index entry per 16 records
 
-// Chunk memory. Chunks of kHugeChunkBytes are aligned to it and, on Linux, marked for transparent
-// huge pages: filling a fresh chunk then costs one page fault instead of 512, which on a
-// virtual machine is the difference between 5 M and 1 M puts per second.
+// Chunk memory, from ChunkPool::Default() (log/chunk_pool.h): 2 MiB regions marked for
+// transparent huge pages, smaller chunks carved from them, freed chunks pooled.
 inline constexpr size_t kHugeChunkBytes = size_t{2} << 20;
 char* AllocateChunkBytes(size_t capacity);
 void FreeChunkBytes(char* bytes, size_t capacity);
@@ -149,7 +148,7 @@ class ShardLog {
  public:
   // Chunk sizes adapt to the shard's traffic: each new chunk is a power of two near twice the bytes
   // the previous one held, within [kMinChunkBytes, kMaxChunkBytes] (a larger record gets a chunk
-  // of its own size). Freed chunks are pooled for reuse (see ChunkPool in shard_log.cc).
+  // of its own size). Freed chunks are pooled for reuse (see log/chunk_pool.h).
   static constexpr size_t kMinChunkBytes = 4 << 10;
   static constexpr size_t kMaxChunkBytes = kHugeChunkBytes;
 
