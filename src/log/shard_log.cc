@@ -122,24 +122,17 @@ void ShardLog::AfterAppend(int64_t expire_before_us, bool published) {
 void ShardLog::WriteLocked(std::string_view key, std::string_view data, uint64_t counter,
                            int64_t arrival_us, bool publish) {
   const size_t record_bytes = kRecordHeaderBytes + key.size() + data.size();
-  Chunk* chunk = current_.get();
-  bool fits = false;
-  if (chunk != nullptr) {
-    const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
-    const size_t index_bytes = 4 * (count / kIndexStride + 1);
-    fits = write_offset_ + record_bytes + index_bytes <= chunk->capacity_ &&
-           counter - chunk->base_counter_ <= std::numeric_limits<uint32_t>::max() &&
-           arrival_us - chunk->base_us_ <= std::numeric_limits<uint32_t>::max();
-  }
-  if (!fits) {
+  // No chunk yet: chunk_capacity_ is 0, and nothing fits.
+  if (write_offset_ + record_bytes + 4 * (chunk_count_ / kIndexStride + 1) > chunk_capacity_ ||
+      counter - chunk_base_counter_ > std::numeric_limits<uint32_t>::max() ||
+      arrival_us - chunk_base_us_ > std::numeric_limits<uint32_t>::max()) {
     StartChunk(record_bytes, counter, arrival_us);
-    chunk = current_.get();
   }
 
-  const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
-  char* p = chunk->bytes_.get() + write_offset_;
-  const auto counter_delta = static_cast<uint32_t>(counter - chunk->base_counter_);
-  const auto time_delta = static_cast<uint32_t>(arrival_us - chunk->base_us_);
+  const uint32_t count = chunk_count_;
+  char* p = chunk_bytes_ + write_offset_;
+  const auto counter_delta = static_cast<uint32_t>(counter - chunk_base_counter_);
+  const auto time_delta = static_cast<uint32_t>(arrival_us - chunk_base_us_);
   const auto key_len = static_cast<uint16_t>(key.size());
   const auto data_len = static_cast<uint32_t>(data.size());
   std::memcpy(p, &counter_delta, 4);
@@ -150,16 +143,25 @@ void ShardLog::WriteLocked(std::string_view key, std::string_view data, uint64_t
   if (!data.empty()) std::memcpy(p + kRecordHeaderBytes + key.size(), data.data(), data.size());
   if (count % kIndexStride == 0) {
     const auto offset = static_cast<uint32_t>(write_offset_);
-    std::memcpy(chunk->bytes_.get() + chunk->capacity_ - 4 * (count / kIndexStride + 1), &offset,
-                4);
+    std::memcpy(chunk_bytes_ + chunk_capacity_ - 4 * (count / kIndexStride + 1), &offset, 4);
   }
   write_offset_ += record_bytes;
+  // The next record's lines, fetched for writing now: when the shard is one of many, its next
+  // put comes after the others' and the hardware prefetcher, which follows a few streams, has
+  // lost this one; without this, each put here waits for its fresh lines from memory. A
+  // prefetch never faults (past the chunk's end, or into a page not yet mapped, it is dropped).
+  const char* next = chunk_bytes_ + write_offset_;
+  __builtin_prefetch(next, 1);
+  __builtin_prefetch(next + 64, 1);
+  __builtin_prefetch(next + 128, 1);
+  __builtin_prefetch(next + 192, 1);
+  chunk_count_ = count + 1;
   next_counter_ = counter + 1;
   last_arrival_us_ = arrival_us;
   ++written_;
   // Publication order: the record's bytes, then the chunk's count, then the log's end. A reader
   // that acquires end_ordinal() sees everything before it.
-  chunk->count_.store(count + 1, std::memory_order_release);
+  chunk_->count_.store(count + 1, std::memory_order_release);
   next_counter_published_.store(next_counter_, std::memory_order_release);
   appended_bytes_.store(appended_bytes_.load(std::memory_order_relaxed) + key.size() + data.size(),
                         std::memory_order_relaxed);
@@ -211,6 +213,12 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
     if (account_ != nullptr) account_->Add(capacity + sizeof(Chunk));
   }
   current_ = std::move(chunk);
+  chunk_ = current_.get();
+  chunk_bytes_ = chunk_->bytes_.get();
+  chunk_capacity_ = capacity;
+  chunk_base_counter_ = counter;
+  chunk_base_us_ = arrival_us;
+  chunk_count_ = 0;
   write_offset_ = 0;
 }
 

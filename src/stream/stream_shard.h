@@ -29,6 +29,7 @@ struct StreamShard {
   StreamShard(ShardId id, HashKeyRange range, uint64_t first_counter, int64_t created_us,
               const ShardLimits& limits, ChunkAccount* account)
       : id(id),
+        write_limited(limits.write_bytes_per_second != 0 || limits.write_records_per_second != 0),
         range(range),
         created_us(created_us),
         storage(first_counter, account),
@@ -36,10 +37,12 @@ struct StreamShard {
         write_records(limits.write_records_per_second, created_us),
         read_calls(limits.read_calls_per_second, created_us),
         iterator_calls(limits.get_shard_iterator_calls_per_second, created_us),
-        read_bytes(limits.read_bytes_per_second, created_us),
-        write_limited(!write_bytes.unlimited() || !write_records.unlimited()) {}
+        read_bytes(limits.read_bytes_per_second, created_us) {}
 
   const ShardId id;
+  // Whether a write limit is set (a rate of 0 is none): beside the id, in the line a put reads
+  // first, rather than after the buckets.
+  const bool write_limited;
   const HashKeyRange range;
   std::optional<ShardId> parent;
   std::optional<ShardId> adjacent_parent;
@@ -60,7 +63,6 @@ struct StreamShard {
   TokenBucket read_calls;
   TokenBucket iterator_calls;
   ReadThroughput read_bytes;
-  const bool write_limited;
 
   // Metrics the log does not keep (IncomingBytes/Records come from the log).
   std::atomic<int64_t> outgoing_bytes{0};
