@@ -39,7 +39,7 @@ constexpr size_t kKeyBytes = 16;
 std::vector<std::string> Keys(int thread = 0) {
   std::vector<std::string> keys;
   for (int i = 0; i < 4096; ++i) {
-    std::string k = "p" + std::to_string(thread) + "-" + std::to_string(100000 + i * 37);
+    std::string k = "player-" + std::to_string(100000 + (i + 4096 * thread) * 37);
     k.resize(kKeyBytes, '0');
     keys.push_back(k);
   }
