@@ -2,98 +2,14 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstdlib>
-#include <new>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
+#include "log/chunk_pool.h"
 
 namespace rill::internal {
 
-namespace {
+char* AllocateChunkBytes(size_t capacity) { return ChunkPool::Default().Take(capacity); }
 
-// Freed chunk buffers, kept for reuse by size class (powers of two, 4 KiB..2 MiB). Writing into
-// recycled memory avoids the kernel's page zeroing, which on this class of machine costs as much
-// as a put; a stream whose retention frees chunks as fast as it fills them then never touches
-// fresh memory. At most kMaxPooledBytes are kept; the rest goes back to the allocator.
-class ChunkPool {
- public:
-  static constexpr size_t kMaxPooledBytes = size_t{64} << 20;
-
-  static ChunkPool& Get() {
-    static auto* const pool = new ChunkPool();  // Leaked: chunks may be freed during exit.
-    return *pool;
-  }
-
-  char* Take(size_t capacity) {
-    const int c = SizeClass(capacity);
-    if (c >= 0) {
-      MutexLock lock(&mu_);
-      if (!free_[c].empty()) {
-        char* p = free_[c].back();
-        free_[c].pop_back();
-        pooled_bytes_ -= capacity;
-        return p;
-      }
-    }
-    return Allocate(capacity);
-  }
-
-  void Give(char* p, size_t capacity) {
-    const int c = SizeClass(capacity);
-    if (c >= 0) {
-      MutexLock lock(&mu_);
-      if (pooled_bytes_ + capacity <= kMaxPooledBytes) {
-        free_[c].push_back(p);
-        pooled_bytes_ += capacity;
-        return;
-      }
-    }
-    Free(p, capacity);
-  }
-
- private:
-  static constexpr int kClasses = 10;  // 4 KiB << 0 .. 4 KiB << 9 = 2 MiB
-
-  static int SizeClass(size_t capacity) {
-    for (int c = 0; c < kClasses; ++c) {
-      if (capacity == (ShardLog::kMinChunkBytes << c)) return c;
-    }
-    return -1;
-  }
-
-  static char* Allocate(size_t capacity) {
-    if (capacity == kHugeChunkBytes) {
-      void* p = std::aligned_alloc(kHugeChunkBytes, kHugeChunkBytes);
-      if (p == nullptr) throw std::bad_alloc();
-#if defined(MADV_HUGEPAGE)
-      // One page fault per 2 MiB instead of 512. Advice only: failure changes nothing.
-      madvise(p, kHugeChunkBytes, MADV_HUGEPAGE);
-#endif
-      return static_cast<char*>(p);
-    }
-    return static_cast<char*>(::operator new(capacity));
-  }
-
-  static void Free(char* p, size_t capacity) {
-    if (capacity == kHugeChunkBytes) {
-      std::free(p);
-    } else {
-      ::operator delete(p);
-    }
-  }
-
-  Mutex mu_;
-  std::vector<char*> free_[kClasses] ABSL_GUARDED_BY(mu_);
-  size_t pooled_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
-}  // namespace
-
-char* AllocateChunkBytes(size_t capacity) { return ChunkPool::Get().Take(capacity); }
-
-void FreeChunkBytes(char* bytes, size_t capacity) { ChunkPool::Get().Give(bytes, capacity); }
+void FreeChunkBytes(char* bytes, size_t capacity) { ChunkPool::Default().Give(bytes, capacity); }
 
 std::optional<ShardLog::Appended> ShardLog::Append(std::string_view key, std::string_view data,
                                                    int64_t now_us, uint64_t counter_floor,
@@ -206,24 +122,17 @@ void ShardLog::AfterAppend(int64_t expire_before_us, bool published) {
 void ShardLog::WriteLocked(std::string_view key, std::string_view data, uint64_t counter,
                            int64_t arrival_us, bool publish) {
   const size_t record_bytes = kRecordHeaderBytes + key.size() + data.size();
-  Chunk* chunk = current_.get();
-  bool fits = false;
-  if (chunk != nullptr) {
-    const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
-    const size_t index_bytes = 4 * (count / kIndexStride + 1);
-    fits = write_offset_ + record_bytes + index_bytes <= chunk->capacity_ &&
-           counter - chunk->base_counter_ <= std::numeric_limits<uint32_t>::max() &&
-           arrival_us - chunk->base_us_ <= std::numeric_limits<uint32_t>::max();
-  }
-  if (!fits) {
+  // No chunk yet: chunk_capacity_ is 0, and nothing fits.
+  if (write_offset_ + record_bytes + 4 * (chunk_count_ / kIndexStride + 1) > chunk_capacity_ ||
+      counter - chunk_base_counter_ > std::numeric_limits<uint32_t>::max() ||
+      arrival_us - chunk_base_us_ > std::numeric_limits<uint32_t>::max()) {
     StartChunk(record_bytes, counter, arrival_us);
-    chunk = current_.get();
   }
 
-  const uint32_t count = chunk->count_.load(std::memory_order_relaxed);
-  char* p = chunk->bytes_.get() + write_offset_;
-  const auto counter_delta = static_cast<uint32_t>(counter - chunk->base_counter_);
-  const auto time_delta = static_cast<uint32_t>(arrival_us - chunk->base_us_);
+  const uint32_t count = chunk_count_;
+  char* p = chunk_bytes_ + write_offset_;
+  const auto counter_delta = static_cast<uint32_t>(counter - chunk_base_counter_);
+  const auto time_delta = static_cast<uint32_t>(arrival_us - chunk_base_us_);
   const auto key_len = static_cast<uint16_t>(key.size());
   const auto data_len = static_cast<uint32_t>(data.size());
   std::memcpy(p, &counter_delta, 4);
@@ -234,16 +143,25 @@ void ShardLog::WriteLocked(std::string_view key, std::string_view data, uint64_t
   if (!data.empty()) std::memcpy(p + kRecordHeaderBytes + key.size(), data.data(), data.size());
   if (count % kIndexStride == 0) {
     const auto offset = static_cast<uint32_t>(write_offset_);
-    std::memcpy(chunk->bytes_.get() + chunk->capacity_ - 4 * (count / kIndexStride + 1), &offset,
-                4);
+    std::memcpy(chunk_bytes_ + chunk_capacity_ - 4 * (count / kIndexStride + 1), &offset, 4);
   }
   write_offset_ += record_bytes;
+  // The next record's lines, fetched for writing now: when the shard is one of many, its next
+  // put comes after the others' and the hardware prefetcher, which follows a few streams, has
+  // lost this one; without this, each put here waits for its fresh lines from memory. A
+  // prefetch never faults (past the chunk's end, or into a page not yet mapped, it is dropped).
+  const char* next = chunk_bytes_ + write_offset_;
+  __builtin_prefetch(next, 1);
+  __builtin_prefetch(next + 64, 1);
+  __builtin_prefetch(next + 128, 1);
+  __builtin_prefetch(next + 192, 1);
+  chunk_count_ = count + 1;
   next_counter_ = counter + 1;
   last_arrival_us_ = arrival_us;
   ++written_;
   // Publication order: the record's bytes, then the chunk's count, then the log's end. A reader
   // that acquires end_ordinal() sees everything before it.
-  chunk->count_.store(count + 1, std::memory_order_release);
+  chunk_->count_.store(count + 1, std::memory_order_release);
   next_counter_published_.store(next_counter_, std::memory_order_release);
   appended_bytes_.store(appended_bytes_.load(std::memory_order_relaxed) + key.size() + data.size(),
                         std::memory_order_relaxed);
@@ -295,6 +213,12 @@ void ShardLog::StartChunk(size_t record_bytes, uint64_t counter, int64_t arrival
     if (account_ != nullptr) account_->Add(capacity + sizeof(Chunk));
   }
   current_ = std::move(chunk);
+  chunk_ = current_.get();
+  chunk_bytes_ = chunk_->bytes_.get();
+  chunk_capacity_ = capacity;
+  chunk_base_counter_ = counter;
+  chunk_base_us_ = arrival_us;
+  chunk_count_ = 0;
   write_offset_ = 0;
 }
 

@@ -46,9 +46,8 @@ struct StoredRecord {
 inline constexpr size_t kRecordHeaderBytes = 14;  // u32 counter delta, u32 time delta, u16, u32
 inline constexpr uint32_t kIndexStride = 16;      // one sparse-index entry per 16 records
 
-// Chunk memory. Chunks of kHugeChunkBytes are aligned to it and, on Linux, marked for transparent
-// huge pages: filling a fresh chunk then costs one page fault instead of 512, which on a
-// virtual machine is the difference between 5 M and 1 M puts per second.
+// Chunk memory, from ChunkPool::Default() (log/chunk_pool.h): 2 MiB regions marked for
+// transparent huge pages, smaller chunks carved from them, freed chunks pooled.
 inline constexpr size_t kHugeChunkBytes = size_t{2} << 20;
 char* AllocateChunkBytes(size_t capacity);
 void FreeChunkBytes(char* bytes, size_t capacity);
@@ -149,7 +148,7 @@ class ShardLog {
  public:
   // Chunk sizes adapt to the shard's traffic: each new chunk is a power of two near twice the bytes
   // the previous one held, within [kMinChunkBytes, kMaxChunkBytes] (a larger record gets a chunk
-  // of its own size). Freed chunks are pooled for reuse (see ChunkPool in shard_log.cc).
+  // of its own size). Freed chunks are pooled for reuse (see log/chunk_pool.h).
   static constexpr size_t kMinChunkBytes = 4 << 10;
   static constexpr size_t kMaxChunkBytes = kHugeChunkBytes;
 
@@ -158,8 +157,8 @@ class ShardLog {
   explicit ShardLog(uint64_t first_counter, ChunkAccount* account = nullptr)
       : account_(account),
         next_counter_(first_counter),
-        first_counter_(first_counter),
-        next_counter_published_(first_counter) {}
+        next_counter_published_(first_counter),
+        first_counter_(first_counter) {}
 
   ShardLog(const ShardLog&) = delete;
   ShardLog& operator=(const ShardLog&) = delete;
@@ -347,27 +346,44 @@ class ShardLog {
 
   ChunkAccount* const account_;
 
-  // Writer state.
-  Mutex append_mu_;
-  std::shared_ptr<Chunk> current_ ABSL_GUARDED_BY(append_mu_);
+  // What every append reads and writes, together in three cache lines from a line's start: with
+  // a hundred shards, a put finds its shard's lines cold (or, with two writing threads, in the
+  // other core's cache) and pays per line, so the append touches no other line of the log and,
+  // for the current chunk, only stores its count.
+  alignas(64) Mutex append_mu_;
+  // The current chunk, as the writer caches it (`current_` owns it).
+  Chunk* chunk_ ABSL_GUARDED_BY(append_mu_) = nullptr;
+  char* chunk_bytes_ ABSL_GUARDED_BY(append_mu_) = nullptr;
   size_t write_offset_ ABSL_GUARDED_BY(append_mu_) = 0;
+  size_t chunk_capacity_ ABSL_GUARDED_BY(append_mu_) = 0;  // 0: no chunk yet
+  uint64_t chunk_base_counter_ ABSL_GUARDED_BY(append_mu_) = 0;
+  int64_t chunk_base_us_ ABSL_GUARDED_BY(append_mu_) = 0;
+  uint32_t chunk_count_ ABSL_GUARDED_BY(append_mu_) = 0;  // the chunk's count(), the writer's copy
   uint64_t next_counter_ ABSL_GUARDED_BY(append_mu_);
   int64_t last_arrival_us_ ABSL_GUARDED_BY(append_mu_) = std::numeric_limits<int64_t>::min();
-  size_t next_chunk_bytes_ ABSL_GUARDED_BY(append_mu_) = kMinChunkBytes;
   // Ordinal of the next record written; ahead of published_ while deferred records wait.
   uint64_t written_ ABSL_GUARDED_BY(append_mu_) = 0;
   std::atomic<bool> closed_{false};
-  std::atomic<uint64_t> ending_counter_{0};
-  std::atomic<int64_t> last_arrival_at_close_us_{std::numeric_limits<int64_t>::min()};
-
-  const uint64_t first_counter_;
   std::atomic<uint64_t> published_{0};
   // Written only under append_mu_ (a plain load and store, no locked instruction), read by anyone.
   std::atomic<uint64_t> appended_bytes_{0};
   std::atomic<uint64_t> next_counter_published_{0};
+  // chunk_last_us_ of the oldest chunk if it is sealed (max if none is): the writer compares it
+  // with the retention cutoff on every append, without a lock, to know when to reclaim.
+  std::atomic<int64_t> oldest_sealed_last_us_{std::numeric_limits<int64_t>::max()};
+  // Readers to wake on append (wakers_); the append path skips the lock when there are none.
+  std::atomic<size_t> waker_count_{0};
+
+  // Writer state an append does not touch.
+  std::shared_ptr<Chunk> current_ ABSL_GUARDED_BY(append_mu_);
+  size_t next_chunk_bytes_ ABSL_GUARDED_BY(append_mu_) = kMinChunkBytes;
+  std::atomic<uint64_t> ending_counter_{0};
+  std::atomic<int64_t> last_arrival_at_close_us_{std::numeric_limits<int64_t>::min()};
+
+  const uint64_t first_counter_;
   // Moved (and chunks reclaimed) under trim_mu_, so that a counting trim walks records that no
   // other trim reclaims meanwhile; read by anyone.
-  std::atomic<uint64_t> trim_ordinal_{0};
+  alignas(64) std::atomic<uint64_t> trim_ordinal_{0};
   Mutex trim_mu_ ABSL_ACQUIRED_BEFORE(chunks_mu_);
 
   // Deferred writers, in the order of their first records (entered under append_mu_).
@@ -383,10 +399,9 @@ class ShardLog {
   void Publish(uint64_t end);
   void WakeReaders() ABSL_LOCKS_EXCLUDED(wakers_mu_);
 
-  // Readers to wake on append; the count lets the append path skip the lock when there are none.
+  // Readers to wake on append (waker_count_ counts them).
   mutable Mutex wakers_mu_;
   std::vector<Waker*> wakers_ ABSL_GUARDED_BY(wakers_mu_);
-  std::atomic<size_t> waker_count_{0};
 
   // Chunks in ordinal order; taken by readers for a moment to find a chunk, and by the writer when
   // a chunk fills or retention drops one.
@@ -394,9 +409,6 @@ class ShardLog {
   std::vector<std::shared_ptr<const Chunk>> chunks_ ABSL_GUARDED_BY(chunks_mu_);
   // The newest record's arrival per sealed chunk, parallel to chunks_ (the last one unused).
   std::vector<int64_t> chunk_last_us_ ABSL_GUARDED_BY(chunks_mu_);
-  // chunk_last_us_ of the oldest chunk if it is sealed (max if none is): the writer compares it
-  // with the retention cutoff on every append, without a lock, to know when to reclaim.
-  std::atomic<int64_t> oldest_sealed_last_us_{std::numeric_limits<int64_t>::max()};
 };
 
 }  // namespace rill::internal

@@ -269,6 +269,7 @@ StreamImpl::StreamImpl(StreamOptions options, const internal::StreamMeta* recove
     return a->range.starting_hash_key < b->range.starting_hash_key;
   });
   for (const StreamShard* s : map->open) map->starts.push_back(s->range.starting_hash_key);
+  map->Index();
   UpdateChunkCap(map->open.size());
   if (reject_puts_) {
     memory_refusal_ = ProvisionedThroughputExceededError(absl::StrFormat(

@@ -146,6 +146,7 @@ absl::Status StreamImpl::CommitReshard(ReshardPlan& plan, int64_t /*now_us*/) {
   auto map = std::make_unique<ShardMap>();
   map->open = plan.open;
   for (StreamShard* s : map->open) map->starts.push_back(s->range.starting_hash_key);
+  map->Index();
   for (const auto& s : shards_) map->all.push_back(s.get());
   UpdateChunkCap(map->open.size());
   shard_map_.store(map.get(), std::memory_order_release);
