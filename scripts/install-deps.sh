@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ ccache libabsl-dev libfmt-dev catch2 libbenchmark-dev libzstd-dev
-          libsqlite3-dev)
+          libsqlite3-dev libsimdjson-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
