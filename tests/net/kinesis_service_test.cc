@@ -762,6 +762,66 @@ TEST_CASE("Handle never crashes on hostile input for any operation", "[net]") {
   f.Ok("ListStreams", "{}");
 }
 
+// Byte-level mutations of valid requests (a fixed seed, so every run sees the same inputs): each
+// must get a well-formed answer.
+TEST_CASE("Handle answers every mutation of valid requests with well-formed JSON", "[net]") {
+  Fixture f;
+  f.Create("s", 2);
+  const std::string consumer_arn =
+      f.Ok("RegisterStreamConsumer",
+           absl::StrCat(R"({"StreamARN":")", kArnPrefix, R"(s","ConsumerName":"c"})"))
+          ->Str("/Consumer/ConsumerARN");
+  const std::string iterator =
+      f.Ok("GetShardIterator",
+           R"({"StreamName":"s","ShardId":"shardId-000000000000","ShardIteratorType":"LATEST"})")
+          ->Str("/ShardIterator");
+  const std::vector<std::pair<std::string_view, std::string>> seeds = {
+      {"PutRecord", R"({"StreamName":"s","PartitionKey":"k","Data":"AAEC","ExplicitHashKey":"7"})"},
+      {"PutRecords", R"({"StreamName":"s","Records":[{"PartitionKey":"a","Data":"eA=="}]})"},
+      {"GetRecords", absl::StrCat(R"({"ShardIterator":")", iterator, R"(","Limit":10})")},
+      {"ListShards", R"({"StreamName":"s","ShardFilter":{"Type":"AT_TIMESTAMP","Timestamp":1.5}})"},
+      {"AddTagsToStream", R"({"StreamName":"s","Tags":{"k":"v"}})"},
+      {"DescribeStreamConsumer", absl::StrCat(R"({"ConsumerARN":")", consumer_arn, R"("})")},
+      {"SplitShard",
+       R"({"StreamName":"s","ShardToSplit":"shardId-000000000001","NewStartingHashKey":"5"})"},
+  };
+  uint64_t state = 0x9E3779B97F4A7C15u;
+  auto next = [&state] {  // splitmix64
+    uint64_t z = (state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+  };
+  constexpr char kAlphabet[] = "{}[]\",:0123456789.eE-+ntrufalsAZaz=/\\\x00\xff";
+  int answered = 0;
+  for (int round = 0; round < 300; ++round) {
+    for (const auto& [operation, seed] : seeds) {
+      std::string body = seed;
+      const int edits = 1 + static_cast<int>(next() % 4);
+      for (int e = 0; e < edits && !body.empty(); ++e) {
+        const size_t at = next() % body.size();
+        const char c = kAlphabet[next() % (sizeof(kAlphabet) - 1)];
+        switch (next() % 3) {
+          case 0:
+            body[at] = c;
+            break;
+          case 1:
+            body.insert(body.begin() + static_cast<std::ptrdiff_t>(at), c);
+            break;
+          default:
+            body.erase(at, 1);
+        }
+      }
+      const Response r = f.Call(operation, body);
+      INFO(operation << " " << body << " -> " << r.body);
+      REQUIRE((r.http_status == 200 || r.http_status == 400));
+      if (!r.body.empty()) Json parsed(r.body);
+      ++answered;
+    }
+  }
+  CHECK(answered == 300 * 7);
+}
+
 TEST_CASE("SplitShard MergeShards and UpdateShardCount reshard and report lineage", "[net]") {
   Fixture f;
   f.Create("s", 1);
