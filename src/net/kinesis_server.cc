@@ -99,27 +99,25 @@ struct ServerCore {
   std::atomic<int> open_subscriptions{0};
 
   // The pump: woken by appends to subscribed shards; resumes sessions with deferred streams.
-  internal::Waker waker;
-  internal::Mutex resumables_mu;
+  rill::internal::Waker waker;
+  rill::internal::Mutex resumables_mu;
   std::vector<std::weak_ptr<Resumable>> resumables ABSL_GUARDED_BY(resumables_mu);
 
   void AddResumable(std::weak_ptr<Resumable> r) {
-    internal::MutexLock lock(&resumables_mu);
+    rill::internal::MutexLock lock(&resumables_mu);
     resumables.push_back(std::move(r));
   }
 
   void ResumeAll() {
     std::vector<std::shared_ptr<Resumable>> live;
     {
-      internal::MutexLock lock(&resumables_mu);
-      size_t kept = 0;
-      for (std::weak_ptr<Resumable>& w : resumables) {
-        if (std::shared_ptr<Resumable> r = w.lock()) {
-          live.push_back(std::move(r));
-          resumables[kept++] = std::move(w);
-        }
-      }
-      resumables.resize(kept);
+      rill::internal::MutexLock lock(&resumables_mu);
+      std::erase_if(resumables, [&live](const std::weak_ptr<Resumable>& w) {
+        std::shared_ptr<Resumable> r = w.lock();
+        if (r == nullptr) return true;
+        live.push_back(std::move(r));
+        return false;
+      });
     }
     for (const std::shared_ptr<Resumable>& r : live) r->Resume();
   }
@@ -177,8 +175,7 @@ class EventStreamSource {
         initial_sent_ = true;
         continue;
       }
-      absl::StatusOr<std::optional<SubscribeToShardEvent>> event =
-          start_.subscription->TryNext();
+      absl::StatusOr<std::optional<SubscribeToShardEvent>> event = start_.subscription->TryNext();
       if (!event.ok()) {
         const Response error = KinesisService::ErrorResponse(event.status());
         internal::AppendExceptionFrame(error.error_type, error.body, out);
@@ -222,7 +219,10 @@ template <class Stream>
 class Http1Session : public std::enable_shared_from_this<Http1Session<Stream>> {
  public:
   Http1Session(Stream stream, beast::flat_buffer buffer, ServerCore* core, ConnectionSlot slot)
-      : stream_(std::move(stream)), buffer_(std::move(buffer)), core_(core), slot_(std::move(slot)) {}
+      : stream_(std::move(stream)),
+        buffer_(std::move(buffer)),
+        core_(core),
+        slot_(std::move(slot)) {}
 
   void Run() { DoRead(); }
 
@@ -232,10 +232,9 @@ class Http1Session : public std::enable_shared_from_this<Http1Session<Stream>> {
     parser_->body_limit(core_->options.max_request_bytes);
     parser_->header_limit(static_cast<uint32_t>(core_->options.max_header_bytes));
     beast::get_lowest_layer(stream_).expires_after(ToChrono(core_->options.idle_timeout));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -325,10 +324,10 @@ class Http2Session : public Resumable, public std::enable_shared_from_this<Http2
     const int rv = nghttp2_session_server_new(&session_, callbacks, this);
     nghttp2_session_callbacks_del(callbacks);
     if (rv != 0) return Close();
-    const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100},
-                                               {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
-                                                static_cast<uint32_t>(
-                                                    core_->options.max_header_bytes)}};
+    const nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+         static_cast<uint32_t>(core_->options.max_header_bytes)}};
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
     // The bytes read while telling HTTP/2 from HTTP/1.1 (the preface, perhaps more).
     const auto data = initial_.data();
@@ -469,9 +468,8 @@ class Http2Session : public Resumable, public std::enable_shared_from_this<Http2
       }
       HttpRequest request{method, path, headers, st.body};
       request.http2 = true;
-      request.subscriptions_full =
-          core_->open_subscriptions.load(std::memory_order_relaxed) >=
-          core_->options.max_subscriptions;
+      request.subscriptions_full = core_->open_subscriptions.load(std::memory_order_relaxed) >=
+                                   core_->options.max_subscriptions;
       r = core_->handler->Handle(request);
     }
     core_->Count(r.status);
@@ -691,12 +689,13 @@ struct KinesisServer::Impl {
   }
 
   void DoAccept() {
-    acceptor->async_accept(asio::make_strand(*ioc), [this](beast::error_code ec,
-                                                           tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
-      if (!ec) OnAccept(std::move(socket));
-      DoAccept();
-    });
+    acceptor->async_accept(asio::make_strand(*ioc),
+                           [this](beast::error_code ec, tcp::socket socket) {
+                             if (ec == asio::error::operation_aborted || !acceptor->is_open())
+                               return;
+                             if (!ec) OnAccept(std::move(socket));
+                             DoAccept();
+                           });
   }
 
   void OnAccept(tcp::socket socket) {
@@ -754,9 +753,10 @@ absl::StatusOr<std::unique_ptr<KinesisServer>> KinesisServer::Start(
       return InvalidArgumentError("a credential needs an access key id and a secret access key");
     }
   }
-  if (options.max_clock_skew < absl::ZeroDuration() || options.idle_timeout <= absl::ZeroDuration() ||
-      options.max_request_bytes < 1 || options.max_header_bytes < 1 ||
-      options.max_connections < 1 || options.max_subscriptions < 0) {
+  if (options.max_clock_skew < absl::ZeroDuration() ||
+      options.idle_timeout <= absl::ZeroDuration() || options.max_request_bytes < 1 ||
+      options.max_header_bytes < 1 || options.max_connections < 1 ||
+      options.max_subscriptions < 0) {
     return InvalidArgumentError(
         "max_clock_skew >= 0, idle_timeout > 0, max_request_bytes, max_header_bytes and "
         "max_connections >= 1 and max_subscriptions >= 0 are required");
@@ -781,7 +781,8 @@ absl::StatusOr<std::unique_ptr<KinesisServer>> KinesisServer::Start(
         });
   }
   auto service = std::make_shared<KinesisService>(registry);
-  auto handler = std::make_unique<internal::RequestHandler>(std::move(service), std::move(verifier));
+  auto handler =
+      std::make_unique<internal::RequestHandler>(std::move(service), std::move(verifier));
   auto impl = std::make_unique<Impl>(options, registry, std::move(handler));
 
   if (!options.tls_certificate_chain_file.empty()) {
@@ -816,8 +817,8 @@ absl::StatusOr<std::unique_ptr<KinesisServer>> KinesisServer::Start(
   if (!ec) impl->acceptor->bind(endpoint, ec);
   if (!ec) impl->acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return InternalFailureError(absl::StrFormat("cannot listen on %s:%d: %s", options.host,
-                                                options.port, ec.message()));
+    return InternalFailureError(
+        absl::StrFormat("cannot listen on %s:%d: %s", options.host, options.port, ec.message()));
   }
   impl->port = impl->acceptor->local_endpoint().port();
   impl->DoAccept();

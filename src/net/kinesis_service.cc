@@ -1763,6 +1763,12 @@ absl::StatusOr<simdjson::dom::object> ParseBody(std::string_view body) {
 
 }  // namespace
 
+bool KinesisService::IsOperation(std::string_view target) {
+  bool known = false;
+  FindOperation(target, &known);
+  return known;
+}
+
 KinesisService::KinesisService(std::shared_ptr<StreamRegistry> registry)
     : registry_(std::move(registry)) {}
 

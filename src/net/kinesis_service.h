@@ -90,6 +90,10 @@ class KinesisService {
   // name).
   static Response ErrorResponse(const absl::Status& status);
 
+  // Whether `target` (an X-Amz-Target value) names an operation this service answers,
+  // SubscribeToShard included: the front checks it before the signature, as Kinesis does.
+  static bool IsOperation(std::string_view target);
+
   const std::shared_ptr<StreamRegistry>& registry() const { return registry_; }
 
  private:

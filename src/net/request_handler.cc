@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "net/json.h"
@@ -16,14 +15,35 @@ namespace {
 
 constexpr std::string_view kAmzJson = "application/x-amz-json-1.1";
 
+// ASCII case-insensitive equality (absl's takes absl::string_view, which Debian's Abseil does not
+// alias to std::string_view).
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
+        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::string_view FindHeader(std::span<const HeaderView> headers, std::string_view name) {
   for (const HeaderView& h : headers) {
-    if (absl::EqualsIgnoreCase(h.name, name)) return h.value;
+    if (EqualsIgnoreCase(h.name, name)) return h.value;
   }
   return {};
 }
 
-void AddCommonHeaders(HttpResponse* r) { r->headers.emplace_back("x-amzn-requestid", NewRequestId()); }
+std::string_view StripBlanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+void AddCommonHeaders(HttpResponse* r) {
+  r->headers.emplace_back("x-amzn-requestid", NewRequestId());
+}
 
 // AWS' front end answers these without JSON (kinesalite copies it): an XML body, or none.
 HttpResponse XmlError(int status, std::string_view type, std::string_view message) {
@@ -91,10 +111,9 @@ HttpResponse RequestHandler::Handle(const HttpRequest& request) const {
                     "Unable to determine service/operation name to be authorized");
   }
   const std::string_view target_header = FindHeader(request.headers, "x-amz-target");
-  const bool kinesis_target = absl::StartsWith(target_header, kKinesisTargetPrefix) &&
-                              target_header.size() > kKinesisTargetPrefix.size();
+  const bool kinesis_target = KinesisService::IsOperation(target_header);
   std::string_view content_type = FindHeader(request.headers, "content-type");
-  content_type = absl::StripAsciiWhitespace(content_type.substr(0, content_type.find(';')));
+  content_type = StripBlanks(content_type.substr(0, content_type.find(';')));
   if (request.body.empty()) {
     return JsonError(400, kinesis_target ? "SerializationException" : "UnknownOperationException",
                      "");
@@ -120,7 +139,7 @@ HttpResponse RequestHandler::Handle(const HttpRequest& request) const {
       const AuthError error = GetAuthError(s);
       const std::string_view name =
           error == AuthError::kNone ? "InvalidSignatureException" : AuthErrorName(error);
-      return JsonError(400, name, s.message());
+      return JsonError(400, name, std::string_view(s.message().data(), s.message().size()));
     }
   }
 

@@ -90,8 +90,8 @@ absl::Status ValidateTags(const std::vector<std::pair<std::string, std::string>>
         absl::StrFormat("between 1 and %d tags may be added per call", kMaxTagsPerCall));
   }
   for (const auto& [key, value] : tags) {
-    const int key_length = internal::Utf16Length(key);
-    const int value_length = internal::Utf16Length(value);
+    const int key_length = rill::internal::Utf16Length(key);
+    const int value_length = rill::internal::Utf16Length(value);
     if (key_length < 1 || key_length > kMaxTagKeyLength || value_length < 0 ||
         value_length > kMaxTagValueLength) {
       return InvalidArgumentError(
@@ -179,7 +179,7 @@ std::shared_ptr<Stream> StreamRegistry::WithDirectoryRemoval(std::unique_ptr<Str
         const std::string name = s->name();
         bool deleted;
         {
-          internal::MutexLock lock(&pending->mu);
+          rill::internal::MutexLock lock(&pending->mu);
           deleted = pending->names.contains(name);
         }
         // Destroy first: the stream holds its directory's lock and files.
@@ -187,7 +187,7 @@ std::shared_ptr<Stream> StreamRegistry::WithDirectoryRemoval(std::unique_ptr<Str
         if (!deleted) return;
         std::error_code ec;
         std::filesystem::remove_all(directory, ec);  // best effort: nothing to report it to
-        internal::MutexLock lock(&pending->mu);
+        rill::internal::MutexLock lock(&pending->mu);
         pending->names.erase(name);
       });
 }
@@ -208,12 +208,12 @@ absl::Status StreamRegistry::CheckShardLimitLocked(int additional_shards) const 
 }
 
 absl::Status StreamRegistry::CheckShardLimit(int additional_shards) const {
-  internal::ReaderMutexLock lock(&mu_);
+  rill::internal::ReaderMutexLock lock(&mu_);
   return CheckShardLimitLocked(additional_shards);
 }
 
 absl::StatusOr<std::shared_ptr<Stream>> StreamRegistry::CreateStream(CreateStreamRequest request) {
-  if (!internal::IsKinesisName(request.name)) {
+  if (!rill::internal::IsKinesisName(request.name)) {
     return InvalidArgumentError(absl::StrFormat(
         "invalid stream name '%s': 1-128 characters of [a-zA-Z0-9_.-]", request.name));
   }
@@ -244,10 +244,10 @@ absl::StatusOr<std::shared_ptr<Stream>> StreamRegistry::CreateStream(CreateStrea
           ? std::max(request.shard_count, stream_options.on_demand.min_shards)
           : request.shard_count;
   {
-    internal::MutexLock<internal::SharedMutex> lock(&mu_);
+    rill::internal::MutexLock<rill::internal::SharedMutex> lock(&mu_);
     bool pending_deletion;
     {
-      internal::MutexLock pending_lock(&pending_deletions_->mu);
+      rill::internal::MutexLock pending_lock(&pending_deletions_->mu);
       pending_deletion = pending_deletions_->names.contains(request.name);
     }
     if (streams_.contains(request.name) || creating_.contains(request.name) || pending_deletion) {
@@ -295,7 +295,7 @@ absl::StatusOr<std::shared_ptr<Stream>> StreamRegistry::CreateStream(CreateStrea
       status = made.status();
     }
   }
-  internal::MutexLock<internal::SharedMutex> lock(&mu_);
+  rill::internal::MutexLock<rill::internal::SharedMutex> lock(&mu_);
   creating_.erase(request.name);
   if (!status.ok()) return status;
   Entry& entry = streams_[request.name];
@@ -307,7 +307,7 @@ absl::StatusOr<std::shared_ptr<Stream>> StreamRegistry::CreateStream(CreateStrea
 absl::Status StreamRegistry::Insert(std::shared_ptr<Stream> stream) {
   if (stream == nullptr) return InvalidArgumentError("cannot adopt a null stream");
   const std::string name = stream->name();
-  internal::MutexLock<internal::SharedMutex> lock(&mu_);
+  rill::internal::MutexLock<rill::internal::SharedMutex> lock(&mu_);
   if (streams_.contains(name) || creating_.contains(name)) {
     return ResourceInUseError(
         absl::StrFormat("Stream %s under account %s already exists.", name, options_.account_id));
@@ -332,7 +332,7 @@ absl::Status StreamRegistry::AdoptBorrowed(Stream* stream) {
 absl::Status StreamRegistry::DeleteStream(std::string_view name) {
   std::shared_ptr<Stream> removed;
   {
-    internal::MutexLock<internal::SharedMutex> lock(&mu_);
+    rill::internal::MutexLock<rill::internal::SharedMutex> lock(&mu_);
     auto it = streams_.find(name);
     if (it == streams_.end()) return ResourceNotFoundError(NotFoundMessage(name));
     removed = std::move(it->second.stream);
@@ -340,7 +340,7 @@ absl::Status StreamRegistry::DeleteStream(std::string_view name) {
     if (options_.root_directory) {
       // Marks the name so that the deleter removes the directory (only deleters made by
       // WithDirectoryRemoval look) and CreateStream refuses the name until it has.
-      internal::MutexLock pending_lock(&pending_deletions_->mu);
+      rill::internal::MutexLock pending_lock(&pending_deletions_->mu);
       pending_deletions_->names.insert(std::string(name));
     }
   }
@@ -350,13 +350,13 @@ absl::Status StreamRegistry::DeleteStream(std::string_view name) {
 }
 
 std::shared_ptr<Stream> StreamRegistry::Find(std::string_view name) const {
-  internal::ReaderMutexLock lock(&mu_);
+  rill::internal::ReaderMutexLock lock(&mu_);
   auto it = streams_.find(name);
   return it == streams_.end() ? nullptr : it->second.stream;
 }
 
 std::vector<std::shared_ptr<Stream>> StreamRegistry::List() const {
-  internal::ReaderMutexLock lock(&mu_);
+  rill::internal::ReaderMutexLock lock(&mu_);
   std::vector<std::shared_ptr<Stream>> out;
   out.reserve(streams_.size());
   for (const auto& [name, entry] : streams_) out.push_back(entry.stream);
@@ -365,7 +365,7 @@ std::vector<std::shared_ptr<Stream>> StreamRegistry::List() const {
 
 std::vector<std::string> StreamRegistry::ListNames(std::string_view exclusive_start, int limit,
                                                    bool* has_more) const {
-  internal::ReaderMutexLock lock(&mu_);
+  rill::internal::ReaderMutexLock lock(&mu_);
   std::vector<std::string> out;
   auto it = exclusive_start.empty() ? streams_.begin() : streams_.upper_bound(exclusive_start);
   for (; it != streams_.end() && static_cast<int>(out.size()) < limit; ++it) {
@@ -379,7 +379,7 @@ absl::Status StreamRegistry::AddTags(std::string_view name,
                                      const std::vector<std::pair<std::string, std::string>>& tags) {
   bool percent = false;
   if (absl::Status s = ValidateTags(tags, &percent); !s.ok()) return s;
-  internal::MutexLock<internal::SharedMutex> lock(&mu_);
+  rill::internal::MutexLock<rill::internal::SharedMutex> lock(&mu_);
   auto it = streams_.find(name);
   if (it == streams_.end()) return ResourceNotFoundError(NotFoundMessage(name));
   if (percent) {
@@ -418,7 +418,7 @@ absl::Status StreamRegistry::RemoveTags(std::string_view name,
     if (check == TagText::kInvalidCharacter) return InvalidArgumentError(kInvalidTagCharacters);
     if (check == TagText::kPercent) percent = true;
   }
-  internal::MutexLock<internal::SharedMutex> lock(&mu_);
+  rill::internal::MutexLock<rill::internal::SharedMutex> lock(&mu_);
   auto it = streams_.find(name);
   if (it == streams_.end()) return ResourceNotFoundError(NotFoundMessage(name));
   if (percent) {
@@ -432,7 +432,7 @@ absl::Status StreamRegistry::RemoveTags(std::string_view name,
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> StreamRegistry::ListTags(
     std::string_view name) const {
-  internal::ReaderMutexLock lock(&mu_);
+  rill::internal::ReaderMutexLock lock(&mu_);
   auto it = streams_.find(name);
   if (it == streams_.end()) return ResourceNotFoundError(NotFoundMessage(name));
   return std::vector<std::pair<std::string, std::string>>(it->second.tags.begin(),
@@ -461,7 +461,7 @@ absl::StatusOr<std::string> StreamRegistry::StreamNameFromArn(std::string_view a
     return InvalidArgumentError("invalid stream ARN");
   }
   const std::string_view name = parts[5].substr(kStreamPrefix.size());
-  if (!internal::IsKinesisName(name)) return InvalidArgumentError("invalid stream ARN");
+  if (!rill::internal::IsKinesisName(name)) return InvalidArgumentError("invalid stream ARN");
   if (parts[3] != options_.region || parts[4] != options_.account_id) {
     // Kinesis names the account the ARN gives: that is where it looked.
     return ResourceNotFoundError(absl::StrFormat("Stream %s under account %s not found.",
@@ -480,7 +480,7 @@ AccountLimits StreamRegistry::DescribeLimits() const {
   AccountLimits limits;
   limits.shard_limit = options_.shard_limit;
   limits.on_demand_stream_count_limit = options_.on_demand_stream_count_limit;
-  internal::ReaderMutexLock lock(&mu_);
+  rill::internal::ReaderMutexLock lock(&mu_);
   for (const auto& [name, entry] : streams_) {
     const StreamSummary summary = entry.stream->DescribeStreamSummary();
     limits.open_shard_count += summary.open_shard_count;

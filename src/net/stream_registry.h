@@ -182,7 +182,7 @@ class StreamRegistry {
   // Names of deleted durable streams whose directories are not removed yet; shared with the
   // deleters, which may run after the registry is gone.
   struct PendingDeletions {
-    internal::Mutex mu;
+    rill::internal::Mutex mu;
     absl::flat_hash_set<std::string> names ABSL_GUARDED_BY(mu);
   };
 
@@ -198,7 +198,7 @@ class StreamRegistry {
   const std::shared_ptr<Clock> clock_;
   const std::shared_ptr<PendingDeletions> pending_deletions_;
 
-  mutable internal::SharedMutex mu_;
+  mutable rill::internal::SharedMutex mu_;
   // std::less<> lets Find look up by string_view without making a string.
   std::map<std::string, Entry, std::less<>> streams_ ABSL_GUARDED_BY(mu_);
   // Names being created outside the lock (a durable stream's Create does I/O).

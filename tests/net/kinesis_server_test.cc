@@ -11,19 +11,20 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <cstdio>
-#include <functional>
-#include <thread>
-#include <unistd.h>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
@@ -47,7 +48,10 @@ struct Reply {
 
   bool HasHeader(std::string_view prefix) const {
     for (const std::string& h : headers) {
-      if (absl::StartsWithIgnoreCase(h, prefix)) return true;
+      if (h.size() >= prefix.size() &&
+          absl::AsciiStrToLower(h.substr(0, prefix.size())) == prefix) {
+        return true;
+      }
     }
     return false;
   }
@@ -65,6 +69,33 @@ struct RequestSpec {
   std::vector<std::string> extra_headers;
   // For event streams: called with each chunk of the body; return false to stop the transfer.
   std::function<bool(std::string_view)> on_body;
+
+  RequestSpec(std::string op, std::string request_body)
+      : operation(std::move(op)), body(std::move(request_body)) {}
+  RequestSpec&& Method(std::string m) && {
+    method = std::move(m);
+    return std::move(*this);
+  }
+  RequestSpec&& Unsigned() && {
+    sign = false;
+    return std::move(*this);
+  }
+  RequestSpec&& Secret(std::string s) && {
+    secret = std::move(s);
+    return std::move(*this);
+  }
+  RequestSpec&& ContentType(std::string t) && {
+    content_type = std::move(t);
+    return std::move(*this);
+  }
+  RequestSpec&& Header(std::string h) && {
+    extra_headers.push_back(std::move(h));
+    return std::move(*this);
+  }
+  RequestSpec&& OnBody(std::function<bool(std::string_view)> f) && {
+    on_body = std::move(f);
+    return std::move(*this);
+  }
 };
 
 size_t WriteBody(char* data, size_t size, size_t n, void* user) {
@@ -93,7 +124,8 @@ class Client {
         absl::StrFormat("%s://%s/", http_ == Http::k2Tls ? "https" : "http", host);
     std::vector<std::string> lines;
     lines.push_back("Content-Type: " + spec.content_type);
-    if (!spec.operation.empty()) lines.push_back("X-Amz-Target: Kinesis_20131202." + spec.operation);
+    if (!spec.operation.empty())
+      lines.push_back("X-Amz-Target: Kinesis_20131202." + spec.operation);
     if (spec.sign) {
       // Over HTTP/2 the SDK signs :authority; curl sends the same authority either way.
       std::vector<internal::HttpHeader> headers = {
@@ -126,7 +158,8 @@ class Client {
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, spec.method.c_str());
     if (spec.method == "POST") {
       curl_easy_setopt(curl, CURLOPT_POSTFIELDS, spec.body.data());
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(spec.body.size()));
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(spec.body.size()));
     }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &WriteBody);
@@ -180,36 +213,37 @@ struct Fixture {
   std::unique_ptr<KinesisServer> server;
 };
 
-std::string Base64(std::string_view s) { return absl::Base64Escape(s); }
+std::string Base64(std::string_view s) {
+  return absl::Base64Escape(absl::string_view(s.data(), s.size()));
+}
 
 TEST_CASE("the server answers signed requests over HTTP/1.1 and refuses unsigned ones",
           "[net][server]") {
   Fixture f;
   Client client(f.server->port(), Http::k1);
 
-  const Reply unsigned_reply = client.Send({.operation = "ListStreams", .body = "{}", .sign = false});
+  const Reply unsigned_reply = client.Send(RequestSpec("ListStreams", "{}").Unsigned());
   CHECK(unsigned_reply.status == 400);
   CHECK(absl::StrContains(unsigned_reply.body, "MissingAuthenticationTokenException"));
 
-  const Reply bad = client.Send({.operation = "ListStreams", .body = "{}", .secret = "wrong"});
+  const Reply bad = client.Send(RequestSpec("ListStreams", "{}").Secret("wrong"));
   CHECK(bad.status == 400);
   CHECK(absl::StrContains(bad.body, "InvalidSignatureException"));
 
-  const Reply created = client.Send(
-      {.operation = "CreateStream", .body = R"({"StreamName":"s1","ShardCount":2})"});
+  const Reply created =
+      client.Send(RequestSpec("CreateStream", R"({"StreamName":"s1","ShardCount":2})"));
   CHECK(created.status == 200);
   CHECK(created.http_version == CURL_HTTP_VERSION_1_1);
   CHECK(created.HasHeader("x-amzn-requestid:"));
   REQUIRE(f.registry->Find("s1") != nullptr);
 
-  const Reply put = client.Send(
-      {.operation = "PutRecord",
-       .body = absl::StrFormat(R"({"StreamName":"s1","PartitionKey":"k","Data":"%s"})",
-                               Base64(std::string("a\0b", 3)))});
+  const Reply put = client.Send(RequestSpec(
+      "PutRecord", absl::StrFormat(R"({"StreamName":"s1","PartitionKey":"k","Data":"%s"})",
+                                   Base64(std::string("a\0b", 3)))));
   CHECK(put.status == 200);
   CHECK(absl::StrContains(put.body, "\"SequenceNumber\""));
 
-  const Reply listed = client.Send({.operation = "ListStreams", .body = "{}"});
+  const Reply listed = client.Send(RequestSpec("ListStreams", "{}"));
   CHECK(listed.status == 200);
   CHECK(absl::StrContains(listed.body, R"("StreamNames":["s1"])"));
 
@@ -223,19 +257,18 @@ TEST_CASE("the server speaks HTTP/2 with prior knowledge as the JavaScript SDK c
           "[net][server]") {
   Fixture f;
   Client client(f.server->port(), Http::k2PriorKnowledge);
-  const Reply created = client.Send(
-      {.operation = "CreateStream", .body = R"({"StreamName":"h2","ShardCount":1})"});
+  const Reply created =
+      client.Send(RequestSpec("CreateStream", R"({"StreamName":"h2","ShardCount":1})"));
   CHECK(created.status == 200);
   CHECK(created.http_version == CURL_HTTP_VERSION_2_0);
-  const Reply put = client.Send(
-      {.operation = "PutRecord",
-       .body = absl::StrFormat(R"({"StreamName":"h2","PartitionKey":"k","Data":"%s"})",
-                               Base64("over h2"))});
+  const Reply put = client.Send(RequestSpec(
+      "PutRecord",
+      absl::StrFormat(R"({"StreamName":"h2","PartitionKey":"k","Data":"%s"})", Base64("over h2"))));
   CHECK(put.status == 200);
   auto stream = f.registry->Find("h2");
   REQUIRE(stream != nullptr);
-  auto it = stream->GetShardIterator(stream->ListShards()[0].shard_id,
-                                     StartingPosition::TrimHorizon());
+  auto it =
+      stream->GetShardIterator(stream->ListShards()[0].shard_id, StartingPosition::TrimHorizon());
   REQUIRE(it.ok());
   auto records = stream->GetRecords(*it);
   REQUIRE(records.ok());
@@ -247,24 +280,24 @@ TEST_CASE("the server speaks HTTP/2 with prior knowledge as the JavaScript SDK c
 TEST_CASE("protocol errors come in Kinesis' order with Kinesis' names", "[net][server]") {
   Fixture f;
   Client client(f.server->port(), Http::k1);
-  const Reply get = client.Send({.method = "GET", .operation = "ListStreams", .sign = false});
+  const Reply get = client.Send(RequestSpec("ListStreams", "").Method("GET").Unsigned());
   CHECK(get.status == 403);
   CHECK(absl::StrContains(get.body, "<AccessDeniedException>"));
 
-  const Reply empty = client.Send({.operation = "ListStreams", .body = "", .sign = false});
+  const Reply empty = client.Send(RequestSpec("ListStreams", "").Unsigned());
   CHECK(empty.status == 400);
   CHECK(empty.body == R"({"__type":"SerializationException"})");
 
-  const Reply unknown = client.Send({.operation = "FlyToTheMoon", .body = "{}", .sign = false});
+  const Reply unknown = client.Send(RequestSpec("FlyToTheMoon", "{}").Unsigned());
   CHECK(unknown.status == 400);
   CHECK(unknown.body == R"({"__type":"UnknownOperationException"})");
 
-  const Reply xml = client.Send(
-      {.operation = "ListStreams", .body = "{}", .sign = false, .content_type = "text/plain"});
+  const Reply xml =
+      client.Send(RequestSpec("ListStreams", "{}").Unsigned().ContentType("text/plain"));
   CHECK(xml.status == 404);
   CHECK(xml.body == "<UnknownOperationException/>\n");
 
-  const Reply malformed = client.Send({.operation = "ListStreams", .body = "{\"Limit\":"});
+  const Reply malformed = client.Send(RequestSpec("ListStreams", "{\"Limit\":"));
   CHECK(malformed.status == 400);
   CHECK(absl::StrContains(malformed.body, "SerializationException"));
 }
@@ -277,15 +310,14 @@ TEST_CASE("requests over max_request_bytes get 413 and headers over max_header_b
   Fixture f(options);
   for (Http http : {Http::k1, Http::k2PriorKnowledge}) {
     Client client(f.server->port(), http);
-    const Reply big = client.Send({.operation = "ListStreams", .body = std::string(1001, ' ')});
+    const Reply big = client.Send(RequestSpec("ListStreams", std::string(1001, ' ')));
     CHECK(big.status == 413);
   }
   Client client(f.server->port(), Http::k1);
-  const Reply fits = client.Send({.operation = "ListStreams", .body = "{}" + std::string(990, ' ')});
+  const Reply fits = client.Send(RequestSpec("ListStreams", "{}" + std::string(990, ' ')));
   CHECK(fits.status == 200);
-  const Reply headers = client.Send({.operation = "ListStreams",
-                                     .body = "{}",
-                                     .extra_headers = {"X-Padding: " + std::string(3000, 'p')}});
+  const Reply headers =
+      client.Send(RequestSpec("ListStreams", "{}").Header("X-Padding: " + std::string(3000, 'p')));
   CHECK(headers.status == 431);
 }
 
@@ -318,11 +350,12 @@ TEST_CASE("SubscribeToShard streams an initial response then the shard's records
           "[net][server][subscribe]") {
   Fixture f;
   Client client(f.server->port(), Http::k2PriorKnowledge);
-  REQUIRE(client.Send({.operation = "CreateStream", .body = R"({"StreamName":"sub","ShardCount":1})"})
-              .status == 200);
-  const Reply consumer = client.Send(
-      {.operation = "RegisterStreamConsumer",
-       .body = R"({"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/sub","ConsumerName":"c1"})"});
+  REQUIRE(
+      client.Send(RequestSpec("CreateStream", R"({"StreamName":"sub","ShardCount":1})")).status ==
+      200);
+  const Reply consumer = client.Send(RequestSpec(
+      "RegisterStreamConsumer",
+      R"({"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/sub","ConsumerName":"c1"})"));
   REQUIRE(consumer.status == 200);
   const size_t arn_at = consumer.body.find("\"ConsumerARN\":\"") + 15;
   const std::string consumer_arn =
@@ -334,11 +367,12 @@ TEST_CASE("SubscribeToShard streams an initial response then the shard's records
   EventCollector events;
   events.want_records = 3;
   const Reply reply = client.Send(
-      {.operation = "SubscribeToShard",
-       .body = absl::StrFormat(
-           R"({"ConsumerARN":"%s","ShardId":"shardId-000000000000","StartingPosition":{"Type":"TRIM_HORIZON"}})",
-           consumer_arn),
-       .on_body = [&](std::string_view chunk) { return events.Feed(chunk); }});
+      RequestSpec(
+          "SubscribeToShard",
+          absl::StrFormat(
+              R"({"ConsumerARN":"%s","ShardId":"shardId-000000000000","StartingPosition":{"Type":"TRIM_HORIZON"}})",
+              consumer_arn))
+          .OnBody([&](std::string_view chunk) { return events.Feed(chunk); }));
   CHECK(reply.status == 200);
   CHECK(reply.http_version == CURL_HTTP_VERSION_2_0);
   REQUIRE(events.error.ok());
@@ -352,37 +386,47 @@ TEST_CASE("SubscribeToShard streams an initial response then the shard's records
   CHECK(f.server->stats().subscriptions_started == 1);
 }
 
-TEST_CASE("records put while a subscription waits reach it and deregistering ends it with an "
-          "exception frame",
-          "[net][server][subscribe]") {
+TEST_CASE(
+    "records put while a subscription waits reach it and deregistering ends it with an "
+    "exception frame",
+    "[net][server][subscribe]") {
   Fixture f;
   Client client(f.server->port(), Http::k2PriorKnowledge);
-  REQUIRE(client.Send({.operation = "CreateStream", .body = R"({"StreamName":"live","ShardCount":1})"})
-              .status == 200);
+  REQUIRE(
+      client.Send(RequestSpec("CreateStream", R"({"StreamName":"live","ShardCount":1})")).status ==
+      200);
   auto stream = f.registry->Find("live");
   REQUIRE(stream != nullptr);
-  auto consumer = stream->RegisterStreamConsumer("c1");
-  REQUIRE(consumer.ok());
+  const Reply consumer = client.Send(RequestSpec(
+      "RegisterStreamConsumer",
+      R"({"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/live","ConsumerName":"c1"})"));
+  REQUIRE(consumer.status == 200);
+  const size_t arn_at = consumer.body.find("\"ConsumerARN\":\"") + 15;
+  const std::string consumer_arn =
+      consumer.body.substr(arn_at, consumer.body.find('"', arn_at) - arn_at);
 
   EventCollector events;
-  events.want_records = 1000;  // ended by the takeover
+  events.want_records = 1000;     // ended by the deregistration
+  std::atomic<bool> done{false};  // the response ended, whatever happened
   std::thread producer([&] {
-    // Put once the subscription is streaming (its initial response is out).
-    while (f.server->stats().open_subscriptions == 0) std::this_thread::yield();
-    for (int i = 0; i < 5; ++i) REQUIRE(stream->PutRecord("k", "live-" + std::to_string(i)).ok());
+    // Put once the subscription is streaming (its position, LATEST, is fixed by then).
+    while (f.server->stats().open_subscriptions == 0 && !done.load()) std::this_thread::yield();
+    for (int i = 0; i < 5; ++i) CHECK(stream->PutRecord("k", "live-" + std::to_string(i)).ok());
   });
   std::thread ender([&] {
     // Once the five records are delivered, deregistering the consumer ends its subscriptions
-    // (kResourceNotFound), which the stream reports as an exception frame.
-    while (events.records.load() < 5) std::this_thread::yield();
-    REQUIRE(stream->DeregisterStreamConsumer("c1").ok());
+    // (kResourceNotFound), which the server sends as an exception frame.
+    while (events.records.load() < 5 && !done.load()) std::this_thread::yield();
+    CHECK(stream->DeregisterStreamConsumer("c1").ok());
   });
   const Reply reply = client.Send(
-      {.operation = "SubscribeToShard",
-       .body = absl::StrFormat(
-           R"({"ConsumerARN":"%s","ShardId":"shardId-000000000000","StartingPosition":{"Type":"LATEST"}})",
-           consumer->id),
-       .on_body = [&](std::string_view chunk) { return events.Feed(chunk); }});
+      RequestSpec(
+          "SubscribeToShard",
+          absl::StrFormat(
+              R"({"ConsumerARN":"%s","ShardId":"shardId-000000000000","StartingPosition":{"Type":"LATEST"}})",
+              consumer_arn))
+          .OnBody([&](std::string_view chunk) { return events.Feed(chunk); }));
+  done.store(true);
   producer.join();
   ender.join();
   CHECK(reply.status == 200);
@@ -439,7 +483,7 @@ TEST_CASE("over TLS the server negotiates h2 by ALPN and HTTP/1.1 for clients th
   CHECK(absl::StartsWith(f.server->endpoint(), "https://127.0.0.1:"));
 
   Client h2(f.server->port(), Http::k2Tls, dir / "cert.pem");
-  const Reply r2 = h2.Send({.operation = "ListStreams", .body = "{}"});
+  const Reply r2 = h2.Send(RequestSpec("ListStreams", "{}"));
   CHECK(r2.status == 200);
   CHECK(r2.http_version == CURL_HTTP_VERSION_2_0);
 
@@ -463,7 +507,7 @@ TEST_CASE("Start refuses to serve without credentials unless told to", "[net][se
   auto server = KinesisServer::Start(shared, open);
   REQUIRE(server.ok());
   Client client((*server)->port(), Http::k1);
-  CHECK(client.Send({.operation = "ListStreams", .body = "{}", .sign = false}).status == 200);
+  CHECK(client.Send(RequestSpec("ListStreams", "{}").Unsigned()).status == 200);
 }
 
 }  // namespace

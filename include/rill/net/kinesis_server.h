@@ -24,7 +24,8 @@
 // `credentials` (unsigned: MissingAuthenticationTokenException; malformed:
 // IncompleteSignatureException; unknown key: UnrecognizedClientException; wrong signature or a
 // clock skew over max_clock_skew: InvalidSignatureException), unless allow_unauthenticated is set
-// explicitly. The server binds 127.0.0.1 by default; TLS is on when a certificate and key are given.
+// explicitly. The server binds 127.0.0.1 by default; TLS is on when a certificate and key are
+// given.
 //
 // Resources: io_threads threads serve every connection (Asio); requests run on them, so a
 // durable stream's kEveryBatch sync holds one thread while it waits. One more thread wakes
