@@ -423,6 +423,9 @@ TEST_CASE("ListShards pages with MaxResults and NextToken and filters", "[net]")
   CheckError(
       f.Call("ListShards", absl::StrCat(R"({"StreamName":"s","NextToken":")", token, R"("})")),
       "InvalidArgumentException", "NextToken and StreamName cannot be provided together.");
+  CheckError(f.Call("ListShards", absl::StrCat(R"({"StreamARN":")", kArnPrefix,
+                                               R"(s","NextToken":")", token, R"("})")),
+             "InvalidArgumentException", "NextToken and StreamARN cannot be provided together.");
   CheckError(f.Call("ListShards", "{}"), "InvalidArgumentException",
              "Either NextToken or StreamName should be provided.");
   CheckError(f.Call("ListShards", R"({"NextToken":"nope/x"})"), "ResourceNotFoundException",
