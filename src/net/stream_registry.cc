@@ -163,7 +163,8 @@ absl::Status StreamRegistry::OpenExisting() {
     stream_options.storage->directory = (root / name).string();
     absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Open(stream_options);
     if (!stream.ok()) return stream.status();
-    if (absl::Status s = Insert(WithDirectoryRemoval(std::move(*stream), (root / name).string()));
+    if (absl::Status s = Insert(WithDirectoryRemoval(std::move(*stream), (root / name).string()),
+                                /*owns_directory=*/true);
         !s.ok()) {
       return s;
     }
@@ -300,11 +301,12 @@ absl::StatusOr<std::shared_ptr<Stream>> StreamRegistry::CreateStream(CreateStrea
   if (!status.ok()) return status;
   Entry& entry = streams_[request.name];
   entry.stream = stream;
+  entry.owns_directory = options_.root_directory.has_value();
   for (auto& [key, value] : request.tags) entry.tags[key] = std::move(value);
   return stream;
 }
 
-absl::Status StreamRegistry::Insert(std::shared_ptr<Stream> stream) {
+absl::Status StreamRegistry::Insert(std::shared_ptr<Stream> stream, bool owns_directory) {
   if (stream == nullptr) return InvalidArgumentError("cannot adopt a null stream");
   const std::string name = stream->name();
   internal::MutexLock<internal::SharedMutex> lock(&mu_);
@@ -312,7 +314,9 @@ absl::Status StreamRegistry::Insert(std::shared_ptr<Stream> stream) {
     return ResourceInUseError(
         absl::StrFormat("Stream %s under account %s already exists.", name, options_.account_id));
   }
-  streams_[name].stream = std::move(stream);
+  Entry& entry = streams_[name];
+  entry.stream = std::move(stream);
+  entry.owns_directory = owns_directory;
   return absl::OkStatus();
 }
 
@@ -336,8 +340,9 @@ absl::Status StreamRegistry::DeleteStream(std::string_view name) {
     auto it = streams_.find(name);
     if (it == streams_.end()) return ResourceNotFoundError(NotFoundMessage(name));
     removed = std::move(it->second.stream);
+    const bool owns_directory = it->second.owns_directory;
     streams_.erase(it);
-    if (options_.root_directory) {
+    if (owns_directory) {
       // Marks the name so that the deleter removes the directory (only deleters made by
       // WithDirectoryRemoval look) and CreateStream refuses the name until it has.
       internal::MutexLock pending_lock(&pending_deletions_->mu);

@@ -10,7 +10,10 @@
 //   options.region = "eu-west-1";
 //   options.stream_template.clock = clock;
 //   auto registry = rill::net::StreamRegistry::Create(options);
-//   auto stream = (*registry)->CreateStream({.name = "clicks", .shard_count = 2});
+//   rill::net::CreateStreamRequest request;
+//   request.name = "clicks";
+//   request.shard_count = 2;
+//   auto stream = (*registry)->CreateStream(request);
 //   std::shared_ptr<rill::Stream> same = (*registry)->Find("clicks");
 //   (*registry)->StreamArn("clicks");  // "arn:aws:kinesis:eu-west-1:000000000000:stream/clicks"
 //
@@ -178,6 +181,8 @@ class StreamRegistry {
   struct Entry {
     std::shared_ptr<Stream> stream;
     std::map<std::string, std::string> tags;
+    // The registry made this durable stream in root_directory: deleting it removes its files.
+    bool owns_directory = false;
   };
   // Names of deleted durable streams whose directories are not removed yet; shared with the
   // deleters, which may run after the registry is gone.
@@ -187,7 +192,7 @@ class StreamRegistry {
   };
 
   explicit StreamRegistry(StreamRegistryOptions options);
-  absl::Status Insert(std::shared_ptr<Stream> stream);
+  absl::Status Insert(std::shared_ptr<Stream> stream, bool owns_directory = false);
   absl::Status OpenExisting();
   // A shared_ptr whose deleter destroys the stream, then removes `directory`.
   std::shared_ptr<Stream> WithDirectoryRemoval(std::unique_ptr<Stream> stream,

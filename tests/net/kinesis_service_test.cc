@@ -1196,6 +1196,16 @@ TEST_CASE("A durable registry keeps streams in directories and reopens them", "[
     CHECK_FALSE(std::filesystem::exists(dir.File("gone")));
   }
   auto reopened = StreamRegistry::Create(options).value();
+  // An adopted in-memory stream is only removed from the registry: its name is free again at once,
+  // also for a durable stream of the registry's own.
+  REQUIRE(reopened->Adopt(testing::MakeStream(clock, 1, "mem")).ok());
+  REQUIRE(reopened->DeleteStream("mem").ok());
+  CreateStreamRequest mem;
+  mem.name = "mem";
+  REQUIRE(reopened->CreateStream(mem).ok());
+  CHECK(std::filesystem::exists(dir.File("mem")));
+  REQUIRE(reopened->DeleteStream("mem").ok());
+  CHECK_FALSE(std::filesystem::exists(dir.File("mem")));
   bool has_more = false;
   CHECK(reopened->ListNames("", 10, &has_more) == std::vector<std::string>{"d"});
   std::shared_ptr<Stream> d = reopened->Find("d");
