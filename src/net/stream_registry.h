@@ -22,6 +22,9 @@
 // DeleteStream removed it; a deleted durable stream's directory is removed when the last such
 // reference goes.
 //
+// Tags live in the registry, in memory: a durable stream reopened by Create() has none (not yet
+// persisted).
+//
 // Allocation: Find() allocates nothing (the registry's map is keyed by name, looked up by view).
 // The listing and tag calls return fresh containers.
 #ifndef RILL_NET_STREAM_REGISTRY_H_
