@@ -1188,6 +1188,14 @@ TEST_CASE("A durable registry keeps streams in directories and reopens them", "[
                                         R"({"StreamName":"d","PartitionKey":"k","Data":"AQID"})");
     REQUIRE(put.http_status == 200);
     seq = Json(put.body).Str("/SequenceNumber");
+    REQUIRE(service
+                .Handle("Kinesis_20131202.AddTagsToStream",
+                        R"({"StreamName":"d","Tags":{"team":"data","env":"test"}})")
+                .http_status == 200);
+    REQUIRE(service
+                .Handle("Kinesis_20131202.RemoveTagsFromStream",
+                        R"({"StreamName":"d","TagKeys":["env"]})")
+                .http_status == 200);
     REQUIRE(service.registry()->Find("d")->Flush().ok());
     CHECK(std::filesystem::exists(dir.File("gone")));
     REQUIRE(
@@ -1208,6 +1216,9 @@ TEST_CASE("A durable registry keeps streams in directories and reopens them", "[
   CHECK_FALSE(std::filesystem::exists(dir.File("mem")));
   bool has_more = false;
   CHECK(reopened->ListNames("", 10, &has_more) == std::vector<std::string>{"d"});
+  // Its tags came back with it.
+  CHECK(reopened->ListTags("d").value() ==
+        std::vector<std::pair<std::string, std::string>>{{"team", "data"}});
   std::shared_ptr<Stream> d = reopened->Find("d");
   REQUIRE(d != nullptr);
   GetRecordsResult got =
