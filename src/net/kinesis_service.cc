@@ -995,7 +995,9 @@ Result Service::ListShards(simdjson::dom::object body, absl::Status* error) {
   if (!v.ok()) return v.status();
   // Kinesis' rule: the stream comes from StreamName (or StreamARN) or from NextToken, never both.
   if (token && h.named()) {
-    return InvalidArgumentError("NextToken and StreamName cannot be provided together.");
+    return InvalidArgumentError(h.r().String("StreamName")
+                                    ? "NextToken and StreamName cannot be provided together."
+                                    : "NextToken and StreamARN cannot be provided together.");
   }
   if (!token && !h.named()) {
     return InvalidArgumentError("Either NextToken or StreamName should be provided.");

@@ -30,6 +30,19 @@
 // a stream instance, not a stream, and a request that carries only the token (GetRecords,
 // ListShards with NextToken) must find its stream.
 //
+// Where it departs from Kinesis (on purpose, or where Kinesis is undocumented):
+//   - the messages of semantic errors that rill itself finds (a bad iterator position, a
+//     retention out of bounds, non-adjacent shards...) are rill's wording; the exception names
+//     are Kinesis'. Stream-not-found, tag, hash-key and paging messages are Kinesis' text;
+//   - validation messages follow kinesalite's recordings of AWS: members in the order AWS
+//     reported them then, StreamName required unless StreamARN is given;
+//   - PutRecords with an entry larger than the stream's record limit fails as a whole
+//     (InvalidArgumentException), like a bad ExplicitHashKey, rather than per entry;
+//   - ListStreamConsumers' NextToken counts consumers already returned, so a consumer
+//     deregistered between pages shifts the next page by one;
+//   - EnhancedMonitoring is always empty and EncryptionType always NONE; StreamStatus is rill's
+//     (ACTIVE, or UPDATING while a reshard's update_duration runs).
+//
 // Thread safety: Handle and StartSubscription may be called from any number of threads at once.
 // No input makes them throw or abort.
 //

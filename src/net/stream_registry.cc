@@ -1,6 +1,7 @@
 #include "net/stream_registry.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <system_error>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "base/strings.h"
 #include "base/utf.h"
+#include "net/json.h"
 #include "rill/base/error.h"
 
 namespace rill::net {
@@ -107,6 +109,46 @@ absl::Status ValidateTags(const std::vector<std::pair<std::string, std::string>>
   return absl::OkStatus();
 }
 
+constexpr char kTagsFile[] = "TAGS.json";
+constexpr char kTagsTempFile[] = "TAGS.json.tmp";
+
+// The whole of a small file, or nullopt if it cannot be read.
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return std::nullopt;
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) out.append(buffer, n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return std::nullopt;
+  return out;
+}
+
+// The tags a TAGS.json holds ({"key": "value", ...}).
+absl::StatusOr<std::map<std::string, std::string>> LoadTags(const std::string& directory) {
+  std::map<std::string, std::string> tags;
+  const std::string path = directory + "/" + kTagsFile;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return tags;
+  std::optional<std::string> text = ReadFile(path);
+  if (!text) return InternalFailureError(absl::StrCat("cannot read ", path));
+  absl::StatusOr<simdjson::dom::element> doc = ParseJson(*text);
+  simdjson::dom::object object;
+  if (!doc.ok() || doc->get_object().get(object) != simdjson::SUCCESS) {
+    return InternalFailureError(absl::StrCat(path, " is damaged"));
+  }
+  for (auto [key, value] : object) {
+    std::string_view v;
+    if (value.get_string().get(v) != simdjson::SUCCESS) {
+      return InternalFailureError(absl::StrCat(path, " is damaged"));
+    }
+    tags.emplace(std::string(key), std::string(v));
+  }
+  return tags;
+}
+
 int OpenShards(const Stream& stream) { return stream.DescribeStreamSummary().open_shard_count; }
 
 }  // namespace
@@ -163,7 +205,11 @@ absl::Status StreamRegistry::OpenExisting() {
     stream_options.storage->directory = (root / name).string();
     absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Open(stream_options);
     if (!stream.ok()) return stream.status();
-    if (absl::Status s = Insert(WithDirectoryRemoval(std::move(*stream), (root / name).string()));
+    const std::string directory = (root / name).string();
+    absl::StatusOr<std::map<std::string, std::string>> tags = LoadTags(directory);
+    if (!tags.ok()) return tags.status();
+    if (absl::Status s = Insert(WithDirectoryRemoval(std::move(*stream), directory), directory,
+                                std::move(*tags));
         !s.ok()) {
       return s;
     }
@@ -300,11 +346,44 @@ absl::StatusOr<std::shared_ptr<Stream>> StreamRegistry::CreateStream(CreateStrea
   if (!status.ok()) return status;
   Entry& entry = streams_[request.name];
   entry.stream = stream;
-  for (auto& [key, value] : request.tags) entry.tags[key] = std::move(value);
+  entry.owns_directory = options_.root_directory.has_value();
+  if (entry.owns_directory) {
+    entry.directory = (std::filesystem::path(*options_.root_directory) / request.name).string();
+  }
+  std::map<std::string, std::string> tags;
+  for (auto& [key, value] : request.tags) tags[key] = std::move(value);
+  if (!tags.empty()) {
+    // The stream exists either way; a tag file that cannot be written is reported.
+    absl::Status saved = SaveTags(entry, tags);
+    entry.tags = std::move(tags);
+    if (!saved.ok()) return saved;
+  }
   return stream;
 }
 
-absl::Status StreamRegistry::Insert(std::shared_ptr<Stream> stream) {
+absl::Status StreamRegistry::SaveTags(const Entry& entry,
+                                      const std::map<std::string, std::string>& tags) {
+  if (entry.directory.empty()) return absl::OkStatus();
+  std::string json;
+  JsonWriter w(&json);
+  w.BeginObject();
+  for (const auto& [key, value] : tags) w.Member(key, value);
+  w.EndObject();
+  const std::string temp = entry.directory + "/" + kTagsTempFile;
+  std::FILE* f = std::fopen(temp.c_str(), "wb");
+  if (f == nullptr) return InternalFailureError(absl::StrCat("cannot write ", temp));
+  const bool written = std::fwrite(json.data(), 1, json.size(), f) == json.size();
+  if (std::fclose(f) != 0 || !written) {
+    return InternalFailureError(absl::StrCat("cannot write ", temp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, entry.directory + "/" + kTagsFile, ec);
+  if (ec) return InternalFailureError(absl::StrCat("cannot replace tags: ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status StreamRegistry::Insert(std::shared_ptr<Stream> stream, std::string directory,
+                                    std::map<std::string, std::string> tags) {
   if (stream == nullptr) return InvalidArgumentError("cannot adopt a null stream");
   const std::string name = stream->name();
   rill::internal::MutexLock<rill::internal::SharedMutex> lock(&mu_);
@@ -312,7 +391,11 @@ absl::Status StreamRegistry::Insert(std::shared_ptr<Stream> stream) {
     return ResourceInUseError(
         absl::StrFormat("Stream %s under account %s already exists.", name, options_.account_id));
   }
-  streams_[name].stream = std::move(stream);
+  Entry& entry = streams_[name];
+  entry.stream = std::move(stream);
+  entry.owns_directory = !directory.empty();
+  entry.directory = std::move(directory);
+  entry.tags = std::move(tags);
   return absl::OkStatus();
 }
 
@@ -336,8 +419,9 @@ absl::Status StreamRegistry::DeleteStream(std::string_view name) {
     auto it = streams_.find(name);
     if (it == streams_.end()) return ResourceNotFoundError(NotFoundMessage(name));
     removed = std::move(it->second.stream);
+    const bool owns_directory = it->second.owns_directory;
     streams_.erase(it);
-    if (options_.root_directory) {
+    if (owns_directory) {
       // Marks the name so that the deleter removes the directory (only deleters made by
       // WithDirectoryRemoval look) and CreateStream refuses the name until it has.
       rill::internal::MutexLock pending_lock(&pending_deletions_->mu);
@@ -406,7 +490,10 @@ absl::Status StreamRegistry::AddTags(std::string_view name,
         "more than %d tags associated with it.",
         internal::ToAbsl(name), options_.account_id, kMaxTagsPerStream));
   }
-  for (const auto& [key, value] : tags) current[key] = value;
+  std::map<std::string, std::string> updated = current;
+  for (const auto& [key, value] : tags) updated[key] = value;
+  if (absl::Status s = SaveTags(it->second, updated); !s.ok()) return s;
+  current = std::move(updated);
   return absl::OkStatus();
 }
 
@@ -426,7 +513,10 @@ absl::Status StreamRegistry::RemoveTags(std::string_view name,
                                              internal::ToAbsl(name), " under account ",
                                              options_.account_id, kIllegalTagCharactersTail));
   }
-  for (const std::string& key : keys) it->second.tags.erase(key);
+  std::map<std::string, std::string> updated = it->second.tags;
+  for (const std::string& key : keys) updated.erase(key);
+  if (absl::Status s = SaveTags(it->second, updated); !s.ok()) return s;
+  it->second.tags = std::move(updated);
   return absl::OkStatus();
 }
 

@@ -10,7 +10,10 @@
 //   options.region = "eu-west-1";
 //   options.stream_template.clock = clock;
 //   auto registry = rill::net::StreamRegistry::Create(options);
-//   auto stream = (*registry)->CreateStream({.name = "clicks", .shard_count = 2});
+//   rill::net::CreateStreamRequest request;
+//   request.name = "clicks";
+//   request.shard_count = 2;
+//   auto stream = (*registry)->CreateStream(request);
 //   std::shared_ptr<rill::Stream> same = (*registry)->Find("clicks");
 //   (*registry)->StreamArn("clicks");  // "arn:aws:kinesis:eu-west-1:000000000000:stream/clicks"
 //
@@ -18,6 +21,9 @@
 // Streams are handed out as shared_ptr, so a request in flight keeps its stream alive after
 // DeleteStream removed it; a deleted durable stream's directory is removed when the last such
 // reference goes.
+//
+// Tags live in the registry; those of the durable streams it made are also kept in
+// root_directory/<name>/TAGS.json, which Create() reads back.
 //
 // Allocation: Find() allocates nothing (the registry's map is keyed by name, looked up by view).
 // The listing and tag calls return fresh containers.
@@ -178,6 +184,10 @@ class StreamRegistry {
   struct Entry {
     std::shared_ptr<Stream> stream;
     std::map<std::string, std::string> tags;
+    // The registry made this durable stream in root_directory: deleting it removes its files.
+    bool owns_directory = false;
+    // That directory (empty for other streams): the tags are kept in its TAGS.json.
+    std::string directory;
   };
   // Names of deleted durable streams whose directories are not removed yet; shared with the
   // deleters, which may run after the registry is gone.
@@ -187,7 +197,11 @@ class StreamRegistry {
   };
 
   explicit StreamRegistry(StreamRegistryOptions options);
-  absl::Status Insert(std::shared_ptr<Stream> stream);
+  absl::Status Insert(std::shared_ptr<Stream> stream, std::string directory = {},
+                      std::map<std::string, std::string> tags = {});
+  // Writes `tags` to entry.directory/TAGS.json (replaced atomically), if the entry has a
+  // directory. kInternalFailure on an I/O error.
+  static absl::Status SaveTags(const Entry& entry, const std::map<std::string, std::string>& tags);
   absl::Status OpenExisting();
   // A shared_ptr whose deleter destroys the stream, then removes `directory`.
   std::shared_ptr<Stream> WithDirectoryRemoval(std::unique_ptr<Stream> stream,

@@ -423,6 +423,9 @@ TEST_CASE("ListShards pages with MaxResults and NextToken and filters", "[net]")
   CheckError(
       f.Call("ListShards", absl::StrCat(R"({"StreamName":"s","NextToken":")", token, R"("})")),
       "InvalidArgumentException", "NextToken and StreamName cannot be provided together.");
+  CheckError(f.Call("ListShards", absl::StrCat(R"({"StreamARN":")", kArnPrefix,
+                                               R"(s","NextToken":")", token, R"("})")),
+             "InvalidArgumentException", "NextToken and StreamARN cannot be provided together.");
   CheckError(f.Call("ListShards", "{}"), "InvalidArgumentException",
              "Either NextToken or StreamName should be provided.");
   CheckError(f.Call("ListShards", R"({"NextToken":"nope/x"})"), "ResourceNotFoundException",
@@ -1185,6 +1188,14 @@ TEST_CASE("A durable registry keeps streams in directories and reopens them", "[
                                         R"({"StreamName":"d","PartitionKey":"k","Data":"AQID"})");
     REQUIRE(put.http_status == 200);
     seq = Json(put.body).Str("/SequenceNumber");
+    REQUIRE(service
+                .Handle("Kinesis_20131202.AddTagsToStream",
+                        R"({"StreamName":"d","Tags":{"team":"data","env":"test"}})")
+                .http_status == 200);
+    REQUIRE(service
+                .Handle("Kinesis_20131202.RemoveTagsFromStream",
+                        R"({"StreamName":"d","TagKeys":["env"]})")
+                .http_status == 200);
     REQUIRE(service.registry()->Find("d")->Flush().ok());
     CHECK(std::filesystem::exists(dir.File("gone")));
     REQUIRE(
@@ -1193,8 +1204,21 @@ TEST_CASE("A durable registry keeps streams in directories and reopens them", "[
     CHECK_FALSE(std::filesystem::exists(dir.File("gone")));
   }
   auto reopened = StreamRegistry::Create(options).value();
+  // An adopted in-memory stream is only removed from the registry: its name is free again at once,
+  // also for a durable stream of the registry's own.
+  REQUIRE(reopened->Adopt(testing::MakeStream(clock, 1, "mem")).ok());
+  REQUIRE(reopened->DeleteStream("mem").ok());
+  CreateStreamRequest mem;
+  mem.name = "mem";
+  REQUIRE(reopened->CreateStream(mem).ok());
+  CHECK(std::filesystem::exists(dir.File("mem")));
+  REQUIRE(reopened->DeleteStream("mem").ok());
+  CHECK_FALSE(std::filesystem::exists(dir.File("mem")));
   bool has_more = false;
   CHECK(reopened->ListNames("", 10, &has_more) == std::vector<std::string>{"d"});
+  // Its tags came back with it.
+  CHECK(reopened->ListTags("d").value() ==
+        std::vector<std::pair<std::string, std::string>>{{"team", "data"}});
   std::shared_ptr<Stream> d = reopened->Find("d");
   REQUIRE(d != nullptr);
   GetRecordsResult got =
