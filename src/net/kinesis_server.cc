@@ -39,7 +39,7 @@
 #include "net/kinesis_service.h"
 #include "net/request_handler.h"
 #include "net/sigv4.h"
-#include "net/stream_registry.h"
+#include "rill/net/stream_registry.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/base/internal/mutex.h"

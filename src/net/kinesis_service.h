@@ -56,7 +56,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "net/stream_registry.h"
+#include "rill/net/stream_registry.h"
 #include "rill/stream/stream.h"
 #include "rill/stream/subscription.h"
 

@@ -1,4 +1,4 @@
-#include "net/stream_registry.h"
+#include "rill/net/stream_registry.h"
 
 #include <algorithm>
 #include <cstdio>

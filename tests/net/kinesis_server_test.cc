@@ -31,7 +31,7 @@
 #include "absl/time/clock.h"
 #include "net/eventstream.h"
 #include "net/sigv4.h"
-#include "net/stream_registry.h"
+#include "rill/net/stream_registry.h"
 #include "rill/stream/stream.h"
 
 namespace rill::net {

@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/strings.h"
 #include "net/json.h"
-#include "net/stream_registry.h"
+#include "rill/net/stream_registry.h"
 #include "rill/base/clock.h"
 #include "testing/fixtures.h"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "net/stream_registry.h"
+#include "rill/net/stream_registry.h"
 #include "rill/net/kinesis_server.h"
 
 int main(int argc, char** argv) {
