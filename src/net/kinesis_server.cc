@@ -869,7 +869,6 @@ void KinesisServer::Stop() {
   impl_->stopping.store(true, std::memory_order_release);
   impl_->core.waker.Interrupt();
   if (impl_->pump.joinable()) impl_->pump.join();
-  beast::error_code ignored;
   impl_->acceptor.reset();
   impl_->ioc.reset();
 }
