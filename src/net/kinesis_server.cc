@@ -39,11 +39,11 @@
 #include "net/kinesis_service.h"
 #include "net/request_handler.h"
 #include "net/sigv4.h"
-#include "rill/net/stream_registry.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/base/internal/mutex.h"
 #include "rill/base/internal/waker.h"
+#include "rill/net/stream_registry.h"
 
 namespace rill::net {
 namespace {

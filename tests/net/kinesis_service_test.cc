@@ -16,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "base/strings.h"
 #include "net/json.h"
-#include "rill/net/stream_registry.h"
 #include "rill/base/clock.h"
+#include "rill/net/stream_registry.h"
 #include "testing/fixtures.h"
 
 namespace rill::net {

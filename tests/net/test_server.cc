@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "rill/net/stream_registry.h"
 #include "rill/net/kinesis_server.h"
+#include "rill/net/stream_registry.h"
 
 int main(int argc, char** argv) {
   rill::net::StreamRegistryOptions registry_options;
