@@ -5,39 +5,12 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/strings.h"
+#include "base/utf.h"
 
 namespace rill::net {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
-
-// The length of the valid UTF-8 sequence at the start of `s`, or 0 if it does not start with one
-// (overlong forms, surrogates and code points past U+10FFFF are not valid).
-size_t Utf8SequenceLength(const unsigned char* p, size_t available) {
-  const unsigned char c = p[0];
-  size_t extra;
-  uint32_t cp;
-  if ((c & 0xE0) == 0xC0) {
-    extra = 1;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    extra = 2;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    extra = 3;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (available <= extra) return 0;
-  for (size_t i = 1; i <= extra; ++i) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  static constexpr uint32_t kMinForLength[4] = {0, 0x80, 0x800, 0x10000};
-  if (cp < kMinForLength[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return extra + 1;
-}
 
 bool IsBase64Char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
@@ -67,7 +40,8 @@ void AppendJsonString(std::string_view value, std::string* out) {
     if (i == n) break;
     const unsigned char c = p[i];
     if (c >= 0x80) {
-      const size_t len = Utf8SequenceLength(p + i, n - i);
+      uint32_t code_point;
+      const size_t len = rill::internal::DecodeUtf8(value.substr(i), &code_point);
       if (len == 0) {
         out->append("\xEF\xBF\xBD");  // U+FFFD for each byte that is not valid UTF-8
         ++i;

@@ -701,6 +701,7 @@ class Service {
     std::string stream_arn;
     ConsumerDescription consumer;
   };
+  absl::StatusOr<ConsumerRef> ReadConsumerRef(simdjson::dom::object body, absl::Status* error);
   absl::StatusOr<ConsumerRef> FindConsumer(std::optional<std::string_view> stream_arn,
                                            std::optional<std::string_view> consumer_name,
                                            std::optional<std::string_view> consumer_arn);
@@ -1577,7 +1578,10 @@ Result Service::RegisterStreamConsumer(simdjson::dom::object body, absl::Status*
   return out;
 }
 
-Result Service::DescribeStreamConsumer(simdjson::dom::object body, absl::Status* error) {
+// The consumer that Describe- and DeregisterStreamConsumer name: by StreamARN and ConsumerName,
+// or by ConsumerARN, validated as Kinesis does.
+absl::StatusOr<Service::ConsumerRef> Service::ReadConsumerRef(simdjson::dom::object body,
+                                                              absl::Status* error) {
   Reader r(body, error);
   const std::optional<std::string_view> stream_arn = r.String("StreamARN");
   const std::optional<std::string_view> consumer_name = r.String("ConsumerName");
@@ -1588,7 +1592,11 @@ Result Service::DescribeStreamConsumer(simdjson::dom::object body, absl::Status*
   v.Text(consumer_name, "consumerName", false, Pattern::kName, 1, 128);
   v.Text(consumer_arn, "consumerARN", false, Pattern::kConsumerArn, 1, 2048);
   if (!v.ok()) return v.status();
-  absl::StatusOr<ConsumerRef> ref = FindConsumer(stream_arn, consumer_name, consumer_arn);
+  return FindConsumer(stream_arn, consumer_name, consumer_arn);
+}
+
+Result Service::DescribeStreamConsumer(simdjson::dom::object body, absl::Status* error) {
+  absl::StatusOr<ConsumerRef> ref = ReadConsumerRef(body, error);
   if (!ref.ok()) return ref.status();
   std::string out;
   JsonWriter w(&out);
@@ -1648,17 +1656,7 @@ Result Service::ListStreamConsumers(simdjson::dom::object body, absl::Status* er
 }
 
 Result Service::DeregisterStreamConsumer(simdjson::dom::object body, absl::Status* error) {
-  Reader r(body, error);
-  const std::optional<std::string_view> stream_arn = r.String("StreamARN");
-  const std::optional<std::string_view> consumer_name = r.String("ConsumerName");
-  const std::optional<std::string_view> consumer_arn = r.String("ConsumerARN");
-  if (r.failed()) return *error;
-  Validator v;
-  v.Text(stream_arn, "streamARN", false, Pattern::kStreamArn, 1, 2048);
-  v.Text(consumer_name, "consumerName", false, Pattern::kName, 1, 128);
-  v.Text(consumer_arn, "consumerARN", false, Pattern::kConsumerArn, 1, 2048);
-  if (!v.ok()) return v.status();
-  absl::StatusOr<ConsumerRef> ref = FindConsumer(stream_arn, consumer_name, consumer_arn);
+  absl::StatusOr<ConsumerRef> ref = ReadConsumerRef(body, error);
   if (!ref.ok()) return ref.status();
   RILL_RETURN_IF_ERROR(ref->stream->DeregisterStreamConsumer(ref->consumer.name));
   return std::string();

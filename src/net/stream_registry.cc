@@ -17,39 +17,13 @@ namespace {
 
 // Decodes the code point at s[*i] and advances *i; -1 (advancing one byte) for invalid UTF-8.
 int32_t NextCodePoint(std::string_view s, size_t* i) {
-  const auto c = static_cast<unsigned char>(s[*i]);
-  if (c < 0x80) {
-    ++*i;
-    return c;
-  }
-  size_t extra;
   uint32_t cp;
-  if ((c & 0xE0) == 0xC0) {
-    extra = 1;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    extra = 2;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    extra = 3;
-    cp = c & 0x07;
-  } else {
+  const size_t n = rill::internal::DecodeUtf8(s.substr(*i), &cp);
+  if (n == 0) {
     ++*i;
     return -1;
   }
-  if (s.size() - *i <= extra) {
-    ++*i;
-    return -1;
-  }
-  for (size_t k = 1; k <= extra; ++k) {
-    const auto b = static_cast<unsigned char>(s[*i + k]);
-    if ((b & 0xC0) != 0x80) {
-      ++*i;
-      return -1;
-    }
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  *i += extra + 1;
+  *i += n;
   return static_cast<int32_t>(cp);
 }
 
