@@ -18,6 +18,9 @@ absl::StatusOr<ShardId> ShardId::Parse(std::string_view text) {
     return ResourceNotFoundError(
         absl::StrFormat("shard %s does not exist", absl::string_view(text.data(), text.size())));
   };
+  // Leading zeros do not count (kinesalite parses the number, so "shardId-0000000000005" is
+  // shard 5); past them, more than 12 digits is out of range whatever they are.
+  while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
   if (digits.empty() || digits.size() > 12) return not_found();
   uint64_t index = 0;
   for (char c : digits) {
