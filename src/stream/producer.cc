@@ -1,7 +1,6 @@
 #include "rill/stream/producer.h"
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <limits>
 #include <map>
@@ -12,7 +11,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/inlined_vector.h"
 #include "absl/numeric/int128.h"
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
@@ -37,12 +35,11 @@ using internal::MutexLock;
 using internal::producer::Completion;
 using internal::producer::HeadState;
 using internal::producer::KeyTable;
+using internal::producer::kMaxSpareStringCapacity;
 using internal::producer::List;
 using internal::producer::Pending;
 using internal::producer::RecordPool;
 using internal::producer::ShardBuffer;
-using internal::producer::ShardMap;
-using internal::producer::Stage;
 
 constexpr std::string_view kExpiredPrefix = "Expired:";
 
@@ -116,6 +113,21 @@ bool IsRecordExpired(const absl::Status& status) {
                  .substr(0, kExpiredPrefix.size()) == kExpiredPrefix;
 }
 
+// One prediction of where keys land: a buffer per open shard, sorted by starting hash key. A map
+// is replaced (never changed) when a refresh finds the stream resharded; the old one stays
+// allocated, retired and empty, until the producer is destroyed, so that a Put that raced the
+// refresh can still lock a buffer of it, see it retired and try again.
+struct ShardMap {
+  std::vector<std::unique_ptr<ShardBuffer>> shards;
+  std::vector<HashKey> starts;         // shards' starting hash keys
+  const ShardMap* previous = nullptr;  // the map this one replaced (its counters still count)
+
+  uint32_t Route(HashKey hash) const {
+    auto it = std::upper_bound(starts.begin(), starts.end(), hash);
+    return it == starts.begin() ? 0 : static_cast<uint32_t>(it - starts.begin() - 1);
+  }
+};
+
 std::unique_ptr<ShardMap> MakeShardMap(const std::vector<ShardDescription>& open) {
   auto map = std::make_unique<ShardMap>();
   for (const ShardDescription& d : open) {
@@ -140,115 +152,63 @@ struct Producer::Impl {
 
   void Put(std::string_view key, std::string_view data, std::optional<std::promise<Result>> promise,
            Callback callback) {
+    absl::Status refused;
     if (key.size() + data.size() > max_record_bytes_) {
-      Refuse(InvalidArgumentError(
-                 absl::StrFormat("record of %d bytes (key and data) exceeds the stream's maximum "
-                                 "of %d bytes",
-                                 key.size() + data.size(), max_record_bytes_)),
-             promise, callback);
+      refused = InvalidArgumentError(
+          absl::StrFormat("record of %d bytes (key and data) exceeds the stream's maximum of %d "
+                          "bytes",
+                          key.size() + data.size(), max_record_bytes_));
+    } else if (!Reserve() && !WaitForRoom()) {
+      refused =
+          LimitExceededError(absl::StrFormat("the producer already holds %d outstanding records "
+                                             "(max_outstanding_records)",
+                                             options_.max_outstanding_records));
+    }
+    if (!refused.ok()) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      // Resolved at once, on the caller's thread, with no lock held.
+      const void* saved = t_in_callbacks_of;
+      t_in_callbacks_of = this;
+      if (promise) {
+        promise->set_value(std::move(refused));
+      } else if (callback) {
+        callback(std::move(refused));
+      }
+      t_in_callbacks_of = saved;
       return;
     }
     // The stream's per-thread cache of recent keys' MD5: the same value, without rehashing a
     // key that the thread put a moment ago.
     const HashKey hash = internal::CachedPartitionKeyHash(key);
-    Stage& stage = MyStage();
-    FullShards full;
-    // The deadline of a stage's new oldest record: the worker is woken if it sleeps past it.
-    absl::Time deadline = absl::InfiniteFuture();
-    bool staged = false;
-    {
-      MutexLock lock(&stage.mu);
-      if (TakeCreditLocked(stage)) {
-        StageLocked(stage, key, data, hash, promise, callback, full, deadline);
-        staged = true;
+    // A large record is copied before taking the lock, so that other threads' Puts do not wait
+    // for the copy; small ones go straight into a reused slot's strings.
+    std::string large_data;
+    if (data.size() > kMaxSpareStringCapacity) large_data.assign(data);
+    for (;;) {
+      const ShardMap* map = map_.load(std::memory_order_acquire);
+      const uint32_t index = map->Route(hash);
+      ShardBuffer& s = *map->shards[index];
+      bool full;
+      bool wake;
+      {
+        MutexLock lock(&s.mu);
+        if (s.retired) continue;  // a refresh replaced the map since it was read
+        EnqueueLocked(s, index, key, data, large_data, hash, std::move(promise),
+                      std::move(callback), full, wake);
       }
-    }
-    if (!staged) {
-      // No place left: take back the places other stages hold unused, then wait if allowed.
-      ReclaimCredits();
-      if (!Reserve() && !WaitForRoom()) {
-        Refuse(LimitExceededError(absl::StrFormat("the producer already holds %d outstanding "
-                                                  "records (max_outstanding_records)",
-                                                  options_.max_outstanding_records)),
-               promise, callback);
-        return;
+      // A full batch is sent by the Put that filled it, unless the shard's sender is busy (then
+      // the next Put, Poll or the worker sends it) or this Put runs inside a callback (which may
+      // hold that very sender role).
+      if (full && t_in_callbacks_of != this && s.send_mu.TryLock()) {
+        SendRound(s, std::numeric_limits<uint64_t>::max());
+        s.send_mu.Unlock();
       }
-      MutexLock lock(&stage.mu);
-      StageLocked(stage, key, data, hash, promise, callback, full, deadline);
-    }
-    // A full batch is sent by the Put that completed it, unless the shard's sender is busy (then
-    // the next Put, Poll or the worker sends it) or this Put runs inside a callback (which may
-    // hold that very sender role).
-    bool throttled = false;
-    if (t_in_callbacks_of != this) {
-      for (ShardBuffer* s : full) {
-        if (!s->send_mu.TryLock()) continue;
-        throttled |= SendRound(*s, std::numeric_limits<uint64_t>::max()) == Round::kThrottled;
-        s->send_mu.Unlock();
-      }
-    }
-    if (worker_running_.load(std::memory_order_acquire)) {
-      // A retry's backoff may end before the worker's next wake-up; so may a new record's
-      // buffered time. Otherwise the worker sleeps on (a wake per record would cost more than
-      // the Put).
-      if (throttled ||
-          absl::ToUnixNanos(deadline) < worker_sleeps_until_.load(std::memory_order_seq_cst)) {
-        WakeWorker();
-      }
+      if (wake && worker_running_.load(std::memory_order_acquire)) WakeWorker();
+      return;
     }
   }
 
-  // Resolves a record Put refused, at once, on the caller's thread, with no lock held.
-  void Refuse(absl::Status status, std::optional<std::promise<Result>>& promise,
-              Callback& callback) {
-    refused_.fetch_add(1, std::memory_order_relaxed);
-    const void* saved = t_in_callbacks_of;
-    t_in_callbacks_of = this;
-    if (promise) {
-      promise->set_value(std::move(status));
-    } else if (callback) {
-      callback(std::move(status));
-    }
-    t_in_callbacks_of = saved;
-  }
-
-  // The calling thread's stage: threads are numbered as they first Put (to any producer), and
-  // thread n uses stage n mod kStages.
-  Stage& MyStage() const {
-    static std::atomic<uint32_t> next_thread{0};
-    thread_local const uint32_t thread_number = next_thread.fetch_add(1, std::memory_order_relaxed);
-    return stages_[thread_number % internal::producer::kStages];
-  }
-
-  // Takes one of max_outstanding_records places for a Put: from the stage's credits, refilled by
-  // up to credit_chunk_ places at a time from the shared count, so that most Puts do not touch it.
-  bool TakeCreditLocked(Stage& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
-    size_t credits = st.credits.load(std::memory_order_relaxed);
-    if (credits == 0) {
-      size_t n = outstanding_.load(std::memory_order_relaxed);
-      size_t take = 0;
-      while (n < options_.max_outstanding_records) {
-        take = std::min(credit_chunk_, options_.max_outstanding_records - n);
-        if (outstanding_.compare_exchange_weak(n, n + take, std::memory_order_relaxed)) break;
-        take = 0;
-      }
-      if (take == 0) return false;
-      credits = take;
-    }
-    st.credits.store(credits - 1, std::memory_order_relaxed);
-    return true;
-  }
-
-  // Gives every stage's unused places back to the shared count (a Put found none free).
-  void ReclaimCredits() {
-    for (Stage& st : stages_) {
-      MutexLock lock(&st.mu);
-      const size_t credits = st.credits.exchange(0, std::memory_order_relaxed);
-      if (credits != 0) outstanding_.fetch_sub(credits, std::memory_order_relaxed);
-    }
-  }
-
-  // Takes one place from the shared count, if one is free.
+  // Takes one of the max_outstanding_records places, if one is free.
   bool Reserve() {
     size_t n = outstanding_.load(std::memory_order_relaxed);
     while (n < options_.max_outstanding_records) {
@@ -274,7 +234,6 @@ struct Producer::Impl {
       absl::Time now = clock_->Now();
       if (now >= deadline) break;
       PollAll(/*all=*/true);
-      ReclaimCredits();
       if (Reserve()) {
         reserved = true;
         break;
@@ -283,8 +242,8 @@ struct Producer::Impl {
       const absl::Time wake = std::min(NextEvent(now, /*all=*/true), deadline);
       if (wake <= now) continue;
       if (wake == absl::InfiniteFuture()) {
-        // Nothing buffered to wait for: the places are taken by Puts between taking them and
-        // staging their records. They are staged in a moment.
+        // Nothing buffered to wait for: the places are taken by Puts between Reserve and their
+        // shard's lock. They are buffered in a moment.
         std::this_thread::yield();
         continue;
       }
@@ -296,162 +255,49 @@ struct Producer::Impl {
     return reserved;
   }
 
-  using FullShards = absl::InlinedVector<ShardBuffer*, 4>;
-
-  // Routes the stage's records by `map` (a refresh replaced the one they were routed by).
-  void RerouteLocked(Stage& st, const ShardMap* map) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
-    st.map = map;
-    st.count.assign(map->shards.size(), 0);
-    st.bytes.assign(map->shards.size(), 0);
-    st.touched.clear();
-    for (Pending* r : st.staged) {
-      r->shard = map->Route(r->hash);
-      if (st.count[r->shard]++ == 0) st.touched.push_back(r->shard);
-      st.bytes[r->shard] += r->bytes;
-    }
-  }
-
-  // Stages a record (its place already taken). Hands the stage's records over when it is full or
-  // they may complete their shard's batch; adds the shards whose batch is then complete to
-  // `full`. Sets `deadline` to when the record is due, if it is the stage's oldest (the worker
-  // already knows of an older one otherwise).
-  void StageLocked(Stage& st, std::string_view key, std::string_view data, HashKey hash,
-                   std::optional<std::promise<Result>>& promise, Callback& callback,
-                   FullShards& full, absl::Time& deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
-    Pending* r;
-    if (st.spare.empty()) {
-      r = new Pending;
-    } else {
-      r = st.spare.back();
-      st.spare.pop_back();
-    }
+  // Buffers a record (its data already copied into `large_data` if large; the slot's old buffer
+  // is left there, to be freed outside the lock). Sets `full` if the shard now has a batch's
+  // worth waiting, `wake` if the worker should look at the buffer (a new deadline).
+  void EnqueueLocked(ShardBuffer& s, uint32_t index, std::string_view key, std::string_view data,
+                     std::string& large_data, HashKey hash,
+                     std::optional<std::promise<Result>> promise, Callback callback, bool& full,
+                     bool& wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    Pending* r = s.pool.New();
     r->key.assign(key.data(), key.size());
-    r->data.assign(data.data(), data.size());
+    if (data.size() > kMaxSpareStringCapacity) {
+      r->data.swap(large_data);
+    } else {
+      r->data.assign(data.data(), data.size());
+    }
     r->bytes = key.size() + data.size();
     r->hash = hash;
+    // Taken under the shard's lock, so that ids increase along the shard's lists.
+    r->id = last_id_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    // Read under the lock, so that Put order and put times agree (the TTL scan relies on it).
     r->put_time = clock_->Now();
     r->promise = std::move(promise);
     r->callback = std::move(callback);
-    const ShardMap* map = map_.load(std::memory_order_acquire);
-    if (st.map != map) RerouteLocked(st, map);
-    const uint32_t index = map->Route(hash);
     r->shard = index;
-    if (st.count[index]++ == 0) st.touched.push_back(index);
-    st.bytes[index] += r->bytes;
-    if (st.staged.empty()) {
-      deadline = r->put_time + std::min(options_.max_buffered_time, options_.record_ttl);
-    }
-    st.staged.push_back(r);
-    st.staged_bytes += r->bytes;
-    const ShardBuffer& s = *map->shards[index];
-    if (st.staged.size() >= internal::producer::kStageRecords ||
-        st.staged_bytes >= internal::producer::kStageBytes ||
-        s.fresh_hint.load(std::memory_order_relaxed) + st.count[index] >=
-            static_cast<size_t>(options_.max_batch_records) ||
-        s.fresh_bytes_hint.load(std::memory_order_relaxed) + st.bytes[index] >= batch_bytes_) {
-      HandOverLocked(st, &full);
-    }
-  }
+    ++s.stats.user_records_put;
 
-  // Hands every staged record over to its shard's buffer, one locked section per shard. Adds the
-  // shards whose batch is then complete to `*full` (if given).
-  void HandOverLocked(Stage& st, FullShards* full) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
-    while (!st.staged.empty()) {
-      const ShardMap* map = map_.load(std::memory_order_acquire);
-      if (st.map != map) RerouteLocked(st, map);
-      // Group by shard (a counting sort over the shards that have records; Put order within each).
-      size_t offset = 0;
-      for (uint32_t index : st.touched) {
-        const uint32_t n = st.count[index];
-        st.count[index] = static_cast<uint32_t>(offset);  // now the group's next slot
-        offset += n;
-      }
-      st.grouped.resize(st.staged.size());
-      for (Pending* r : st.staged) st.grouped[st.count[r->shard]++] = r;
-      // st.count[index] is now the end of the index's group.
-      bool retired = false;
-      size_t begin = 0;
-      size_t kept = 0;  // records of retired shards' groups, moved back to the front of staged
-      for (uint32_t index : st.touched) {
-        const size_t end = st.count[index];
-        ShardBuffer& s = *map->shards[index];
-        bool is_full = false;
-        {
-          MutexLock lock(&s.mu);
-          if (!s.retired) {
-            DepositLocked(s, index, &st.grouped[begin], end - begin, st.spare);
-            is_full = FullLocked(s);
-          }
-          retired = retired || s.retired;
-          if (s.retired) {
-            for (size_t k = begin; k < end; ++k) st.staged[kept++] = st.grouped[k];
-          }
-        }
-        if (is_full && full != nullptr &&
-            std::find(full->begin(), full->end(), &s) == full->end()) {
-          full->push_back(&s);
-        }
-        begin = end;
-      }
-      st.staged.resize(kept);
-      st.staged_bytes = 0;
-      for (Pending* r : st.staged) st.staged_bytes += r->bytes;
-      st.touched.clear();
-      std::fill(st.count.begin(), st.count.end(), 0);
-      std::fill(st.bytes.begin(), st.bytes.end(), 0);
-      if (!retired) return;
-      // A refresh replaced the map meanwhile: route what is left by the new one. (Records already
-      // handed over to the old map's shards were moved by the refresh.)
-      st.map = nullptr;
+    if (const auto [chain, inserted] = s.keys.FindOrInsert(hash.value(), r); !inserted) {
+      chain->second.tail->key_next = r;
+      chain->second.tail = r;
+    } else {
+      r->head = true;
+      r->state = HeadState::kReady;
+      s.ready.PushBack(r);
     }
-  }
-
-  // Files `n` records of a stage (Put order) into the shard's buffer: gives them ids (taken
-  // under the shard's lock, so that ids increase along its lists) and takes as many clean
-  // records from its pool back to the stage's spares.
-  void DepositLocked(ShardBuffer& s, uint32_t index, Pending* const* records, size_t n,
-                     std::vector<Pending*>& spare) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    uint64_t id = last_id_.fetch_add(n, std::memory_order_acq_rel);
-    for (size_t k = 0; k < n; ++k) {
-      Pending* r = records[k];
-      r->id = ++id;
-      r->shard = index;
-      // Put times never decrease along a shard's lists (the TTL scan and the buffered-time
-      // deadline rely on it); another stage's records may have been handed over first.
-      if (const Pending* last = s.all.back(); last != nullptr && last->put_time > r->put_time) {
-        r->put_time = last->put_time;
-      }
-      if (const auto [chain, inserted] = s.keys.FindOrInsert(r->hash.value(), r); !inserted) {
-        chain->second.tail->key_next = r;
-        chain->second.tail = r;
-      } else {
-        r->head = true;
-        r->state = HeadState::kReady;
-        s.ready.PushBack(r);
-      }
-      r->in_fresh = true;
-      s.fresh.PushBack(r);
-      s.fresh_bytes += r->bytes;
-      s.all.PushBack(r);
-      if (spare.size() < 2 * internal::producer::kStageRecords) {
-        if (Pending* clean = s.pool.TakeSpare()) spare.push_back(clean);
-      }
-    }
-    s.stats.user_records_put += static_cast<int64_t>(n);
-    PublishHintsLocked(s);
-  }
-
-  static void PublishHintsLocked(ShardBuffer& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    s.fresh_hint.store(s.fresh.size(), std::memory_order_relaxed);
-    s.fresh_bytes_hint.store(s.fresh_bytes, std::memory_order_relaxed);
-  }
-
-  // Hands over every stage's records (Poll, Flush, the worker, the destructor).
-  void HandOverAll() {
-    for (Stage& st : stages_) {
-      MutexLock lock(&st.mu);
-      HandOverLocked(st, nullptr);
-    }
+    const bool was_empty = s.fresh.empty();
+    r->in_fresh = true;
+    s.fresh.PushBack(r);
+    s.fresh_bytes += r->bytes;
+    s.all.PushBack(r);
+    full = FullLocked(s);
+    // The worker sleeps until the earliest deadline it saw: a shard that had no fresh record
+    // gets a new one (never earlier than another shard's, but possibly earlier than a retry).
+    wake = (was_empty && options_.max_buffered_time != absl::InfiniteDuration()) ||
+           options_.max_buffered_time == absl::ZeroDuration();
   }
 
   // ---- shard map ----
@@ -713,24 +559,9 @@ struct Producer::Impl {
     return t;
   }
 
-  // When the next Poll may have something to do for the stage's records: they are handed over by
-  // every Poll, and are then due when their buffered time or TTL has passed.
-  absl::Time NextEventLocked(const Stage& st, absl::Time now, bool all) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
-    if (st.staged.empty()) return absl::InfiniteFuture();
-    if (all) return now;
-    const absl::Time put_time = st.staged.front()->put_time;
-    return std::min(put_time + options_.max_buffered_time, put_time + options_.record_ttl);
-  }
-
-  // The earliest NextEventLocked over the stages and the shards of the current map.
+  // The earliest NextEventLocked over the shards of the current map.
   absl::Time NextEvent(absl::Time now, bool all) const {
     absl::Time t = absl::InfiniteFuture();
-    for (Stage& st : stages_) {
-      MutexLock lock(&st.mu);
-      t = std::min(t, NextEventLocked(st, now, all));
-    }
-    if (t <= now) return now;
     const ShardMap* map = map_.load(std::memory_order_acquire);
     for (const std::unique_ptr<ShardBuffer>& sp : map->shards) {
       MutexLock lock(&sp->mu);
@@ -798,7 +629,6 @@ struct Producer::Impl {
       ++s.stats.put_records_calls;
       s.stats.kinesis_records_sent += static_cast<int64_t>(n);
       s.in_flight_count = n;
-      PublishHintsLocked(s);
     }
 
     const absl::StatusOr<PutRecordsResult> result =
@@ -860,7 +690,6 @@ struct Producer::Impl {
   }
 
   void PollAll(bool all) {
-    HandOverAll();
     if (map_stale_.load(std::memory_order_relaxed)) RefreshShardMap();
     const uint64_t snapshot = last_id_.load(std::memory_order_acquire);
     const ShardMap* map = map_.load(std::memory_order_acquire);
@@ -876,8 +705,6 @@ struct Producer::Impl {
 
   void Flush() ABSL_LOCKS_EXCLUDED(waiters_mu_) {
     if (t_in_callbacks_of == this) return;
-    // Every record Put before the call gets an id up to the target.
-    HandOverAll();
     const uint64_t target = last_id_.load(std::memory_order_acquire);
     // Woken when records resolve (RunCompletions), on whichever thread.
     internal::Waker waker;
@@ -936,19 +763,11 @@ struct Producer::Impl {
     for (;;) {
       PollAll(/*all=*/false);
       const absl::Time now = clock_->Now();
-      absl::Time wake = NextEvent(now, /*all=*/false);
+      const absl::Time wake = NextEvent(now, /*all=*/false);
       if (stop_.load(std::memory_order_acquire)) return;
-      if (wake > now) {
-        // Tell Puts when it wakes, then look again: a Put that staged before the store may not
-        // have seen it (and did not wake the worker), but its record is visible now; a Put after
-        // the store sees it and wakes the worker if its record is due earlier.
-        worker_sleeps_until_.store(absl::ToUnixNanos(wake), std::memory_order_seq_cst);
-        wake = std::min(wake, NextEvent(now, /*all=*/false));
-        // Until the next record is due on the clock (InfiniteFuture: until a Put), or a Put or
-        // Stop wakes it. Under a SimulatedClock the worker sleeps until the clock is advanced.
-        if (wake > now) clock_->WaitUntil(wake, worker_waker_);
-        worker_sleeps_until_.store(std::numeric_limits<int64_t>::min(), std::memory_order_seq_cst);
-      }
+      // Until the next record is due on the clock (InfiniteFuture: until a Put), or a Put or Stop
+      // wakes it. Under a SimulatedClock the worker sleeps until the clock is advanced.
+      if (wake > now) clock_->WaitUntil(wake, worker_waker_);
       if (stop_.load(std::memory_order_acquire)) return;
     }
   }
@@ -975,7 +794,6 @@ struct Producer::Impl {
 
   // The destructor's last step: fails whatever Flush could not resolve.
   void FailAll() {
-    HandOverAll();
     const ShardMap* map = map_.load(std::memory_order_acquire);
     for (const std::unique_ptr<ShardBuffer>& sp : map->shards) {
       ShardBuffer& s = *sp;
@@ -995,14 +813,6 @@ struct Producer::Impl {
     }
   }
 
-  // outstanding_ less the places stages hold for records not Put yet.
-  size_t Outstanding() const {
-    size_t credits = 0;
-    for (const Stage& st : stages_) credits += st.credits.load(std::memory_order_relaxed);
-    const size_t n = outstanding_.load(std::memory_order_relaxed);
-    return n > credits ? n - credits : 0;
-  }
-
   ProducerStats Stats() const {
     ProducerStats total;
     for (const ShardMap* map = map_.load(std::memory_order_acquire); map != nullptr;
@@ -1018,10 +828,6 @@ struct Producer::Impl {
         total.kinesis_records_sent += s.kinesis_records_sent;
         total.kinesis_records_retried += s.kinesis_records_retried;
       }
-    }
-    for (Stage& st : stages_) {
-      MutexLock lock(&st.mu);
-      total.user_records_put += static_cast<int64_t>(st.staged.size());
     }
     const int64_t refused = refused_.load(std::memory_order_relaxed);
     total.user_records_put += refused;
@@ -1046,18 +852,9 @@ struct Producer::Impl {
   std::vector<std::unique_ptr<ShardMap>> maps_ ABSL_GUARDED_BY(refresh_mu_);
   std::atomic<bool> map_stale_{false};
 
-  // Records outstanding (buffered, in flight or waiting to retry) plus the places stages have
-  // taken for records to come (Stage::credits), and the last id handed to a record (Put order):
-  // touched once per stage refill or hand-over, not per Put.
+  // The two counters every Put touches, on a line of their own.
   alignas(64) std::atomic<size_t> outstanding_{0};
-  std::atomic<uint64_t> last_id_{0};
-  // How many places a stage takes at once: few enough that the stages together hold a small
-  // part of max_outstanding_records (exactly one at a time when it is small).
-  const size_t credit_chunk_ =
-      std::clamp<size_t>(options_.max_outstanding_records / (4 * internal::producer::kStages), 1,
-                         internal::producer::kStageRecords);
-  // Where Puts land first (see Stage).
-  mutable std::array<Stage, internal::producer::kStages> stages_;
+  std::atomic<uint64_t> last_id_{0};  // the last id handed to a record (Put order)
   alignas(64) std::atomic<uint64_t> rng_;
   std::atomic<int64_t> refused_{0};
   std::atomic<int64_t> refreshes_{0};
@@ -1072,9 +869,6 @@ struct Producer::Impl {
   Mutex worker_mu_;
   std::thread worker_ ABSL_GUARDED_BY(worker_mu_);
   std::atomic<bool> worker_running_{false};
-  // Unix nanoseconds the worker sleeps until (INT64_MAX: until woken), INT64_MIN while it polls
-  // (it looks at the buffer again before it sleeps). Puts compare their record's deadline.
-  std::atomic<int64_t> worker_sleeps_until_{std::numeric_limits<int64_t>::min()};
   std::atomic<bool> stop_{false};
   internal::Waker worker_waker_;
 };
@@ -1121,7 +915,7 @@ absl::Status Producer::Start() { return impl_->Start(); }
 
 void Producer::Stop() { impl_->Stop(); }
 
-size_t Producer::outstanding() const { return impl_->Outstanding(); }
+size_t Producer::outstanding() const { return impl_->outstanding_.load(std::memory_order_relaxed); }
 
 ProducerStats Producer::stats() const { return impl_->Stats(); }
 

@@ -10,12 +10,10 @@
 #define RILL_STREAM_PRODUCER_BUFFER_H_
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <future>
 #include <map>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -91,7 +89,6 @@ template <Link Pending::*L>
 class List {
  public:
   Pending* front() const { return head_; }
-  Pending* back() const { return tail_; }
   bool empty() const { return head_ == nullptr; }
   size_t size() const { return size_; }
   static Pending* Next(const Pending* r) { return (r->*L).next; }
@@ -211,15 +208,6 @@ class RecordPool {
     return r;
   }
 
-  // A spare record, or nullptr if there is none (a Stage refills its own spares from here).
-  Pending* TakeSpare() {
-    if (spare_.empty()) return nullptr;
-    Pending* r = spare_.back();
-    spare_.pop_back();
-    spare_string_bytes_ -= StringBytes(*r);
-    return r;
-  }
-
   // Takes back a resolved record (unlinked from every list), keeping small strings' capacity for
   // the next Put; deletes it if the pool is full.
   void Release(Pending* r);
@@ -283,11 +271,6 @@ struct ShardBuffer {
   size_t resolved ABSL_GUARDED_BY(mu) = 0;
   // Records in the PutRecords call under way (whoever holds send_mu is sending them).
   size_t in_flight_count ABSL_GUARDED_BY(mu) = 0;
-  // fresh.size() and fresh_bytes as of the last change that added or sent records, read without
-  // the lock by Puts deciding whether their staged records may complete a batch. A hint: a stale
-  // value only moves a Stage's hand-over earlier or later.
-  std::atomic<size_t> fresh_hint{0};
-  std::atomic<size_t> fresh_bytes_hint{0};
 
   // The sender's scratch, reused from call to call.
   std::vector<PutRecordsEntry> batch ABSL_GUARDED_BY(send_mu);
@@ -295,61 +278,6 @@ struct ShardBuffer {
   std::vector<Pending*> deferred ABSL_GUARDED_BY(send_mu);
   // Resolved records' outcomes, queued under mu, delivered by the sender once mu is released.
   std::vector<Completion> done ABSL_GUARDED_BY(send_mu);
-};
-
-// One prediction of where keys land: a buffer per open shard, sorted by starting hash key. A map
-// is replaced (never changed) when a refresh finds the stream resharded; the old one stays
-// allocated, retired and empty, until the producer is destroyed, so that a Put or a Stage that
-// raced the refresh can still lock a buffer of it, see it retired and try again.
-struct ShardMap {
-  std::vector<std::unique_ptr<ShardBuffer>> shards;
-  std::vector<HashKey> starts;         // shards' starting hash keys
-  const ShardMap* previous = nullptr;  // the map this one replaced (its counters still count)
-
-  uint32_t Route(HashKey hash) const {
-    auto it = std::upper_bound(starts.begin(), starts.end(), hash);
-    return it == starts.begin() ? 0 : static_cast<uint32_t>(it - starts.begin() - 1);
-  }
-};
-
-// Where Puts land first: a few records of the threads that share this stage (each thread always
-// uses the same one), handed over to their shard buffers in groups, so that a Put takes only its
-// stage's lock, which no other thread usually holds, and the shared state (a shard's lock, the
-// id and outstanding counters) is touched once per group, not once per record. A stage hands
-// its records over when it holds kStageRecords of them or kStageBytes, when they may complete a
-// shard's batch, and whenever Poll, Flush or the worker look at the buffer. Records keep their
-// Put order within a stage, so one thread's records of a key stay in order.
-//
-// Lock order: a shard's send_mu, then a stage's mu, then a shard's mu (a callback, running in
-// its shard's sender role, may Put; a hand-over takes shards' locks one at a time).
-inline constexpr size_t kStageRecords = 64;
-inline constexpr size_t kStageBytes = size_t{256} << 10;
-inline constexpr size_t kStages = 16;
-
-struct alignas(64) Stage {
-  Stage() = default;
-  Stage(const Stage&) = delete;
-  Stage& operator=(const Stage&) = delete;
-  ~Stage() {
-    for (Pending* r : spare) delete r;
-  }
-
-  internal::Mutex mu;
-  // Staged records, in Put order, each with its shard index in `map` (Pending::shard).
-  std::vector<Pending*> staged ABSL_GUARDED_BY(mu);
-  size_t staged_bytes ABSL_GUARDED_BY(mu) = 0;
-  const ShardMap* map ABSL_GUARDED_BY(mu) = nullptr;
-  // Staged records and bytes per shard of `map`, and the shards that have any (in first-Put order).
-  std::vector<uint32_t> count ABSL_GUARDED_BY(mu);
-  std::vector<size_t> bytes ABSL_GUARDED_BY(mu);
-  std::vector<uint32_t> touched ABSL_GUARDED_BY(mu);
-  // Scratch of a hand-over: the staged records grouped by shard.
-  std::vector<Pending*> grouped ABSL_GUARDED_BY(mu);
-  // Clean records for the next Puts, refilled from the shards' pools as records are handed over.
-  std::vector<Pending*> spare ABSL_GUARDED_BY(mu);
-  // Places of max_outstanding_records this stage has taken (counted in Impl::outstanding_) and
-  // not yet given to a record. Written under mu; read without it by outstanding().
-  std::atomic<size_t> credits{0};
 };
 
 }  // namespace rill::internal::producer

@@ -746,60 +746,6 @@ TEST_CASE("Put beyond max_outstanding_records fails fast with kLimitExceeded", "
   CHECK(s.user_records_put == s.user_records_written + s.user_records_failed);
 }
 
-TEST_CASE("places another thread's stage holds unused are taken back when a Put finds none",
-          "[producer]") {
-  // 400 places: a stage takes them 6 at a time (400 / (4 x 16 stages)). A thread that Put one
-  // record keeps 5 unused; the other thread's Puts must still get all 399 others. (No batch is
-  // complete below 500 records, so nothing is sent and no place freed meanwhile.)
-  auto clock = std::make_shared<SimulatedClock>();
-  auto stream = MakeStream(clock, 2);
-  ProducerOptions o;
-  o.max_outstanding_records = 400;
-  o.max_buffered_time = absl::InfiniteDuration();
-  auto producer = MakeProducer(*stream, o);
-  std::thread([&] { producer->Put("other-thread", "x", nullptr); }).join();
-  CHECK(producer->outstanding() == 1);
-  int refused = 0;
-  for (int i = 0; i < 400; ++i) {
-    producer->Put("key-" + std::to_string(i), "x", [&](Result r) {
-      if (GetErrorCode(r.status()) == ErrorCode::kLimitExceeded) ++refused;
-    });
-    if (i == 398) CHECK(refused == 0);  // the 399th: the last free place
-  }
-  CHECK(refused == 1);
-  CHECK(producer->stats().put_records_calls == 0);
-  CHECK(producer->outstanding() == 400);
-  producer->Flush();
-  CHECK(producer->outstanding() == 0);
-  const ProducerStats s = producer->stats();
-  CHECK(s.user_records_written == 400);
-  CHECK(s.user_records_refused == 1);
-}
-
-TEST_CASE("records another thread Put are counted at once and written by this thread's Flush",
-          "[producer]") {
-  auto clock = std::make_shared<SimulatedClock>();
-  auto stream = MakeStream(clock, 4);
-  ProducerOptions o;
-  o.max_buffered_time = absl::InfiniteDuration();
-  auto producer = MakeProducer(*stream, o);
-  std::vector<Future> futures;
-  std::thread([&] {
-    for (int i = 0; i < 10; ++i) futures.push_back(producer->Put("k" + std::to_string(i), "x"));
-  }).join();
-  // Nothing sent yet, but every record is accounted for.
-  CHECK(producer->outstanding() == 10);
-  CHECK(producer->stats().user_records_put == 10);
-  CHECK(producer->stats().put_records_calls == 0);
-  producer->Flush();
-  for (Future& f : futures) {
-    REQUIRE(Ready(f));
-    CHECK(f.get().ok());
-  }
-  CHECK(ReadAll(*stream).size() == 10);
-  CHECK(clock->Now() == SimulatedClock::DefaultStart());
-}
-
 TEST_CASE("the Put that completes a batch sends it on the caller's thread", "[producer]") {
   auto clock = std::make_shared<SimulatedClock>();
   auto stream = MakeStream(clock, 1);

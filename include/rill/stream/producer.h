@@ -13,12 +13,9 @@
 // Nothing runs in the background unless the application asks: drive the producer by hand with
 // Poll() (deterministic under a SimulatedClock), or Start() a worker thread that polls for you.
 //
-// No lock or counter is shared per Put: a Put copies its record into its thread's stage (one of
-// 16, each thread always the same one, so threads rarely share one), which hands its records over
-// to the buffers of their predicted shards in groups: when it holds 64 records or 256 KiB, when
-// they may complete a shard's batch, and at every Poll, Flush and worker step. Each predicted
-// shard has its own buffer, lock and sender, so different shards' records are sent, and their
-// callbacks run, on different threads at once.
+// Each predicted shard has its own buffer, lock and sender: Puts of keys in different shards share
+// no lock (only two atomic counters), and different shards' records are sent, and their callbacks
+// run, on different threads at once.
 //
 // Example:
 //   auto producer = rill::Producer::Create(*stream);
@@ -37,11 +34,10 @@
 // (and rill) may refuse one entry of a call and accept a later one — a large record throttled by
 // the byte limit, then a small one that still fits — so two records of one key in one call could
 // be written out of order. Records of a key therefore go out one call after another; throughput
-// comes from batching many keys. ("Earlier" is the order in which records reached their shard's
-// buffer: for one thread, the order of its calls; for Puts of one key from threads that share no
-// stage, the order in which their stages handed them over. Keys are compared by their MD5 hash key,
-// so two keys that collide are ordered together, which is only stricter.) Callbacks and futures of
-// one key are resolved in Put order, except records refused by Put itself (see Put).
+// comes from batching many keys. ("Earlier" is the order in which Puts took their shard's lock:
+// for one thread, the order of its calls. Keys are compared by their MD5 hash key, so two keys
+// that collide are ordered together, which is only stricter.) Callbacks and futures of one key
+// are resolved in Put order, except records refused by Put itself (see Put).
 //
 // Failure statuses, by GetErrorCode():
 //   kInvalidArgument    the stream refused the record (bad key, record over the stream's
@@ -72,9 +68,9 @@
 // room); Poll, Flush and Stop called from inside a callback do nothing; a callback must not throw
 // or destroy the producer. The destructor must not race with any other call.
 //
-// Allocation: Put copies the key and data once into a buffered record, under its stage's lock
-// only. Record slots, their strings (up to 8 MiB in all, or 1,024 slots per shard when there are
-// many shards; a stage keeps up to 128 clean slots) and the tables of pending keys are reused, so
+// Allocation: Put copies the key and data once into a buffered record (a record over 4 KiB is
+// copied before the shard's lock is taken). Record slots, their strings (up to 8 MiB in all, or
+// 1,024 slots per shard when there are many shards) and the tables of pending keys are reused, so
 // a steady flow of small records allocates nothing per record beyond the future's shared state
 // (future form) or what the caller's std::function holds. Each PutRecords call allocates its
 // result vector; a retry allocates a backoff entry; a refresh of the shard map allocates new
@@ -229,8 +225,7 @@ class Producer {
   // callback.
   void Stop();
 
-  // Records not yet resolved: buffered, in flight or waiting to retry. Thread-safe, cheap (while
-  // other threads Put, a close estimate: it reads 16 stages' counts one after another).
+  // Records not yet resolved: buffered, in flight or waiting to retry. Thread-safe, cheap.
   size_t outstanding() const;
 
   // A copy of the counters. Thread-safe.
