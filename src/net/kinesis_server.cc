@@ -65,6 +65,10 @@ constexpr absl::Duration kPumpInterval = absl::Milliseconds(100);
 
 std::string_view SV(beast::string_view s) { return std::string_view(s.data(), s.size()); }
 
+// Connection timeouts (idle_timeout) run in real time on purpose, not on the registry's Clock:
+// they guard sockets against peers that live in real time, whatever clock the streams follow.
+// What Kinesis times (heartbeats, subscription lifetimes) stays on the streams' clock: the pump
+// waits on the registry's Clock, and the subscriptions judge their own time.
 std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
 }
@@ -584,6 +588,7 @@ class Http2Session : public Resumable, public std::enable_shared_from_this<Http2
   bool writing_ = false;
   bool closed_ = false;
   bool registered_ = false;
+  // Real time, as the idle timer (see ToChrono).
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
 };
 

@@ -135,6 +135,8 @@ HttpResponse RequestHandler::Handle(const HttpRequest& request) const {
       path = path.substr(0, q);
     }
     const VerifiableRequest v{request.method, path, query, request.headers, request.body};
+    // Real time, not a Clock: X-Amz-Date was read off the signing machine's wall clock, and the
+    // skew AWS allows is judged against wall time (a simulated clock would refuse every client).
     if (absl::Status s = verifier_->Verify(v, absl::Now()); !s.ok()) {
       const AuthError error = GetAuthError(s);
       const std::string_view name =

@@ -321,6 +321,21 @@ TEST_CASE("requests over max_request_bytes get 413 and headers over max_header_b
   CHECK(headers.status == 431);
 }
 
+// Registers a consumer over the wire and returns its ARN.
+std::string RegisterConsumer(const Client& client, const std::string& stream,
+                             const std::string& name) {
+  const Reply reply = client.Send(RequestSpec(
+      "RegisterStreamConsumer",
+      absl::StrFormat(
+          R"({"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/%s","ConsumerName":"%s"})",
+          stream, name)));
+  REQUIRE(reply.status == 200);
+  const size_t at = reply.body.find("\"ConsumerARN\":\"");
+  REQUIRE(at != std::string::npos);
+  const size_t begin = at + 15;
+  return reply.body.substr(begin, reply.body.find('"', begin) - begin);
+}
+
 // Decodes the event stream of a SubscribeToShard response as it arrives (on curl's thread);
 // `records` may be read from other threads.
 struct EventCollector {
@@ -353,13 +368,7 @@ TEST_CASE("SubscribeToShard streams an initial response then the shard's records
   REQUIRE(
       client.Send(RequestSpec("CreateStream", R"({"StreamName":"sub","ShardCount":1})")).status ==
       200);
-  const Reply consumer = client.Send(RequestSpec(
-      "RegisterStreamConsumer",
-      R"({"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/sub","ConsumerName":"c1"})"));
-  REQUIRE(consumer.status == 200);
-  const size_t arn_at = consumer.body.find("\"ConsumerARN\":\"") + 15;
-  const std::string consumer_arn =
-      consumer.body.substr(arn_at, consumer.body.find('"', arn_at) - arn_at);
+  const std::string consumer_arn = RegisterConsumer(client, "sub", "c1");
   auto stream = f.registry->Find("sub");
   REQUIRE(stream != nullptr);
   for (int i = 0; i < 3; ++i) REQUIRE(stream->PutRecord("k", "before-" + std::to_string(i)).ok());
@@ -397,13 +406,7 @@ TEST_CASE(
       200);
   auto stream = f.registry->Find("live");
   REQUIRE(stream != nullptr);
-  const Reply consumer = client.Send(RequestSpec(
-      "RegisterStreamConsumer",
-      R"({"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/live","ConsumerName":"c1"})"));
-  REQUIRE(consumer.status == 200);
-  const size_t arn_at = consumer.body.find("\"ConsumerARN\":\"") + 15;
-  const std::string consumer_arn =
-      consumer.body.substr(arn_at, consumer.body.find('"', arn_at) - arn_at);
+  const std::string consumer_arn = RegisterConsumer(client, "live", "c1");
 
   EventCollector events;
   events.want_records = 1000;     // ended by the deregistration
