@@ -33,7 +33,10 @@ struct SequenceParts {
   uint32_t stream_tag;
 };
 
+// A number wider than 128 bits (another Kinesis') decodes as version 0, which no shard accepts.
 inline SequenceParts DecodeSequenceNumber(SequenceNumber s) {
+  if (!s.fits_128())
+    return SequenceParts{.version = 0, .counter = 0, .shard_index = 0, .stream_tag = 0};
   const absl::uint128 v = s.value();
   return SequenceParts{
       .version = absl::Uint128High64(v) >> 60,

@@ -52,7 +52,7 @@ TEST_CASE("sequence numbers parse and print in canonical decimal", "[sequence_nu
   }
 }
 
-TEST_CASE("Parse rejects anything but a canonical decimal in [0, 2^128 - 1]", "[sequence_number]") {
+TEST_CASE("Parse rejects anything but a canonical decimal in [0, 2^192 - 1]", "[sequence_number]") {
   const std::string rejected[] = {
       "",
       "abc",
@@ -65,10 +65,10 @@ TEST_CASE("Parse rejects anything but a canonical decimal in [0, 2^128 - 1]", "[
       " 1",
       "1 ",
       "0x1f",
-      "340282366920938463463374607431768211456",  // 2^128
-      "999999999999999999999999999999999999999",  // 39 digits, above the maximum
-      "1" + std::string(39, '0'),                 // 40 digits
-      "1" + std::string(128, '0'),                // 129 digits: Kinesis' longest pattern
+      "6277101735386680763835789423207666416102355444464034512896",  // 2^192
+      "9999999999999999999999999999999999999999999999999999999999",  // 58 digits, above 2^192
+      "1" + std::string(58, '0'),                                    // 59 digits
+      "1" + std::string(128, '0'),  // 129 digits: Kinesis' longest pattern
       std::string(129, '9'),
       "1" + std::string(200, '0'),
       std::string("7\0", 2),
@@ -79,6 +79,33 @@ TEST_CASE("Parse rejects anything but a canonical decimal in [0, 2^128 - 1]", "[
     CHECK_FALSE(parsed.ok());
     CHECK(GetErrorCode(parsed.status()) == ErrorCode::kInvalidArgument);
   }
+}
+
+TEST_CASE("Kinesis' 56-digit sequence numbers parse print and compare above rill's 128-bit ones",
+          "[sequence_number]") {
+  // A sequence number as Kinesis (and kinesalite) issue them: 56 digits, about 185 bits.
+  const std::string kinesis = "49590338271490256608559692538361571095921575989136588898";
+  const SequenceNumber s = MustParse(kinesis);
+  CHECK(s.ToString() == kinesis);
+  CHECK_FALSE(s.fits_128());
+  CHECK(s.high64() == 145732906233757696u);  // floor(kinesis / 2^128)
+  CHECK(s > MustParse(kMaxDecimal));
+  CHECK(MustParse("49590338271490256608559692538361571095921575989136588899") > s);
+  CHECK(MustParse("49590338271490256608559692538361571095921575989136588897") < s);
+
+  // Across the 128-bit boundary, and at the top of the range.
+  CHECK(MustParse("340282366920938463463374607431768211456") ==
+        SequenceNumber::FromParts(1, 0));  // 2^128
+  CHECK(SequenceNumber::FromParts(1, 0).ToString() == "340282366920938463463374607431768211456");
+  const std::string max192 = "6277101735386680763835789423207666416102355444464034512895";
+  CHECK(MustParse(max192) ==
+        SequenceNumber::FromParts(std::numeric_limits<uint64_t>::max(), absl::Uint128Max()));
+  CHECK(MustParse(max192).ToString() == max192);
+  CHECK(SequenceNumber::FromParts(0, absl::Uint128Max()) < SequenceNumber::FromParts(1, 0));
+  CHECK(SequenceNumber::FromParts(2, 0) > SequenceNumber::FromParts(1, absl::Uint128Max()));
+
+  // No rill shard takes one: it decodes as no version.
+  CHECK(DecodeSequenceNumber(s).version == 0);
 }
 
 TEST_CASE("sequence numbers compare numerically, not as text", "[sequence_number]") {
