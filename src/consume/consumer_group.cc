@@ -15,7 +15,7 @@
 #include "rill/base/error.h"
 #include "rill/base/internal/mutex.h"
 #include "rill/base/internal/waker.h"
-#include "rill/stream/stream.h"
+#include "rill/stream/stream_api.h"
 
 namespace rill {
 namespace {
@@ -57,7 +57,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
         store_(group->store_),
         id_(std::move(id)),
         factory_(std::move(factory)),
-        clock_(stream_.options().clock),
+        clock_(stream_.clock()),
         rng_(std::hash<std::string>()(id_)) {}
 
   ~WorkerImpl() override { StopThread(); }
@@ -356,10 +356,15 @@ class ConsumerGroup::WorkerImpl final : public Worker {
     read_any_ = false;
     const absl::Time now = clock_->Now();
     const bool take_due = !last_take_ || now - *last_take_ >= take_interval();
-    const std::vector<ShardDescription> shards = stream_.ListShards();
-    const ShardsSeen seen = Fingerprint(shards);
-    const bool sync_due = !synced_ || !(*synced_ == seen);
+    // A remote stream's ListShards may fail: then this round renews and reads what it holds, and
+    // the shard sync waits for a round that lists.
     absl::Status status;
+    absl::StatusOr<std::vector<ShardDescription>> listed = stream_.ListShards();
+    if (!listed.ok()) status = listed.status();
+    const std::vector<ShardDescription> shards =
+        listed.ok() ? *std::move(listed) : std::vector<ShardDescription>();
+    const ShardsSeen seen = Fingerprint(shards);
+    const bool sync_due = listed.ok() && (!synced_ || !(*synced_ == seen));
     std::optional<std::vector<Lease>> table;
     if (take_due || sync_due || WaitingOnParents()) {
       absl::StatusOr<std::vector<Lease>> leases = store_.ListLeases(options_.application_name);
@@ -726,7 +731,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   }
 
   const ConsumerGroupOptions& options_;
-  Stream& stream_;
+  StreamApi& stream_;
   CheckpointStore& store_;
   const std::string id_;
   const RecordProcessorFactory factory_;
@@ -755,7 +760,7 @@ class ConsumerGroup::WorkerImpl final : public Worker {
   internal::Waker waker_;
 };
 
-absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(Stream& stream,
+absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(StreamApi& stream,
                                                                      CheckpointStore& store,
                                                                      ConsumerGroupOptions options) {
   if (!internal::IsKinesisName(options.application_name)) {
@@ -791,7 +796,8 @@ absl::StatusOr<std::unique_ptr<ConsumerGroup>> ConsumerGroup::Create(Stream& str
   return std::unique_ptr<ConsumerGroup>(new ConsumerGroup(stream, store, std::move(options)));
 }
 
-ConsumerGroup::ConsumerGroup(Stream& stream, CheckpointStore& store, ConsumerGroupOptions options)
+ConsumerGroup::ConsumerGroup(StreamApi& stream, CheckpointStore& store,
+                             ConsumerGroupOptions options)
     : stream_(stream),
       store_(store),
       options_(std::move(options)),

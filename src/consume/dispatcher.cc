@@ -9,7 +9,7 @@
 #include "rill/base/clock.h"
 #include "rill/base/internal/mutex.h"
 #include "rill/base/internal/waker.h"
-#include "rill/stream/stream.h"
+#include "rill/stream/stream_api.h"
 
 namespace rill {
 namespace {
@@ -71,9 +71,10 @@ void Dispatcher::Subscribe(std::unique_ptr<Subscription> subscription, EventCall
   state_->waker.Interrupt();
 }
 
-absl::Status Dispatcher::Subscribe(Stream& stream, std::string_view consumer_name, ShardId shard_id,
-                                   const StartingPosition& position, EventCallback on_event,
-                                   EndCallback on_end, const SubscribeOptions& options) {
+absl::Status Dispatcher::Subscribe(StreamApi& stream, std::string_view consumer_name,
+                                   ShardId shard_id, const StartingPosition& position,
+                                   EventCallback on_event, EndCallback on_end,
+                                   const SubscribeOptions& options) {
   absl::StatusOr<std::unique_ptr<Subscription>> sub =
       stream.SubscribeToShard(consumer_name, shard_id, position, options);
   if (!sub.ok()) return sub.status();

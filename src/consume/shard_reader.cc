@@ -16,7 +16,7 @@
 #include "rill/base/error.h"
 #include "rill/base/internal/mutex.h"
 #include "rill/consume/checkpoint_store.h"
-#include "rill/stream/stream.h"
+#include "rill/stream/stream_api.h"
 
 namespace rill {
 namespace internal {
@@ -80,7 +80,7 @@ constexpr int kMaxStoreAttempts = 32;
 }  // namespace
 
 struct ShardReader::State {
-  State(Stream& s, ShardId id, CheckpointStore* st, ShardReaderOptions o)
+  State(StreamApi& s, ShardId id, CheckpointStore* st, ShardReaderOptions o)
       : stream(s),
         store(st),
         shard_id(id),
@@ -91,7 +91,7 @@ struct ShardReader::State {
     GenerationPool::Get().Release(generation);
   }
 
-  Stream& stream;
+  StreamApi& stream;
   CheckpointStore* const store;  // null: checkpoints live in the reader only
   const ShardId shard_id;
   const ShardReaderOptions options;
@@ -135,8 +135,8 @@ struct ShardReader::State {
       // Nothing delivered, so every read since the start came back empty: the records after the
       // starting point all arrived at or after the latest read (the clock does not go back).
       // Clamped to now in case a simulated clock was set back since.
-      position = StartingPosition::AtTimestamp(
-          std::min(iterator.issued_at(), stream.options().clock->Now()));
+      position =
+          StartingPosition::AtTimestamp(std::min(iterator.issued_at(), stream.clock()->Now()));
     }
     absl::StatusOr<ShardIterator> renewed = stream.GetShardIterator(shard_id, position);
     if (!renewed.ok()) return renewed.status();
@@ -145,9 +145,11 @@ struct ShardReader::State {
   }
 
   // The shard's parents, for a lease row this reader creates.
-  std::vector<std::string> ParentIds() const {
+  absl::StatusOr<std::vector<std::string>> ParentIds() const {
+    absl::StatusOr<std::vector<ShardDescription>> shards = stream.ListShards();
+    if (!shards.ok()) return shards.status();
     std::vector<std::string> parents;
-    for (const ShardDescription& d : stream.ListShards()) {
+    for (const ShardDescription& d : *shards) {
       if (d.shard_id != shard_id) continue;
       if (d.parent_shard_id) parents.push_back(d.parent_shard_id->ToString());
       if (d.adjacent_parent_shard_id) parents.push_back(d.adjacent_parent_shard_id->ToString());
@@ -167,7 +169,9 @@ struct ShardReader::State {
         Lease lease;
         lease.lease_key = key;
         lease.checkpoint = checkpoint;
-        lease.parent_shard_ids = ParentIds();
+        absl::StatusOr<std::vector<std::string>> parents = ParentIds();
+        if (!parents.ok()) return parents.status();
+        lease.parent_shard_ids = *std::move(parents);
         absl::StatusOr<bool> created = store->CreateLeaseIfAbsent(options.application_name, lease);
         if (!created.ok()) return created.status();
         if (*created) return absl::OkStatus();
@@ -188,20 +192,22 @@ struct ShardReader::State {
   }
 };
 
-absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Create(Stream& stream, ShardId shard_id,
+absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Create(StreamApi& stream,
+                                                                 ShardId shard_id,
                                                                  StartingPosition position,
                                                                  ShardReaderOptions options) {
   return Make(stream, shard_id, std::move(position), nullptr, std::move(options));
 }
 
-absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Create(Stream& stream, ShardId shard_id,
+absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Create(StreamApi& stream,
+                                                                 ShardId shard_id,
                                                                  StartingPosition position,
                                                                  CheckpointStore& store,
                                                                  ShardReaderOptions options) {
   return Make(stream, shard_id, std::move(position), &store, std::move(options));
 }
 
-absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Make(Stream& stream, ShardId shard_id,
+absl::StatusOr<std::unique_ptr<ShardReader>> ShardReader::Make(StreamApi& stream, ShardId shard_id,
                                                                StartingPosition position,
                                                                CheckpointStore* store,
                                                                ShardReaderOptions options) {
@@ -328,8 +334,11 @@ absl::Status ShardReader::Checkpoint(SequenceNumber sequence_number) {
         absl::StrFormat("cannot checkpoint %s on %s: SHARD_END is already checkpointed", text,
                         s.shard_id.ToString()));
   }
+  // A rill stream's numbers name their shard; a remote Kinesis' (wider than 128 bits) do not,
+  // and are judged by the order rule below alone.
   const internal::SequenceParts parts = internal::DecodeSequenceNumber(sequence_number);
-  if (parts.version != internal::kSequenceVersion || parts.shard_index != s.shard_id.index()) {
+  if (sequence_number.fits_128() &&
+      (parts.version != internal::kSequenceVersion || parts.shard_index != s.shard_id.index())) {
     return InvalidArgumentError(absl::StrFormat(
         "cannot checkpoint %s on %s: it is not of this shard", text, s.shard_id.ToString()));
   }

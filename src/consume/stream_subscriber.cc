@@ -7,7 +7,7 @@
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "rill/base/internal/waker.h"
-#include "rill/stream/stream.h"
+#include "rill/stream/stream_api.h"
 
 namespace rill {
 namespace {
@@ -33,7 +33,7 @@ struct StreamSubscriber::State {
     absl::Time retry_at = absl::InfinitePast();
   };
 
-  Stream* stream;
+  StreamApi* stream;
   StreamSubscriberOptions options;
   std::map<ShardId, Shard> shards;
   internal::Waker waker;  // registered with every active subscription
@@ -46,9 +46,12 @@ struct StreamSubscriber::State {
     }
   }
 
-  // Learns the stream's shards: new ones wait for their parents.
-  void Refresh() {
-    for (const ShardDescription& d : stream->ListShards()) {
+  // Learns the stream's shards: new ones wait for their parents. A listing that fails (a remote
+  // stream) is reported; the shards already known keep going.
+  absl::Status Refresh() {
+    absl::StatusOr<std::vector<ShardDescription>> listed = stream->ListShards();
+    if (!listed.ok()) return listed.status();
+    for (const ShardDescription& d : *listed) {
       if (shards.count(d.shard_id) != 0) continue;
       Shard s;
       for (const std::optional<ShardId>& p : {d.parent_shard_id, d.adjacent_parent_shard_id}) {
@@ -67,6 +70,7 @@ struct StreamSubscriber::State {
         if (shards.count(p) != 0) s.from_parent = true;
       }
     }
+    return absl::OkStatus();
   }
 
   bool ParentsFinished(const Shard& s) const {
@@ -78,7 +82,7 @@ struct StreamSubscriber::State {
   }
 
   absl::Status StartReady() {
-    const absl::Time now = stream->options().clock->Now();
+    const absl::Time now = stream->clock()->Now();
     for (auto& [id, s] : shards) {
       if (s.phase == Phase::kFinished || s.subscription || now < s.retry_at) continue;
       if (!ParentsFinished(s)) continue;
@@ -144,7 +148,7 @@ struct StreamSubscriber::State {
 };
 
 absl::StatusOr<std::unique_ptr<StreamSubscriber>> StreamSubscriber::Create(
-    Stream& stream, StreamSubscriberOptions options) {
+    StreamApi& stream, StreamSubscriberOptions options) {
   const ShardIteratorType type = options.initial_position.type;
   if (type == ShardIteratorType::kAtSequenceNumber ||
       type == ShardIteratorType::kAfterSequenceNumber) {
@@ -159,7 +163,7 @@ absl::StatusOr<std::unique_ptr<StreamSubscriber>> StreamSubscriber::Create(
   auto state = std::make_unique<State>();
   state->stream = &stream;
   state->options = std::move(options);
-  state->Refresh();
+  if (absl::Status listed = state->Refresh(); !listed.ok()) return listed;
   return std::unique_ptr<StreamSubscriber>(new StreamSubscriber(std::move(state)));
 }
 
@@ -170,14 +174,14 @@ StreamSubscriber::~StreamSubscriber() = default;
 absl::StatusOr<std::optional<StreamSubscriber::Event>> StreamSubscriber::Next(
     absl::Duration timeout) {
   State& s = *state_;
-  Clock& clock = *s.stream->options().clock;
+  Clock& clock = *s.stream->clock();
   const absl::Time deadline = clock.Now() + timeout;
   for (;;) {
     const absl::Time now = clock.Now();
     // Also when the clock was set back behind the last listing.
     if (now >= s.next_refresh || now < s.next_refresh - kRefreshInterval) {
-      s.Refresh();
       s.next_refresh = now + kRefreshInterval;
+      if (absl::Status listed = s.Refresh(); !listed.ok()) return listed;
     }
     if (absl::Status st = s.StartReady(); !st.ok()) return st;
     // Round-robin over the active shards, so that a busy shard cannot starve the others.

@@ -23,7 +23,7 @@
 #include "rill/base/shard_id.h"
 #include "rill/stream/list_shards.h"
 #include "rill/stream/shard_description.h"
-#include "rill/stream/stream.h"
+#include "rill/stream/stream_api.h"
 #include "stream/producer_buffer.h"
 
 namespace rill {
@@ -59,7 +59,7 @@ uint64_t SplitMix64(uint64_t state) {
 }
 
 // The stream's open shards, sorted by starting hash key.
-absl::StatusOr<std::vector<ShardDescription>> ListOpenShards(const Stream& stream) {
+absl::StatusOr<std::vector<ShardDescription>> ListOpenShards(const StreamApi& stream) {
   std::vector<ShardDescription> shards;
   ListShardsRequest request;
   ShardFilter filter;
@@ -138,12 +138,12 @@ std::unique_ptr<ShardMap> MakeShardMap(const std::vector<ShardDescription>& open
 }
 
 struct Producer::Impl {
-  Impl(Stream& stream, const ProducerOptions& options)
+  Impl(StreamApi& stream, const ProducerOptions& options)
       : stream_(&stream),
         options_(options),
-        clock_(stream.options().clock),
-        max_record_bytes_(stream.options().max_record_bytes),
-        batch_bytes_(std::min(options.max_batch_bytes, stream.options().max_put_records_bytes)),
+        clock_(stream.clock()),
+        max_record_bytes_(stream.put_limits().max_record_bytes),
+        batch_bytes_(std::min(options.max_batch_bytes, stream.put_limits().max_put_records_bytes)),
         rng_(options.jitter_seed) {}
 
   enum class Round { kEmpty, kSent, kThrottled };
@@ -837,7 +837,7 @@ struct Producer::Impl {
     return total;
   }
 
-  Stream* const stream_;
+  StreamApi* const stream_;
   const ProducerOptions options_;
   const std::shared_ptr<Clock> clock_;
   const size_t max_record_bytes_;
@@ -873,7 +873,7 @@ struct Producer::Impl {
   internal::Waker worker_waker_;
 };
 
-absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(Stream& stream,
+absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(StreamApi& stream,
                                                            ProducerOptions options) {
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
   absl::StatusOr<std::vector<ShardDescription>> open = ListOpenShards(stream);

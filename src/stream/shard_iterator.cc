@@ -31,6 +31,7 @@ std::string_view ShardIteratorTypeName(ShardIteratorType type) {
 }
 
 std::string ShardIterator::ToString() const {
+  if (!token_.empty()) return token_;
   char fields[kFieldBytes];
   std::memcpy(fields, &stream_instance_, 8);
   std::memcpy(fields + 8, &shard_index_, 4);

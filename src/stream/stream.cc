@@ -310,6 +310,11 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Open(StreamOptions options) {
 
 const std::string& Stream::name() const { return impl_->options().name; }
 const StreamOptions& Stream::options() const { return impl_->options(); }
+const std::shared_ptr<Clock>& Stream::clock() const { return impl_->options().clock; }
+PutLimits Stream::put_limits() const {
+  return PutLimits{.max_record_bytes = impl_->options().max_record_bytes,
+                   .max_put_records_bytes = impl_->options().max_put_records_bytes};
+}
 absl::Duration Stream::retention() const { return impl_->retention(); }
 absl::Time Stream::creation_time() const { return impl_->creation_time(); }
 

@@ -70,7 +70,7 @@
 
 namespace rill {
 
-class Stream;
+class StreamApi;
 
 struct ConsumerGroupOptions {
   // The application's name: the lease table's name in the store. 1-128 characters of
@@ -156,7 +156,7 @@ class ConsumerGroup {
   // outlive the group (and so every worker and every ConsumerGroupSource over it). Errors:
   // kInvalidArgument for a bad application name, a bad initial position or bad intervals.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ConsumerGroup>> Create(
-      Stream& stream, CheckpointStore& store, ConsumerGroupOptions options);
+      StreamApi& stream, CheckpointStore& store, ConsumerGroupOptions options);
 
   ~ConsumerGroup();
   ConsumerGroup(const ConsumerGroup&) = delete;
@@ -176,15 +176,15 @@ class ConsumerGroup {
 
   const ConsumerGroupOptions& options() const { return options_; }
   // The stream and the lease table given to Create().
-  Stream& stream() const { return stream_; }
+  StreamApi& stream() const { return stream_; }
   CheckpointStore& store() const { return store_; }
 
  private:
-  ConsumerGroup(Stream& stream, CheckpointStore& store, ConsumerGroupOptions options);
+  ConsumerGroup(StreamApi& stream, CheckpointStore& store, ConsumerGroupOptions options);
   class WorkerImpl;
   friend class WorkerImpl;
 
-  Stream& stream_;
+  StreamApi& stream_;
   CheckpointStore& store_;
   const ConsumerGroupOptions options_;
   struct Workers;

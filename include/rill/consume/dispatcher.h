@@ -38,7 +38,7 @@
 
 namespace rill {
 
-class Stream;
+class StreamApi;
 
 struct DispatcherOptions {
   // Real time Run() keeps looking for events before it sleeps: trades CPU for wake-up latency
@@ -77,7 +77,7 @@ class Dispatcher {
   // Subscribes `consumer_name` to `shard_id` of `stream` (Stream::SubscribeToShard, with its
   // errors) and adds the subscription as above. The stream is borrowed: it must outlive the
   // dispatcher.
-  [[nodiscard]] absl::Status Subscribe(Stream& stream, std::string_view consumer_name,
+  [[nodiscard]] absl::Status Subscribe(StreamApi& stream, std::string_view consumer_name,
                                        ShardId shard_id, const StartingPosition& position,
                                        EventCallback on_event, EndCallback on_end = {},
                                        const SubscribeOptions& options = {});

@@ -1,11 +1,11 @@
 // ShardReader: reads one shard record by record, from any starting position, and checkpoints.
 //
-// A reader pulls batches with Stream::GetRecords and hands them out one record at a time, as
-// zero-copy RecordViews. It follows the shard iterator for you, renews it transparently when it
-// expired (a reader left alone for more than 5 minutes), stops at the end of a closed shard and
-// then names its children. It tracks the last record it delivered and takes checkpoints under the
-// KCL's rule (see "Checkpoints" below, and docs/semantics.md); with a CheckpointStore the
-// checkpoints are stored, and a reader created later resumes after them.
+// A reader pulls batches with StreamApi::GetRecords (a rill::Stream or a remote stream) and hands
+// them out one record at a time, as zero-copy RecordViews. It follows the shard iterator for you,
+// renews it transparently when it expired (a reader left alone for more than 5 minutes), stops at
+// the end of a closed shard and then names its children. It tracks the last record it delivered and
+// takes checkpoints under the KCL's rule (see "Checkpoints" below, and docs/semantics.md); with a
+// CheckpointStore the checkpoints are stored, and a reader created later resumes after them.
 //
 // Example:
 //   rill::ShardReaderOptions options;
@@ -82,7 +82,7 @@
 namespace rill {
 
 class CheckpointStore;
-class Stream;
+class StreamApi;
 class ShardReader;
 
 namespace internal {
@@ -166,7 +166,8 @@ class ShardReader {
   // options or a position that breaks StartingPosition's rules; kResourceNotFound for a shard that
   // does not exist (or has expired).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ShardReader>> Create(
-      Stream& stream, ShardId shard_id, StartingPosition position, ShardReaderOptions options = {});
+      StreamApi& stream, ShardId shard_id, StartingPosition position,
+      ShardReaderOptions options = {});
 
   // The same, with checkpoints stored in `store` under options.application_name, and resumed
   // from (see the file comment). The stream and the store are borrowed: both must outlive the
@@ -174,7 +175,7 @@ class ShardReader {
   // when resuming; kInternalFailure for a stored checkpoint that is neither a sequence number nor
   // a sentinel.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ShardReader>> Create(
-      Stream& stream, ShardId shard_id, StartingPosition position, CheckpointStore& store,
+      StreamApi& stream, ShardId shard_id, StartingPosition position, CheckpointStore& store,
       ShardReaderOptions options = {});
 
   ~ShardReader();
@@ -260,7 +261,7 @@ class ShardReader {
  private:
   struct State;
   // Both Create()s; a null store keeps the checkpoints in the reader only.
-  static absl::StatusOr<std::unique_ptr<ShardReader>> Make(Stream& stream, ShardId shard_id,
+  static absl::StatusOr<std::unique_ptr<ShardReader>> Make(StreamApi& stream, ShardId shard_id,
                                                            StartingPosition position,
                                                            CheckpointStore* store,
                                                            ShardReaderOptions options);

@@ -36,7 +36,7 @@
 
 namespace rill {
 
-class Stream;
+class StreamApi;
 
 struct StreamSubscriberOptions {
   // A consumer registered on the stream. Required.
@@ -62,7 +62,7 @@ class StreamSubscriber {
   // subscriber. Errors: kInvalidArgument for a sequence-number initial position;
   // kResourceNotFound for an unregistered consumer.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<StreamSubscriber>> Create(
-      Stream& stream, StreamSubscriberOptions options);
+      StreamApi& stream, StreamSubscriberOptions options);
 
   ~StreamSubscriber();
   StreamSubscriber(const StreamSubscriber&) = delete;

@@ -29,7 +29,7 @@
 #include "rill/base/hash_key.h"
 #include "rill/base/md5.h"
 #include "rill/process/window_operator.h"
-#include "rill/stream/stream.h"
+#include "rill/stream/stream_api.h"
 
 namespace rill {
 
@@ -61,7 +61,7 @@ struct StreamSinkOptions {
 template <typename Encode>
 class StreamSink {
  public:
-  StreamSink(Stream& stream, std::string name, Encode encode, StreamSinkOptions options = {})
+  StreamSink(StreamApi& stream, std::string name, Encode encode, StreamSinkOptions options = {})
       : stream_(stream), name_(std::move(name)), encode_(std::move(encode)), options_(options) {}
 
   template <typename Key, typename R>
@@ -96,15 +96,14 @@ class StreamSink {
       }
       // Backs off through the stream's clock: a SimulatedClock moves forward instead of the
       // thread sleeping, so the limit's bucket refills deterministically.
-      stream_.options().clock->SleepFor(
-          absl::Milliseconds(std::min(100, 1 << std::min(attempt, 7))));
+      stream_.clock()->SleepFor(absl::Milliseconds(std::min(100, 1 << std::min(attempt, 7))));
     }
   }
 
   // Also forgets the ids found by the last restore: input before this snapshot is never replayed.
   void SavePosition(std::string* out) {
     written_since_snapshot_.clear();
-    internal::PutTime(out, stream_.options().clock->Now());
+    internal::PutTime(out, stream_.clock()->Now());
   }
 
   absl::Status RestorePosition(std::string_view saved) {
@@ -114,7 +113,9 @@ class StreamSink {
       return InvalidArgumentError("not a StreamSink position");
     }
     written_since_snapshot_.clear();
-    for (const ShardDescription& shard : stream_.ListShards()) {
+    absl::StatusOr<std::vector<ShardDescription>> shards = stream_.ListShards();
+    if (!shards.ok()) return shards.status();
+    for (const ShardDescription& shard : *shards) {
       absl::StatusOr<ShardIterator> it =
           stream_.GetShardIterator(shard.shard_id, StartingPosition::AtTimestamp(since));
       if (!it.ok()) return it.status();
@@ -137,7 +138,7 @@ class StreamSink {
   uint64_t duplicates_skipped() const { return duplicates_skipped_; }
 
  private:
-  Stream& stream_;
+  StreamApi& stream_;
   const std::string name_;
   Encode encode_;
   const StreamSinkOptions options_;

@@ -43,7 +43,7 @@
 #include "rill/consume/stream_subscriber.h"
 #include "rill/process/internal/aggregator_encoding.h"
 #include "rill/stream/record.h"
-#include "rill/stream/stream.h"
+#include "rill/stream/stream_api.h"
 
 namespace rill {
 
@@ -220,11 +220,19 @@ struct ShardPositions {
 
 // The stream's shards not read to their end yet: a stream source announces them up front, so
 // that the watermark waits for every shard (until it goes idle) instead of running ahead with
-// the first shard that delivers.
-inline std::vector<ShardId> UnfinishedShards(const Stream& stream,
+// the first shard that delivers. When a remote stream cannot list its shards, the shards the
+// positions know of and have not finished.
+inline std::vector<ShardId> UnfinishedShards(const StreamApi& stream,
                                              const ShardPositions& positions) {
   std::vector<ShardId> shards;
-  for (const ShardDescription& d : stream.ListShards()) {
+  absl::StatusOr<std::vector<ShardDescription>> listed = stream.ListShards();
+  if (!listed.ok()) {
+    for (const auto& [id, p] : positions.shards) {
+      if (!p.ended) shards.push_back(id);
+    }
+    return shards;
+  }
+  for (const ShardDescription& d : *listed) {
     auto it = positions.shards.find(d.shard_id);
     if (it == positions.shards.end() || !it->second.ended) shards.push_back(d.shard_id);
   }
@@ -252,16 +260,16 @@ uint64_t DecodeRecords(absl::Span<const Record> records, const std::optional<Seq
 
 }  // namespace internal
 
-// A Stream read through enhanced fan-out: one subscription per shard, children after parents.
-// `decode(const rill::Record&)` returns std::optional<T>; nullopt counts as undecodable.
-// The position is the subscriber's per-shard positions; restoring one resumes each shard after
-// it (and finished shards are not read again).
+// A stream (any StreamApi) read through enhanced fan-out: one subscription per shard, children
+// after parents. `decode(const rill::Record&)` returns std::optional<T>; nullopt counts as
+// undecodable. The position is the subscriber's per-shard positions; restoring one resumes each
+// shard after it (and finished shards are not read again).
 template <typename T, typename Decode>
 class SubscriptionSource final : public Source<T> {
  public:
   // `stream` is borrowed: it must outlive the source. options.consumer_name must be registered on
   // it (checked at the first Next(), which creates the StreamSubscriber).
-  SubscriptionSource(Stream& stream, StreamSubscriberOptions options, Decode decode)
+  SubscriptionSource(StreamApi& stream, StreamSubscriberOptions options, Decode decode)
       : stream_(stream), options_(std::move(options)), decode_(std::move(decode)) {}
 
   absl::StatusOr<std::optional<SourceBatch<T>>> Next() override {
@@ -332,7 +340,7 @@ class SubscriptionSource final : public Source<T> {
   uint64_t undecodable_records() const override { return undecodable_; }
 
  private:
-  Stream& stream_;
+  StreamApi& stream_;
   StreamSubscriberOptions options_;
   Decode decode_;
   std::unique_ptr<StreamSubscriber> subscriber_;
@@ -557,7 +565,7 @@ class ConsumerGroupSource final : public Source<T> {
 // Factories that deduce the decoder type. The stream or group is borrowed, as by the sources'
 // constructors: it must outlive the source (and so the pipeline reading it).
 template <typename T, typename Decode>
-std::unique_ptr<Source<T>> FromSubscription(Stream& stream, StreamSubscriberOptions options,
+std::unique_ptr<Source<T>> FromSubscription(StreamApi& stream, StreamSubscriberOptions options,
                                             Decode decode) {
   return std::make_unique<SubscriptionSource<T, Decode>>(stream, std::move(options),
                                                          std::move(decode));

@@ -1,9 +1,10 @@
-// Producer: buffered, retrying, order-keeping writes to a Stream (what the Kinesis Producer Library
-// does for Kinesis).
+// Producer: buffered, retrying, order-keeping writes to a stream (what the Kinesis Producer
+// Library does for Kinesis): an in-process rill::Stream or a remote one through
+// rill::kinesis::Client, any rill::StreamApi.
 //
 // Put() copies a record into a buffer and returns. The producer groups buffered records by the
 // shard their partition key is predicted to land in, and sends each shard's records with
-// Stream::PutRecords once the oldest of them has waited max_buffered_time or a batch's worth is
+// StreamApi::PutRecords once the oldest of them has waited max_buffered_time or a batch's worth is
 // waiting. A batch's worth is sent by the Put that completed it, on the caller's thread (so
 // sending keeps pace with the callers, however many); the deadlines and retries by Poll() or the
 // worker. Entries refused with kProvisionedThroughputExceeded (or kInternalFailure) are retried
@@ -92,7 +93,7 @@
 
 namespace rill {
 
-class Stream;
+class StreamApi;
 
 struct ProducerOptions {
   // How long a record may wait in the buffer for others to join its batch (KPL
@@ -167,7 +168,7 @@ class Producer {
   // the stream's open shards to predict where keys land. Errors: kInvalidArgument for an option
   // outside its range; a ListShards error as is.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Producer>> Create(
-      Stream& stream, ProducerOptions options = {});
+      StreamApi& stream, ProducerOptions options = {});
 
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;

@@ -11,9 +11,11 @@
 //   auto batch = stream->GetRecords(*it, 1000);
 //   // ... use batch->records, then continue from *batch->next_shard_iterator
 //
-// An iterator is a self-contained value: it names its stream, shard and position and the time it
-// was issued, and expires 5 minutes (of the stream's Clock) after that. ToString() and Parse()
-// turn it into an opaque token and back, for applications that hand iterators around as text.
+// An iterator of a rill::Stream is a self-contained value: it names its stream, shard and position
+// and the time it was issued, and expires 5 minutes (of the stream's Clock) after that. ToString()
+// and Parse() turn it into an opaque token and back, for applications that hand iterators around
+// as text. An iterator of a remote stream (rill::kinesis::Client) holds the endpoint's token
+// instead (FromToken): only that endpoint can read it, and a Stream rejects it.
 //
 // Thread safety: plain values.
 #ifndef RILL_STREAM_SHARD_ITERATOR_H_
@@ -24,6 +26,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -86,8 +89,22 @@ class ShardIterator {
   // Parses a token made by ToString(). A malformed or altered token is kInvalidArgument.
   [[nodiscard]] static absl::StatusOr<ShardIterator> Parse(std::string_view token);
 
-  // An opaque token of 80 characters.
+  // An iterator of a remote stream: the endpoint's own token, and when it was received (on the
+  // client's clock; Kinesis' expire 5 minutes after they were issued).
+  static ShardIterator FromToken(std::string token, absl::Time issued_at) {
+    ShardIterator it;
+    it.token_ = std::move(token);
+    it.issued_at_us_ = absl::ToUnixMicros(issued_at);
+    return it;
+  }
+
+  // The opaque token: 80 characters for a rill::Stream's iterator, the endpoint's token for a
+  // remote one.
   std::string ToString() const;
+  // True for an iterator made by FromToken.
+  bool is_remote() const { return !token_.empty(); }
+  // The endpoint's token (empty for a rill::Stream's iterator).
+  const std::string& token() const { return token_; }
 
   // When the stream issued the iterator; it expires 5 minutes later.
   absl::Time issued_at() const { return absl::FromUnixMicros(issued_at_us_); }
@@ -111,6 +128,7 @@ class ShardIterator {
   uint32_t shard_index_ = 0;
   uint64_t ordinal_ = 0;  // the position: the shard's n-th record ever appended
   int64_t issued_at_us_ = 0;
+  std::string token_;  // a remote stream's token; empty for a rill::Stream's iterator
 };
 
 }  // namespace rill

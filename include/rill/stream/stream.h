@@ -62,6 +62,7 @@
 #include "rill/stream/record.h"
 #include "rill/stream/shard_description.h"
 #include "rill/stream/shard_iterator.h"
+#include "rill/stream/stream_api.h"
 #include "rill/stream/stream_options.h"
 #include "rill/stream/stream_summary.h"
 #include "rill/stream/subscription.h"
@@ -72,33 +73,9 @@ namespace internal {
 class StreamImpl;
 }  // namespace internal
 
-// Kinesis' fixed limits that are not options.
-inline constexpr int kMaxPartitionKeyChars = 256;
-inline constexpr int kMaxPutRecordsEntries = 500;
-inline constexpr int kMaxGetRecordsLimit = 10000;
-inline constexpr size_t kMaxGetRecordsBytes = size_t{10} << 20;
-inline constexpr absl::Duration kShardIteratorLifetime = absl::Minutes(5);
-inline constexpr absl::Duration kMinRetention = absl::Hours(24);
-inline constexpr absl::Duration kMaxRetention = absl::Hours(8760);
-inline constexpr absl::Duration kNextTokenLifetime = absl::Minutes(5);
-inline constexpr int kMaxListShardsResults = 1000;
-
-struct GetRecordsResult {
-  // The records, in sequence-number order. May be empty even when more records exist (keep
-  // calling with next_shard_iterator).
-  std::vector<Record> records;
-  // Where to continue. Absent only when the shard is closed and every record was returned.
-  std::optional<ShardIterator> next_shard_iterator;
-  // How far behind the newest record of the shard this read is: 0 when it returned everything
-  // published, otherwise now minus the arrival time of the first record not yet returned.
-  int64_t millis_behind_latest = 0;
-  // Set on the read that reaches the end of a closed shard: the shards that took over its range.
-  std::vector<ChildShard> child_shards;
-  // Keeps the storage that `records` point into alive. Copying the result shares it.
-  RecordKeepAlive storage;
-};
-
-class Stream {
+// The stream's operations as StreamApi declares them (Stream is its in-process implementation:
+// rill/stream/stream_api.h), and more that only a stream in this process has.
+class Stream final : public StreamApi {
  public:
   // Creates an empty stream. Errors: kInvalidArgument for a bad name, a shard count below 1 or a
   // retention outside [24 h, 8760 h]; kValidation for max_record_bytes outside [1 MiB, 10 MiB];
@@ -124,9 +101,13 @@ class Stream {
 
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
-  ~Stream();
+  ~Stream() override;
 
-  const std::string& name() const;
+  const std::string& name() const override;
+  // options().clock.
+  const std::shared_ptr<Clock>& clock() const override;
+  // options().max_record_bytes and max_put_records_bytes.
+  PutLimits put_limits() const override;
   // The options the stream was created with; for a stream Open recovered, with its stored
   // retention period and capacity mode. They do not change: the current retention period is
   // retention(), the current mode DescribeStreamSummary().stream_mode.
@@ -144,7 +125,7 @@ class Stream {
   // Thread-safe; does not allocate.
   [[nodiscard]] absl::StatusOr<PutRecordResult> PutRecord(std::string_view partition_key,
                                                           std::string_view data,
-                                                          const PutOptions& options = {});
+                                                          const PutOptions& options = {}) override;
 
   // Puts up to 500 records. The request as a whole fails with kInvalidArgument if it has no entry,
   // more than 500, or more than max_put_records_bytes of keys and data. Otherwise each entry
@@ -152,7 +133,7 @@ class Stream {
   // written, and entries bound for the same shard keep request order. (Kinesis rejects the whole
   // request for a malformed entry; rill fails only that entry, so nothing valid is held back.)
   [[nodiscard]] absl::StatusOr<PutRecordsResult> PutRecords(
-      absl::Span<const PutRecordsEntry> entries);
+      absl::Span<const PutRecordsEntry> entries) override;
 
   // Every unexpired shard (open, or closed less than a retention period ago), in shard-id
   // order: ListShards with the default FROM_TRIM_HORIZON filter, every page at once.
@@ -162,7 +143,8 @@ class Stream {
   // a time. Errors: kInvalidArgument for max_results outside [1, 10,000], a filter missing its
   // shard id or timestamp, a next_token together with exclusive_start_shard_id, or a malformed
   // next_token; kExpiredNextToken for a token issued more than 5 minutes ago.
-  [[nodiscard]] absl::StatusOr<ListShardsResult> ListShards(const ListShardsRequest& request) const;
+  [[nodiscard]] absl::StatusOr<ListShardsResult> ListShards(
+      const ListShardsRequest& request) const override;
 
   // The stream's status, mode, open shard count, retention and limits.
   StreamSummary DescribeStreamSummary() const;
@@ -200,11 +182,12 @@ class Stream {
   // key, non-adjacent shards or a target out of bounds; kLimitExceeded past max_shards or the
   // daily update quota; kResourceInUse while the stream is UPDATING; kValidation in on-demand mode.
   [[nodiscard]] absl::Status SplitShard(ShardId shard_id, HashKey new_starting_hash_key);
-  [[nodiscard]] absl::Status SplitShard(std::string_view shard_id, HashKey new_starting_hash_key);
+  [[nodiscard]] absl::Status SplitShard(std::string_view shard_id,
+                                        HashKey new_starting_hash_key) override;
   [[nodiscard]] absl::Status MergeShards(ShardId shard_id, ShardId adjacent_shard_id);
   [[nodiscard]] absl::Status MergeShards(std::string_view shard_id,
-                                         std::string_view adjacent_shard_id);
-  [[nodiscard]] absl::Status UpdateShardCount(int target_shard_count);
+                                         std::string_view adjacent_shard_id) override;
+  [[nodiscard]] absl::Status UpdateShardCount(int target_shard_count) override;
 
   // Switches between provisioned and on-demand mode (at most max_mode_updates_per_day times per
   // rolling 24 hours: kLimitExceeded). The shards stay as they are. Switching to the current mode
@@ -243,10 +226,11 @@ class Stream {
   // enhanced_fan_out.max_consumers at once (kLimitExceeded). DeregisterStreamConsumer ends the
   // consumer's subscriptions (their Next() returns kResourceNotFound). Unknown names are
   // kResourceNotFound.
-  [[nodiscard]] absl::StatusOr<ConsumerDescription> RegisterStreamConsumer(std::string_view name);
-  [[nodiscard]] absl::Status DeregisterStreamConsumer(std::string_view name);
+  [[nodiscard]] absl::StatusOr<ConsumerDescription> RegisterStreamConsumer(
+      std::string_view name) override;
+  [[nodiscard]] absl::Status DeregisterStreamConsumer(std::string_view name) override;
   [[nodiscard]] absl::StatusOr<ConsumerDescription> DescribeStreamConsumer(
-      std::string_view name) const;
+      std::string_view name) const override;
   // In registration order.
   std::vector<ConsumerDescription> ListStreamConsumers() const;
 
@@ -260,7 +244,7 @@ class Stream {
       const SubscribeOptions& options = {});
   [[nodiscard]] absl::StatusOr<std::unique_ptr<Subscription>> SubscribeToShard(
       std::string_view consumer_name, std::string_view shard_id, const StartingPosition& position,
-      const SubscribeOptions& options = {});
+      const SubscribeOptions& options = {}) override;
 
   // Counters under Kinesis' metric names, stream-wide and per unexpired shard. Cheap: relaxed
   // atomic loads. PutRecord.Latency is sampled (one call in 64 per thread) to keep the clock off
@@ -273,7 +257,7 @@ class Stream {
   [[nodiscard]] absl::StatusOr<ShardIterator> GetShardIterator(
       ShardId shard_id, const StartingPosition& position) const;
   [[nodiscard]] absl::StatusOr<ShardIterator> GetShardIterator(
-      std::string_view shard_id, const StartingPosition& position) const;
+      std::string_view shard_id, const StartingPosition& position) const override;
 
   // Reads up to `limit` (1..10,000) records, and at most 10 MiB of data (at least one record),
   // from the iterator's position. Errors: kInvalidArgument for a bad limit or an iterator of
@@ -282,14 +266,14 @@ class Stream {
   // retention period first: records it finds expired are gone for good (even if a
   // SimulatedClock is set back later) and their memory is reclaimed; so it is const to the
   // caller but not free of housekeeping.
-  [[nodiscard]] absl::StatusOr<GetRecordsResult> GetRecords(const ShardIterator& iterator,
-                                                            int limit = kMaxGetRecordsLimit) const;
+  [[nodiscard]] absl::StatusOr<GetRecordsResult> GetRecords(
+      const ShardIterator& iterator, int limit = kMaxGetRecordsLimit) const override;
 
   // Kinesis' retention changes: Increase requires new >= current, Decrease new <= current, both
   // within [24 h, 8760 h] (or the short-retention escape). Records already past the old period
   // stay gone after an increase. Errors: kInvalidArgument.
-  [[nodiscard]] absl::Status IncreaseStreamRetentionPeriod(absl::Duration retention);
-  [[nodiscard]] absl::Status DecreaseStreamRetentionPeriod(absl::Duration retention);
+  [[nodiscard]] absl::Status IncreaseStreamRetentionPeriod(absl::Duration retention) override;
+  [[nodiscard]] absl::Status DecreaseStreamRetentionPeriod(absl::Duration retention) override;
 
   // Bytes of record storage held in memory, across shards: the capacity of every chunk the
   // shards hold (chunks dropped by retention but still referenced by a returned GetRecordsResult
@@ -307,6 +291,14 @@ class Stream {
   uint64_t recovered_records() const;
   // Durable mode: bytes of segment files on disk. In memory mode: 0.
   uint64_t DiskBytes() const;
+
+ protected:
+  absl::StatusOr<StreamSummary> DescribeStreamSummaryOrError() const override {
+    return DescribeStreamSummary();
+  }
+  absl::StatusOr<std::vector<ConsumerDescription>> ListStreamConsumersOrError() const override {
+    return ListStreamConsumers();
+  }
 
  private:
   explicit Stream(std::unique_ptr<internal::StreamImpl> impl);
