@@ -465,11 +465,19 @@ class Http2Session : public Resumable, public std::enable_shared_from_this<Http2
       headers.reserve(st.headers.size());
       std::string_view method;
       std::string_view path = "/";
+      std::optional<std::string_view> authority;
+      bool has_host = false;
       for (const auto& [name, value] : st.headers) {
         headers.push_back({name, value});
         if (name == ":method") method = value;
         if (name == ":path") path = value;
+        if (name == ":authority") authority = value;
+        if (name == "host") has_host = true;
       }
+      // HTTP/2 carries the host as :authority (RFC 9113 8.3.1), so a client that signed "host"
+      // (libcurl, the AWS SDK for Java) sent no host header: it is the :authority, as AWS reads
+      // it.
+      if (authority && !has_host) headers.push_back({"host", *authority});
       HttpRequest request{method, path, headers, st.body};
       request.http2 = true;
       request.subscriptions_full = core_->open_subscriptions.load(std::memory_order_relaxed) >=

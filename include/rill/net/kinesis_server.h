@@ -6,9 +6,8 @@
 // on a plain port, as the AWS SDK for JavaScript v3 connects; h2 by ALPN over TLS), for the
 // streams of a StreamRegistry. SubscribeToShard answers with an application/vnd.amazon.eventstream
 // body: an initial-response event, then SubscribeToShardEvent events as records arrive (and
-// heartbeats), until the subscription's lifetime ends, the shard ends or the client goes away. It
-// is served over HTTP/2 as Kinesis does, and over HTTP/1.1 as a chunked response (which Kinesis
-// does not offer; it lets curl and simple clients subscribe).
+// heartbeats), until the subscription's lifetime ends, the shard ends or the client goes away. As
+// on Kinesis, it is served over HTTP/2 only (over HTTP/1.1 it is InvalidArgumentException).
 //
 // Example:
 //   std::shared_ptr<rill::net::StreamRegistry> registry =
