@@ -836,15 +836,13 @@ class RemoteSubscription final : public Subscription {
     WakeReaders();
   }
 
+  // Under mu_, so that a dispatcher's RemoveWaker (which takes mu_) cannot free a waker while
+  // it is being woken.
   void WakeReaders() {
-    std::vector<rill::internal::Waker*> wakers;
-    {
-      MutexLock<Mutex> lock(&mu_);
-      wakers = wakers_;
-    }
     waker_.MarkPending();
     waker_.Wake();
-    for (rill::internal::Waker* w : wakers) {
+    MutexLock<Mutex> lock(&mu_);
+    for (rill::internal::Waker* w : wakers_) {
       w->MarkPending();
       w->Wake();
     }
