@@ -4,6 +4,11 @@
 #include <iostream>
 
 #include "rill/rill.h"
+#if RILL_PACKAGE_HAS_NET
+#include "rill/net/kinesis_client.h"
+#include "rill/net/kinesis_server.h"
+#include "rill/net/stream_registry.h"
+#endif
 
 int main() {
   rill::StreamOptions options;
@@ -19,6 +24,26 @@ int main() {
   if (!it.ok()) return 1;
   auto batch = (*stream)->GetRecords(*it);
   if (!batch.ok() || batch->records.size() != 1 || batch->records[0].data != "value") return 1;
+#if RILL_PACKAGE_HAS_NET
+  // The same through the wire API: a server on a free loopback port and a client of it.
+  auto registry = rill::net::StreamRegistry::Create({});
+  if (!registry.ok()) return 1;
+  rill::net::KinesisServerOptions server_options;
+  server_options.credentials = {{"AKIDPACKAGE", "package-secret"}};
+  auto server = rill::net::KinesisServer::Start(std::move(*registry), server_options);
+  if (!server.ok()) return 1;
+  rill::kinesis::ClientOptions client_options;
+  client_options.endpoint = (*server)->endpoint();
+  client_options.stream_name = "package-check";
+  client_options.access_key_id = "AKIDPACKAGE";
+  client_options.secret_access_key = "package-secret";
+  if (!rill::kinesis::Client::CreateStream(client_options, 1).ok()) return 1;
+  auto client = rill::kinesis::Client::Create(client_options);
+  if (!client.ok()) return 1;
+  auto remote = (*client)->PutRecord("key", "over the wire");
+  if (!remote.ok()) return 1;
+  std::cout << "rill::net package check: OK\n";
+#endif
   std::cout << "rill " << RILL_VERSION_STRING << " package check: OK\n";
   return 0;
 }
