@@ -1239,6 +1239,13 @@ Result Service::GetShardIterator(simdjson::dom::object body, absl::Status* error
   if (sequence) position.sequence_number = std::string(*sequence);
   position.timestamp = timestamp;
   absl::StatusOr<ShardIterator> it = stream->GetShardIterator(*shard, position);
+  if (GetErrorCode(it.status()) == ErrorCode::kResourceNotFound) {
+    // Kinesis' text (kinesalite's tests record it against the live service).
+    absl::StatusOr<ShardId> id = ShardId::Parse(*shard);
+    return ResourceNotFoundError(absl::StrFormat(
+        "Shard %s in stream %s under account %s does not exist",
+        id.ok() ? id->ToString() : std::string(ToAbsl(*shard)), h.name(), registry_.account_id()));
+  }
   if (!it.ok()) return it.status();
   std::string out;
   JsonWriter w(&out);

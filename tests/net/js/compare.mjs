@@ -25,6 +25,9 @@ export const KNOWN_DIFFERENCES = [
   // rill's documented departures from Kinesis (docs/departures.md).
   {
     name: "rill: no CREATING phase",
+    // kinesalite's side is a state it holds for 1 s: on a machine slow enough it is over before
+    // the describe, so the difference may not show (never stale); rill's side is exact.
+    sometimes: true,
     paths: ["createStatus"],
     rill: "ACTIVE",
     kinesalite: "CREATING",
@@ -32,7 +35,21 @@ export const KNOWN_DIFFERENCES = [
             "wire: fixed fields); Kinesis and kinesalite report CREATING first (kinesalite 500 ms)",
   },
   {
+    name: "rill: no DELETING phase",
+    // kinesalite's side is a state it holds for 1 s: on a machine slow enough it is over before
+    // the describe, so the difference may not show (never stale); rill's side is exact.
+    sometimes: true,
+    paths: ["deleteStatus"],
+    rill: "ResourceNotFoundException",
+    kinesalite: "DELETING",
+    reason: "rill removes a stream inside DeleteStream (docs/departures.md, On the wire: fixed " +
+            "fields); Kinesis and kinesalite report DELETING until the deletion completes",
+  },
+  {
     name: "rill: resharding completes inside the call",
+    // kinesalite's side is a state it holds for 1 s: on a machine slow enough it is over before
+    // the describe, so the difference may not show (never stale); rill's side is exact.
+    sometimes: true,
     paths: ["splitStatus"],
     rill: "ACTIVE at once",
     kinesalite: "UPDATING, then ACTIVE",
@@ -95,6 +112,17 @@ export const KNOWN_DIFFERENCES = [
     check: (rill, kinesalite) => rill === 0 && Number.isInteger(kinesalite) && kinesalite > 0,
     reason: "kinesalite reports the time since the shard closed there (it varies); rill reports 0, " +
             "Kinesis' 'caught up' (the reader has every record the shard will ever have)",
+  },
+  {
+    // Seen once in about fifteen runs on a loaded machine: kinesalite decides a closed shard's end
+    // from the times encoded in its sequence numbers, so an iterator just after the last record
+    // sometimes gets a NextShardIterator. Kinesis documents no NextShardIterator past a closed
+    // shard's end, and rill gives none; kinesalite may go either way, so this one is never stale.
+    name: "kinesalite: the end of a closed shard after its last record is timing-dependent",
+    paths: ["closedParentAfterLast/reachedEnd"],
+    sometimes: true,
+    check: (rill, kinesalite) => rill === true && kinesalite === false,
+    reason: "kinesalite judges a closed shard's end by time; Kinesis and rill always end it there",
   },
   {
     name: "kinesalite: splits a closed shard",
@@ -179,7 +207,7 @@ export function compare(rill, kinesalite) {
   };
   const strip = ({ mode, ...rest }) => rest;
   walk([], strip(rill), strip(kinesalite));
-  const stale = KNOWN_DIFFERENCES.filter((k) => seen.get(k) === 0);
+  const stale = KNOWN_DIFFERENCES.filter((k) => seen.get(k) === 0 && !k.sometimes);
   return { unexpected, stale, ignored: KNOWN_DIFFERENCES.filter((k) => seen.get(k) > 0) };
 }
 
