@@ -21,26 +21,8 @@ done
 now() { date +%s%N; }
 elapsed() { echo "$(( ($(now) - $1) / 1000000 )) ms"; }
 
-# The packages, once per package-lock.json. Installed beside the final directory and renamed into
-# place, so an interrupted or concurrent install never leaves a half-filled cache.
-cache_root="${RILL_NPM_CACHE:-${HOME:-/tmp}/.cache/rill-js-tests}"
-cache="$cache_root/$(sha256sum "$js/package-lock.json" | cut -c1-16)"
-if [ ! -f "$cache/node_modules/.rill-installed" ]; then
-  start=$(now)
-  mkdir -p "$cache_root"
-  staging="$(mktemp -d "$cache_root/.install.XXXXXX")"
-  cp "$js/package.json" "$js/package-lock.json" "$staging/"
-  # No install scripts: none of these packages needs one (kinesalite keeps its streams in
-  # memdown; leveldown, which it does not load then, would try to build).
-  if ! (cd "$staging" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) >&2; then
-    rm -rf "$staging"
-    echo "js_sdk_test: npm ci failed" >&2
-    exit 1
-  fi
-  touch "$staging/node_modules/.rill-installed"
-  mv -T "$staging" "$cache" 2>/dev/null || rm -rf "$staging"  # another run may have won the race
-  echo "js_sdk_test: installed the npm packages in $cache ($(elapsed "$start"))"
-fi
+# The packages, once per package-lock.json (js/npm_install.sh prints where).
+cache="$("$js/npm_install.sh")"
 
 work="$(mktemp -d)"
 rill_pid=""

@@ -11,8 +11,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -511,6 +516,68 @@ TEST_CASE("Start refuses to serve without credentials unless told to", "[net][se
   REQUIRE(server.ok());
   Client client((*server)->port(), Http::k1);
   CHECK(client.Send(RequestSpec("ListStreams", "{}").Unsigned()).status == 200);
+}
+
+// A raw TCP connection to the server, for what a client library would not do: stall.
+int ConnectRaw(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  // A bound on the test, not on the server: it closes within idle_timeout (0.2 s).
+  timeval bound{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
+  return fd;
+}
+
+// Reads until the server closes the connection; returns what it sent, or "TIMEOUT".
+std::string ReadUntilClosed(int fd) {
+  std::string got;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (n > 0) {
+      got.append(buffer, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return "TIMEOUT";
+    return got;  // 0: closed; ECONNRESET: closed too
+  }
+}
+
+TEST_CASE("idle and slow HTTP/1.1 connections are closed after idle_timeout", "[net][server]") {
+  KinesisServerOptions options;
+  options.allow_unauthenticated = true;
+  options.idle_timeout = absl::Milliseconds(200);
+  Fixture f(options);
+
+  // Nothing sent at all.
+  const int idle = ConnectRaw(f.server->port());
+  CHECK(ReadUntilClosed(idle).empty());
+  ::close(idle);
+
+  // A request whose body never arrives in full.
+  const int slow = ConnectRaw(f.server->port());
+  const std::string partial =
+      "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n"
+      "X-Amz-Target: Kinesis_20131202.ListStreams\r\nContent-Length: 100\r\n\r\n{";
+  REQUIRE(::send(slow, partial.data(), partial.size(), 0) == static_cast<ssize_t>(partial.size()));
+  CHECK(ReadUntilClosed(slow).empty());
+  ::close(slow);
+
+  // A complete request is answered, and the kept-alive connection closes once idle.
+  const int kept = ConnectRaw(f.server->port());
+  const std::string full =
+      "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n"
+      "X-Amz-Target: Kinesis_20131202.ListStreams\r\nContent-Length: 2\r\n\r\n{}";
+  REQUIRE(::send(kept, full.data(), full.size(), 0) == static_cast<ssize_t>(full.size()));
+  const std::string answer = ReadUntilClosed(kept);
+  CHECK(absl::StartsWith(answer, "HTTP/1.1 200"));
+  CHECK(absl::StrContains(answer, "\"StreamNames\":[]"));
+  ::close(kept);
 }
 
 }  // namespace
