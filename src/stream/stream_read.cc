@@ -144,9 +144,14 @@ absl::StatusOr<GetRecordsResult> StreamImpl::GetRecords(const ShardIterator& ite
   const uint64_t trim = TrimShard(*shard, now_us - retention_us_.load(std::memory_order_relaxed));
 
   GetRecordsResult result;
-  const internal::ShardRead read = internal::ReadShard(
-      *shard, stream_tag_, std::max(iterator.ordinal_, trim), end, static_cast<size_t>(limit),
-      kMaxGetRecordsBytes, now_us, &result.records, &result.storage);
+  const uint64_t from = std::max(iterator.ordinal_, trim);
+  // One allocation for the result, not a doubling series of them (each a copy of every record
+  // so far): at most `limit`, at most what is published.
+  result.records.reserve(static_cast<size_t>(
+      std::min<uint64_t>(static_cast<uint64_t>(limit), end > from ? end - from : 0)));
+  const internal::ShardRead read =
+      internal::ReadShard(*shard, stream_tag_, from, end, static_cast<size_t>(limit),
+                          kMaxGetRecordsBytes, now_us, &result.records, &result.storage);
   if (!read.status.ok()) return AsKinesisError(read.status);
   const uint64_t next = std::max(read.next, std::max(iterator.ordinal_, trim));
   result.millis_behind_latest = read.millis_behind;

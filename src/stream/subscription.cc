@@ -182,6 +182,9 @@ class SubscriptionImpl final : public Subscription {
           std::max(position_,
                    shard_->storage.Trim(now_us - absl::ToInt64Microseconds(stream_->retention())));
       SubscribeToShardEvent event;
+      // One allocation for the event's records (see StreamImpl::GetRecords).
+      event.records.reserve(static_cast<size_t>(std::min<uint64_t>(
+          static_cast<uint64_t>(options_.max_records_per_event), end - position_)));
       const ShardRead read = ReadShard(*shard_, stream_tag_, position_, end,
                                        static_cast<size_t>(options_.max_records_per_event),
                                        kMaxGetRecordsBytes, now_us, &event.records, &event.storage);

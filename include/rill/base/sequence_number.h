@@ -66,7 +66,8 @@ class SequenceNumber {
   friend std::ostream& operator<<(std::ostream& os, SequenceNumber s) { return os << s.ToString(); }
 
  private:
-  // Three words, most significant first: 24 bytes aligned to 8, so a Record stays 64 bytes.
+  // Three words, most significant first: 24 bytes aligned to 8 (a Record is 72 bytes, 8 more
+  // than with a 128-bit number).
   uint64_t high_ = 0;
   uint64_t mid_ = 0;
   uint64_t low_ = 0;
