@@ -7,16 +7,19 @@ packages=(cmake ninja-build g++ ccache libabsl-dev libfmt-dev catch2 libbenchmar
           libsqlite3-dev
           # rill::net (the Kinesis wire API) and its tests with real clients
           libboost-dev libnghttp2-dev libssl-dev zlib1g-dev libsimdjson-dev pkg-config
-          libcurl4-openssl-dev awscli
-          # the JavaScript SDK and kinesalite scenario (tests/net/js_sdk_test.sh installs them
-          # from npm)
-          nodejs npm)
+          libcurl4-openssl-dev awscli)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
 done
+# Node.js and npm for the JavaScript SDK and kinesalite scenario (tests/net/js_sdk_test.sh installs
+# those from npm). Looked for as commands: a machine may have Node.js from elsewhere than Debian,
+# whose npm package would then conflict with it.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "install-deps: installing ${missing[*]}"
