@@ -546,10 +546,10 @@ TEST_CASE("GetShardIterator takes every iterator type", "[net]") {
              R"({"StreamName":"s","ShardId":"shardId-000000000009","ShardIteratorType":"LATEST"})"),
       "ResourceNotFoundException",
       "Shard shardId-000000000009 in stream s under account 000000000000 does not exist");
-  CheckError(
-      f.Call("GetShardIterator", R"({"StreamName":"s","ShardId":"9","ShardIteratorType":"LATEST"})"),
-      "ResourceNotFoundException",
-      "Shard shardId-000000000009 in stream s under account 000000000000 does not exist");
+  CheckError(f.Call("GetShardIterator",
+                    R"({"StreamName":"s","ShardId":"9","ShardIteratorType":"LATEST"})"),
+             "ResourceNotFoundException",
+             "Shard shardId-000000000009 in stream s under account 000000000000 does not exist");
   CheckError(
       f.Call("GetShardIterator",
              R"({"StreamName":"s","ShardId":"shardId-000000000000","ShardIteratorType":"OLDEST"})"),
