@@ -1776,6 +1776,14 @@ bool KinesisService::IsOperation(std::string_view target) {
   return known;
 }
 
+std::vector<std::string_view> KinesisService::OperationNames() {
+  std::vector<std::string_view> names;
+  for (const OperationEntry& entry : kOperations) names.push_back(entry.name);
+  names.push_back("SubscribeToShard");
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 KinesisService::KinesisService(std::shared_ptr<StreamRegistry> registry)
     : registry_(std::move(registry)) {}
 

@@ -53,6 +53,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -106,6 +107,9 @@ class KinesisService {
   // Whether `target` (an X-Amz-Target value) names an operation this service answers,
   // SubscribeToShard included: the front checks it before the signature, as Kinesis does.
   static bool IsOperation(std::string_view target);
+  // The names of the operations this service answers (without the target prefix), SubscribeToShard
+  // included, in alphabetical order: for tests and fuzzers that try every one.
+  static std::vector<std::string_view> OperationNames();
 
   const std::shared_ptr<StreamRegistry>& registry() const { return registry_; }
 

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz/fuzz_check.h"
 #include "net/kinesis_service.h"
 #include "net/request_handler.h"
 #include "net/sigv4.h"
@@ -23,42 +24,15 @@
 namespace rill::net::internal {
 namespace {
 
-#define FUZZ_CHECK(condition)                                                            \
-  do {                                                                                   \
-    if (!(condition)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (false)
-
-constexpr std::string_view kOperations[] = {
-    "CreateStream",
-    "DeleteStream",
-    "ListStreams",
-    "DescribeStream",
-    "DescribeStreamSummary",
-    "DescribeLimits",
-    "UpdateStreamMode",
-    "ListShards",
-    "PutRecord",
-    "PutRecords",
-    "GetShardIterator",
-    "GetRecords",
-    "SplitShard",
-    "MergeShards",
-    "UpdateShardCount",
-    "IncreaseStreamRetentionPeriod",
-    "DecreaseStreamRetentionPeriod",
-    "AddTagsToStream",
-    "ListTagsForStream",
-    "RemoveTagsFromStream",
-    "RegisterStreamConsumer",
-    "DescribeStreamConsumer",
-    "ListStreamConsumers",
-    "DeregisterStreamConsumer",
-    "SubscribeToShard",
-    "NoSuchOperation",
-};
+// Every operation, and one that does not exist.
+const std::vector<std::string_view>& Operations() {
+  static const std::vector<std::string_view>* operations = [] {
+    auto* names = new std::vector<std::string_view>(rill::net::KinesisService::OperationNames());
+    names->push_back("NoSuchOperation");
+    return names;
+  }();
+  return *operations;
+}
 
 struct World {
   World() {
@@ -134,8 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static World* world = new World();
   world->Restock();
   if (size < 2) return 0;
-  const std::string_view operation =
-      kOperations[data[0] % (sizeof(kOperations) / sizeof(kOperations[0]))];
+  const std::vector<std::string_view>& operations = Operations();
+  const std::string_view operation = operations[data[0] % operations.size()];
   const uint8_t shape = data[1];
   std::string_view rest(reinterpret_cast<const char*>(data) + 2, size - 2);
 

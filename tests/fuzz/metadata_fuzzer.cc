@@ -10,19 +10,12 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz/fuzz_check.h"
 #include "storage/crc32c.h"
 #include "storage/stream_store.h"
 
 namespace rill::internal {
 namespace {
-
-#define FUZZ_CHECK(condition)                                                            \
-  do {                                                                                   \
-    if (!(condition)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (false)
 
 // METADATA's framing (stream_store.h): magic, u32 version, u32 payload length, payload, u32
 // masked CRC-32C of everything before it.

@@ -10,20 +10,13 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz/fuzz_check.h"
 #include "storage/crc32c.h"
 #include "storage/segment.h"
 #include "storage/segment_testing.h"
 
 namespace rill::internal {
 namespace {
-
-#define FUZZ_CHECK(condition)                                                            \
-  do {                                                                                   \
-    if (!(condition)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (false)
 
 FrameBuffer& Scratch() {
   static FrameBuffer* scratch = new FrameBuffer();

@@ -722,31 +722,8 @@ TEST_CASE("Malformed bodies and unknown operations answer as Kinesis", "[net]") 
 TEST_CASE("Handle never crashes on hostile input for any operation", "[net]") {
   Fixture f;
   f.Create("s", 2);
-  const std::vector<std::string_view> operations = {"CreateStream",
-                                                    "DeleteStream",
-                                                    "ListStreams",
-                                                    "DescribeStream",
-                                                    "DescribeStreamSummary",
-                                                    "DescribeLimits",
-                                                    "UpdateStreamMode",
-                                                    "ListShards",
-                                                    "PutRecord",
-                                                    "PutRecords",
-                                                    "GetShardIterator",
-                                                    "GetRecords",
-                                                    "SplitShard",
-                                                    "MergeShards",
-                                                    "UpdateShardCount",
-                                                    "IncreaseStreamRetentionPeriod",
-                                                    "DecreaseStreamRetentionPeriod",
-                                                    "AddTagsToStream",
-                                                    "ListTagsForStream",
-                                                    "RemoveTagsFromStream",
-                                                    "RegisterStreamConsumer",
-                                                    "DescribeStreamConsumer",
-                                                    "ListStreamConsumers",
-                                                    "DeregisterStreamConsumer",
-                                                    "SubscribeToShard"};
+  const std::vector<std::string_view> operations = KinesisService::OperationNames();
+  REQUIRE(operations.size() == 25);
   const std::vector<std::string> bodies = {
       "{}",
       R"({"StreamName":null,"StreamARN":null,"ShardId":null})",
