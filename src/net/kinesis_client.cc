@@ -667,6 +667,8 @@ class RemoteSubscription final : public Subscription {
     curl_easy_setopt(easy_, CURLOPT_HEADERDATA, &error_type_);
     curl_multi_add_handle(multi_, easy_);
     reader_ = std::thread([this] { Read(); });
+    // Real time on purpose: this waits on the network (as libcurl's own timeouts do), which a
+    // simulated clock does not drive.
     const auto deadline =
         std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(impl.options.request_timeout);
     {

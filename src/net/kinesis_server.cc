@@ -240,7 +240,8 @@ class Http1Session : public std::enable_shared_from_this<Http1Session<Stream>> {
 
  private:
   // Reading a request (from the end of the last response: the idle wait included) and writing a
-  // response each must finish within idle_timeout of their start.
+  // response each must finish within idle_timeout of their start. Real time, as every socket
+  // timeout here (see ToChrono): idle_timeout bounds what a peer may hold, not the streams' time.
   void StartPhase() { phase_start_ = std::chrono::steady_clock::now(); }
 
   void ArmDeadline() {

@@ -4,7 +4,7 @@
 
 namespace rill {
 
-absl::StatusOr<std::vector<ShardDescription>> StreamApi::ListShards() const {
+absl::StatusOr<std::vector<ShardDescription>> StreamApi::ListAllShardsOrError() const {
   std::vector<ShardDescription> shards;
   ListShardsRequest request;
   request.max_results = kMaxListShardsResults;

@@ -293,6 +293,9 @@ class Stream final : public StreamApi {
   uint64_t DiskBytes() const;
 
  protected:
+  absl::StatusOr<std::vector<ShardDescription>> ListAllShardsOrError() const override {
+    return ListShards();
+  }
   absl::StatusOr<StreamSummary> DescribeStreamSummaryOrError() const override {
     return DescribeStreamSummary();
   }

@@ -116,7 +116,9 @@ class StreamApi {
   [[nodiscard]] virtual absl::StatusOr<ListShardsResult> ListShards(
       const ListShardsRequest& request) const = 0;
   // Every unexpired shard (the default FROM_TRIM_HORIZON filter), every page, in shard-id order.
-  [[nodiscard]] absl::StatusOr<std::vector<ShardDescription>> ListShards() const;
+  [[nodiscard]] absl::StatusOr<std::vector<ShardDescription>> ListShards() const {
+    return ListAllShardsOrError();
+  }
 
   [[nodiscard]] absl::StatusOr<StreamSummary> DescribeStreamSummary() const {
     return DescribeStreamSummaryOrError();
@@ -172,6 +174,9 @@ class StreamApi {
   }
 
  protected:
+  // Behind ListShards(): by default every page of ListShards(request); a Stream lists its shards
+  // at once (a consumer group lists them on every poll).
+  virtual absl::StatusOr<std::vector<ShardDescription>> ListAllShardsOrError() const;
   // The fallible forms behind DescribeStreamSummary() and ListStreamConsumers(): a Stream offers
   // infallible ones under those names, which a virtual could not share.
   virtual absl::StatusOr<StreamSummary> DescribeStreamSummaryOrError() const = 0;
