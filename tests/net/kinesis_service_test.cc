@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -13,6 +14,7 @@
 #include <simdjson.h>
 #include <catch2/catch.hpp>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/strings.h"
 #include "net/json.h"
@@ -235,6 +237,47 @@ TEST_CASE("Base64 decoding is as strict as Kinesis", "[net]") {
   CHECK(message("aR==") == "Invalid last non-pad Base64 character dectected");
   CHECK(message("a===") == "Invalid last non-pad Base64 character dectected");
   CHECK(message("====") == "Invalid last non-pad Base64 character dectected");
+}
+
+TEST_CASE("Base64 decoding agrees with a reference on every length and on every mutation",
+          "[net]") {
+  // The reference: absl's decoder, plus Kinesis' rule that only canonical padded text is valid
+  // (it re-encodes what it decoded and refuses a difference).
+  auto reference = [](std::string_view text) -> std::optional<std::string> {
+    std::string decoded;
+    if (text.size() % 4 != 0) return std::nullopt;
+    if (!absl::Base64Unescape(absl::string_view(text.data(), text.size()), &decoded)) {
+      return std::nullopt;
+    }
+    if (absl::Base64Escape(decoded) != absl::string_view(text.data(), text.size())) {
+      return std::nullopt;
+    }
+    return decoded;
+  };
+  std::mt19937 random(7);
+  const std::string alphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=!- \n";
+  for (size_t length = 0; length < 64; ++length) {
+    std::string bytes(length, '\0');
+    for (char& c : bytes) c = static_cast<char>(random());
+    std::string text = Encode(bytes);
+    std::string out;
+    REQUIRE(DecodeBase64Strict(text, &out).ok());
+    CHECK(out == bytes);
+    // Every single-character change, valid or not, is judged as the reference judges it.
+    for (size_t i = 0; i < text.size(); ++i) {
+      for (int k = 0; k < 3; ++k) {
+        std::string mutated = text;
+        mutated[i] = alphabet[random() % alphabet.size()];
+        const std::optional<std::string> expected = reference(mutated);
+        std::string got;
+        const absl::Status status = DecodeBase64Strict(mutated, &got);
+        INFO("input " << mutated);
+        REQUIRE(status.ok() == expected.has_value());
+        if (expected) CHECK(got == *expected);
+      }
+    }
+  }
 }
 
 TEST_CASE("CreateStream then DescribeStream gives the stream as Kinesis describes it", "[net]") {
