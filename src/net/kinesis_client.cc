@@ -244,7 +244,9 @@ absl::Status ErrorFromName(std::string_view name, std::string_view message) {
 
 // An answer that is not a 200: its __type and message (Kinesis' JSON error body), else the
 // x-amzn-ErrorType header, else the HTTP status.
-absl::Status ErrorFromReply(long status, std::string_view body, std::string_view error_header) {
+// *name_out, when given, gets the error's name as sent (what a retry decision reads).
+absl::Status ErrorFromReply(long status, std::string_view body, std::string_view error_header,
+                            std::string* name_out = nullptr) {
   std::string name;
   std::string message;
   if (absl::StatusOr<Element> parsed = net::ParseJson(body); parsed.ok()) {
@@ -253,6 +255,7 @@ absl::Status ErrorFromReply(long status, std::string_view body, std::string_view
         GetString(*parsed, "message").value_or(GetString(*parsed, "Message").value_or("")));
   }
   if (name.empty()) name = std::string(error_header);
+  if (name_out != nullptr) *name_out = name;
   if (name.empty()) {
     if (status >= 500) return InternalFailureError(Cat("the endpoint answered HTTP ", status));
     return InternalFailureError(Cat("the endpoint answered HTTP ", status, ": ", body));
@@ -495,16 +498,21 @@ struct Client::Impl {
             Cat(operation, " to ", endpoint.url, " failed: ", curl_easy_strerror(rc)));
       }
       if (reply.status == 200) return std::move(reply.body);
-      absl::Status error = ErrorFromReply(reply.status, reply.body, reply.error_type);
       std::string name;
-      if (absl::StatusOr<Element> parsed = net::ParseJson(reply.body); parsed.ok()) {
-        name = std::string(GetString(*parsed, "__type").value_or(""));
-      }
-      if (name.empty()) name = reply.error_type;
+      absl::Status error = ErrorFromReply(reply.status, reply.body, reply.error_type, &name);
       if (!last && (reply.status >= 500 || IsThrottling(name))) continue;
       errors.fetch_add(1, std::memory_order_relaxed);
       return error;
     }
+  }
+
+  // Call, then the answer parsed (with this thread's parser: valid until its next parse).
+  absl::StatusOr<Element> CallJson(std::string_view operation, std::string_view body) {
+    absl::StatusOr<std::string> reply = Call(operation, body);
+    if (!reply.ok()) return reply.status();
+    absl::StatusOr<Element> parsed = net::ParseJson(*reply);
+    if (!parsed.ok()) return Malformed(Cat(operation, "'s answer is not JSON"));
+    return *parsed;
   }
 
   // DescribeStreamSummary; *stream_arn gets the stream's ARN when given.
@@ -514,10 +522,8 @@ struct Client::Impl {
     w.BeginObject();
     w.Member("StreamName", options.stream_name);
     w.EndObject();
-    absl::StatusOr<std::string> reply = Call("DescribeStreamSummary", body);
-    if (!reply.ok()) return reply.status();
-    absl::StatusOr<Element> parsed = net::ParseJson(*reply);
-    if (!parsed.ok()) return Malformed("DescribeStreamSummary is not JSON");
+    absl::StatusOr<Element> parsed = CallJson("DescribeStreamSummary", body);
+    if (!parsed.ok()) return parsed.status();
     Element d;
     if ((*parsed)["StreamDescriptionSummary"].get(d) != simdjson::SUCCESS) {
       return Malformed("no StreamDescriptionSummary");
@@ -559,14 +565,15 @@ struct Client::Impl {
     return reply.ok() ? absl::OkStatus() : reply.status();
   }
 
-  absl::StatusOr<std::string> ConsumerCall(std::string_view operation, std::string_view name) {
+  // {"StreamARN": ..., "ConsumerName": name}: the consumer calls' body.
+  std::string ConsumerBody(std::string_view name) const {
     std::string body;
     JsonWriter w(&body);
     w.BeginObject();
     w.Member("StreamARN", arn);
     w.Member("ConsumerName", name);
     w.EndObject();
-    return Call(operation, body);
+    return body;
   }
 };
 
@@ -1005,10 +1012,8 @@ absl::StatusOr<PutRecordResult> Client::PutRecord(std::string_view partition_key
     w.Member("SequenceNumberForOrdering", options.sequence_number_for_ordering->ToString());
   }
   w.EndObject();
-  absl::StatusOr<std::string> reply = impl_->Call("PutRecord", body);
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<Element> parsed = net::ParseJson(*reply);
-  if (!parsed.ok()) return Malformed("PutRecord is not JSON");
+  absl::StatusOr<Element> parsed = impl_->CallJson("PutRecord", body);
+  if (!parsed.ok()) return parsed.status();
   absl::StatusOr<ShardId> shard = GetShardId(*parsed, "ShardId");
   if (!shard.ok()) return shard.status();
   absl::StatusOr<SequenceNumber> sequence = GetSequence(*parsed, "SequenceNumber");
@@ -1037,10 +1042,8 @@ absl::StatusOr<PutRecordsResult> Client::PutRecords(absl::Span<const PutRecordsE
   }
   w.EndArray();
   w.EndObject();
-  absl::StatusOr<std::string> reply = impl_->Call("PutRecords", body);
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<Element> parsed = net::ParseJson(*reply);
-  if (!parsed.ok()) return Malformed("PutRecords is not JSON");
+  absl::StatusOr<Element> parsed = impl_->CallJson("PutRecords", body);
+  if (!parsed.ok()) return parsed.status();
   simdjson::dom::array records;
   if ((*parsed)["Records"].get_array().get(records) != simdjson::SUCCESS) {
     return Malformed("PutRecords without Records");
@@ -1097,10 +1100,8 @@ absl::StatusOr<ListShardsResult> Client::ListShards(const ListShardsRequest& req
     w.EndObject();
   }
   w.EndObject();
-  absl::StatusOr<std::string> reply = impl_->Call("ListShards", body);
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<Element> parsed = net::ParseJson(*reply);
-  if (!parsed.ok()) return Malformed("ListShards is not JSON");
+  absl::StatusOr<Element> parsed = impl_->CallJson("ListShards", body);
+  if (!parsed.ok()) return parsed.status();
   ListShardsResult result;
   simdjson::dom::array shards;
   if ((*parsed)["Shards"].get_array().get(shards) != simdjson::SUCCESS) {
@@ -1155,10 +1156,8 @@ absl::StatusOr<ShardIterator> Client::GetShardIterator(std::string_view shard_id
   WritePosition(w, position, "ShardIteratorType", "StartingSequenceNumber", "Timestamp");
   w.EndObject();
   const absl::Time now = impl_->options.clock->Now();
-  absl::StatusOr<std::string> reply = impl_->Call("GetShardIterator", body);
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<Element> parsed = net::ParseJson(*reply);
-  if (!parsed.ok()) return Malformed("GetShardIterator is not JSON");
+  absl::StatusOr<Element> parsed = impl_->CallJson("GetShardIterator", body);
+  if (!parsed.ok()) return parsed.status();
   std::optional<std::string_view> token = GetString(*parsed, "ShardIterator");
   if (!token || token->empty()) return Malformed("GetShardIterator without ShardIterator");
   return ShardIterator::FromToken(std::string(*token), now);
@@ -1177,10 +1176,8 @@ absl::StatusOr<GetRecordsResult> Client::GetRecords(const ShardIterator& iterato
   w.Member("Limit", limit);
   w.EndObject();
   const absl::Time now = impl_->options.clock->Now();
-  absl::StatusOr<std::string> reply = impl_->Call("GetRecords", body);
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<Element> parsed = net::ParseJson(*reply);
-  if (!parsed.ok()) return Malformed("GetRecords is not JSON");
+  absl::StatusOr<Element> parsed = impl_->CallJson("GetRecords", body);
+  if (!parsed.ok()) return parsed.status();
   GetRecordsResult result;
   simdjson::dom::array records;
   if ((*parsed)["Records"].get_array().get(records) != simdjson::SUCCESS) {
@@ -1244,27 +1241,29 @@ absl::Status Client::DecreaseStreamRetentionPeriod(absl::Duration retention) {
 }
 
 absl::StatusOr<ConsumerDescription> Client::RegisterStreamConsumer(std::string_view name) {
-  absl::StatusOr<std::string> reply = impl_->ConsumerCall("RegisterStreamConsumer", name);
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<Element> parsed = net::ParseJson(*reply);
+  absl::StatusOr<Element> parsed =
+      impl_->CallJson("RegisterStreamConsumer", impl_->ConsumerBody(name));
+  if (!parsed.ok()) return parsed.status();
   Element c;
-  if (!parsed.ok() || (*parsed)["Consumer"].get(c) != simdjson::SUCCESS) {
+  if ((*parsed)["Consumer"].get(c) != simdjson::SUCCESS) {
     return Malformed("RegisterStreamConsumer without Consumer");
   }
   return ParseConsumer(c);
 }
 
 absl::Status Client::DeregisterStreamConsumer(std::string_view name) {
-  absl::StatusOr<std::string> reply = impl_->ConsumerCall("DeregisterStreamConsumer", name);
+  // No answer body, as every operation without output.
+  absl::StatusOr<std::string> reply =
+      impl_->Call("DeregisterStreamConsumer", impl_->ConsumerBody(name));
   return reply.ok() ? absl::OkStatus() : reply.status();
 }
 
 absl::StatusOr<ConsumerDescription> Client::DescribeStreamConsumer(std::string_view name) const {
-  absl::StatusOr<std::string> reply = impl_->ConsumerCall("DescribeStreamConsumer", name);
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<Element> parsed = net::ParseJson(*reply);
+  absl::StatusOr<Element> parsed =
+      impl_->CallJson("DescribeStreamConsumer", impl_->ConsumerBody(name));
+  if (!parsed.ok()) return parsed.status();
   Element c;
-  if (!parsed.ok() || (*parsed)["ConsumerDescription"].get(c) != simdjson::SUCCESS) {
+  if ((*parsed)["ConsumerDescription"].get(c) != simdjson::SUCCESS) {
     return Malformed("DescribeStreamConsumer without ConsumerDescription");
   }
   return ParseConsumer(c);
@@ -1280,11 +1279,10 @@ absl::StatusOr<std::vector<ConsumerDescription>> Client::ListStreamConsumersOrEr
     w.Member("StreamARN", impl_->arn);
     if (token) w.Member("NextToken", *token);
     w.EndObject();
-    absl::StatusOr<std::string> reply = impl_->Call("ListStreamConsumers", body);
-    if (!reply.ok()) return reply.status();
-    absl::StatusOr<Element> parsed = net::ParseJson(*reply);
+    absl::StatusOr<Element> parsed = impl_->CallJson("ListStreamConsumers", body);
+    if (!parsed.ok()) return parsed.status();
     simdjson::dom::array list;
-    if (!parsed.ok() || (*parsed)["Consumers"].get_array().get(list) != simdjson::SUCCESS) {
+    if ((*parsed)["Consumers"].get_array().get(list) != simdjson::SUCCESS) {
       return Malformed("ListStreamConsumers without Consumers");
     }
     for (Element c : list) {
