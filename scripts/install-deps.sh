@@ -7,7 +7,9 @@ packages=(cmake ninja-build g++ ccache libabsl-dev libfmt-dev catch2 libbenchmar
           libsqlite3-dev
           # rill::net (the Kinesis wire API) and its tests with real clients
           libboost-dev libnghttp2-dev libssl-dev zlib1g-dev libsimdjson-dev pkg-config
-          libcurl4-openssl-dev awscli)
+          libcurl4-openssl-dev awscli
+          # rill::kafka (Kafka under rill's streams), tested on librdkafka's mock cluster
+          librdkafka-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
