@@ -47,6 +47,9 @@ std::string_view SentinelFor(const StartingPosition& p) {
 struct ConsumerGroup::Workers {
   Mutex mu;
   std::map<std::string, std::unique_ptr<WorkerImpl>, std::less<>> by_id ABSL_GUARDED_BY(mu);
+  // Workers of a stream that runs its own groups.
+  std::map<std::string, std::unique_ptr<NativeGroupWorker>, std::less<>> native_by_id
+      ABSL_GUARDED_BY(mu);
 };
 
 class ConsumerGroup::WorkerImpl final : public Worker {
@@ -801,12 +804,14 @@ ConsumerGroup::ConsumerGroup(StreamApi& stream, CheckpointStore& store,
     : stream_(stream),
       store_(store),
       options_(std::move(options)),
+      native_(dynamic_cast<NativeConsumerGroups*>(&stream)),
       workers_(std::make_unique<Workers>()) {}
 
 ConsumerGroup::~ConsumerGroup() {
   // Stop every thread before any worker goes away.
   MutexLock<Mutex> lock(&workers_->mu);
   for (auto& [id, w] : workers_->by_id) w->Crash();
+  for (auto& [id, w] : workers_->native_by_id) w->Crash();
 }
 
 absl::StatusOr<Worker*> ConsumerGroup::AddWorker(std::string worker_id,
@@ -814,8 +819,16 @@ absl::StatusOr<Worker*> ConsumerGroup::AddWorker(std::string worker_id,
   if (worker_id.empty()) return InvalidArgumentError("worker id must not be empty");
   if (!factory) return InvalidArgumentError("a processor factory is required");
   MutexLock<Mutex> lock(&workers_->mu);
-  if (workers_->by_id.count(worker_id) != 0) {
+  if (workers_->by_id.count(worker_id) != 0 || workers_->native_by_id.count(worker_id) != 0) {
     return InvalidArgumentError(absl::StrFormat("worker %s already exists", worker_id));
+  }
+  if (native_ != nullptr) {
+    absl::StatusOr<std::unique_ptr<NativeGroupWorker>> native =
+        native_->MakeGroupWorker(options_, worker_id, std::move(factory));
+    if (!native.ok()) return native.status();
+    Worker* raw = native->get();
+    workers_->native_by_id.emplace(std::move(worker_id), std::move(*native));
+    return raw;
   }
   auto worker = std::make_unique<WorkerImpl>(this, worker_id, std::move(factory));
   Worker* raw = worker.get();
@@ -832,14 +845,19 @@ absl::StatusOr<Worker*> ConsumerGroup::AddWorker(
 
 void ConsumerGroup::CrashWorker(std::string_view worker_id) {
   std::unique_ptr<WorkerImpl> worker;
+  std::unique_ptr<NativeGroupWorker> native;
   {
     MutexLock<Mutex> lock(&workers_->mu);
-    auto it = workers_->by_id.find(worker_id);
-    if (it == workers_->by_id.end()) return;
-    worker = std::move(it->second);
-    workers_->by_id.erase(it);
+    if (auto it = workers_->by_id.find(worker_id); it != workers_->by_id.end()) {
+      worker = std::move(it->second);
+      workers_->by_id.erase(it);
+    } else if (auto n = workers_->native_by_id.find(worker_id); n != workers_->native_by_id.end()) {
+      native = std::move(n->second);
+      workers_->native_by_id.erase(n);
+    }
   }
-  worker->Crash();
+  if (worker != nullptr) worker->Crash();
+  if (native != nullptr) native->Crash();
 }
 
 }  // namespace rill

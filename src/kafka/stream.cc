@@ -980,7 +980,16 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Open(StreamOptions options) {
 Stream::Stream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Stream::~Stream() = default;
 
+const StreamOptions& Stream::options() const { return impl_->options; }
 const std::string& Stream::topic() const { return impl_->options.topic; }
+absl::StatusOr<int64_t> Stream::ResolveOffset(int partition,
+                                              const StartingPosition& position) const {
+  if (partition < 0 || partition >= impl_->partitions) {
+    return ResourceNotFoundError(absl::StrFormat("Shard %s in stream %s does not exist",
+                                                 ShardName(partition), impl_->options.name));
+  }
+  return impl_->ResolvePosition(partition, position);
+}
 int Stream::partition_count() const { return impl_->partitions; }
 int Stream::PartitionFor(std::string_view partition_key) const {
   return impl_->Route(HashKey::FromPartitionKey(partition_key));
@@ -1288,6 +1297,11 @@ absl::StatusOr<std::vector<ConsumerDescription>> Stream::ListStreamConsumersOrEr
   std::vector<ConsumerDescription> out;
   for (const auto& c : impl_->consumers) out.push_back(c->description);
   return out;
+}
+
+absl::StatusOr<std::unique_ptr<NativeGroupWorker>> Stream::MakeGroupWorker(
+    const ConsumerGroupOptions& options, std::string worker_id, RecordProcessorFactory factory) {
+  return internal::MakeKafkaGroupWorker(*this, options, std::move(worker_id), std::move(factory));
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Stream::SubscribeToShard(

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "kafka/rdkafka.h"
+#include "rill/consume/consumer_group.h"
 #include "rill/stream/record.h"
 
 namespace rill::kafka::internal {
@@ -52,5 +53,17 @@ absl::Status CreateTopic(rd_kafka_t* client, const std::string& topic, int parti
                          int replication_factor, absl::Duration timeout);
 
 }  // namespace rill::kafka::internal
+
+namespace rill::kafka {
+class Stream;
+namespace internal {
+
+// A ConsumerGroup worker on Kafka's group protocol (group_worker.cc).
+absl::StatusOr<std::unique_ptr<NativeGroupWorker>> MakeKafkaGroupWorker(
+    Stream& stream, const ConsumerGroupOptions& options, std::string worker_id,
+    RecordProcessorFactory factory);
+
+}  // namespace internal
+}  // namespace rill::kafka
 
 #endif  // RILL_SRC_KAFKA_STREAM_INTERNAL_H_

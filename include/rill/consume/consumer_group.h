@@ -150,11 +150,33 @@ class Worker {
   [[nodiscard]] virtual absl::Status Checkpoint(ShardId shard, SequenceNumber sequence_number) = 0;
 };
 
+// A worker that a stream's own system coordinates (see NativeConsumerGroups).
+class NativeGroupWorker : public Worker {
+ public:
+  // Stops at once, without any processor callback and without leaving the group gracefully: the
+  // system notices when the member's session expires (ConsumerGroup::CrashWorker).
+  virtual void Crash() = 0;
+};
+
+// Implemented by a stream whose own system runs consumer groups, beside StreamApi: a
+// rill::kafka::Stream (Kafka's group protocol, cooperative-sticky assignment, checkpoints as
+// committed offsets). ConsumerGroup::AddWorker asks it for the worker instead of running rill's
+// leases; the group's CheckpointStore is then not used. The same RecordProcessor life cycle holds.
+class NativeConsumerGroups {
+ public:
+  virtual ~NativeConsumerGroups() = default;
+  [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<NativeGroupWorker>> MakeGroupWorker(
+      const ConsumerGroupOptions& options, std::string worker_id,
+      RecordProcessorFactory factory) = 0;
+};
+
 class ConsumerGroup {
  public:
   // A group consuming `stream`, with its lease table in `store`. Both are borrowed: they must
   // outlive the group (and so every worker and every ConsumerGroupSource over it). Errors:
   // kInvalidArgument for a bad application name, a bad initial position or bad intervals.
+  // On a stream that runs its own groups (NativeConsumerGroups: Kafka), the workers are its own
+  // and `store` is not used.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ConsumerGroup>> Create(
       StreamApi& stream, CheckpointStore& store, ConsumerGroupOptions options);
 
@@ -187,6 +209,7 @@ class ConsumerGroup {
   StreamApi& stream_;
   CheckpointStore& store_;
   const ConsumerGroupOptions options_;
+  NativeConsumerGroups* const native_;  // null: rill's leases
   struct Workers;
   std::unique_ptr<Workers> workers_;
 };

@@ -96,6 +96,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "rill/base/clock.h"
+#include "rill/consume/consumer_group.h"
 #include "rill/stream/stream_api.h"
 
 namespace rill::kafka {
@@ -129,7 +130,7 @@ struct StreamOptions {
   size_t max_record_bytes = size_t{1} << 20;
 };
 
-class Stream final : public StreamApi {
+class Stream final : public StreamApi, public NativeConsumerGroups {
  public:
   // Connects, reads the topic's partitions and retention. kResourceNotFound if the topic does
   // not exist (and create_partitions is 0), kInvalidArgument for bad options or a property
@@ -142,8 +143,13 @@ class Stream final : public StreamApi {
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
+  const StreamOptions& options() const;
   const std::string& topic() const;
   int partition_count() const;
+
+  // The offset a starting position names in `partition` (as GetShardIterator resolves it).
+  [[nodiscard]] absl::StatusOr<int64_t> ResolveOffset(int partition,
+                                                      const StartingPosition& position) const;
 
   // The partition a partition key (or explicit hash key) routes to.
   int PartitionFor(std::string_view partition_key) const;
@@ -190,6 +196,28 @@ class Stream final : public StreamApi {
   [[nodiscard]] absl::StatusOr<std::unique_ptr<Subscription>> SubscribeToShard(
       std::string_view consumer_name, std::string_view shard_id, const StartingPosition& position,
       const SubscribeOptions& options = {}) override;
+
+  // ConsumerGroup on this stream (NativeConsumerGroups): a worker is a member of the Kafka
+  // consumer group named options.application_name, using Kafka's group protocol, not rill's
+  // leases:
+  //   - assignment: cooperative-sticky (partition.assignment.strategy), so a rebalance moves
+  //     only the partitions that change owner;
+  //   - checkpoints are committed offsets (offset of the checkpointed record + 1), committed
+  //     synchronously when the processor checkpoints;
+  //   - failover_time is session.timeout.ms, renew_interval heartbeat.interval.ms (a third of
+  //     the session when zero); take_interval, max_leases_to_steal and max_leases_per_worker
+  //     have no Kafka equivalent and are ignored;
+  //   - a partition revoked by a rebalance (handed to another member) gets ShutdownRequested,
+  //     so that the processor checkpoints and the next owner resumes exactly there; a partition
+  //     whose assignment was lost (the session expired) gets LeaseLost;
+  //   - Poll() waits up to 100 ms of real time for the first record (Kafka's network), then
+  //     takes what has arrived, up to max_records, and hands each partition's records to its
+  //     processor in offset order. Partitions never end, so ShardEnded is never called.
+  // The stream's properties (bootstrap.servers, security, ...) apply to the group's consumer
+  // too; group.id and enable.auto.commit=false are set by rill.
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<NativeGroupWorker>> MakeGroupWorker(
+      const ConsumerGroupOptions& options, std::string worker_id,
+      RecordProcessorFactory factory) override;
 
   class Impl;
 
