@@ -2,8 +2,10 @@
 // options.application_name, with cooperative-sticky assignment and checkpoints as committed
 // offsets (see Stream::MakeGroupWorker in rill/kafka/stream.h).
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -211,6 +213,22 @@ class KafkaGroupWorker final : public NativeGroupWorker {
         messages.resize(1 + static_cast<size_t>(std::max<ssize_t>(n, 0)));
       }
     }
+    // A partition assigned with records to read gets its first batch in the round it was
+    // assigned, as a rill lease does (its first GetRecords): until then the processor could not
+    // tell "nothing to read" from "not fetched yet" (a ConsumerGroupSource would call itself
+    // caught up). Bounded by the stream's timeout (real time: the fetch).
+    if (!awaiting_first_.empty()) {
+      for (rd_kafka_message_t* m : messages) awaiting_first_.erase(m->partition);
+      const auto deadline =
+          std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(stream_.options().timeout);
+      while (!awaiting_first_.empty() && std::chrono::steady_clock::now() < deadline) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), kPollWaitMs);
+        if (m == nullptr) continue;
+        awaiting_first_.erase(m->partition);
+        messages.push_back(m);
+      }
+      awaiting_first_.clear();
+    }
     absl::Status status;
     // Each partition's messages, in order.
     std::map<int, std::vector<rd_kafka_message_t*>> by_partition;
@@ -298,6 +316,23 @@ class KafkaGroupWorker final : public NativeGroupWorker {
         rd_kafka_assign(rk, partitions);
       }
       for (const auto& [partition, committed] : assigned) {
+        // Whether the partition has records from where it starts (see PollLocked).
+        int64_t low = 0;
+        int64_t high = 0;
+        if (rd_kafka_query_watermark_offsets(rk, stream_.topic().c_str(), partition, &low, &high,
+                                             TimeoutMs(stream_.options().timeout)) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+          int64_t start = committed;
+          if (start < 0) {
+            start = options_.initial_position.type == ShardIteratorType::kLatest ? high : low;
+            for (int i = 0; i < partitions->cnt; ++i) {
+              if (partitions->elems[i].partition == partition && partitions->elems[i].offset >= 0) {
+                start = partitions->elems[i].offset;  // AT_TIMESTAMP
+              }
+            }
+          }
+          if (start < high) awaiting_first_.insert(partition);
+        }
         Held h;
         h.processor = factory_(ShardId(static_cast<uint32_t>(partition)));
         if (h.processor == nullptr) continue;
@@ -334,6 +369,7 @@ class KafkaGroupWorker final : public NativeGroupWorker {
           processor->ShutdownRequested(checkpointer);
         }
       }
+      awaiting_first_.erase(partition);
       MutexLock<Mutex> lock(&state_mu_);
       held_.erase(partition);
     }
@@ -420,6 +456,8 @@ class KafkaGroupWorker final : public NativeGroupWorker {
   bool shut_down_ = false;
   Handle consumer_;
   Queue queue_;
+  // Partitions assigned with records to read whose first batch has not come yet.
+  std::set<int> awaiting_first_;
 
   mutable Mutex state_mu_;
   std::map<int, Held> held_ ABSL_GUARDED_BY(state_mu_);
