@@ -9,6 +9,10 @@
 #include "rill/net/kinesis_server.h"
 #include "rill/net/stream_registry.h"
 #endif
+#if RILL_PACKAGE_HAS_KAFKA
+#include "rill/kafka/mock_cluster.h"
+#include "rill/kafka/stream.h"
+#endif
 
 int main() {
   rill::StreamOptions options;
@@ -43,6 +47,19 @@ int main() {
   auto remote = (*client)->PutRecord("key", "over the wire");
   if (!remote.ok()) return 1;
   std::cout << "rill::net package check: OK\n";
+#endif
+#if RILL_PACKAGE_HAS_KAFKA
+  // The same on Kafka: librdkafka's mock cluster in this process, and a stream on a topic of it.
+  auto cluster = rill::kafka::MockCluster::Create(1);
+  if (!cluster.ok() || !(*cluster)->CreateTopic("package-check", 2, 1).ok()) return 1;
+  rill::kafka::StreamOptions kafka_options;
+  kafka_options.topic = "package-check";
+  kafka_options.properties = {{"bootstrap.servers", (*cluster)->bootstrap_servers()}};
+  auto kafka = rill::kafka::Stream::Open(kafka_options);
+  if (!kafka.ok()) return 1;
+  if (!(*kafka)->PutRecord("key", "on kafka").ok()) return 1;
+  kafka->reset();
+  std::cout << "rill::kafka package check: OK\n";
 #endif
   std::cout << "rill " << RILL_VERSION_STRING << " package check: OK\n";
   return 0;
