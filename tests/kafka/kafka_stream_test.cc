@@ -11,6 +11,7 @@
 
 #include "catch2/catch.hpp"
 #include "kafka/kafka_fixture.h"
+#include "kafka/rdkafka.h"
 #include "rill/base/error.h"
 #include "rill/consume/shard_reader.h"
 #include "rill/consume/stream_subscriber.h"
@@ -52,6 +53,29 @@ std::vector<std::pair<ShardId, std::vector<std::pair<std::string, std::string>>>
     out.emplace_back(d.shard_id, std::move(records));
   }
   return out;
+}
+
+TEST_CASE("Kafka errors map onto rill's Kinesis-named codes and keep Kafka's name", "[kafka]") {
+  const std::vector<std::pair<rd_kafka_resp_err_t, ErrorCode>> table = {
+      {RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, ErrorCode::kResourceNotFound},
+      {RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, ErrorCode::kResourceNotFound},
+      {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, ErrorCode::kAccessDenied},
+      {RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED, ErrorCode::kAccessDenied},
+      {RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, ErrorCode::kInvalidArgument},
+      {RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE, ErrorCode::kInvalidArgument},
+      {RD_KAFKA_RESP_ERR__QUEUE_FULL, ErrorCode::kProvisionedThroughputExceeded},
+      {RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED, ErrorCode::kProvisionedThroughputExceeded},
+      {RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS, ErrorCode::kResourceInUse},
+      {RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, ErrorCode::kInternalFailure},
+      {RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, ErrorCode::kInternalFailure},
+      {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, ErrorCode::kInternalFailure},
+  };
+  for (const auto& [err, code] : table) {
+    const absl::Status s = internal::KafkaError(err, "PutRecords");
+    INFO(s);
+    CHECK(GetErrorCode(s) == code);
+    CHECK(s.message().find(std::string("PutRecords: Kafka ") + rd_kafka_err2name(err)) == 0);
+  }
 }
 
 TEST_CASE("Open refuses what it cannot use with Kinesis-named errors", "[kafka]") {
