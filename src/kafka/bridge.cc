@@ -60,6 +60,42 @@ absl::Status Malformed(const std::string& path, std::string_view line) {
       absl::StrCat(path, ": malformed checkpoint line '", ToAbsl(line), "'"));
 }
 
+// The lines both bridges' checkpoints have: the stream's and the topic's names (which must be
+// these) and per-partition offsets. Sets *handled when `f` is one of them.
+absl::Status ParseCommonLine(const std::vector<std::string>& f, const std::string& path,
+                             std::string_view line, std::string_view stream_name,
+                             std::string_view topic_name, std::map<int, int64_t>* offsets,
+                             bool* handled) {
+  *handled = true;
+  if (f.size() == 2 && (f[0] == "stream" || f[0] == "topic")) {
+    const std::string_view expected = f[0] == "stream" ? stream_name : topic_name;
+    if (f[1] != expected) {
+      return InvalidArgumentError(absl::StrCat(path, " is a bridge checkpoint of ", f[0], " ", f[1],
+                                               ", not of ", ToAbsl(expected)));
+    }
+    return absl::OkStatus();
+  }
+  if (f.size() == 3 && f[0] == "offset") {
+    int partition = 0;
+    int64_t offset = 0;
+    if (!absl::SimpleAtoi(f[1], &partition) || !absl::SimpleAtoi(f[2], &offset)) {
+      return Malformed(path, line);
+    }
+    (*offsets)[partition] = offset;
+    return absl::OkStatus();
+  }
+  *handled = false;
+  return absl::OkStatus();
+}
+
+// Writes a checkpoint atomically (temporary file, fsync, rename, fsync of the directory).
+absl::Status WriteCheckpointFile(const std::string& path, std::string_view text,
+                                 BridgeStats* stats) {
+  if (absl::Status s = rill::internal::WriteFileAtomically(path, text); !s.ok()) return s;
+  ++stats->checkpoints;
+  return absl::OkStatus();
+}
+
 // The shards whose parents are done (read to their end, or expired): a child is mirrored only
 // after its parents, so that a key's records keep their order across a resharding.
 template <typename Done>
@@ -117,17 +153,14 @@ class StreamToTopic::Impl {
     for (size_t i = 1; i < (*lines)->size(); ++i) {
       const std::string& line = (**lines)[i];
       std::vector<std::string> f = absl::StrSplit(line, ' ');
-      if (f.size() == 2 && f[0] == "stream") {
-        if (f[1] != source_.name()) {
-          return InvalidArgumentError(absl::StrCat(options_.checkpoint_path, " mirrors stream ",
-                                                   f[1], ", not ", source_.name()));
-        }
-      } else if (f.size() == 2 && f[0] == "topic") {
-        if (f[1] != topic_.topic()) {
-          return InvalidArgumentError(absl::StrCat(options_.checkpoint_path, " mirrors into ", f[1],
-                                                   ", not ", topic_.topic()));
-        }
-      } else if (f.size() == 4 && f[0] == "shard") {
+      bool handled = false;
+      if (absl::Status c = ParseCommonLine(f, options_.checkpoint_path, line, source_.name(),
+                                           topic_.topic(), &end_offsets_, &handled);
+          !c.ok()) {
+        return c;
+      }
+      if (handled) continue;
+      if (f.size() == 4 && f[0] == "shard") {
         absl::StatusOr<ShardId> shard = ShardId::Parse(f[1]);
         if (!shard.ok()) return Malformed(options_.checkpoint_path, line);
         Position& pos = positions_[*shard];
@@ -137,13 +170,6 @@ class StreamToTopic::Impl {
           pos.last = *s;
         }
         pos.ended = f[3] == "1";
-      } else if (f.size() == 3 && f[0] == "offset") {
-        int partition = 0;
-        int64_t offset = 0;
-        if (!absl::SimpleAtoi(f[1], &partition) || !absl::SimpleAtoi(f[2], &offset)) {
-          return Malformed(options_.checkpoint_path, line);
-        }
-        end_offsets_[partition] = offset;
       } else {
         return Malformed(options_.checkpoint_path, line);
       }
@@ -341,12 +367,7 @@ class StreamToTopic::Impl {
     for (const auto& [partition, offset] : end_offsets_) {
       absl::StrAppend(&text, "offset ", partition, " ", offset, "\n");
     }
-    if (absl::Status s = rill::internal::WriteFileAtomically(options_.checkpoint_path, text);
-        !s.ok()) {
-      return s;
-    }
-    ++stats_.checkpoints;
-    return absl::OkStatus();
+    return WriteCheckpointFile(options_.checkpoint_path, text, &stats_);
   }
 
   StreamApi& source_;
@@ -400,27 +421,17 @@ class TopicToStream::Impl {
     for (size_t i = 1; i < (*lines)->size(); ++i) {
       const std::string& line = (**lines)[i];
       std::vector<std::string> f = absl::StrSplit(line, ' ');
-      if (f.size() == 2 && f[0] == "topic") {
-        if (f[1] != topic_.topic()) {
-          return InvalidArgumentError(absl::StrCat(options_.checkpoint_path, " mirrors topic ",
-                                                   f[1], ", not ", topic_.topic()));
-        }
-      } else if (f.size() == 2 && f[0] == "stream") {
-        if (f[1] != dest_.name()) {
-          return InvalidArgumentError(absl::StrCat(options_.checkpoint_path, " mirrors into ", f[1],
-                                                   ", not ", dest_.name()));
-        }
-      } else if (f.size() == 2 && f[0] == "time") {
+      bool handled = false;
+      if (absl::Status c = ParseCommonLine(f, options_.checkpoint_path, line, dest_.name(),
+                                           topic_.topic(), &offsets_, &handled);
+          !c.ok()) {
+        return c;
+      }
+      if (handled) continue;
+      if (f.size() == 2 && f[0] == "time") {
         int64_t us = 0;
         if (!absl::SimpleAtoi(f[1], &us)) return Malformed(options_.checkpoint_path, line);
         checkpoint_time_ = absl::FromUnixMicros(us);
-      } else if (f.size() == 3 && f[0] == "offset") {
-        int partition = 0;
-        int64_t offset = 0;
-        if (!absl::SimpleAtoi(f[1], &partition) || !absl::SimpleAtoi(f[2], &offset)) {
-          return Malformed(options_.checkpoint_path, line);
-        }
-        offsets_[partition] = offset;
       } else if (f.size() == 3 && f[0] == "last") {
         absl::StatusOr<ShardId> shard = ShardId::Parse(f[1]);
         absl::StatusOr<SequenceNumber> s = SequenceNumber::Parse(f[2]);
@@ -576,12 +587,7 @@ class TopicToStream::Impl {
     for (const auto& [shard, s] : last_) {
       absl::StrAppend(&text, "last ", shard.index(), " ", s.ToString(), "\n");
     }
-    if (absl::Status s = rill::internal::WriteFileAtomically(options_.checkpoint_path, text);
-        !s.ok()) {
-      return s;
-    }
-    ++stats_.checkpoints;
-    return absl::OkStatus();
+    return WriteCheckpointFile(options_.checkpoint_path, text, &stats_);
   }
 
   Stream& topic_;
