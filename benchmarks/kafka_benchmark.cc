@@ -26,8 +26,7 @@
 // The consumers' topic is filled once with 200,000 records; the mock broker keeps only the
 // newest ~5 MB of each partition, so every consumer reads what it kept (the "records" counter,
 // ~160,000). Consumers use fetch.wait.max.ms=10, since the broker holds a fetch with nothing to
-// return for the whole wait. The mock brokers' sockets get TCP_NODELAY (see
-// DisableNagleOnBrokers).
+// return for the whole wait.
 //
 // The goal: rill::kafka::Stream at 0.9x or better of the plain librdkafka loops in the same run
 // (vs_sync of BM_RillPutRecords, vs_consumer of BM_RillGetRecords). Compare ratios, not absolute
@@ -37,11 +36,7 @@
 // The command (about 35 s; with --benchmark_repetitions=3 --benchmark_report_aggregates_only=true,
 // just under 2 minutes, and steadier ratios):
 //   kafka_benchmark
-#include <dirent.h>
 #include <librdkafka/rdkafka.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -207,48 +202,11 @@ bool ProduceAsync(rd_kafka_t* rk, rd_kafka_topic_t* rkt, int64_t count, int64_t*
   return true;
 }
 
-// Sets TCP_NODELAY on the mock brokers' listening sockets (the connections they accept inherit
-// it), as Kafka's brokers do on theirs. The mock brokers take their socket options from
-// MockCluster's own client, which leaves Nagle's algorithm on: a broker then holds a response
-// back until the client ACKs the previous one, which the client delays by up to 40 ms, and a
-// producer that waits for its acknowledgements runs 10-20x slower in some runs and not others.
-void DisableNagleOnBrokers(const std::string& bootstrap_servers) {
-  std::set<uint16_t> ports;
-  for (size_t at = 0; at < bootstrap_servers.size();) {
-    const size_t end = std::min(bootstrap_servers.find(',', at), bootstrap_servers.size());
-    const size_t colon = bootstrap_servers.rfind(':', end - 1);
-    ports.insert(
-        static_cast<uint16_t>(std::stoi(bootstrap_servers.substr(colon + 1, end - colon - 1))));
-    at = end + 1;
-  }
-  size_t patched = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) Die("cannot list /proc/self/fd");
-  while (const dirent* entry = readdir(dir)) {
-    const int fd = std::atoi(entry->d_name);
-    int listening = 0;
-    socklen_t length = sizeof(listening);
-    sockaddr_in address{};
-    socklen_t address_length = sizeof(address);
-    if (fd <= 2 || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 ||
-        listening == 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0 ||
-        address.sin_family != AF_INET || ports.count(ntohs(address.sin_port)) == 0) {
-      continue;
-    }
-    const int one = 1;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0) ++patched;
-  }
-  closedir(dir);
-  if (patched != ports.size()) Die("could not set TCP_NODELAY on every mock broker");
-}
-
 Fixture* MakeFixture() {
   auto* f = new Fixture();
   auto cluster = rill::kafka::MockCluster::Create(3);
   if (!cluster.ok()) Die(cluster.status().ToString());
   f->cluster = std::move(*cluster);
-  DisableNagleOnBrokers(f->cluster->bootstrap_servers());
   if (absl::Status s = f->cluster->CreateTopic(f->consume_topic, kPartitions, kReplication);
       !s.ok()) {
     Die(s.ToString());

@@ -268,14 +268,16 @@ class Stream::Impl {
     // A leader that moved answers NOT_LEADER until the reader's metadata has the new one:
     // refresh it and ask again (a few times: each refresh is a round trip).
     for (int attempt = 0; attempt < 5; ++attempt) {
-      err = rd_kafka_query_watermark_offsets(reader.get(), options.topic.c_str(), partition, &low,
+      // Through the producer's connections: the reader's carry fetches that a broker holds for
+      // up to fetch.wait.max.ms when it has nothing new, and a ListOffsets would queue behind.
+      err = rd_kafka_query_watermark_offsets(producer.get(), options.topic.c_str(), partition, &low,
                                              &high, internal::TimeoutMs(options.timeout));
       if (err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
           err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE && err != RD_KAFKA_RESP_ERR__TRANSPORT) {
         break;
       }
       const rd_kafka_metadata_t* metadata = nullptr;
-      if (rd_kafka_metadata(reader.get(), 0, reader_topic.get(), &metadata,
+      if (rd_kafka_metadata(producer.get(), 0, producer_topic.get(), &metadata,
                             internal::TimeoutMs(options.timeout)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_metadata_destroy(metadata);
       }
@@ -318,7 +320,7 @@ class Stream::Impl {
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, options.topic.c_str(), partition)->offset = ms;
     const rd_kafka_resp_err_t err =
-        rd_kafka_offsets_for_times(reader.get(), list, internal::TimeoutMs(options.timeout));
+        rd_kafka_offsets_for_times(producer.get(), list, internal::TimeoutMs(options.timeout));
     int64_t offset = list->elems[0].offset;
     const rd_kafka_resp_err_t part_err = list->elems[0].err;
     rd_kafka_topic_partition_list_destroy(list);
@@ -876,8 +878,12 @@ Properties ProducerDefaults() {
 }
 
 Properties ReaderDefaults() {
+  // fetch.wait.max.ms=100: a broker holds a fetch that finds nothing new this long (Kafka's
+  // default is 500 ms), and a GetRecords that moves a partition's fetcher waits for the fetch in
+  // flight to come back.
   return {{"auto.offset.reset", "earliest"},
           {"enable.partition.eof", "false"},
+          {"fetch.wait.max.ms", "100"},
           // Per partition for this (simple) consumer: about one GetRecords' worth ahead.
           {"queued.max.messages.kbytes", "10240"},
           {"log_level", "3"}};

@@ -112,7 +112,8 @@ struct StreamOptions {
   //             retries), linger.ms=1 (a PutRecords waits for its acknowledgement, so batching
   //             longer only adds latency);
   //   readers:  auto.offset.reset=earliest (an iterator whose records retention removed reads
-  //             from the trim horizon, as in Kinesis), enable.partition.eof=false.
+  //             from the trim horizon, as in Kinesis), enable.partition.eof=false,
+  //             fetch.wait.max.ms=100, queued.max.messages.kbytes=10240 (per partition).
   // bootstrap.servers is required here.
   std::vector<std::pair<std::string, std::string>> properties;
   // Creates the topic with this many partitions when it does not exist (CreateTopics), with
