@@ -457,13 +457,29 @@ class TopicToStream::Impl {
     };
     std::vector<Item> items;
     for (int p = 0; p < topic_.partition_count(); ++p) {
-      const int64_t next = offsets_.count(p) != 0 ? offsets_[p] : 0;
-      absl::StatusOr<ShardIterator> it = topic_.GetShardIterator(
-          ShardId(static_cast<uint32_t>(p)),
-          StartingPosition::AfterSequenceNumber(topic_.ToSequenceNumber(p, next - 1)));
-      if (!it.ok()) return it.status();
-      absl::StatusOr<GetRecordsResult> batch = topic_.GetRecords(*it, options_.max_records);
-      if (!batch.ok()) return batch.status();
+      // The iterator the last round ended with, else one from the checkpointed offset (a
+      // round trip for the partition's offsets).
+      auto kept = iterators_.find(p);
+      if (kept == iterators_.end()) {
+        const int64_t next = offsets_.count(p) != 0 ? offsets_[p] : 0;
+        absl::StatusOr<ShardIterator> it = topic_.GetShardIterator(
+            ShardId(static_cast<uint32_t>(p)),
+            StartingPosition::AfterSequenceNumber(topic_.ToSequenceNumber(p, next - 1)));
+        if (!it.ok()) {
+          iterators_.clear();  // the partitions read before are read again next round
+          return it.status();
+        }
+        kept = iterators_.emplace(p, *it).first;
+      }
+      absl::StatusOr<GetRecordsResult> batch =
+          topic_.GetRecords(kept->second, options_.max_records);
+      if (!batch.ok()) {
+        // Expired or failed, and the partitions read before this one not put: every iterator is
+        // made again from the checkpointed offsets next round.
+        iterators_.clear();
+        return batch.status();
+      }
+      kept->second = *batch->next_shard_iterator;
       for (const Record& r : batch->records) {
         absl::StatusOr<std::pair<int, int64_t>> at = topic_.FromSequenceNumber(r.sequence_number);
         if (!at.ok()) return at.status();
@@ -478,7 +494,6 @@ class TopicToStream::Impl {
     size_t i = 0;
     while (i < items.size()) {
       std::vector<PutRecordsEntry> entries;
-      std::vector<size_t> sources;
       std::set<std::string> keys;
       size_t bytes = 0;
       size_t j = i;
@@ -498,11 +513,11 @@ class TopicToStream::Impl {
         keys.insert(item.key);
         bytes += size;
         entries.push_back({item.key, item.data, std::nullopt});
-        sources.push_back(j);
       }
       if (!entries.empty()) {
         if (absl::Status s = PutAll(entries); !s.ok()) {
           needs_recovery_ = true;
+          iterators_.clear();  // the next round reads again from the checkpointed offsets
           return s;
         }
         written += static_cast<int64_t>(entries.size());
@@ -510,7 +525,10 @@ class TopicToStream::Impl {
       for (size_t k = i; k < j; ++k) offsets_[items[k].partition] = items[k].offset + 1;
       i = j;
       checkpoint_time_ = dest_.clock()->Now();
-      if (absl::Status s = WriteCheckpoint(); !s.ok()) return s;
+      if (absl::Status s = WriteCheckpoint(); !s.ok()) {
+        iterators_.clear();  // the rest of this round's records were read but not put
+        return s;
+      }
     }
     stats_.records_written += written;
     // Records handled, found already written included: 0 means caught up.
@@ -597,6 +615,8 @@ class TopicToStream::Impl {
   std::map<ShardId, SequenceNumber> last_;  // per destination shard, the last number written
   absl::Time checkpoint_time_;
   std::multiset<std::pair<std::string, std::string>> skip_;
+  // Per partition, where the last round's read ended (kept while every round succeeds).
+  std::map<int, ShardIterator> iterators_;
   bool needs_recovery_ = false;
   BridgeStats stats_;
 };

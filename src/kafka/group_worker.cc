@@ -219,6 +219,8 @@ class KafkaGroupWorker final : public NativeGroupWorker {
     // caught up). Bounded by the stream's timeout (real time: the fetch).
     if (!awaiting_first_.empty()) {
       for (rd_kafka_message_t* m : messages) awaiting_first_.erase(m->partition);
+      // Real time on purpose: this waits for a fetch on the network, which a simulated clock
+      // does not drive (bounded by the stream's timeout, as every other wait on Kafka).
       const auto deadline =
           std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(stream_.options().timeout);
       while (!awaiting_first_.empty() && std::chrono::steady_clock::now() < deadline) {

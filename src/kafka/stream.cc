@@ -151,7 +151,6 @@ class Stream::Impl {
   std::vector<HashKeyRange> ranges;
   absl::Time opened;
   std::atomic<int64_t> retention_ms{0};
-  bool retention_known = false;
 
   internal::Handle producer;
   internal::Topic producer_topic;
@@ -969,7 +968,6 @@ absl::StatusOr<std::unique_ptr<Stream>> Stream::Open(StreamOptions options) {
   }
 
   absl::StatusOr<int64_t> retention = impl->ReadRetentionMs();
-  impl->retention_known = retention.ok();
   impl->retention_ms.store(retention.ok() ? *retention
                                           : kKafkaDefaultRetention / absl::Milliseconds(1));
 
