@@ -9,7 +9,10 @@ packages=(cmake ninja-build g++ ccache libabsl-dev libfmt-dev catch2 libbenchmar
           libboost-dev libnghttp2-dev libssl-dev zlib1g-dev libsimdjson-dev pkg-config
           libcurl4-openssl-dev awscli
           # rill::kafka (Kafka under rill's streams), tested on librdkafka's mock cluster
-          librdkafka-dev)
+          librdkafka-dev
+          # rill::deliver (delivery streams, Firehose's role): gzip, Snappy, PostgreSQL (client
+          # and the server its tests start), and the command-line tools the tests decompress with
+          libsnappy-dev libpq-dev postgresql python3-snappy zstd gzip)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

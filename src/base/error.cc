@@ -21,7 +21,7 @@ struct CodeInfo {
   absl::StatusCode canonical;
 };
 
-constexpr std::array<CodeInfo, 12> kCodes = {{
+constexpr std::array<CodeInfo, 13> kCodes = {{
     {ErrorCode::kOk, "Ok", "Ok", absl::StatusCode::kOk},
     {ErrorCode::kInvalidArgument, "InvalidArgument", "InvalidArgumentException",
      absl::StatusCode::kInvalidArgument},
@@ -43,6 +43,9 @@ constexpr std::array<CodeInfo, 12> kCodes = {{
      absl::StatusCode::kInvalidArgument},
     {ErrorCode::kAccessDenied, "AccessDenied", "AccessDeniedException",
      absl::StatusCode::kPermissionDenied},
+    {ErrorCode::kServiceUnavailable, "ServiceUnavailable", "ServiceUnavailableException",
+     absl::StatusCode::kUnavailable},
+    // Last: what Info() answers for a code it does not know.
     {ErrorCode::kUnknown, "Unknown", "UnknownException", absl::StatusCode::kUnknown},
 }};
 

@@ -15,7 +15,8 @@ TEST_CASE("every error code round-trips through a status", "[error]") {
                              ErrorCode::kExpiredNextToken,
                              ErrorCode::kInternalFailure,
                              ErrorCode::kValidation,
-                             ErrorCode::kAccessDenied};
+                             ErrorCode::kAccessDenied,
+                             ErrorCode::kServiceUnavailable};
   for (ErrorCode code : codes) {
     const absl::Status s = MakeError(code, "message");
     CHECK_FALSE(s.ok());

@@ -34,7 +34,9 @@ namespace rill {
 //     a put that returns it wrote nothing readable.
 //   - kValidation: a value outside the API's schema (e.g. a maximum record size outside
 //     1 MiB..10 MiB).
-//   - kAccessDenied: reserved for the network endpoint on the roadmap.
+//   - kAccessDenied: the network endpoint refused the caller's credentials or signature.
+//   - kServiceUnavailable: busy now, retry later (Firehose's ServiceUnavailableException: a
+//     delivery stream whose buffers are full).
 // The numeric values are stable: they may be persisted.
 enum class ErrorCode : int {
   kOk = 0,
@@ -50,6 +52,7 @@ enum class ErrorCode : int {
   kAccessDenied = 10,
   // Not a Kinesis name: a status that did not come from rill and has no closer match.
   kUnknown = 11,
+  kServiceUnavailable = 12,
 };
 
 // Returns the Kinesis name without the "Exception" suffix: "InvalidArgument", "ResourceNotFound",
