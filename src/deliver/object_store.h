@@ -40,8 +40,6 @@ struct FailedRecord {
   absl::Time attempt_ending;
   std::string raw_data;
   std::string lambda_arn;  // processing-failed only, empty otherwise
-  // The record id (rill's addition to the document: "recordId").
-  std::string record_id;
 };
 
 // Writes failed records as objects of JSON lines (one document per record) under
