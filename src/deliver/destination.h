@@ -4,6 +4,7 @@
 #ifndef RILL_SRC_DELIVER_DESTINATION_H_
 #define RILL_SRC_DELIVER_DESTINATION_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -78,13 +79,20 @@ struct DeliveryAttempt {
   // "The response received from the endpoint ... 503".
   std::string error_code;
   std::string error_message;
+  // Records of a kDelivered attempt that the destination refused one by one while it delivered
+  // the others (PostgreSQL: a row the table rejects): (index into batch.records, reason). The core
+  // sends each to the error output with rejected_error_code and its reason; they count as done
+  // (a later attempt will not see them again). Empty for the other results.
+  std::vector<std::pair<size_t, std::string>> rejected;
+  // The errorCode of the rejected records, e.g. "PostgreSQL.DataError".
+  std::string rejected_error_code;
 
   static DeliveryAttempt Delivered() { return {}; }
   static DeliveryAttempt Retryable(std::string code, std::string message) {
-    return {AttemptResult::kRetryable, std::move(code), std::move(message)};
+    return {AttemptResult::kRetryable, std::move(code), std::move(message), {}, {}};
   }
   static DeliveryAttempt Permanent(std::string code, std::string message) {
-    return {AttemptResult::kPermanent, std::move(code), std::move(message)};
+    return {AttemptResult::kPermanent, std::move(code), std::move(message), {}, {}};
   }
 };
 
