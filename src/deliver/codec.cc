@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "rill/base/error.h"
@@ -51,7 +52,8 @@ absl::Status GzipAppend(std::string_view input, std::string* out) {
     z.avail_in = static_cast<uInt>(in_step);
     const int flush = consumed + in_step == input.size() ? Z_FINISH : Z_NO_FLUSH;
     do {
-      if (out->size() - produced < 64 * 1024) out->resize(out->size() + std::max<size_t>(out->size() / 2, 1 << 16));
+      if (out->size() - produced < 64 * 1024)
+        out->resize(out->size() + std::max<size_t>(out->size() / 2, 1 << 16));
       z.next_out = reinterpret_cast<Bytef*>(out->data() + produced);
       const size_t room = std::min(out->size() - produced, kZlibStep);
       z.avail_out = static_cast<uInt>(room);
@@ -104,10 +106,18 @@ void SnappyFramedAppend(std::string_view input, std::string* out) {
 }
 
 absl::Status ZstdAppend(std::string_view input, std::string* out) {
+  // One context per thread, reused; with a content checksum (as the zstd tool writes), so that a
+  // damaged object fails to decompress instead of decoding into wrong bytes.
+  thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(),
+                                                                       ZSTD_freeCCtx);
+  if (cctx == nullptr) return MakeError(ErrorCode::kInternalFailure, "zstd: no context");
+  ZSTD_CCtx_reset(cctx.get(), ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, 3);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
   const size_t start = out->size();
   out->resize(start + ZSTD_compressBound(input.size()));
-  const size_t n = ZSTD_compress(out->data() + start, out->size() - start, input.data(),
-                                 input.size(), 3);
+  const size_t n = ZSTD_compress2(cctx.get(), out->data() + start, out->size() - start,
+                                  input.data(), input.size());
   if (ZSTD_isError(n)) {
     out->resize(start);
     return MakeError(ErrorCode::kInternalFailure, absl::StrCat("zstd: ", ZSTD_getErrorName(n)));
@@ -172,7 +182,7 @@ absl::Status Gunzip(std::string_view input, size_t max_output, std::string* out)
       consumed += in_step - z.avail_in;
       const size_t produced = sizeof(buffer) - z.avail_out;
       if (rc != Z_OK && rc != Z_STREAM_END) {
-        const std::string why = rc == Z_BUF_ERROR ? "truncated input"
+        const std::string why = rc == Z_BUF_ERROR  ? "truncated input"
                                 : z.msg != nullptr ? z.msg
                                                    : absl::StrCat("inflate error ", rc);
         inflateEnd(&z);

@@ -69,20 +69,22 @@ namespace rill {
 class StreamApi;
 
 // Firehose's limits for DirectPut.
-inline constexpr size_t kMaxDeliveryRecordBytes = 1024000;           // 1,000 KiB
+inline constexpr size_t kMaxDeliveryRecordBytes = 1024000;  // 1,000 KiB
 inline constexpr int kMaxPutRecordBatchEntries = 500;
 inline constexpr size_t kMaxPutRecordBatchBytes = size_t{4} << 20;  // 4 MiB
 
-using DeliveryDestination = std::variant<ObjectStoreDestination, PostgresDestination,
-                                         HttpEndpointDestination, StreamDestination,
-                                         CallbackDestination>;
+using DeliveryDestination =
+    std::variant<ObjectStoreDestination, PostgresDestination, HttpEndpointDestination,
+                 StreamDestination, CallbackDestination>;
 
 // Where records that could not be delivered go, for destinations other than the object store
 // (which writes its error output under its own error_output_prefix): Firehose's S3 backup.
 struct ErrorOutput {
   std::string directory;
-  // Must contain !{firehose:error-output-type}. Default "!{firehose:error-output-type}/".
-  std::string prefix = "!{firehose:error-output-type}/";
+  // Must contain !{firehose:error-output-type}; used as given (no time is appended, as for
+  // Firehose's ErrorOutputPrefix). Default
+  // "!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/".
+  std::string prefix = "!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/";
   std::string custom_time_zone = "UTC";
 };
 
@@ -126,8 +128,8 @@ struct DeliveryStreamOptions {
 
 // One PutRecordBatch entry's answer: a record id, or an error.
 struct PutRecordBatchResponseEntry {
-  std::string record_id;      // empty when the entry failed
-  std::string error_code;     // Firehose's name, e.g. "ServiceUnavailableException"
+  std::string record_id;   // empty when the entry failed
+  std::string error_code;  // Firehose's name, e.g. "ServiceUnavailableException"
   std::string error_message;
 };
 
@@ -152,9 +154,9 @@ struct DeliveryMetrics {
   // <Destination> one of S3, PostgreSQL, HttpEndpoint, Stream, Callback.
   std::string destination;  // "S3", ...
   int64_t delivery_records = 0;
-  int64_t delivery_bytes = 0;    // before compression
-  int64_t delivery_success = 0;  // delivery attempts that succeeded
-  int64_t delivery_attempts = 0; // rill's addition: all attempts, failed ones included
+  int64_t delivery_bytes = 0;     // before compression
+  int64_t delivery_success = 0;   // delivery attempts that succeeded
+  int64_t delivery_attempts = 0;  // rill's addition: all attempts, failed ones included
   int64_t data_freshness_ms = 0;
   // ExecuteProcessing.Success / .Duration (sum, ms), SucceedProcessing.Records / .Bytes.
   int64_t execute_processing_success = 0;

@@ -79,7 +79,8 @@ using TransformFunction = std::function<absl::StatusOr<std::vector<TransformedRe
 // `query` is a jq path subset: "." then field names separated by '.', e.g. ".customer.id";
 // a name may be quoted (."a b".c). The value must be a string, number or boolean (strings
 // unquoted, numbers and booleans as JSON writes them); a missing field, another type, or a record
-// that is not JSON sends the record to the error output ("DynamicPartitioning.MetadataExtractionFailed").
+// that is not JSON sends the record to the error output
+// ("DynamicPartitioning.MetadataExtractionFailed").
 struct MetadataExtractionQuery {
   std::string name;
   std::string query;
@@ -94,7 +95,8 @@ struct ProcessingConfiguration {
 
   // The Lambda. Empty: no transformation.
   TransformFunction transform;
-  // Its ARN as the error output names it (lambdaArn). Default: "arn:aws:lambda:local:000000000000:function:transform".
+  // Its ARN as the error output names it (lambdaArn). Default:
+  // "arn:aws:lambda:local:000000000000:function:transform".
   std::string lambda_arn = "arn:aws:lambda:local:000000000000:function:transform";
   // Retries of a failed invocation. Range 0..300. Default 3 (Firehose).
   int number_of_retries = 3;
