@@ -133,10 +133,15 @@ int main() {
   }
 
   // The streams.
-  rill::StreamOptions clicks_options{.name = "clickstream", .shard_count = 4, .clock = clock};
+  rill::StreamOptions clicks_options;
+  clicks_options.name = "clickstream";
+  clicks_options.shard_count = 4;
+  clicks_options.clock = clock;
   auto clicks = rill::Stream::Create(clicks_options);
   if (!clicks.ok()) return Fail("clickstream", clicks.status());
-  rill::StreamOptions counts_options{.name = "purchase-counts", .shard_count = 1, .clock = clock};
+  rill::StreamOptions counts_options;
+  counts_options.name = "purchase-counts";
+  counts_options.clock = clock;
   auto counts = rill::Stream::Create(counts_options);
   if (!counts.ok()) return Fail("purchase-counts", counts.status());
 
