@@ -1,6 +1,8 @@
 // Puts and reads one record through rill as an outside project uses it
 // (tests/package/CMakeLists.txt: an installed rill found with find_package, or rill's source tree
 // added with add_subdirectory).
+#include <unistd.h>
+
 #include <iostream>
 
 #include "rill/rill.h"
@@ -12,6 +14,11 @@
 #if RILL_PACKAGE_HAS_KAFKA
 #include "rill/kafka/mock_cluster.h"
 #include "rill/kafka/stream.h"
+#endif
+#if RILL_PACKAGE_HAS_DELIVER
+#include <filesystem>
+
+#include "rill/deliver/delivery_stream.h"
 #endif
 
 int main() {
@@ -60,6 +67,28 @@ int main() {
   if (!(*kafka)->PutRecord("key", "on kafka").ok()) return 1;
   kafka->reset();
   std::cout << "rill::kafka package check: OK\n";
+#endif
+#if RILL_PACKAGE_HAS_DELIVER
+  // A delivery stream to gzip objects in a temporary directory.
+  const std::filesystem::path bucket =
+      std::filesystem::temp_directory_path() / ("rill-package-check-" + std::to_string(getpid()));
+  {
+    rill::DeliveryStreamOptions delivery;
+    delivery.name = "package-check";
+    rill::ObjectStoreDestination files;
+    files.directory = bucket.string();
+    files.compression = rill::CompressionFormat::kGzip;
+    delivery.destination = files;
+    auto firehose = rill::DeliveryStream::Create(delivery);
+    if (!firehose.ok()) {
+      std::cerr << firehose.status() << "\n";
+      return 1;
+    }
+    if (!(*firehose)->PutRecord("delivered").ok() || !(*firehose)->Close().ok()) return 1;
+    if ((*firehose)->metrics().delivery_records != 1) return 1;
+  }
+  std::filesystem::remove_all(bucket);
+  std::cout << "rill::deliver package check: OK\n";
 #endif
   std::cout << "rill " << RILL_VERSION_STRING << " package check: OK\n";
   return 0;
