@@ -292,6 +292,7 @@ class DeliveryStream::Impl {
   std::vector<ErrorEntry> errors_ ABSL_GUARDED_BY(round_mu_);
   uint64_t buffered_bytes_ ABSL_GUARDED_BY(round_mu_) = 0;  // raw + open + ready
   bool closed_round_ ABSL_GUARDED_BY(round_mu_) = false;
+  absl::Time last_tick_ ABSL_GUARDED_BY(round_mu_) = absl::InfinitePast();
 
   // Puts and the thread.
   std::atomic<bool> closed_{false};
@@ -878,6 +879,11 @@ absl::Status DeliveryStream::Impl::Round(bool flush) {
   };
   // 1. Read, unless the buffers are full (a slow destination pushes back on the source).
   if (!closed_round_ && buffered_bytes_ < options_.max_buffered_bytes) note(worker_->Poll());
+  // The internal stream's retention (24 h, Firehose's for DirectPut) is applied by its Tick().
+  if (internal_stream_ && clock_->Now() - last_tick_ >= absl::Minutes(1)) {
+    internal_stream_->Tick();
+    last_tick_ = clock_->Now();
+  }
   // 2. Process and seal what is due, 3. deliver, 4. error output, 5. checkpoint.
   ProcessRaw(flush);
   SealDue(flush);
@@ -1070,6 +1076,12 @@ absl::Status DeliveryStream::Impl::MakeSource() {
       if (!checkpoints.ok()) return checkpoints.status();
       internal_store_ = *std::move(checkpoints);
     } else {
+      // Records stay in the stream after they were read; past this budget the oldest are retired
+      // early (they were all read: puts keep the unread ones under max_buffered_bytes), so that
+      // a long-running DirectPut does not hold 24 h of records in memory.
+      stream_options.memory_limit =
+          MemoryLimit{.budget_bytes = 2 * options_.max_buffered_bytes + 16 * kMiB,
+                      .policy = MemoryLimitPolicy::kRetireOldest};
       absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(std::move(stream_options));
       if (!stream.ok()) return stream.status();
       internal_stream_ = *std::move(stream);

@@ -18,6 +18,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 #include "deliver/codec.h"
 #include "rill/base/error.h"
 #include "rill/consume/checkpoint_store.h"
@@ -745,6 +746,49 @@ TEST_CASE("Metrics are exposed under Firehose's names") {
                   "rill_firehose_incoming_records_total{delivery_stream=\"clicks\",destination="
                   "\"Callback\"} 1\n") != std::string::npos);
   CHECK(text.find("(Firehose: DeliveryToCallback.DataFreshness)") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace rill
+
+namespace rill {
+namespace {
+
+TEST_CASE("A long DirectPut run keeps memory bounded and delivers every record") {
+  Setup s;
+  DeliveryStreamOptions o = s.Options();
+  int64_t delivered = 0;
+  int64_t delivered_bytes = 0;
+  auto& callback = std::get<CallbackDestination>(o.destination);
+  callback.buffering = {.size_bytes = 1 << 20, .interval = absl::ZeroDuration()};
+  callback.deliver = [&](absl::Span<const DeliveredRecord> records,
+                         absl::Span<const std::pair<std::string, std::string>>) {
+    for (const DeliveredRecord& r : records) {
+      // Each record says its own number in its first bytes: checked in order.
+      CHECK(r.data.substr(0, 8) == absl::StrFormat("%08d", delivered));
+      ++delivered;
+      delivered_bytes += static_cast<int64_t>(r.data.size());
+    }
+    return absl::OkStatus();
+  };
+  o.max_buffered_bytes = 1 << 20;
+  auto firehose = MustCreate(std::move(o));
+  // 40 MiB through a stream whose memory budget is 2 x 1 MiB + 16 MiB.
+  std::string record(64 * 1024, 'x');
+  for (int i = 0; i < 640; ++i) {
+    const std::string number = absl::StrFormat("%08d", i);
+    record.replace(0, 8, number);
+    absl::StatusOr<std::string> put = firehose->PutRecord(record);
+    while (!put.ok()) {
+      REQUIRE(GetErrorCode(put.status()) == ErrorCode::kServiceUnavailable);
+      REQUIRE(firehose->Poll().ok());
+      put = firehose->PutRecord(record);
+    }
+    REQUIRE(firehose->Poll().ok());
+  }
+  REQUIRE(firehose->Flush().ok());
+  CHECK(delivered == 640);
+  CHECK(delivered_bytes == 640 * 64 * 1024);
 }
 
 }  // namespace
