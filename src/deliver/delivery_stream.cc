@@ -710,18 +710,16 @@ void DeliveryStream::Impl::Seal(const std::string& key) {
 
 void DeliveryStream::Impl::SealDue(bool all) {
   const absl::Time now = clock_->Now();
-  std::vector<std::string> due;
+  std::vector<std::pair<absl::Time, std::string>> due;
   for (const auto& [key, batch] : open_) {
     if (all || batch->bytes() >= hints_.size_bytes ||
         now - batch->oldest_arrival >= hints_.interval) {
-      due.push_back(key);
+      due.emplace_back(batch->oldest_arrival, key);
     }
   }
   // Oldest first, so that a shard's records stay in order across partitions' batches.
-  std::sort(due.begin(), due.end(), [&](const std::string& a, const std::string& b) {
-    return open_[a]->oldest_arrival < open_[b]->oldest_arrival;
-  });
-  for (const std::string& key : due) Seal(key);
+  std::sort(due.begin(), due.end());
+  for (const auto& [oldest, key] : due) Seal(key);
 }
 
 void DeliveryStream::Impl::GiveUp(Pending& p, const DeliveryAttempt& last) {
