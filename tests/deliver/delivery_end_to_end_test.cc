@@ -8,12 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "deliver/codec.h"
 #include "deliver/http_test_server.h"
 #include "deliver/object_store.h"
@@ -64,6 +64,38 @@ std::vector<std::pair<std::string, std::string>> Failed(const std::string& root)
   return failed;
 }
 
+// <prefix>clicks-1-2024-01-02-03-04-05-<uuid v4>[.gz] with one of the prefixes the test expects
+// (std::regex is avoided: GCC 12 warns inside it under ASan).
+bool IsObjectKey(const std::string& name) {
+  std::string_view rest = name;
+  bool gz = true;
+  if (rest.starts_with("game=chess/2024/01/02/")) {
+    rest.remove_prefix(22);
+  } else if (rest.starts_with("game=go/2024/01/02/")) {
+    rest.remove_prefix(19);
+  } else if (rest.starts_with("errors/processing-failed/")) {
+    rest.remove_prefix(25);
+    gz = false;
+  } else {
+    return false;
+  }
+  constexpr std::string_view kStem = "clicks-1-2024-01-02-03-04-05-";
+  if (!rest.starts_with(kStem)) return false;
+  rest.remove_prefix(kStem.size());
+  if (gz) {
+    if (!rest.ends_with(".gz")) return false;
+    rest.remove_suffix(3);
+  }
+  // 8-4-4-4-12 lowercase hex, version 4, variant 8-b.
+  if (rest.size() != 36) return false;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    const char c = rest[i];
+    if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return rest[14] == '4' && std::string_view("89ab").find(rest[19]) != std::string_view::npos;
+}
+
 TEST_CASE("Objects are named by Firehose's keys per partition and compressed") {
   auto clock =
       std::make_shared<SimulatedClock>(absl::FromUnixSeconds(1704164645));  // 2024-01-02T03:04:05Z
@@ -90,12 +122,10 @@ TEST_CASE("Objects are named by Firehose's keys per partition and compressed") {
   REQUIRE((*firehose)->Flush().ok());
   const std::map<std::string, std::string> objects = Objects(bucket.path());
   REQUIRE(objects.size() == 3);
-  const std::regex key(
-      R"((game=(chess|go)/2024/01/02/|errors/processing-failed/)clicks-1-2024-01-02-03-04-05-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}(\.gz)?)");
   std::map<std::string, std::string> by_prefix;
   for (const auto& [name, content] : objects) {
     INFO(name);
-    CHECK(std::regex_match(name, key));
+    CHECK(IsObjectKey(name));
     by_prefix[name.substr(0, name.find("/clicks-") + 1)] = content;
   }
   std::string chess;
