@@ -62,6 +62,10 @@ constexpr absl::Duration kFirstBackoff = absl::Seconds(1);
 constexpr absl::Duration kMaxBackoff = absl::Minutes(2);
 // Tickets: a tracker's slot in the high bits, the record's position in its shard's queue below.
 constexpr int kTicketSlotShift = 40;
+// Delivered buffers kept for reuse (see spare_). One is enough for a steady stream: a buffer is
+// sealed, the next one opens (taking the spare), the sealed one is delivered (and becomes the
+// spare). More would keep more idle memory: a spare holds a whole buffer's capacity.
+constexpr size_t kMaxSpareBatches = 1;
 
 #define RILL_RETURN_IF_ERROR(expr)     \
   do {                                 \
@@ -235,6 +239,8 @@ class DeliveryStream::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
 
   // Buffers and delivery.
+  std::unique_ptr<Batch> NewBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
+  void Recycle(std::unique_ptr<Batch> batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
   void Seal(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
   void SealDue(bool all) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
   absl::Status DeliverPending(bool flush) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
@@ -289,6 +295,13 @@ class DeliveryStream::Impl {
   // Open buffers by partition (the joined partition keys; "" without dynamic partitioning).
   absl::flat_hash_map<std::string, std::unique_ptr<Batch>> open_ ABSL_GUARDED_BY(round_mu_);
   std::deque<Pending> ready_ ABSL_GUARDED_BY(round_mu_);
+  // Delivered buffers, emptied, whose arena, ids and records keep their capacity for the next
+  // buffer. Otherwise every buffer's memory (records and ids take about as much again as the data
+  // for ~100-byte records) is fresh pages, the records and ids grown by doubling, and on the VMs
+  // rill is measured on the page faults cost ten times as much as reading and buffering the
+  // records (benchmarks/deliver_benchmark.cc, BM_RillPostgres's read_ms). At most
+  // kMaxSpareBatches.
+  std::vector<std::unique_ptr<Batch>> spare_ ABSL_GUARDED_BY(round_mu_);
   std::vector<ErrorEntry> errors_ ABSL_GUARDED_BY(round_mu_);
   uint64_t buffered_bytes_ ABSL_GUARDED_BY(round_mu_) = 0;  // raw + open + ready
   bool closed_round_ ABSL_GUARDED_BY(round_mu_) = false;
@@ -510,10 +523,9 @@ void DeliveryStream::Impl::Route(std::string_view data, absl::Time arrival, Shar
            1, arrival, raw_for_errors, ticket, false);
       return;
     }
-    auto batch = std::make_unique<Batch>();
+    std::unique_ptr<Batch> batch = NewBatch();
     batch->partition_keys = keys_;
     batch->oldest_arrival = arrival;
-    batch->arena.reserve(std::min<size_t>(hints_.size_bytes + hints_.size_bytes / 8, 8 * kMiB));
     it = open_.emplace(buffer_key_, std::move(batch)).first;
   }
   Batch& b = *it->second;
@@ -697,6 +709,28 @@ void DeliveryStream::Impl::InvokeTransform(size_t begin, size_t end) {
 // ---------------------------------------------------------------------------------------------
 // Buffers and delivery.
 
+std::unique_ptr<Batch> DeliveryStream::Impl::NewBatch() {
+  if (spare_.empty()) {
+    auto batch = std::make_unique<Batch>();
+    batch->arena.reserve(std::min<size_t>(hints_.size_bytes + hints_.size_bytes / 8, 8 * kMiB));
+    return batch;
+  }
+  std::unique_ptr<Batch> batch = std::move(spare_.back());
+  spare_.pop_back();
+  return batch;
+}
+
+void DeliveryStream::Impl::Recycle(std::unique_ptr<Batch> batch) {
+  if (batch == nullptr || spare_.size() >= kMaxSpareBatches) return;
+  batch->delivery_id.clear();
+  batch->partition_keys.clear();
+  batch->oldest_arrival = absl::Time();
+  batch->arena.clear();
+  batch->ids.clear();
+  batch->records.clear();
+  spare_.push_back(std::move(batch));
+}
+
 void DeliveryStream::Impl::Seal(const std::string& key) {
   auto it = open_.find(key);
   if (it == open_.end()) return;
@@ -766,6 +800,7 @@ absl::Status DeliveryStream::Impl::DeliverPending(bool flush) {
         if (refused.empty() || !refused[i]) MarkDone(p.batch->records[i].ticket);
       }
       buffered_bytes_ -= p.batch->bytes();
+      Recycle(std::move(p.batch));
       ready_.pop_front();
       continue;
     }
@@ -774,6 +809,7 @@ absl::Status DeliveryStream::Impl::DeliverPending(bool flush) {
                              after - p.first_attempt >= destination_->retry_duration();
     if (out_of_time) {
       GiveUp(p, attempt);
+      Recycle(std::move(p.batch));
       ready_.pop_front();
       continue;
     }
