@@ -45,7 +45,8 @@
 // a delivery stream's puts write into memory it never used (about 6 MiB per 5 MiB buffer here);
 // only then are chunks recycled. Each rill case measures that: its delivery stream is kept (idle)
 // until the process ends, rather than freed for the next case to write into. On the shared VMs
-// rill is measured on, the page faults of fresh memory are most of put_ms.
+// rill is measured on, the page faults of fresh memory can be most of put_ms, which moves from
+// 3.5 to 18 ms per 5 MiB buffer from run to run.
 //
 // PostgreSQL: a throwaway server (tests/deliver/postgres_fixture.h: fsync off), or
 // RILL_TEST_POSTGRES's; without PostgreSQL the two cases are skipped with the fixture's error.
