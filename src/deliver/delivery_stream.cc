@@ -8,8 +8,10 @@
 #include "rill/deliver/delivery_stream.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <random>
@@ -62,6 +64,10 @@ constexpr absl::Duration kFirstBackoff = absl::Seconds(1);
 constexpr absl::Duration kMaxBackoff = absl::Minutes(2);
 // Tickets: a tracker's slot in the high bits, the record's position in its shard's queue below.
 constexpr int kTicketSlotShift = 40;
+// Delivered buffers kept for reuse (see spare_). One is enough for a steady stream: a buffer is
+// sealed, the next one opens (taking the spare), the sealed one is delivered (and becomes the
+// spare). More would keep more idle memory: a spare holds a whole buffer's capacity.
+constexpr size_t kMaxSpareBatches = 1;
 
 #define RILL_RETURN_IF_ERROR(expr)     \
   do {                                 \
@@ -80,19 +86,32 @@ bool IsDeliveryStreamName(std::string_view name) {
   return !name.empty() && name.size() <= 64 && internal::IsKinesisName(name);
 }
 
-// 8 hex digits of the shard index, then 48 of the sequence number: unique per source record,
-// fixed width, written without allocating.
-void AppendRecordId(ShardId shard, SequenceNumber seq, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  char buf[56];
-  uint32_t index = shard.index();
-  for (int i = 7; i >= 0; --i, index >>= 4) buf[i] = kHex[index & 0xf];
-  uint64_t words[3] = {seq.high64(), absl::Uint128High64(seq.value()),
-                       absl::Uint128Low64(seq.value())};
-  for (int w = 0; w < 3; ++w) {
-    uint64_t v = words[w];
-    for (int i = 15; i >= 0; --i, v >>= 4) buf[8 + 16 * w + i] = kHex[v & 0xf];
+// "00" to "ff": a byte's two hex digits.
+constexpr std::array<char, 512> kHexPairs = [] {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::array<char, 512> pairs{};
+  for (int i = 0; i < 256; ++i) {
+    pairs[2 * i] = kHex[i >> 4];
+    pairs[2 * i + 1] = kHex[i & 0xf];
   }
+  return pairs;
+}();
+
+// The low `bytes` bytes of v as 2 * bytes hex digits, most significant first, at out.
+void PutHex(uint64_t v, int bytes, char* out) {
+  for (int i = bytes - 1; i >= 0; --i, v >>= 8)
+    std::memcpy(out + 2 * i, &kHexPairs[2 * (v & 0xff)], 2);
+}
+
+// 8 hex digits of the shard index, then 48 of the sequence number: unique per source record,
+// fixed width, written without allocating. Twice per DirectPut record (the put's answer, the
+// buffer), so a byte at a time: it was 7-8 % of BM_RillPostgres's CPU a digit at a time.
+void AppendRecordId(ShardId shard, SequenceNumber seq, std::string* out) {
+  char buf[56];
+  PutHex(shard.index(), 4, buf);
+  PutHex(seq.high64(), 8, buf + 8);
+  PutHex(absl::Uint128High64(seq.value()), 8, buf + 24);
+  PutHex(absl::Uint128Low64(seq.value()), 8, buf + 40);
   out->append(buf, sizeof(buf));
 }
 
@@ -235,6 +254,8 @@ class DeliveryStream::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
 
   // Buffers and delivery.
+  std::unique_ptr<Batch> NewBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
+  void Recycle(std::unique_ptr<Batch> batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
   void Seal(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
   void SealDue(bool all) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
   absl::Status DeliverPending(bool flush) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
@@ -289,6 +310,13 @@ class DeliveryStream::Impl {
   // Open buffers by partition (the joined partition keys; "" without dynamic partitioning).
   absl::flat_hash_map<std::string, std::unique_ptr<Batch>> open_ ABSL_GUARDED_BY(round_mu_);
   std::deque<Pending> ready_ ABSL_GUARDED_BY(round_mu_);
+  // Delivered buffers, emptied, whose arena, ids and records keep their capacity for the next
+  // buffer. Otherwise every buffer's memory (records and ids take about as much again as the data
+  // for ~100-byte records) is fresh pages, the records and ids grown by doubling, and on the VMs
+  // rill is measured on the page faults cost ten times as much as reading and buffering the
+  // records (benchmarks/deliver_benchmark.cc, BM_RillPostgres's read_ms). At most
+  // kMaxSpareBatches.
+  std::vector<std::unique_ptr<Batch>> spare_ ABSL_GUARDED_BY(round_mu_);
   std::vector<ErrorEntry> errors_ ABSL_GUARDED_BY(round_mu_);
   uint64_t buffered_bytes_ ABSL_GUARDED_BY(round_mu_) = 0;  // raw + open + ready
   bool closed_round_ ABSL_GUARDED_BY(round_mu_) = false;
@@ -511,10 +539,9 @@ void DeliveryStream::Impl::Route(std::string_view data, absl::Time arrival, Shar
            1, arrival, raw_for_errors, ticket, false);
       return;
     }
-    auto batch = std::make_unique<Batch>();
+    std::unique_ptr<Batch> batch = NewBatch();
     batch->partition_keys = keys_;
     batch->oldest_arrival = arrival;
-    batch->arena.reserve(std::min<size_t>(hints_.size_bytes + hints_.size_bytes / 8, 8 * kMiB));
     it = open_.emplace(buffer_key_, std::move(batch)).first;
   }
   Batch& b = *it->second;
@@ -698,6 +725,28 @@ void DeliveryStream::Impl::InvokeTransform(size_t begin, size_t end) {
 // ---------------------------------------------------------------------------------------------
 // Buffers and delivery.
 
+std::unique_ptr<Batch> DeliveryStream::Impl::NewBatch() {
+  if (spare_.empty()) {
+    auto batch = std::make_unique<Batch>();
+    batch->arena.reserve(std::min<size_t>(hints_.size_bytes + hints_.size_bytes / 8, 8 * kMiB));
+    return batch;
+  }
+  std::unique_ptr<Batch> batch = std::move(spare_.back());
+  spare_.pop_back();
+  return batch;
+}
+
+void DeliveryStream::Impl::Recycle(std::unique_ptr<Batch> batch) {
+  if (batch == nullptr || spare_.size() >= kMaxSpareBatches) return;
+  batch->delivery_id.clear();
+  batch->partition_keys.clear();
+  batch->oldest_arrival = absl::Time();
+  batch->arena.clear();
+  batch->ids.clear();
+  batch->records.clear();
+  spare_.push_back(std::move(batch));
+}
+
 void DeliveryStream::Impl::Seal(const std::string& key) {
   auto it = open_.find(key);
   if (it == open_.end()) return;
@@ -765,6 +814,7 @@ absl::Status DeliveryStream::Impl::DeliverPending(bool flush) {
         if (refused.empty() || !refused[i]) MarkDone(p.batch->records[i].ticket);
       }
       buffered_bytes_ -= p.batch->bytes();
+      Recycle(std::move(p.batch));
       ready_.pop_front();
       continue;
     }
@@ -773,6 +823,7 @@ absl::Status DeliveryStream::Impl::DeliverPending(bool flush) {
                              after - p.first_attempt >= destination_->retry_duration();
     if (out_of_time) {
       GiveUp(p, attempt);
+      Recycle(std::move(p.batch));
       ready_.pop_front();
       continue;
     }
