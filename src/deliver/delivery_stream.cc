@@ -35,6 +35,8 @@
 #include "rill/consume/consumer_group.h"
 #include "rill/consume/sqlite_checkpoint_store.h"
 #include "rill/stream/stream.h"
+#include "rill/stream/stream_summary.h"
+#include "storage/file_util.h"
 
 namespace rill {
 
@@ -222,6 +224,7 @@ class DeliveryStream::Impl {
   absl::Status ValidateOptions();
   absl::Status MakeDestination();
   absl::Status MakeSource();
+  absl::Status MakeSourceId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
 
   // A round. `flush`: seal every buffer and attempt every pending batch now.
   absl::Status Round(bool flush) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
@@ -282,6 +285,9 @@ class DeliveryStream::Impl {
   std::unique_ptr<CheckpointStore> internal_store_;  // DirectPut
   std::unique_ptr<ConsumerGroup> group_;
   Worker* worker_ = nullptr;
+
+  // Which incarnation of the source this is (PostgreSQL keeps its progress per source).
+  std::string source_id_;
 
   // What the processors need.
   std::vector<JsonPath> query_paths_;
@@ -1075,7 +1081,7 @@ absl::Status DeliveryStream::Impl::MakeDestination() {
     error_output_ = *std::move(writer);
   } else {
     if (const auto* d = std::get_if<PostgresDestination>(&options_.destination)) {
-      destination_ = deliver_internal::MakePostgresDestination(*d, options_.name);
+      destination_ = deliver_internal::MakePostgresDestination(*d, options_.name, source_id_);
     } else if (const auto* d = std::get_if<HttpEndpointDestination>(&options_.destination)) {
       destination_ = deliver_internal::MakeHttpEndpointDestination(*d, arn_, clock_);
     } else if (const auto* d = std::get_if<StreamDestination>(&options_.destination)) {
@@ -1156,8 +1162,42 @@ absl::Status DeliveryStream::Impl::MakeSource() {
   return absl::OkStatus();
 }
 
+absl::Status DeliveryStream::Impl::MakeSourceId() {
+  if (options_.source_stream != nullptr) {
+    // The stream's name and creation time: a stream deleted and created again under its name
+    // numbers its records anew, and must not meet its predecessor's progress.
+    absl::StatusOr<StreamSummary> summary = options_.source_stream->DescribeStreamSummary();
+    if (!summary.ok()) return summary.status();
+    source_id_ =
+        absl::StrCat(summary->stream_name, "@", absl::ToUnixMicros(summary->creation_time));
+    return absl::OkStatus();
+  }
+  if (options_.direct_put_directory.empty()) {
+    // An in-memory internal stream is new in every process.
+    source_id_ = absl::StrCat("directput/", NewGuid(rng_));
+    return absl::OkStatus();
+  }
+  // A durable one lives as long as its directory, and so does this id.
+  const std::string path =
+      (std::filesystem::path(options_.direct_put_directory) / "source-id").string();
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    absl::StatusOr<std::string> id = internal::ReadFile(path);
+    if (!id.ok()) return id.status();
+    source_id_ = *std::move(id);
+    return absl::OkStatus();
+  }
+  std::filesystem::create_directories(options_.direct_put_directory, ec);
+  source_id_ = absl::StrCat("directput/", NewGuid(rng_));
+  return internal::WriteFileAtomically(path, source_id_);
+}
+
 absl::Status DeliveryStream::Impl::Init() {
   RILL_RETURN_IF_ERROR(ValidateOptions());
+  {
+    MutexLock<Mutex> lock(&round_mu_);  // rng_
+    RILL_RETURN_IF_ERROR(MakeSourceId());
+  }
   RILL_RETURN_IF_ERROR(MakeDestination());
   return MakeSource();
 }

@@ -110,8 +110,10 @@ std::string ServerMessage(const PGresult* result) {
 
 class PostgresDestinationImpl final : public Destination {
  public:
-  PostgresDestinationImpl(PostgresDestination options, std::string stream_name)
-      : options_(std::move(options)), stream_name_(std::move(stream_name)) {}
+  PostgresDestinationImpl(PostgresDestination options, std::string stream_name, std::string source)
+      : options_(std::move(options)),
+        stream_name_(std::move(stream_name)),
+        source_(std::move(source)) {}
   ~PostgresDestinationImpl() override {
     if (conn_ != nullptr) PQfinish(conn_);
   }
@@ -153,6 +155,9 @@ class PostgresDestinationImpl final : public Destination {
 
   const PostgresDestination options_;
   const std::string stream_name_;
+  // Which incarnation of the source the progress is of (see MakePostgresDestination).
+  const std::string source_;
+  std::string source_literal_;
   PGconn* conn_ = nullptr;
   std::vector<JsonPath> paths_;
 
@@ -249,9 +254,10 @@ absl::Status PostgresDestinationImpl::Open() {
   {
     Result created(PQexec(conn_,
                           "CREATE TABLE IF NOT EXISTS rill_delivery_progress ("
-                          "delivery_stream text, shard_id text, sequence_number text, "
-                          "delivery_id text, updated_at timestamptz DEFAULT now(), "
-                          "PRIMARY KEY (delivery_stream, shard_id))"));
+                          "delivery_stream text, source text, shard_id text, "
+                          "sequence_number text, delivery_id text, "
+                          "updated_at timestamptz DEFAULT now(), "
+                          "PRIMARY KEY (delivery_stream, source, shard_id))"));
     if (PQresultStatus(created.get()) != PGRES_COMMAND_OK) {
       // Another delivery stream creating it at the same moment loses with one of these.
       const char* sqlstate = PQresultErrorField(created.get(), PG_DIAG_SQLSTATE);
@@ -286,12 +292,19 @@ absl::Status PostgresDestinationImpl::Open() {
   }
   stream_literal_ = literal;
   PQfreemem(literal);
+  literal = PQescapeLiteral(conn_, source_.data(), source_.size());
+  if (literal == nullptr) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     absl::StrCat("Cannot quote the source: ", Trimmed(PQerrorMessage(conn_))));
+  }
+  source_literal_ = literal;
+  PQfreemem(literal);
   // One round trip. The advisory lock makes two processes delivering for the same stream name
   // take turns, which FOR UPDATE alone would not for a shard's first row.
   begin_sql_ = absl::StrCat(
       "BEGIN; SELECT pg_advisory_xact_lock(", kAdvisoryLockSpace, ", hashtext(", stream_literal_,
       ")); SELECT shard_id, sequence_number FROM rill_delivery_progress WHERE delivery_stream = ",
-      stream_literal_, " FOR UPDATE");
+      stream_literal_, " AND source = ", source_literal_, " FOR UPDATE");
 
   absl::Status checked = CheckCopyStatement();
   if (!checked.ok()) copy_sql_.clear();  // Deliver() refuses to run without a good Open()
@@ -604,16 +617,16 @@ PostgresDestinationImpl::Outcome PostgresDestinationImpl::Commit(const Batch& ba
       escaped_.resize(PQescapeStringConn(conn_, escaped_.data(), batch.delivery_id.data(),
                                          batch.delivery_id.size(), &error));
       sql_ =
-          "INSERT INTO rill_delivery_progress (delivery_stream, shard_id, sequence_number, "
-          "delivery_id) VALUES ";
+          "INSERT INTO rill_delivery_progress (delivery_stream, source, shard_id, "
+          "sequence_number, delivery_id) VALUES ";
     }
-    absl::StrAppend(&sql_, first ? "" : ", ", "(", stream_literal_, ", '",
+    absl::StrAppend(&sql_, first ? "" : ", ", "(", stream_literal_, ", ", source_literal_, ", '",
                     ShardId(shard).ToString(), "', '", last.ToString(), "', '", escaped_, "')");
     first = false;
   }
   if (!first) {
     sql_ +=
-        " ON CONFLICT (delivery_stream, shard_id) DO UPDATE SET sequence_number = "
+        " ON CONFLICT (delivery_stream, source, shard_id) DO UPDATE SET sequence_number = "
         "EXCLUDED.sequence_number, delivery_id = EXCLUDED.delivery_id, updated_at = now(); ";
   }
   sql_ += "COMMIT";
@@ -737,9 +750,10 @@ absl::Status ValidatePostgresDestination(const PostgresDestination& options) {
 }
 
 std::unique_ptr<Destination> MakePostgresDestination(PostgresDestination options,
-                                                     std::string delivery_stream_name) {
-  return std::make_unique<PostgresDestinationImpl>(std::move(options),
-                                                   std::move(delivery_stream_name));
+                                                     std::string delivery_stream_name,
+                                                     std::string source) {
+  return std::make_unique<PostgresDestinationImpl>(
+      std::move(options), std::move(delivery_stream_name), std::move(source));
 }
 
 }  // namespace rill::deliver_internal

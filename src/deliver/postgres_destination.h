@@ -45,8 +45,13 @@ absl::Status ValidatePostgresDestination(const PostgresDestination& options);
 // connection, reset); failures other than rejected rows are kRetryable "PostgreSQL.
 // ConnectionFailed" (no connection) or "PostgreSQL.CopyFailed" (the server refused the
 // transaction: a serialization failure, a dropped table, ...).
+// `source` names the incarnation of the source whose sequence numbers the progress holds (the
+// delivery stream's core passes the source stream's ARN and creation time, or DirectPut's own
+// id): progress is kept per (delivery stream, source, shard), so that a source recreated under
+// the same name, which numbers its records anew, is not skipped as already delivered.
 std::unique_ptr<Destination> MakePostgresDestination(PostgresDestination options,
-                                                     std::string delivery_stream_name);
+                                                     std::string delivery_stream_name,
+                                                     std::string source = "");
 
 }  // namespace rill::deliver_internal
 

@@ -295,3 +295,50 @@ TEST_CASE("PostgreSQL rows the table refuses go to the error output and the rest
 
 }  // namespace
 }  // namespace rill
+
+namespace rill {
+namespace {
+
+TEST_CASE(
+    "A new incarnation of a DirectPut delivery stream to PostgreSQL skips none of its records") {
+  absl::StatusOr<testing::TemporaryPostgres*> pg = testing::TemporaryPostgres::Shared();
+  INFO(pg.status().ToString());
+  REQUIRE(pg.ok());
+  absl::StatusOr<std::string> db = (*pg)->CreateDatabase("incarnations");
+  REQUIRE(db.ok());
+  PGconn* conn = PQconnectdb(db->c_str());
+  REQUIRE(PQstatus(conn) == CONNECTION_OK);
+  PQclear(PQexec(conn, "CREATE TABLE events (n int NOT NULL)"));
+  TempDir errors("deliver-errors");
+  // Each incarnation's internal stream numbers its records from the start again, on the same
+  // simulated time: the progress of the first must not hide the records of the second.
+  for (int incarnation = 0; incarnation < 2; ++incarnation) {
+    auto clock = std::make_shared<SimulatedClock>();
+    DeliveryStreamOptions o;
+    o.name = "events";
+    o.clock = clock;
+    PostgresDestination table;
+    table.conninfo = *db;
+    table.table = "events";
+    table.columns = {"n"};
+    table.json_paths = {".n"};
+    o.destination = table;
+    o.error_output = ErrorOutput{.directory = errors.path(),
+                                 .prefix = "!{firehose:error-output-type}/",
+                                 .custom_time_zone = "UTC"};
+    auto firehose = DeliveryStream::Create(std::move(o));
+    REQUIRE(firehose.ok());
+    for (int i = 0; i < 10; ++i) {
+      REQUIRE((*firehose)->PutRecord("{\"n\":" + std::to_string(incarnation * 10 + i) + "}").ok());
+    }
+    REQUIRE((*firehose)->Close().ok());
+  }
+  PGresult* count = PQexec(conn, "SELECT count(*), count(DISTINCT n) FROM events");
+  CHECK(std::string(PQgetvalue(count, 0, 0)) == "20");
+  CHECK(std::string(PQgetvalue(count, 0, 1)) == "20");
+  PQclear(count);
+  PQfinish(conn);
+}
+
+}  // namespace
+}  // namespace rill
