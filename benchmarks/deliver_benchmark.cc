@@ -39,14 +39,14 @@
 //
 // Time is measured around each iteration's work only (UseManualTime): checking and removing
 // objects, and TRUNCATE (the table is emptied before every iteration of both PostgreSQL cases),
-// are not counted. Each baseline first does one iteration untimed, each rill case two.
+// are not counted. Each baseline first does one iteration untimed, each rill case twelve.
 //
-// Memory: the internal stream keeps every record for its 24 h retention, so during its first day
-// a delivery stream's puts write into memory it never used (about 6 MiB per 5 MiB buffer here);
-// only then are chunks recycled. Each rill case measures that: its delivery stream is kept (idle)
-// until the process ends, rather than freed for the next case to write into. On the shared VMs
-// rill is measured on, the page faults of fresh memory can be most of put_ms, which moves from
-// 3.5 to 18 ms per 5 MiB buffer from run to run.
+// Memory: the internal stream keeps what it was given until its memory budget
+// (max_buffered_bytes + 32 MiB) makes it retire the oldest records, whose chunks are then reused
+// by the next puts. An application that has run for a while is in that state; so is each rill
+// case here: max_buffered_bytes is 16 MiB (budget 48 MiB) and kRillWarmUpBuffers (12 buffers,
+// 60 MiB) go through untimed first. Before, every put wrote into fresh memory, and the page
+// faults were most of put_ms on the shared VMs rill is measured on.
 //
 // PostgreSQL: a throwaway server (tests/deliver/postgres_fixture.h: fsync off), or
 // RILL_TEST_POSTGRES's; without PostgreSQL the two cases are skipped with the fixture's error.
@@ -57,9 +57,8 @@
 // absolute numbers: the machine is shared (the PostgreSQL server runs on it too), and absolute
 // figures move by tens of percent from run to run.
 //
-// The command (about 20 s and 1 GB of memory, the kept streams' records; with
-// --benchmark_repetitions=3 --benchmark_report_aggregates_only=true about a minute and 3 GB, and
-// steadier ratios):
+// The command (under a minute, a few hundred MB of memory; with --benchmark_repetitions=3
+// --benchmark_report_aggregates_only=true about three times that, and steadier ratios):
 //   build/benchmarks/deliver_benchmark
 #include <libpq-fe.h>
 #include <stdlib.h>
@@ -104,7 +103,9 @@ constexpr int kZstdIterations = 60;
 constexpr int kGzipIterations = 12;
 constexpr int kCopyIterations = 30;
 // Buffers each rill case delivers untimed first: its connection, directories and first buffers.
-constexpr int kRillWarmUpBuffers = 2;
+constexpr int kRillWarmUpBuffers = 12;
+// The rill cases' buffer bound: the internal stream's memory budget is this plus 32 MiB.
+constexpr size_t kMaxBufferedBytes = size_t{16} << 20;
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "deliver_benchmark: %s\n", what.c_str());
@@ -245,7 +246,8 @@ class TempDirectory {
   std::string path_;
 };
 
-// Delivery streams of the cases that ran, kept until the process ends (see the top of the file).
+// Delivery streams of the cases that ran, kept until the process ends (each holds at most its
+// memory budget), so that no case writes into memory another case just freed.
 std::vector<std::unique_ptr<rill::DeliveryStream>>& Retired() {
   static auto* retired = new std::vector<std::unique_ptr<rill::DeliveryStream>>;
   return *retired;
@@ -412,6 +414,7 @@ void BM_RillObjectStore(benchmark::State& state, CompressionFormat format) {
   rill::DeliveryStreamOptions options;
   options.name = "bench-objects";
   options.clock = std::make_shared<rill::SimulatedClock>();
+  options.max_buffered_bytes = kMaxBufferedBytes;
   rill::ObjectStoreDestination destination;
   destination.directory = dir.path();
   destination.compression = format;
@@ -616,6 +619,7 @@ void BM_RillPostgres(benchmark::State& state) {
   static int runs = 0;
   options.name = absl::StrCat("bench-postgres-", ++runs);
   options.clock = std::make_shared<rill::SimulatedClock>();
+  options.max_buffered_bytes = kMaxBufferedBytes;
   rill::PostgresDestination destination;
   destination.conninfo = f.conninfo;
   destination.table = kTable;

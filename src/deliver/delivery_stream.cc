@@ -1132,10 +1132,11 @@ absl::Status DeliveryStream::Impl::MakeSource() {
       internal_store_ = *std::move(checkpoints);
     } else {
       // Records stay in the stream after they were read; past this budget the oldest are retired
-      // early (they were all read: puts keep the unread ones under max_buffered_bytes), so that
-      // a long-running DirectPut does not hold 24 h of records in memory.
+      // early (they were all read: puts keep the unread ones under max_buffered_bytes, and the
+      // 32 MiB beyond are read ones, many chunks' worth), so that a long-running DirectPut does
+      // not hold 24 h of records in memory, and its puts write into recycled chunks.
       stream_options.memory_limit =
-          MemoryLimit{.budget_bytes = 2 * options_.max_buffered_bytes + 16 * kMiB,
+          MemoryLimit{.budget_bytes = options_.max_buffered_bytes + 32 * kMiB,
                       .policy = MemoryLimitPolicy::kRetireOldest};
       absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Create(std::move(stream_options));
       if (!stream.ok()) return stream.status();

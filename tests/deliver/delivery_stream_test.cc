@@ -773,9 +773,9 @@ TEST_CASE("A long DirectPut run keeps memory bounded and delivers every record")
   };
   o.max_buffered_bytes = 1 << 20;
   auto firehose = MustCreate(std::move(o));
-  // 40 MiB through a stream whose memory budget is 2 x 1 MiB + 16 MiB.
+  // 80 MiB through a stream whose memory budget is 1 MiB + 32 MiB.
   std::string record(64 * 1024, 'x');
-  for (int i = 0; i < 640; ++i) {
+  for (int i = 0; i < 1280; ++i) {
     const std::string number = absl::StrFormat("%08d", i);
     record.replace(0, 8, number);
     absl::StatusOr<std::string> put = firehose->PutRecord(record);
@@ -787,8 +787,8 @@ TEST_CASE("A long DirectPut run keeps memory bounded and delivers every record")
     REQUIRE(firehose->Poll().ok());
   }
   REQUIRE(firehose->Flush().ok());
-  CHECK(delivered == 640);
-  CHECK(delivered_bytes == 640 * 64 * 1024);
+  CHECK(delivered == 1280);
+  CHECK(delivered_bytes == 1280 * 64 * 1024);
 }
 
 }  // namespace
