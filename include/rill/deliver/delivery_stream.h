@@ -41,7 +41,13 @@
 //   (*firehose)->PutRecord(R"({"game":"chess","score":3})");
 //
 // Thread safety: every method is thread-safe. PutRecord(Batch) may be called from many threads
-// while the delivery thread runs.
+// while the delivery thread runs, and never waits for a delivery.
+//
+// Allocation: records are copied into arenas that grow in large steps and are reused from one
+// buffer to the next, so a warm delivery stream does not allocate per record; PutRecordBatch
+// allocates its result (one record id string per entry), and a transformation invocation its
+// inputs. Memory is bounded by max_buffered_bytes (plus, for DirectPut, 32 MiB of records already
+// read that its internal stream keeps).
 #ifndef RILL_DELIVER_DELIVERY_STREAM_H_
 #define RILL_DELIVER_DELIVERY_STREAM_H_
 

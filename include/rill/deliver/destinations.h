@@ -72,9 +72,11 @@ struct ObjectStoreDestination {
 // The role of Firehose's Redshift and DynamoDB destinations: rows COPYed into a PostgreSQL table.
 //
 // Exactly once: each batch's COPY and the per-shard progress of the delivery stream (the last
-// sequence number delivered, in the table rill_delivery_progress that rill creates) commit in one
-// transaction, and records at or below that progress are skipped; so a crash anywhere, then
-// redelivery from the last checkpoint, writes no row twice.
+// sequence number delivered, per source incarnation, in the table rill_delivery_progress that
+// rill creates) commit in one transaction, and records at or below that progress are skipped; so
+// a crash anywhere, then redelivery from the last checkpoint, writes no row twice. Rows the table
+// refuses (bad data, a constraint) go to the error output one by one ("PostgreSQL.DataError");
+// the others commit. Table and column names are taken literally (quoted for the server).
 struct PostgresDestination {
   // A libpq connection string, e.g. "host=127.0.0.1 port=5432 dbname=game user=rill".
   std::string conninfo;
@@ -85,7 +87,8 @@ struct PostgresDestination {
   // already in COPY's text format for `copy_options` (a trailing newline is added if missing).
   std::vector<std::string> columns;
   std::vector<std::string> json_paths;
-  // COPY's options when rows are passed through, e.g. "(FORMAT csv)". Default: text format.
+  // COPY's options when rows are passed through, e.g. "(FORMAT csv)" (HEADER is refused: it
+  // would skip each batch's first record). Default: text format.
   std::string copy_options;
   // How long failed batches are retried before they go to the error output. Range 0-7200 s.
   // Default 3600 s.
