@@ -45,6 +45,8 @@ constexpr std::array<CodeInfo, 13> kCodes = {{
      absl::StatusCode::kPermissionDenied},
     {ErrorCode::kServiceUnavailable, "ServiceUnavailable", "ServiceUnavailableException",
      absl::StatusCode::kUnavailable},
+    {ErrorCode::kCodeValidation, "CodeValidation", "CodeValidationException",
+     absl::StatusCode::kInvalidArgument},
     // Last: what Info() answers for a code it does not know.
     {ErrorCode::kUnknown, "Unknown", "UnknownException", absl::StatusCode::kUnknown},
 }};

@@ -116,6 +116,11 @@ struct TableRef {
   std::string name;    // kNamed: stream or table name
   ExprPtr function;    // kTableFunction: a kFunction whose first arg is a kCursor
   std::unique_ptr<Select> subquery;  // kSubquery
+  // A window over a stream in a stream-to-stream join, KDA's form:
+  //   FROM "ORDERS" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS o
+  //   JOIN "TRADES" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS t ON o."id" = t."id"
+  // (name empty, no PARTITION BY; null when absent).
+  std::unique_ptr<WindowSpec> over;
   std::string alias;   // "" when none
 };
 
@@ -124,9 +129,6 @@ struct Join {
   Kind kind = Kind::kInner;
   Position pos;
   TableRef table;
-  // For a stream-to-stream join: the window of the right-hand stream, written as
-  // `JOIN s2 OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS b ON ...` (name empty, no partition).
-  std::unique_ptr<WindowSpec> over;
   ExprPtr on;
 };
 

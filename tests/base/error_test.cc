@@ -16,7 +16,8 @@ TEST_CASE("every error code round-trips through a status", "[error]") {
                              ErrorCode::kInternalFailure,
                              ErrorCode::kValidation,
                              ErrorCode::kAccessDenied,
-                             ErrorCode::kServiceUnavailable};
+                             ErrorCode::kServiceUnavailable,
+                             ErrorCode::kCodeValidation};
   for (ErrorCode code : codes) {
     const absl::Status s = MakeError(code, "message");
     CHECK_FALSE(s.ok());
@@ -28,6 +29,7 @@ TEST_CASE("every error code round-trips through a status", "[error]") {
 TEST_CASE("error names are Kinesis' names", "[error]") {
   CHECK(ErrorCodeName(ErrorCode::kInvalidArgument) == "InvalidArgument");
   CHECK(ErrorCodeName(ErrorCode::kResourceNotFound) == "ResourceNotFound");
+  CHECK(ErrorCodeExceptionName(ErrorCode::kCodeValidation) == "CodeValidationException");
   CHECK(ErrorCodeName(ErrorCode::kResourceInUse) == "ResourceInUse");
   CHECK(ErrorCodeName(ErrorCode::kLimitExceeded) == "LimitExceeded");
   CHECK(ErrorCodeName(ErrorCode::kProvisionedThroughputExceeded) ==

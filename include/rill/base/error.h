@@ -37,6 +37,8 @@ namespace rill {
 //   - kAccessDenied: the network endpoint refused the caller's credentials or signature.
 //   - kServiceUnavailable: busy now, retry later (Firehose's ServiceUnavailableException: a
 //     delivery stream whose buffers are full).
+//   - kCodeValidation: application code that does not compile (Kinesis Data Analytics'
+//     CodeValidationException: a SQL syntax error, an unknown column, a type mismatch).
 // The numeric values are stable: they may be persisted.
 enum class ErrorCode : int {
   kOk = 0,
@@ -53,6 +55,7 @@ enum class ErrorCode : int {
   // Not a Kinesis name: a status that did not come from rill and has no closer match.
   kUnknown = 11,
   kServiceUnavailable = 12,
+  kCodeValidation = 13,
 };
 
 // Returns the Kinesis name without the "Exception" suffix: "InvalidArgument", "ResourceNotFound",
