@@ -28,7 +28,8 @@
 #include "sql/reference_table.h"
 
 // Counts operator new calls while g_count_allocations is set (any thread; the test that sets it
-// runs alone). The nothrow, array and sized forms of libstdc++ all go through these two.
+// runs alone). Every non-aligned form is replaced, so that new and delete always pair up (also
+// under AddressSanitizer, which checks that); no code here allocates over-aligned types.
 namespace {
 std::atomic<bool> g_count_allocations{false};
 std::atomic<int64_t> g_allocations{0};
@@ -39,15 +40,33 @@ std::atomic<int64_t> g_allocations{0};
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
-void* operator new(std::size_t size) {
+namespace {
+void* CountedAlloc(std::size_t size) noexcept {
   if (g_count_allocations.load(std::memory_order_relaxed)) {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
   }
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  return std::malloc(size == 0 ? 1 : size);
+}
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (void* p = CountedAlloc(size)) return p;
   throw std::bad_alloc();
 }
+void* operator new[](std::size_t size) {
+  if (void* p = CountedAlloc(size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return CountedAlloc(size); }
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return CountedAlloc(size);
+}
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
