@@ -113,8 +113,56 @@ std::string_view NumberText(const simdjson::dom::element& element, char* buffer,
 struct RecordDecoder::Json {
   simdjson::dom::parser parser;
   std::vector<char> padded;  // the record, followed by SIMDJSON_PADDING readable bytes
+  size_t size = 0;           // the record's length in `padded`
   Value millis;              // a number into TIMESTAMP, as DECIMAL(18,3) milliseconds
+  // The raw text of fractions: the same record iterated on demand (after the DOM parse has
+  // validated it), at most once per record and only when a fraction reaches a column that is
+  // not DOUBLE.
+  simdjson::ondemand::parser raw_parser;
+  simdjson::ondemand::document raw_document;
+  bool raw_ready = false;
 };
+
+std::string_view RecordDecoder::RawNumber(size_t column, size_t row_index) {
+  namespace od = simdjson::ondemand;
+  Json& json = *json_;
+  if (!json.raw_ready) {
+    if (json.raw_parser.iterate(json.padded.data(), json.size, json.padded.size())
+            .get(json.raw_document) != simdjson::SUCCESS) {
+      return {};
+    }
+    json.raw_ready = true;
+  }
+  json.raw_document.rewind();
+  od::value v;
+  if (json.raw_document.get_value().get(v) != simdjson::SUCCESS) return {};
+  // Keys are compared as written (find_field does not unescape): a key with an escape sequence
+  // finds nothing here and the caller falls back to the double's shortest text.
+  const auto step_to = [&v](bool is_index, size_t index, std::string_view key) {
+    if (!is_index) return v.find_field(key).get(v) == simdjson::SUCCESS;
+    od::array array;
+    if (v.get_array().get(array) != simdjson::SUCCESS) return false;
+    size_t i = 0;
+    for (auto child : array) {
+      if (i++ == index) return child.get(v) == simdjson::SUCCESS;
+    }
+    return false;
+  };
+  for (const PathStep& step : row_path_) {
+    if (!step_to(step.is_index, step.index, step.key)) return {};
+  }
+  if (row_per_element_ && !step_to(true, row_index, {})) return {};
+  for (const PathStep& step : column_paths_[column]) {
+    if (!step_to(step.is_index, step.index, step.key)) return {};
+  }
+  std::string_view raw = v.raw_json_token();
+  while (!raw.empty() &&
+         (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r')) {
+    raw.remove_suffix(1);
+  }
+  if (raw.empty() || (raw.front() != '-' && (raw.front() < '0' || raw.front() > '9'))) return {};
+  return raw;
+}
 
 RecordDecoder::RecordDecoder(const RecordFormat& format)
     : format_(format), schema_(SchemaOf(format)), values_(format.columns.size()) {}
@@ -245,6 +293,8 @@ void RecordDecoder::DecodeJson(std::string_view data,
     json.padded.resize(data.size() + simdjson::SIMDJSON_PADDING);
   }
   if (!data.empty()) std::memcpy(json.padded.data(), data.data(), data.size());
+  json.size = data.size();
+  json.raw_ready = false;
   std::memset(json.padded.data() + data.size(), 0, simdjson::SIMDJSON_PADDING);
   const simdjson::simdjson_result<element> parsed =
       json.parser.parse(reinterpret_cast<const uint8_t*>(json.padded.data()), data.size(), false);
@@ -273,7 +323,7 @@ void RecordDecoder::DecodeJson(std::string_view data,
     return true;
   };
   // Converts one column; false (with error_ set) when it does not convert.
-  const auto convert = [&](size_t c, const element& e) {
+  const auto convert = [&](size_t c, const element& e, size_t row_index) {
     const ColumnType& type = schema_[c].type;
     Value* out = &values_[c];
     char buffer[64];
@@ -295,7 +345,11 @@ void RecordDecoder::DecodeJson(std::string_view data,
       case element_type::INT64:
       case element_type::UINT64:
       case element_type::DOUBLE: {
-        const std::string_view text = NumberText(e, buffer, sizeof(buffer));
+        std::string_view text;
+        if (e.type() == element_type::DOUBLE && type.type != SqlType::kDouble) {
+          text = RawNumber(c, row_index);
+        }
+        if (text.empty()) text = NumberText(e, buffer, sizeof(buffer));
         if (type.type == SqlType::kTimestamp) {
           static constexpr ColumnType kMillis{SqlType::kDecimal, 0, 18, 3};
           if (!ConvertText(text, kMillis, &json.millis, &reason_)) {
@@ -335,12 +389,12 @@ void RecordDecoder::DecodeJson(std::string_view data,
     if (!ok) ColumnError(c, reason_);
     return ok;
   };
-  const auto decode_row = [&](const element& row) {
+  const auto decode_row = [&](const element& row, size_t row_index) {
     for (size_t c = 0; c < column_paths_.size(); ++c) {
       element e;
       if (!follow(row, column_paths_[c], &e)) {
         SetNull(schema_[c].type, &values_[c]);
-      } else if (!convert(c, e)) {
+      } else if (!convert(c, e, row_index)) {
         on_error(error_);
         return;
       }
@@ -349,7 +403,7 @@ void RecordDecoder::DecodeJson(std::string_view data,
   };
   const element root = parsed.value_unsafe();
   if (!row_per_element_) {
-    decode_row(root);
+    decode_row(root, 0);
     return;
   }
   element rows;
@@ -361,7 +415,8 @@ void RecordDecoder::DecodeJson(std::string_view data,
     on_error(error_);
     return;
   }
-  for (const element row : array) decode_row(row);
+  size_t row_index = 0;
+  for (const element row : array) decode_row(row, row_index++);
 }
 
 void RecordDecoder::DecodeCsv(std::string_view data,

@@ -5,12 +5,15 @@
 // record one row; "$.a.b[0:]" makes each element of the array at .a.b a row (a missing path or
 // one that is not an array is an error for the record; an empty array gives no rows). A column's
 // mapping is followed from the row; when a key occurs twice in an object the first occurrence
-// wins. JSON numbers are read as simdjson parses them: integers exactly, others as the nearest
-// double, which DECIMAL columns read through its shortest text (0.1 -> exactly 0.1; a fraction
-// written with more than 15 significant digits may differ in its last digit). A number into
-// VARCHAR is its text (integers as written, fractions in the shortest form: 4.50 -> "4.5"); a
-// boolean "true" / "false"; an array or object its minified JSON text. A number into TIMESTAMP is
-// milliseconds since the Unix epoch (a fraction gives microseconds).
+// wins. JSON numbers convert from their text as written: integers exactly from the DOM, and a
+// fraction or exponent form that reaches a column other than DOUBLE from its raw token, which
+// the decoder finds by iterating the record a second time with simdjson's on-demand API (once per
+// record that needs it); so 0.1 and 1234567890123456.78 are exact in DECIMAL(18,2). Should the
+// raw token not be found (a key written with escape sequences on the way), the nearest double's
+// shortest text is used. An integer beyond 64 bits makes the record malformed (simdjson's DOM).
+// A number into VARCHAR is its text as written; a boolean "true" / "false"; an array or object
+// its minified JSON text (numbers inside it in simdjson's parsed form: 4.50 -> 4.5). A number
+// into TIMESTAMP is milliseconds since the Unix epoch (a fraction gives microseconds).
 //
 // CSV (RFC 4180 style): rows end at row_delimiter (a trailing delimiter makes no empty row, and
 // empty rows are skipped), fields at column_delimiter. A field starting with '"' is quoted: it
@@ -84,6 +87,9 @@ class RecordDecoder {
                   absl::FunctionRef<void(std::string_view)> on_error);
   void DecodeCsv(std::string_view data, absl::FunctionRef<void(std::vector<Value>&)> on_row,
                  absl::FunctionRef<void(std::string_view)> on_error);
+  // The raw text of the JSON number that column `column` of row `row_index` maps to, or empty
+  // when it cannot be found (the caller then uses the parsed double).
+  std::string_view RawNumber(size_t column, size_t row_index);
   // Sets error_ to "column <name>: <message>".
   void ColumnError(size_t column, std::string_view message);
 

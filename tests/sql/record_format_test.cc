@@ -501,15 +501,38 @@ TEST_CASE("JSON records map to rows by the conversion rules", "[sql][record_form
   CHECK(error_of(R"({"at":"yesterday"})") == "column AT: cannot convert 'yesterday' to TIMESTAMP");
   CHECK(error_of(R"({"at":true})") == "column AT: cannot convert 'true' to TIMESTAMP");
   CHECK(error_of(R"({"at":1e300})") ==
-        "column AT: cannot convert '1e+300' to TIMESTAMP: out of range");
+        "column AT: cannot convert '1e300' to TIMESTAMP: out of range");
   CHECK(error_of(R"({"ok":"maybe"})") == "column OK: cannot convert 'maybe' to BOOLEAN");
   CHECK(error_of(R"({"price":1e9})") ==
-        "column PRICE: cannot convert '1e+09' to DECIMAL(10,2): out of range");
+        "column PRICE: cannot convert '1e9' to DECIMAL(10,2): out of range");
   CHECK_THAT(error_of(R"({"ticker":"AMZN", "price": 1.5)"), Contains("malformed JSON: "));
   CHECK_THAT(error_of(R"({"ticker":tru})"), Contains("malformed JSON: "));
   CHECK_THAT(error_of(""), Contains("malformed JSON: "));
   CHECK_THAT(error_of(R"({"a":1} {"a":2})"), Contains("malformed JSON: "));
   CHECK_THAT(error_of("{\"note\":\"\xff\"}"), Contains("malformed JSON: "));
+
+  // Fractions convert from their text as written, not through a double.
+  RecordFormat exact;
+  exact.columns = {Col("D", "DECIMAL(18,2)", "$.d"),    Col("V", "VARCHAR(30)", "$.v"),
+                   Col("E", "DECIMAL(18,2)", "$.e[1]"), Col("F", "DOUBLE", "$.f"),
+                   Col("G", "DECIMAL(5,2)", "$.g"),     Col("H", "DECIMAL(5,2)", "$.h")};
+  std::unique_ptr<RecordDecoder> exact_decoder = MakeDecoder(exact);
+  d = DecodeAll(*exact_decoder,
+                R"({"d":1234567890123456.78,"v":4.50,"e":[0.5, 9999999999999999.99],)"
+                R"("f":0.1,"g":1.25,"g":2.5,"h\u0000":1,"h":-0.125})");
+  REQUIRE(d.errors.empty());
+  REQUIRE(d.rows.size() == 1);
+  CHECK(d.rows[0][0] == Value::Decimal(123456789012345678, 2));
+  CHECK(d.rows[0][1] == Value::Varchar("4.50"));
+  CHECK(d.rows[0][2] == Value::Decimal(999999999999999999, 2));
+  CHECK(d.rows[0][3] == Value::Double(0.1));
+  CHECK(d.rows[0][4] == Value::Decimal(125, 2));  // the first of duplicate keys, as in the DOM
+  CHECK(d.rows[0][5] == Value::Decimal(-13, 2));
+  // A key written with an escape sequence: the double's shortest text.
+  d = DecodeAll(*exact_decoder, R"({"\u0064":0.1,"v":1e-7})");
+  REQUIRE(d.rows.size() == 1);
+  CHECK(d.rows[0][0] == Value::Decimal(10, 2));
+  CHECK(d.rows[0][1] == Value::Varchar("1e-7"));
 
   // The decoder recovers after an error.
   d = DecodeAll(*decoder, R"({"qty":1})");
@@ -559,6 +582,14 @@ TEST_CASE("A JSON row path with [0:] makes each element a row", "[sql][record_fo
   CHECK(d.rows[2][0] == Value::Integer(4));
   REQUIRE(d.errors.size() == 1);
   CHECK(d.errors[0] == "column ID: cannot convert 'x' to INTEGER");
+
+  // Fractions in rows of an array are read from their text too.
+  d = DecodeAll(*decoder, R"({"items":[{"id":1.0,"name":0.10},{"id":2.50,"name":1e1}]})");
+  REQUIRE(d.rows.size() == 1);
+  CHECK(d.rows[0][0] == Value::Integer(1));
+  CHECK(d.rows[0][1] == Value::Varchar("0.10"));
+  REQUIRE(d.errors.size() == 1);
+  CHECK(d.errors[0] == "column ID: cannot convert '2.50' to INTEGER: fraction");
 
   d = DecodeAll(*decoder, R"({"items":[]})");
   CHECK(d.rows.empty());
