@@ -21,7 +21,7 @@ struct CodeInfo {
   absl::StatusCode canonical;
 };
 
-constexpr std::array<CodeInfo, 13> kCodes = {{
+constexpr std::array<CodeInfo, 14> kCodes = {{
     {ErrorCode::kOk, "Ok", "Ok", absl::StatusCode::kOk},
     {ErrorCode::kInvalidArgument, "InvalidArgument", "InvalidArgumentException",
      absl::StatusCode::kInvalidArgument},
