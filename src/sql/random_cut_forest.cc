@@ -151,8 +151,9 @@ class Tree {
     }
   }
 
-  // The sampler: offers the point with sequence number `seq` (relative to the forest's base).
-  // Returns true if the reservoir takes it; then *evicted is the slot it gave up, or kNull.
+  // The sampler: offers a point whose age term is `decay` = (sequence number - base) * lambda.
+  // Returns true if the reservoir takes it, with *weight its priority (to PushSample after the
+  // insertion); *evicted is then the slot the reservoir gave up (already off the heap), or kNull.
   bool Accept(double decay, double* weight, int32_t* evicted) {
     double u = 0;
     while (u == 0) u = NextUniform(rng_);
@@ -311,7 +312,6 @@ class Tree {
     }
   }
 
-  // AnomalyScoreVisitor's score of `point`, normalised; the forest descends (Step) first.
   int32_t root() const { return root_; }
   bool IsLeaf(int32_t node) const { return node >= capacity_; }
   // The child of internal `node` on `point`'s side of the cut; a leaf itself.
@@ -327,7 +327,8 @@ class Tree {
     if (parent != kNull) __builtin_prefetch(MinOf(parent));
   }
 
-  // The score of `point` given the leaf at `depth` where its descent from the root ends.
+  // AnomalyScoreVisitor's score of `point`, normalised, given the leaf at `depth` where its descent
+  // from the root (Step) ends.
   double ScoreFromLeaf(const double* point, const PointStore& store, int32_t node,
                        int depth) const {
     const int tree_mass = nodes_[root_].mass;
@@ -380,6 +381,8 @@ class Tree {
       const double share = saved_score / (2.0 * dims_);
       std::fill(h, h + dims_, share);
       std::fill(l, l + dims_, share);
+      // The point equals the leaf in every dimension; the shadow boxes above start afresh.
+      std::fill(scratch.coord_inside.begin(), scratch.coord_inside.end(), 0);
     } else {
       saved_score = ScoreUnseen(depth);
       for (size_t i = 0; i < dims_; ++i) {
