@@ -65,7 +65,9 @@ struct RandomCutForestOptions {
 class RandomCutForest {
  public:
   // A forest for inputs of `dimensions` (1..1000) numeric columns. Errors: kInvalidArgument naming
-  // the parameter and its value when an option or `dimensions` is out of range.
+  // the parameter and its value when an option or `dimensions` is out of range, or when
+  // number_of_trees x sub_sample_size x dimensions x shingle_size exceeds 2^26 (the preallocated
+  // bounding boxes would pass 1 GiB).
   static absl::StatusOr<RandomCutForest> Create(const RandomCutForestOptions& options,
                                                 size_t dimensions);
 

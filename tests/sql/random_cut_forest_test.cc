@@ -78,6 +78,35 @@ TEST_CASE("scores are 0 until the shingle is full and the forest holds sub_sampl
   CHECK(forest.ScoreAndUpdate(std::vector<double>{1e6}) > 0.0);
 }
 
+TEST_CASE("scores follow AnomalyScoreVisitor on a tree of two points", "[rcf]") {
+  // One tree over {0, 1}: whatever the cut, the root separates them and each is a leaf at depth 1.
+  // The score starts after max(1, 10/4) = 2 points.
+  const double log2_3 = std::log2(3.0);
+  {
+    RandomCutForest forest = MakeForest(Options(1, 10, 100000, 1), 1);
+    CHECK(forest.ScoreAndUpdate(std::vector<double>{0.0}) == 0.0);
+    CHECK(forest.ScoreAndUpdate(std::vector<double>{1.0}) == 0.0);
+    // 10 falls to the leaf of 1 (depth 1): 1/(1+1); at the root the box [0, 1] grown to [0, 10]
+    // is cut away from 10 with probability 9/10: 0.9 * 1/(0+1) + 0.1 * 0.5; times log2(mass + 1).
+    std::vector<RandomCutForest::Attribution> attribution;
+    const double score = forest.ScoreAndUpdate(std::vector<double>{10.0}, &attribution);
+    CHECK(score == Approx((0.9 + 0.1 * 0.5) * log2_3).epsilon(1e-12));
+    CHECK(attribution[0].high == Approx(score).epsilon(1e-12));
+    CHECK(attribution[0].low == 0.0);
+  }
+  {
+    RandomCutForest forest = MakeForest(Options(1, 10, 100000, 1), 2);
+    forest.ScoreAndUpdate(std::vector<double>{0.0, 5.0});
+    forest.ScoreAndUpdate(std::vector<double>{1.0, 5.0});
+    // A point already in the tree: damp(1, 2) * scoreSeen(1, 1) = (1 - 1/4) / (1 + log2(2)).
+    std::vector<RandomCutForest::Attribution> attribution;
+    const double score = forest.ScoreAndUpdate(std::vector<double>{0.0, 5.0}, &attribution);
+    CHECK(score == Approx(0.75 * 0.5 * log2_3).epsilon(1e-12));
+    CHECK(attribution[0].high + attribution[0].low + attribution[1].high + attribution[1].low ==
+          Approx(score).epsilon(1e-12));
+  }
+}
+
 TEST_CASE("injected spikes in a noisy sine wave score above the 99th percentile", "[rcf]") {
   std::mt19937_64 rng(7);
   std::normal_distribution<double> noise(0.0, 0.5);
