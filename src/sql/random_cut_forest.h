@@ -37,7 +37,8 @@
 // 2 * number_of_trees * sub_sample_size. ScoreAndUpdate therefore does not allocate in steady
 // state (the attribution overload resizes its output vector on the first call only).
 //
-// Thread safety: not thread-safe; use one forest from one thread at a time. Movable, not copyable.
+// Thread safety: not thread-safe; use one forest from one thread at a time. Movable, not copyable;
+// a moved-from forest may only be assigned to or destroyed.
 #ifndef RILL_SQL_RANDOM_CUT_FOREST_H_
 #define RILL_SQL_RANDOM_CUT_FOREST_H_
 
