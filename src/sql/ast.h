@@ -164,6 +164,7 @@ struct CreateStream {
   bool or_replace = false;
   std::string name;
   std::vector<ColumnDef> columns;
+  std::string description;  // DESCRIPTION '...' ("" when none); documentation only
 };
 
 // CREATE [OR REPLACE] PUMP name [STOPPED] AS INSERT INTO target [(col, ...)] SELECT STREAM ...
