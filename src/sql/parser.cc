@@ -67,7 +67,7 @@ using pegtl::until;
 
 // An unterminated comment or quote is reported at its opening.
 struct UnterminatedComment : pegtl::failure {
-  static constexpr const char* kExpected = "unterminated comment";
+  [[maybe_unused]] static constexpr const char* kExpected = "unterminated comment";
 };
 struct LineComment : pegtl::seq<two<'-'>, until<eolf>> {};
 struct BlockComment : sor<pegtl::seq<string<'/', '*'>, until<string<'*', '/'>>>,
@@ -81,9 +81,9 @@ struct IdentOther : sor<alnum, one<'_', '$'>> {};
 template <typename Word>
 struct Kw : pegtl::seq<Word, not_at<IdentOther>, Skip> {};
 
-#define RILL_SQL_KEYWORD(Name, Text)                           \
-  struct Name : Kw<TAO_PEGTL_ISTRING(Text)> {                  \
-    static constexpr const char* kExpected = "expected " Text; \
+#define RILL_SQL_KEYWORD(Name, Text)                                            \
+  struct Name : Kw<TAO_PEGTL_ISTRING(Text)> {                                   \
+    [[maybe_unused]] static constexpr const char* kExpected = "expected " Text; \
   }
 
 RILL_SQL_KEYWORD(KwAll, "ALL");
@@ -278,21 +278,21 @@ struct UnquotedName {
 };
 
 struct UnterminatedQuote : pegtl::failure {
-  static constexpr const char* kExpected = "unterminated quoted identifier";
+  [[maybe_unused]] static constexpr const char* kExpected = "unterminated quoted identifier";
 };
 struct QuotedName : sor<pegtl::seq<one<'"'>, star<sor<two<'"'>, not_one<'"'>>>, one<'"'>>,
                         pegtl::seq<at<one<'"'>>, pegtl::raise<UnterminatedQuote>>> {};
 struct Name : pegtl::seq<sor<QuotedName, UnquotedName>, Skip> {
-  static constexpr const char* kExpected = "expected a name";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected a name";
 };
 
 struct UnterminatedString : pegtl::failure {
-  static constexpr const char* kExpected = "unterminated string literal";
+  [[maybe_unused]] static constexpr const char* kExpected = "unterminated string literal";
 };
 struct StringTok : sor<pegtl::seq<one<'\''>, star<sor<two<'\''>, not_one<'\''>>>, one<'\''>>,
                        pegtl::seq<at<one<'\''>>, pegtl::raise<UnterminatedString>>> {};
 struct StringLit : pegtl::seq<StringTok, Skip> {
-  static constexpr const char* kExpected = "expected a string literal";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected a string literal";
 };
 
 struct Exponent : pegtl::seq<one<'e', 'E'>, opt<one<'+', '-'>>, plus<digit>> {};
@@ -302,16 +302,16 @@ struct Number : pegtl::seq<sor<pegtl::seq<plus<digit>, opt<one<'.'>, star<digit>
 struct NumberLit : pegtl::seq<Number, Skip> {};
 struct UintTok : plus<digit> {};
 struct UintLit : pegtl::seq<UintTok, Skip> {
-  static constexpr const char* kExpected = "expected an integer";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected an integer";
 };
 
 template <char... C>
 struct Sym : pegtl::seq<string<C...>, Skip> {};
 struct OpenParen : Sym<'('> {
-  static constexpr const char* kExpected = "expected '('";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected '('";
 };
 struct CloseParen : Sym<')'> {
-  static constexpr const char* kExpected = "expected ')'";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected ')'";
 };
 struct Comma : Sym<','> {};
 struct Dot : Sym<'.'> {};
@@ -324,7 +324,7 @@ struct TimeUnitTok
           UnitWord<TAO_PEGTL_ISTRING("MINUTE")>, UnitWord<TAO_PEGTL_ISTRING("HOUR")>,
           UnitWord<TAO_PEGTL_ISTRING("DAY")>, UnitWord<TAO_PEGTL_ISTRING("WEEK")>,
           UnitWord<TAO_PEGTL_ISTRING("MONTH")>, UnitWord<TAO_PEGTL_ISTRING("YEAR")>> {
-  static constexpr const char* kExpected =
+  [[maybe_unused]] static constexpr const char* kExpected =
       "expected a time unit (MILLISECOND, SECOND, MINUTE, HOUR, DAY, WEEK, MONTH or YEAR)";
 };
 
@@ -371,7 +371,7 @@ struct TVarchar : pegtl::seq<sor<KwVarchar, pegtl::seq<sor<KwCharacter, KwChar>,
                              opt<OpenParen, must<UintLit>, must<CloseParen>>> {};
 struct TTimestamp : KwTimestamp {};
 struct TypeSpec : sor<TBoolean, TInteger, TBigint, TDouble, TDecimal, TVarchar, TTimestamp> {
-  static constexpr const char* kExpected = "expected a type";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected a type";
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -386,7 +386,7 @@ struct ExprList : pegtl::seq<Expr, star<Comma, must<Expr>>> {};
 
 struct IntervalLit
     : pegtl::seq<KwInterval, must<StringLit>, must<TimeUnitTok>, opt<KwTo, must<TimeUnitTok>>> {
-  static constexpr const char* kExpected = "expected INTERVAL";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected INTERVAL";
 };
 struct TimestampLit : pegtl::seq<KwTimestamp, StringLit> {};
 struct TrueLit : KwTrue {};
@@ -399,7 +399,7 @@ struct ParenExpr : pegtl::seq<Nest<OpenParen, ExprMust>, must<CloseParen>> {};
 
 struct CaseOperand : pegtl::seq<not_at<KwWhen>, Expr> {};
 struct WhenClause : pegtl::seq<KwWhen, must<Expr>, must<KwThen>, must<Expr>> {
-  static constexpr const char* kExpected = "expected WHEN";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected WHEN";
 };
 struct ElseClause : pegtl::seq<KwElse, must<Expr>> {};
 struct CaseBody : pegtl::seq<opt<CaseOperand>, must<WhenClause>, star<WhenClause>, opt<ElseClause>,
@@ -419,7 +419,7 @@ struct StepCall : pegtl::seq<KwStep, Nest<OpenParen, StepBody>, must<CloseParen>
 struct SubstringFromFor : pegtl::seq<KwFrom, must<Expr>, opt<KwFor, must<Expr>>> {};
 struct SubstringCommas : pegtl::seq<Comma, must<Expr>, opt<Comma, must<Expr>>> {};
 struct SubstringRest : sor<SubstringFromFor, SubstringCommas> {
-  static constexpr const char* kExpected = "expected FROM or ','";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected FROM or ','";
 };
 struct SubstringBody : pegtl::seq<must<Expr>, must<SubstringRest>> {};
 struct SubstringCall : pegtl::seq<KwSubstring, Nest<OpenParen, SubstringBody>, must<CloseParen>> {};
@@ -438,7 +438,7 @@ struct ExtractCall : pegtl::seq<KwExtract, Nest<OpenParen, ExtractBody>, must<Cl
 
 struct InlineWindow : pegtl::seq<Nest<OpenParen, must<WindowBody>>, must<CloseParen>> {};
 struct OverTarget : sor<InlineWindow, Name> {
-  static constexpr const char* kExpected = "expected a window name or '('";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected a window name or '('";
 };
 struct OverClause : pegtl::seq<KwOver, must<OverTarget>> {};
 
@@ -446,11 +446,11 @@ struct DistinctKw : KwDistinct {};
 struct CallArgs : opt<sor<StarMark, pegtl::seq<opt<sor<DistinctKw, KwAll>>, ExprList>>> {};
 struct FunctionCall
     : pegtl::seq<Name, Nest<OpenParen, CallArgs>, must<CloseParen>, opt<OverClause>> {
-  static constexpr const char* kExpected = "expected a function call";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected a function call";
 };
 
 struct QualifiedTail : sor<StarMark, Name> {
-  static constexpr const char* kExpected = "expected a name or '*'";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected a name or '*'";
 };
 struct ColumnRef : pegtl::seq<Name, opt<Dot, must<QualifiedTail>>> {};
 
@@ -464,19 +464,19 @@ struct Unary;
 struct UnaryMust : must<Unary> {};
 struct UnaryApply : Nest<SignOp, UnaryMust> {};
 struct Unary : sor<UnaryApply, Primary> {
-  static constexpr const char* kExpected = "expected an expression";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
 };
 struct MulOp : pegtl::seq<one<'*', '/', '%'>, Skip> {};
 struct Mul : pegtl::seq<Unary, star<MulOp, must<Unary>>> {
-  static constexpr const char* kExpected = "expected an expression";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
 };
 struct AddOp : pegtl::seq<one<'+', '-'>, Skip> {};
 struct Add : pegtl::seq<Mul, star<AddOp, must<Mul>>> {
-  static constexpr const char* kExpected = "expected an expression";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
 };
 struct ConcatOp : Sym<'|', '|'> {};
 struct Concat : pegtl::seq<Add, star<ConcatOp, must<Add>>> {
-  static constexpr const char* kExpected = "expected an expression";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
 };
 
 struct CompOp : pegtl::seq<sor<string<'<', '>'>, string<'<', '='>, string<'>', '='>,
@@ -497,11 +497,11 @@ struct NotExpr;
 struct NotMust : must<NotExpr> {};
 struct NotApply : Nest<KwNot, NotMust> {};
 struct NotExpr : sor<NotApply, Comparison> {
-  static constexpr const char* kExpected = "expected an expression";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
 };
 struct And : pegtl::seq<NotExpr, star<KwAnd, must<NotExpr>>> {};
 struct Expr : pegtl::seq<And, star<KwOr, must<And>>> {
-  static constexpr const char* kExpected = "expected an expression";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -509,21 +509,21 @@ struct Expr : pegtl::seq<And, star<KwOr, must<And>>> {
 
 struct PartitionBy : pegtl::seq<KwPartition, must<KwBy>, must<Expr>, star<Comma, must<Expr>>> {};
 struct RangeFrame : pegtl::seq<KwRange, must<IntervalLit>, must<KwPreceding>> {
-  static constexpr const char* kExpected = "expected RANGE";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected RANGE";
 };
 struct RowsFrame : pegtl::seq<KwRows, must<UintLit>, must<KwPreceding>> {};
 struct Frame : sor<RangeFrame, RowsFrame> {
-  static constexpr const char* kExpected = "expected RANGE or ROWS";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected RANGE or ROWS";
 };
 struct WindowBody : pegtl::seq<opt<PartitionBy>, must<Frame>> {
-  static constexpr const char* kExpected = "expected PARTITION BY, RANGE or ROWS";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected PARTITION BY, RANGE or ROWS";
 };
 
 struct Alias : sor<pegtl::seq<KwAs, must<Name>>, Name> {};
 
 struct SelectStream : pegtl::seq<KwStream, not_at<sor<KwFrom, Comma>>> {};
 struct SelectItem : sor<StarMark, pegtl::seq<Expr, opt<Alias>>> {
-  static constexpr const char* kExpected = "expected an expression";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
 };
 
 struct TableWindow : pegtl::seq<KwOver, must<OpenParen>, must<RangeFrame>, must<CloseParen>> {};
@@ -533,7 +533,8 @@ struct FunctionRef
 };
 struct SubqueryRef : pegtl::seq<Nest<OpenParen, SelectMust>, must<CloseParen>, opt<Alias>> {};
 struct TableRef : sor<FunctionRef, SubqueryRef, NamedRef> {
-  static constexpr const char* kExpected = "expected a stream name, TABLE(...) or a subquery";
+  [[maybe_unused]] static constexpr const char* kExpected =
+      "expected a stream name, TABLE(...) or a subquery";
 };
 
 struct LeftJoin : pegtl::seq<KwLeft, opt<KwOuter>, must<KwJoin>> {};
@@ -549,12 +550,12 @@ struct StaggerClause
 struct HavingClause : pegtl::seq<KwHaving, must<Expr>> {};
 struct WindowDef
     : pegtl::seq<Name, must<KwAs>, must<OpenParen>, must<WindowBody>, must<CloseParen>> {
-  static constexpr const char* kExpected = "expected a window name";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected a window name";
 };
 struct WindowClause : pegtl::seq<KwWindow, must<WindowDef>, star<Comma, must<WindowDef>>> {};
 struct DescKw : KwDesc {};
 struct OrderItem : pegtl::seq<Expr, opt<sor<KwAsc, DescKw>>> {
-  static constexpr const char* kExpected = "expected an expression";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
 };
 struct OrderByClause
     : pegtl::seq<KwOrder, must<KwBy>, must<OrderItem>, star<Comma, must<OrderItem>>> {};
@@ -564,14 +565,14 @@ struct Select
                  star<Comma, must<SelectItem>>, must<KwFrom>, must<TableRef>, star<JoinClause>,
                  opt<WhereClause>, opt<StaggerClause>, opt<GroupByClause>, opt<StaggerClause>,
                  opt<HavingClause>, opt<WindowClause>, opt<OrderByClause>> {
-  static constexpr const char* kExpected = "expected SELECT";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected SELECT";
 };
 
 // ---------------------------------------------------------------------------------------------
 // Statements.
 
 struct ColumnDef : pegtl::seq<Name, must<TypeSpec>> {
-  static constexpr const char* kExpected = "expected a column name";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected a column name";
 };
 struct CreateStream : pegtl::seq<KwStream, must<Name>, must<OpenParen>, must<ColumnDef>,
                                  star<Comma, must<ColumnDef>>, must<CloseParen>,
@@ -582,20 +583,20 @@ struct CreatePump : pegtl::seq<KwPump, must<Name>, opt<KwStopped>, must<KwAs>, m
                                must<KwInto>, must<Name>, opt<TargetColumns>, must<Select>> {};
 struct OrReplace : pegtl::seq<KwOr, must<KwReplace>> {};
 struct CreateWhat : sor<CreateStream, CreatePump> {
-  static constexpr const char* kExpected = "expected STREAM or PUMP";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected STREAM or PUMP";
 };
 struct Statement : pegtl::seq<KwCreate, opt<OrReplace>, must<CreateWhat>> {};
 struct StatementEnd : sor<Sym<';'>, at<eof>> {
-  static constexpr const char* kExpected = "expected ';'";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected ';'";
 };
 struct ScriptEnd : eof {
-  static constexpr const char* kExpected = "expected CREATE STREAM or CREATE PUMP";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected CREATE STREAM or CREATE PUMP";
 };
 struct Script : pegtl::seq<Skip, star<sor<Sym<';'>, pegtl::seq<Statement, must<StatementEnd>>>>,
                            must<ScriptEnd>> {};
 
 struct ExpressionEnd : eof {
-  static constexpr const char* kExpected = "expected end of expression";
+  [[maybe_unused]] static constexpr const char* kExpected = "expected end of expression";
 };
 struct ExpressionOnly : pegtl::seq<Skip, must<Expr>, must<ExpressionEnd>> {};
 

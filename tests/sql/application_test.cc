@@ -25,9 +25,7 @@ const absl::Time kT0 = absl::FromUnixSeconds(1767225600);  // 2026-01-01 00:00:0
 
 ColumnType Varchar(uint32_t n) { return {SqlType::kVarchar, n, 0, 0}; }
 ColumnType Int() { return {SqlType::kInteger, 0, 0, 0}; }
-ColumnType Bigint() { return {SqlType::kBigint, 0, 0, 0}; }
 ColumnType Double() { return {SqlType::kDouble, 0, 0, 0}; }
-ColumnType Timestamp() { return {SqlType::kTimestamp, 0, 0, 0}; }
 
 // Rows an output saw, as "ROWTIME | v1 | v2 ...".
 struct Collected {
