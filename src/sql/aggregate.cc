@@ -185,6 +185,13 @@ void SqlAggregator::Merge(State& into, const State& from) const {
 
 SqlAggregator::Result SqlAggregator::Finish(const State& state) const {
   Result r;
+  FinishInto(state, &r);
+  return r;
+}
+
+void SqlAggregator::FinishInto(const State& state, Result* result) const {
+  Result& r = *result;
+  r.error.clear();
   r.values.resize(specs_.size());
   size_t d = 0;
   for (size_t k = 0; k < specs_.size(); ++k) {
@@ -238,11 +245,14 @@ SqlAggregator::Result SqlAggregator::Finish(const State& state) const {
       }
       case AggKind::kMin:
       case AggKind::kMax:
-        out = slot.count == 0 ? Value::Null(spec.result.type) : slot.best;
+        if (slot.count == 0) {
+          out = Value::Null(spec.result.type);
+        } else {
+          out = slot.best;
+        }
         break;
     }
   }
-  return r;
 }
 
 void SqlAggregator::Encode(const State& state, std::string* out) const {

@@ -70,6 +70,8 @@ class SqlAggregator {
   void Add(State& state, const Input& input) const;
   void Merge(State& into, const State& from) const;
   Result Finish(const State& state) const;
+  // Finish into a reused result (no allocation once its vector has grown).
+  void FinishInto(const State& state, Result* result) const;
   void Encode(const State& state, std::string* out) const;
   bool Decode(std::string_view bytes, State* state) const;
 

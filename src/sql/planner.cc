@@ -518,19 +518,22 @@ class SlidingOp final : public Operator {
     Partition& p = it->second;
     if (inserted) p.state = agg.Init();
     Evict(p, row.rowtime);
-    p.entries.push_back(Entry{row.rowtime, args_});
-    agg.Add(p.state, AggInput{p.entries.back().args.data()});
+    Entry& entry = p.entries.Push();
+    entry.rowtime = row.rowtime;
+    entry.args.assign(args_.begin(), args_.end());  // Values reuse the slot's storage
+    agg.Add(p.state, AggInput{entry.args.data()});
     if (rows) {
       while (static_cast<int64_t>(p.entries.size()) > *rows + 1) Pop(p);
     }
     if (p.recompute) Recompute(p);
-    const SqlAggregator::Result r = agg.Finish(p.state);
-    if (!r.error.empty()) {
-      engine->Error(pump, "Runtime_error", r.error, row.rowtime, RowText(row));
+    agg.FinishInto(p.state, &result_);
+    if (!result_.error.empty()) {
+      engine->Error(pump, "Runtime_error", result_.error, row.rowtime, RowText(row));
       return;
     }
     window_row_.rowtime = row.rowtime;
-    window_row_.values = r.values;
+    window_row_.values.resize(result_.values.size());
+    for (size_t i = 0; i < result_.values.size(); ++i) window_row_.values[i] = result_.values[i];
     for (const LagSpec& lag : lags) {
       const int64_t at = static_cast<int64_t>(p.entries.size()) - 1 - lag.offset;
       if (at >= 0) {
@@ -574,7 +577,8 @@ class SlidingOp final : public Operator {
       internal::PutArithmetic<uint32_t>(out, static_cast<uint32_t>(k.size()));
       out->append(k);
       internal::PutArithmetic<uint64_t>(out, p->entries.size());
-      for (const Entry& e : p->entries) {
+      for (size_t k = 0; k < p->entries.size(); ++k) {
+        const Entry& e = p->entries[k];
         internal::PutArithmetic<int64_t>(out, absl::ToUnixMicros(e.rowtime));
         for (const Value& v : e.args) PutValue(out, v);
       }
@@ -606,7 +610,7 @@ class SlidingOp final : public Operator {
         }
         r = internal::ByteReader(rest);
         agg.Add(p.state, AggInput{e.args.data()});
-        p.entries.push_back(std::move(e));
+        p.entries.Push() = std::move(e);
       }
     }
     if (!r.AtEnd()) return false;
@@ -632,8 +636,39 @@ class SlidingOp final : public Operator {
     absl::Time rowtime;
     std::vector<Value> args;
   };
+  // The partition's rows, oldest first, in a ring whose slots (and their values' storage) are
+  // reused: a sliding window in steady state allocates nothing per row.
+  class EntryRing {
+   public:
+    size_t size() const { return count_; }
+    bool empty() const { return count_ == 0; }
+    Entry& operator[](size_t i) { return slots_[(head_ + i) % slots_.size()]; }
+    const Entry& operator[](size_t i) const { return slots_[(head_ + i) % slots_.size()]; }
+    Entry& front() { return (*this)[0]; }
+    const Entry& back() const { return (*this)[count_ - 1]; }
+    Entry& Push() {
+      if (count_ == slots_.size()) Grow();
+      ++count_;
+      return (*this)[count_ - 1];
+    }
+    void PopFront() {
+      head_ = (head_ + 1) % slots_.size();
+      --count_;
+    }
+
+   private:
+    void Grow() {
+      std::vector<Entry> bigger(std::max<size_t>(4, 2 * slots_.size()));
+      for (size_t i = 0; i < count_; ++i) bigger[i] = std::move((*this)[i]);
+      slots_.swap(bigger);
+      head_ = 0;
+    }
+    std::vector<Entry> slots_;
+    size_t head_ = 0;
+    size_t count_ = 0;
+  };
   struct Partition {
-    std::deque<Entry> entries;
+    EntryRing entries;
     AggState state;
     bool recompute = false;
   };
@@ -649,7 +684,7 @@ class SlidingOp final : public Operator {
       }
       if (kind == AggKind::kCountDistinct) p.recompute = true;
     }
-    p.entries.pop_front();
+    p.entries.PopFront();
   }
   void Evict(Partition& p, absl::Time t) {
     if (!range) return;
@@ -657,7 +692,9 @@ class SlidingOp final : public Operator {
   }
   void Recompute(Partition& p) {
     p.state = agg.Init();
-    for (const Entry& e : p.entries) agg.Add(p.state, AggInput{e.args.data()});
+    for (size_t k = 0; k < p.entries.size(); ++k) {
+      agg.Add(p.state, AggInput{p.entries[k].args.data()});
+    }
     p.recompute = false;
   }
 
@@ -667,6 +704,7 @@ class SlidingOp final : public Operator {
   std::vector<Value> keys_, args_, values_;
   std::string key_;
   Row window_row_;
+  SqlAggregator::Result result_;
   uint64_t advances_ = 0;
 };
 
