@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
+#include "sql/allocation_counter.h"
 
 namespace rill::sql {
 namespace {
@@ -452,6 +453,56 @@ TEST_CASE("Bad SQL gets a CodeValidation error naming the place and the problem"
     CHECK(CodeOf(s) == "CodeValidation");
     CHECK_THAT(std::string(s.message()), Catch::Contains(c.message));
   }
+}
+
+TEST_CASE("Filters, tumbling and sliding windows allocate nothing per row in steady state",
+          "[sql][application][allocation]") {
+  const char* sql = R"(
+    CREATE STREAM "T" (k VARCHAR(8), n BIGINT, total DOUBLE, hi DOUBLE);
+    CREATE STREAM "S" (k VARCHAR(8), v DOUBLE, a DOUBLE, p DOUBLE);
+    CREATE STREAM "F" (k VARCHAR(8), v DOUBLE);
+    CREATE PUMP "P1" AS INSERT INTO "T"
+      SELECT STREAM k, COUNT(*), SUM(v), MAX(v) FROM SOURCE_SQL_STREAM_001
+      WHERE v >= 0 GROUP BY k, STEP(ROWTIME BY INTERVAL '1' HOUR);
+    CREATE PUMP "P2" AS INSERT INTO "S"
+      SELECT STREAM k, v, AVG(v) OVER w, LAG(v) OVER w FROM SOURCE_SQL_STREAM_001
+      WINDOW w AS (PARTITION BY k RANGE INTERVAL '1' SECOND PRECEDING);
+    CREATE PUMP "P3" AS INSERT INTO "F"
+      SELECT STREAM UPPER(k), v * 2 FROM SOURCE_SQL_STREAM_001 WHERE v > 50;)";
+  ApplicationOptions options;
+  SimulatedClock clock(kT0);
+  options.sql = sql;
+  options.clock = &clock;
+  Input input;
+  input.format.columns = {{"K", Varchar(8), "$.k"}, {"V", Double(), "$.v"}};
+  auto source = std::make_unique<MemorySource>(100);
+  for (int i = 0; i < 20000; ++i) {
+    source->Add(absl::StrCat(R"({"k":"key)", i % 5, R"(","v":)", i % 97, "}"),
+                kT0 + absl::Milliseconds(i));
+  }
+  input.source = std::move(source);
+  options.inputs.push_back(std::move(input));
+  int64_t rows = 0;
+  for (const char* stream : {"T", "S", "F"}) {
+    Output o;
+    o.stream = stream;
+    o.callback = [&rows](const OutputRow&) {
+      ++rows;
+      return absl::OkStatus();
+    };
+    options.outputs.push_back(std::move(o));
+  }
+  absl::StatusOr<std::unique_ptr<Application>> app = Application::Create(std::move(options));
+  REQUIRE(app.ok());
+  REQUIRE((*app)->Poll(50).ok());  // 5,000 records: every key, window and ring has grown
+  const int64_t before = rows;
+  testing::g_allocations = 0;
+  testing::g_count_allocations = true;
+  const absl::Status polled = (*app)->Poll(100);  // 10,000 more, within the same hour
+  testing::g_count_allocations = false;
+  REQUIRE(polled.ok());
+  CHECK(rows - before > 10000);
+  CHECK(testing::g_allocations.load() == 0);
 }
 
 TEST_CASE("Bad options get InvalidArgument", "[sql][application]") {
