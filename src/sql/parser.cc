@@ -67,7 +67,7 @@ using pegtl::until;
 
 // An unterminated comment or quote is reported at its opening.
 struct UnterminatedComment : pegtl::failure {
-  [[maybe_unused]] static constexpr const char* kExpected = "unterminated comment";
+  static constexpr const char* Expected() { return "unterminated comment"; }
 };
 struct LineComment : pegtl::seq<two<'-'>, until<eolf>> {};
 struct BlockComment : sor<pegtl::seq<string<'/', '*'>, until<string<'*', '/'>>>,
@@ -81,9 +81,9 @@ struct IdentOther : sor<alnum, one<'_', '$'>> {};
 template <typename Word>
 struct Kw : pegtl::seq<Word, not_at<IdentOther>, Skip> {};
 
-#define RILL_SQL_KEYWORD(Name, Text)                                            \
-  struct Name : Kw<TAO_PEGTL_ISTRING(Text)> {                                   \
-    [[maybe_unused]] static constexpr const char* kExpected = "expected " Text; \
+#define RILL_SQL_KEYWORD(Name, Text)                                     \
+  struct Name : Kw<TAO_PEGTL_ISTRING(Text)> {                            \
+    static constexpr const char* Expected() { return "expected " Text; } \
   }
 
 RILL_SQL_KEYWORD(KwAll, "ALL");
@@ -278,21 +278,21 @@ struct UnquotedName {
 };
 
 struct UnterminatedQuote : pegtl::failure {
-  [[maybe_unused]] static constexpr const char* kExpected = "unterminated quoted identifier";
+  static constexpr const char* Expected() { return "unterminated quoted identifier"; }
 };
 struct QuotedName : sor<pegtl::seq<one<'"'>, star<sor<two<'"'>, not_one<'"'>>>, one<'"'>>,
                         pegtl::seq<at<one<'"'>>, pegtl::raise<UnterminatedQuote>>> {};
 struct Name : pegtl::seq<sor<QuotedName, UnquotedName>, Skip> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected a name";
+  static constexpr const char* Expected() { return "expected a name"; }
 };
 
 struct UnterminatedString : pegtl::failure {
-  [[maybe_unused]] static constexpr const char* kExpected = "unterminated string literal";
+  static constexpr const char* Expected() { return "unterminated string literal"; }
 };
 struct StringTok : sor<pegtl::seq<one<'\''>, star<sor<two<'\''>, not_one<'\''>>>, one<'\''>>,
                        pegtl::seq<at<one<'\''>>, pegtl::raise<UnterminatedString>>> {};
 struct StringLit : pegtl::seq<StringTok, Skip> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected a string literal";
+  static constexpr const char* Expected() { return "expected a string literal"; }
 };
 
 struct Exponent : pegtl::seq<one<'e', 'E'>, opt<one<'+', '-'>>, plus<digit>> {};
@@ -302,16 +302,16 @@ struct Number : pegtl::seq<sor<pegtl::seq<plus<digit>, opt<one<'.'>, star<digit>
 struct NumberLit : pegtl::seq<Number, Skip> {};
 struct UintTok : plus<digit> {};
 struct UintLit : pegtl::seq<UintTok, Skip> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected an integer";
+  static constexpr const char* Expected() { return "expected an integer"; }
 };
 
 template <char... C>
 struct Sym : pegtl::seq<string<C...>, Skip> {};
 struct OpenParen : Sym<'('> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected '('";
+  static constexpr const char* Expected() { return "expected '('"; }
 };
 struct CloseParen : Sym<')'> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected ')'";
+  static constexpr const char* Expected() { return "expected ')'"; }
 };
 struct Comma : Sym<','> {};
 struct Dot : Sym<'.'> {};
@@ -324,8 +324,9 @@ struct TimeUnitTok
           UnitWord<TAO_PEGTL_ISTRING("MINUTE")>, UnitWord<TAO_PEGTL_ISTRING("HOUR")>,
           UnitWord<TAO_PEGTL_ISTRING("DAY")>, UnitWord<TAO_PEGTL_ISTRING("WEEK")>,
           UnitWord<TAO_PEGTL_ISTRING("MONTH")>, UnitWord<TAO_PEGTL_ISTRING("YEAR")>> {
-  [[maybe_unused]] static constexpr const char* kExpected =
-      "expected a time unit (MILLISECOND, SECOND, MINUTE, HOUR, DAY, WEEK, MONTH or YEAR)";
+  static constexpr const char* Expected() {
+    return "expected a time unit (MILLISECOND, SECOND, MINUTE, HOUR, DAY, WEEK, MONTH or YEAR)";
+  }
 };
 
 // Open (a '(', CASE, NOT, a sign) then R, one level of nesting deeper; deeper than kMaxDepth
@@ -371,7 +372,7 @@ struct TVarchar : pegtl::seq<sor<KwVarchar, pegtl::seq<sor<KwCharacter, KwChar>,
                              opt<OpenParen, must<UintLit>, must<CloseParen>>> {};
 struct TTimestamp : KwTimestamp {};
 struct TypeSpec : sor<TBoolean, TInteger, TBigint, TDouble, TDecimal, TVarchar, TTimestamp> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected a type";
+  static constexpr const char* Expected() { return "expected a type"; }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -386,7 +387,7 @@ struct ExprList : pegtl::seq<Expr, star<Comma, must<Expr>>> {};
 
 struct IntervalLit
     : pegtl::seq<KwInterval, must<StringLit>, must<TimeUnitTok>, opt<KwTo, must<TimeUnitTok>>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected INTERVAL";
+  static constexpr const char* Expected() { return "expected INTERVAL"; }
 };
 struct TimestampLit : pegtl::seq<KwTimestamp, StringLit> {};
 struct TrueLit : KwTrue {};
@@ -399,7 +400,7 @@ struct ParenExpr : pegtl::seq<Nest<OpenParen, ExprMust>, must<CloseParen>> {};
 
 struct CaseOperand : pegtl::seq<not_at<KwWhen>, Expr> {};
 struct WhenClause : pegtl::seq<KwWhen, must<Expr>, must<KwThen>, must<Expr>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected WHEN";
+  static constexpr const char* Expected() { return "expected WHEN"; }
 };
 struct ElseClause : pegtl::seq<KwElse, must<Expr>> {};
 struct CaseBody : pegtl::seq<opt<CaseOperand>, must<WhenClause>, star<WhenClause>, opt<ElseClause>,
@@ -419,7 +420,7 @@ struct StepCall : pegtl::seq<KwStep, Nest<OpenParen, StepBody>, must<CloseParen>
 struct SubstringFromFor : pegtl::seq<KwFrom, must<Expr>, opt<KwFor, must<Expr>>> {};
 struct SubstringCommas : pegtl::seq<Comma, must<Expr>, opt<Comma, must<Expr>>> {};
 struct SubstringRest : sor<SubstringFromFor, SubstringCommas> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected FROM or ','";
+  static constexpr const char* Expected() { return "expected FROM or ','"; }
 };
 struct SubstringBody : pegtl::seq<must<Expr>, must<SubstringRest>> {};
 struct SubstringCall : pegtl::seq<KwSubstring, Nest<OpenParen, SubstringBody>, must<CloseParen>> {};
@@ -438,7 +439,7 @@ struct ExtractCall : pegtl::seq<KwExtract, Nest<OpenParen, ExtractBody>, must<Cl
 
 struct InlineWindow : pegtl::seq<Nest<OpenParen, must<WindowBody>>, must<CloseParen>> {};
 struct OverTarget : sor<InlineWindow, Name> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected a window name or '('";
+  static constexpr const char* Expected() { return "expected a window name or '('"; }
 };
 struct OverClause : pegtl::seq<KwOver, must<OverTarget>> {};
 
@@ -446,11 +447,11 @@ struct DistinctKw : KwDistinct {};
 struct CallArgs : opt<sor<StarMark, pegtl::seq<opt<sor<DistinctKw, KwAll>>, ExprList>>> {};
 struct FunctionCall
     : pegtl::seq<Name, Nest<OpenParen, CallArgs>, must<CloseParen>, opt<OverClause>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected a function call";
+  static constexpr const char* Expected() { return "expected a function call"; }
 };
 
 struct QualifiedTail : sor<StarMark, Name> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected a name or '*'";
+  static constexpr const char* Expected() { return "expected a name or '*'"; }
 };
 struct ColumnRef : pegtl::seq<Name, opt<Dot, must<QualifiedTail>>> {};
 
@@ -464,19 +465,19 @@ struct Unary;
 struct UnaryMust : must<Unary> {};
 struct UnaryApply : Nest<SignOp, UnaryMust> {};
 struct Unary : sor<UnaryApply, Primary> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
+  static constexpr const char* Expected() { return "expected an expression"; }
 };
 struct MulOp : pegtl::seq<one<'*', '/', '%'>, Skip> {};
 struct Mul : pegtl::seq<Unary, star<MulOp, must<Unary>>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
+  static constexpr const char* Expected() { return "expected an expression"; }
 };
 struct AddOp : pegtl::seq<one<'+', '-'>, Skip> {};
 struct Add : pegtl::seq<Mul, star<AddOp, must<Mul>>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
+  static constexpr const char* Expected() { return "expected an expression"; }
 };
 struct ConcatOp : Sym<'|', '|'> {};
 struct Concat : pegtl::seq<Add, star<ConcatOp, must<Add>>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
+  static constexpr const char* Expected() { return "expected an expression"; }
 };
 
 struct CompOp : pegtl::seq<sor<string<'<', '>'>, string<'<', '='>, string<'>', '='>,
@@ -497,11 +498,11 @@ struct NotExpr;
 struct NotMust : must<NotExpr> {};
 struct NotApply : Nest<KwNot, NotMust> {};
 struct NotExpr : sor<NotApply, Comparison> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
+  static constexpr const char* Expected() { return "expected an expression"; }
 };
 struct And : pegtl::seq<NotExpr, star<KwAnd, must<NotExpr>>> {};
 struct Expr : pegtl::seq<And, star<KwOr, must<And>>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
+  static constexpr const char* Expected() { return "expected an expression"; }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -509,21 +510,21 @@ struct Expr : pegtl::seq<And, star<KwOr, must<And>>> {
 
 struct PartitionBy : pegtl::seq<KwPartition, must<KwBy>, must<Expr>, star<Comma, must<Expr>>> {};
 struct RangeFrame : pegtl::seq<KwRange, must<IntervalLit>, must<KwPreceding>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected RANGE";
+  static constexpr const char* Expected() { return "expected RANGE"; }
 };
 struct RowsFrame : pegtl::seq<KwRows, must<UintLit>, must<KwPreceding>> {};
 struct Frame : sor<RangeFrame, RowsFrame> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected RANGE or ROWS";
+  static constexpr const char* Expected() { return "expected RANGE or ROWS"; }
 };
 struct WindowBody : pegtl::seq<opt<PartitionBy>, must<Frame>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected PARTITION BY, RANGE or ROWS";
+  static constexpr const char* Expected() { return "expected PARTITION BY, RANGE or ROWS"; }
 };
 
 struct Alias : sor<pegtl::seq<KwAs, must<Name>>, Name> {};
 
 struct SelectStream : pegtl::seq<KwStream, not_at<sor<KwFrom, Comma>>> {};
 struct SelectItem : sor<StarMark, pegtl::seq<Expr, opt<Alias>>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
+  static constexpr const char* Expected() { return "expected an expression"; }
 };
 
 struct TableWindow : pegtl::seq<KwOver, must<OpenParen>, must<RangeFrame>, must<CloseParen>> {};
@@ -533,8 +534,9 @@ struct FunctionRef
 };
 struct SubqueryRef : pegtl::seq<Nest<OpenParen, SelectMust>, must<CloseParen>, opt<Alias>> {};
 struct TableRef : sor<FunctionRef, SubqueryRef, NamedRef> {
-  [[maybe_unused]] static constexpr const char* kExpected =
-      "expected a stream name, TABLE(...) or a subquery";
+  static constexpr const char* Expected() {
+    return "expected a stream name, TABLE(...) or a subquery";
+  }
 };
 
 struct LeftJoin : pegtl::seq<KwLeft, opt<KwOuter>, must<KwJoin>> {};
@@ -550,12 +552,12 @@ struct StaggerClause
 struct HavingClause : pegtl::seq<KwHaving, must<Expr>> {};
 struct WindowDef
     : pegtl::seq<Name, must<KwAs>, must<OpenParen>, must<WindowBody>, must<CloseParen>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected a window name";
+  static constexpr const char* Expected() { return "expected a window name"; }
 };
 struct WindowClause : pegtl::seq<KwWindow, must<WindowDef>, star<Comma, must<WindowDef>>> {};
 struct DescKw : KwDesc {};
 struct OrderItem : pegtl::seq<Expr, opt<sor<KwAsc, DescKw>>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected an expression";
+  static constexpr const char* Expected() { return "expected an expression"; }
 };
 struct OrderByClause
     : pegtl::seq<KwOrder, must<KwBy>, must<OrderItem>, star<Comma, must<OrderItem>>> {};
@@ -565,14 +567,14 @@ struct Select
                  star<Comma, must<SelectItem>>, must<KwFrom>, must<TableRef>, star<JoinClause>,
                  opt<WhereClause>, opt<StaggerClause>, opt<GroupByClause>, opt<StaggerClause>,
                  opt<HavingClause>, opt<WindowClause>, opt<OrderByClause>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected SELECT";
+  static constexpr const char* Expected() { return "expected SELECT"; }
 };
 
 // ---------------------------------------------------------------------------------------------
 // Statements.
 
 struct ColumnDef : pegtl::seq<Name, must<TypeSpec>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected a column name";
+  static constexpr const char* Expected() { return "expected a column name"; }
 };
 struct CreateStream : pegtl::seq<KwStream, must<Name>, must<OpenParen>, must<ColumnDef>,
                                  star<Comma, must<ColumnDef>>, must<CloseParen>,
@@ -583,20 +585,20 @@ struct CreatePump : pegtl::seq<KwPump, must<Name>, opt<KwStopped>, must<KwAs>, m
                                must<KwInto>, must<Name>, opt<TargetColumns>, must<Select>> {};
 struct OrReplace : pegtl::seq<KwOr, must<KwReplace>> {};
 struct CreateWhat : sor<CreateStream, CreatePump> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected STREAM or PUMP";
+  static constexpr const char* Expected() { return "expected STREAM or PUMP"; }
 };
 struct Statement : pegtl::seq<KwCreate, opt<OrReplace>, must<CreateWhat>> {};
 struct StatementEnd : sor<Sym<';'>, at<eof>> {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected ';'";
+  static constexpr const char* Expected() { return "expected ';'"; }
 };
 struct ScriptEnd : eof {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected CREATE STREAM or CREATE PUMP";
+  static constexpr const char* Expected() { return "expected CREATE STREAM or CREATE PUMP"; }
 };
 struct Script : pegtl::seq<Skip, star<sor<Sym<';'>, pegtl::seq<Statement, must<StatementEnd>>>>,
                            must<ScriptEnd>> {};
 
 struct ExpressionEnd : eof {
-  [[maybe_unused]] static constexpr const char* kExpected = "expected end of expression";
+  static constexpr const char* Expected() { return "expected end of expression"; }
 };
 struct ExpressionOnly : pegtl::seq<Skip, must<Expr>, must<ExpressionEnd>> {};
 
@@ -605,8 +607,8 @@ struct ExpressionOnly : pegtl::seq<Skip, must<Expr>, must<ExpressionEnd>> {};
 
 template <typename Rule>
 constexpr const char* ExpectedOf() {
-  if constexpr (requires { Rule::kExpected; }) {
-    return Rule::kExpected;
+  if constexpr (requires { Rule::Expected(); }) {
+    return Rule::Expected();
   } else {
     return "unexpected input";
   }

@@ -1,0 +1,5 @@
+-- every type
+/* and a block comment */
+CREATE STREAM t (a BOOLEAN, b INTEGER, c SMALLINT, d BIGINT, e DOUBLE PRECISION, f REAL,
+  g DECIMAL, h NUMERIC(5, 2), i VARCHAR(1), j CHARACTER VARYING(10), k TIMESTAMP)
+DESCRIPTION 'all the types';

@@ -1,0 +1,6 @@
+CREATE PUMP p AS INSERT INTO out
+SELECT STREAM s.ticker, c.name FROM src AS s JOIN companies c ON s.ticker = c.ticker
+  LEFT OUTER JOIN sectors x ON c.sector = x.id;
+CREATE PUMP q AS INSERT INTO out2
+SELECT STREAM o."id", t."px" FROM "ORDERS" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS o
+JOIN "TRADES" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS t ON o."id" = t."id";
