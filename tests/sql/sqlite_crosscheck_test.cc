@@ -302,6 +302,53 @@ TEST_CASE("SQLite cross-check: WHERE and HAVING per key per 5-minute window", "[
   CHECK(Sorted(a) == Sorted(b));
 }
 
+// Runs the sliding query `rill_over` and SQLite's `sqlite_over` (the same frame spelled for
+// SQLite) over `rows`, selecting k, v, SUM, COUNT(*), COUNT(v), MIN, MAX and AVG, and compares
+// them row by row (AVG within 1e-9 relative).
+void CheckSliding(const std::vector<GenRow>& rows, const std::string& rill_over,
+                  const std::string& sqlite_over) {
+  std::vector<std::string> errors;
+  const std::string w = absl::StrCat("OVER (", rill_over, ")");
+  const std::vector<Row> got =
+      RunRill(absl::StrCat(R"(
+    CREATE STREAM "SLIDING" (k VARCHAR(8), v INTEGER, total BIGINT, n BIGINT, nv BIGINT,
+                             lo INTEGER, hi INTEGER, a DOUBLE);
+    CREATE PUMP "P" AS INSERT INTO "SLIDING"
+      SELECT STREAM k, v, SUM(v) )",
+                           w, ", COUNT(*) ", w, ", COUNT(v) ", w, ", MIN(v) ", w, ", MAX(v) ", w,
+                           ", AVG(v) ", w, " FROM SOURCE_SQL_STREAM_001;"),
+              rows, "SLIDING", &errors);
+  CHECK(errors.empty());
+  Sqlite db(rows);
+  const std::string ws = absl::StrCat("OVER (", sqlite_over, ")");
+  const auto want = db.Query(absl::StrCat("SELECT k, v, SUM(v) ", ws, ", COUNT(*) ", ws,
+                                          ", COUNT(v) ", ws, ", MIN(v) ", ws, ", MAX(v) ", ws,
+                                          ", AVG(v) ", ws, " FROM t ORDER BY id")
+                                 .c_str());
+  REQUIRE(got.size() == rows.size());
+  REQUIRE(want.size() == rows.size());
+  size_t mismatches = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::vector<std::string> cells;
+    for (size_t c = 0; c + 1 < got[i].values.size(); ++c) cells.push_back(Cell(got[i].values[c]));
+    std::vector<std::string> expected(want[i].begin(), want[i].end() - 1);
+    bool same = cells == expected && got[i].rowtime == absl::FromUnixMillis(rows[i].ts_ms);
+    const Value& avg = got[i].values.back();
+    const std::string& want_avg = want[i].back();
+    if (avg.null || want_avg == "NULL") {
+      same = same && avg.null && want_avg == "NULL";
+    } else {
+      const double x = avg.d, y = std::stod(want_avg);
+      same = same && std::abs(x - y) <= 1e-9 * std::max(std::abs(x), std::abs(y));
+    }
+    if (!same && ++mismatches <= 5) {
+      FAIL_CHECK("row " << i << ": rill " << absl::StrJoin(cells, "|") << "|" << avg.ToString()
+                        << ", SQLite " << absl::StrJoin(want[i], "|"));
+    }
+  }
+  CHECK(mismatches == 0);
+}
+
 TEST_CASE("SQLite cross-check: SUM over a 10-second RANGE per key, row by row", "[sql][sqlite]") {
   // Strictly increasing arrival times (steps of 1..200 ms), so ROWTIMEs never tie.
   const std::vector<GenRow> rows = Generate(kSeed + 1, 2000, 3, false, 1);
@@ -330,6 +377,25 @@ TEST_CASE("SQLite cross-check: SUM over a 10-second RANGE per key, row by row", 
     }
   }
   CHECK(mismatches == 0);
+}
+
+TEST_CASE("SQLite cross-check: COUNT, MIN, MAX and AVG over a RANGE with a NULL partition",
+          "[sql][sqlite]") {
+  // 3 keys and a NULL key (one partition in both engines), strictly increasing arrival times.
+  const std::vector<GenRow> rows = Generate(kSeed + 2, 2000, 3, true, 1);
+  CheckSliding(rows, "PARTITION BY k RANGE INTERVAL '10' SECOND PRECEDING",
+               "PARTITION BY k ORDER BY ts_ms RANGE BETWEEN 10000 PRECEDING AND CURRENT ROW");
+  // A short range, so that MIN and MAX often leave the window.
+  CheckSliding(rows, "PARTITION BY k RANGE INTERVAL '1' SECOND PRECEDING",
+               "PARTITION BY k ORDER BY ts_ms RANGE BETWEEN 1000 PRECEDING AND CURRENT ROW");
+}
+
+TEST_CASE("SQLite cross-check: aggregates over ROWS n PRECEDING, row by row", "[sql][sqlite]") {
+  const std::vector<GenRow> rows = Generate(kSeed + 3, 2000, 3, true, 1);
+  CheckSliding(rows, "PARTITION BY k ROWS 4 PRECEDING",
+               "PARTITION BY k ORDER BY ts_ms ROWS BETWEEN 4 PRECEDING AND CURRENT ROW");
+  CheckSliding(rows, "ROWS 10 PRECEDING",
+               "ORDER BY ts_ms ROWS BETWEEN 10 PRECEDING AND CURRENT ROW");
 }
 
 }  // namespace
