@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -132,9 +133,41 @@ bool Test(const CompiledExpr& c, EvalContext& ctx, Value& scratch, bool* error) 
   return !scratch.null && scratch.i != 0;
 }
 
+// Group and partition keys compare by their encoding, so a value SQL calls equal must encode
+// equally: -0.0 is written as 0.0 and every NaN as one NaN.
+void PutKeyValue(std::string* out, const Value& v) {
+  if (v.type == SqlType::kDouble && !v.null && (v.d == 0 || v.d != v.d)) {
+    Value canonical = Value::Double(v.d == 0 ? 0.0 : std::numeric_limits<double>::quiet_NaN());
+    PutValue(out, canonical);
+    return;
+  }
+  PutValue(out, v);
+}
+
 void EncodeKey(const std::vector<Value>& values, std::string* out) {
   out->clear();
-  for (const Value& v : values) PutValue(out, v);
+  for (const Value& v : values) PutKeyValue(out, v);
+}
+
+bool IsExactNumeric(SqlType t) {
+  return t == SqlType::kInteger || t == SqlType::kBigint || t == SqlType::kDecimal;
+}
+
+// A join's hash key: exact numbers of any type and scale as one normalised DECIMAL (5, 5.0 and
+// 5.00 are equal), other values as group keys are.
+void EncodeJoinKey(const Value& v, std::string* out) {
+  out->clear();
+  if (!v.null && IsExactNumeric(v.type)) {
+    int64_t unscaled = v.i;
+    uint8_t scale = v.type == SqlType::kDecimal ? v.scale : 0;
+    while (scale > 0 && unscaled % 10 == 0) {
+      unscaled /= 10;
+      --scale;
+    }
+    PutValue(out, Value::Decimal(unscaled, scale));
+    return;
+  }
+  PutKeyValue(out, v);
 }
 
 bool DecodeKey(std::string_view key, size_t n, std::vector<Value>* out) {
@@ -190,8 +223,7 @@ class SelectOp final : public Operator {
     if (join->stream_key) {
       if (!join->stream_key->eval(ctx_, scratch_)) return Fail(row);
       if (!scratch_.null) {
-        std::vector<Value> one(1, scratch_);
-        EncodeKey(one, &key_);
+        EncodeJoinKey(scratch_, &key_);
         auto it = join->index.find(key_);
         if (it != join->index.end()) {
           for (size_t i : it->second) {
@@ -1824,7 +1856,9 @@ class Planner {
         for (int side = 0; side < 2 && !join.stream_key; ++side) {
           absl::StatusOr<CompiledExpr> l = Compile(*e.args[side], left_only);
           absl::StatusOr<CompiledExpr> r = Compile(*e.args[1 - side], right_only);
-          if (!l.ok() || !r.ok() || l->type.type != r->type.type) continue;
+          if (!l.ok() || !r.ok()) continue;
+          const SqlType lt = l->type.type, rt = r->type.type;
+          if (lt != rt && !(IsExactNumeric(lt) && IsExactNumeric(rt))) continue;
           EvalContext ctx;
           Value v;
           for (size_t i = 0; i < ref->rows.size(); ++i) {
@@ -1832,7 +1866,7 @@ class Planner {
             ctx.rowtime = ref->rows[i].rowtime;
             if (!r->eval(ctx, v) || v.null) continue;
             std::string key;
-            EncodeKey(std::vector<Value>(1, v), &key);
+            EncodeJoinKey(v, &key);
             join.index[key].push_back(i);
           }
           join.stream_key = std::move(*l);

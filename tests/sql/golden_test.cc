@@ -455,11 +455,11 @@ TEST_CASE("Golden: grouping by event time beside ROWTIME gives late rows a parti
 }
 
 // ---------------------------------------------------------------------------------------------
-// Engine bugs these tests found, tagged [!mayfail] until src/sql is fixed. Groups and the
-// reference-table hash index compare the encoded bytes of a value (type, scale, payload), where
-// SQL's = compares numbers: -0.0 = 0.0, and 1.50 = 1.5 across DECIMAL scales.
+// Regressions: groups and the reference-table hash index compared the encoded bytes of a value
+// (type, scale, payload), where SQL's = compares numbers: -0.0 = 0.0, and 1.50 = 1.5 across
+// DECIMAL scales. Keys are now normalised before they are encoded.
 
-TEST_CASE("Golden: GROUP BY a DOUBLE puts 0.0 and -0.0 in one group", "[sql][golden][!mayfail]") {
+TEST_CASE("Golden: GROUP BY a DOUBLE puts 0.0 and -0.0 in one group", "[sql][golden]") {
   Harness h;
   REQUIRE(h.Create(R"(
     CREATE STREAM "S" (x DOUBLE, n BIGINT);
@@ -517,7 +517,7 @@ std::vector<std::string> JoinOn(const std::string& on) {
 }
 
 TEST_CASE("Golden: a reference-table join matches equal DECIMAL keys of different scales",
-          "[sql][golden][!mayfail]") {
+          "[sql][golden]") {
   // 1.50 (DECIMAL(10,2)) = 1.5 (DECIMAL(10,1)) and 2.00 = 2.0. The same ON condition evaluated
   // row by row (a scan: the AND keeps the planner from building a hash index) matches; the
   // hash lookup must agree with it.
@@ -527,7 +527,7 @@ TEST_CASE("Golden: a reference-table join matches equal DECIMAL keys of differen
   CHECK(JoinOn("s.d = t.d") == want);           // hash lookup
 }
 
-TEST_CASE("Golden: a reference-table join matches a -0.0 key with 0.0", "[sql][golden][!mayfail]") {
+TEST_CASE("Golden: a reference-table join matches a -0.0 key with 0.0", "[sql][golden]") {
   const std::vector<std::string> want = {"2026-01-01 00:00:01.000 | 1.50 | -0 | one-and-a-half",
                                          "2026-01-01 00:00:02.000 | 2.00 | 0.5 | two"};
   CHECK(JoinOn("t.x = s.x AND TRUE") == want);  // scan
