@@ -236,9 +236,8 @@ void SqlAggregator::FinishInto(const State& state, Result* result) const {
           const double total =
               is_double ? slot.dsum
                         : static_cast<double>(slot.sum) /
-                              static_cast<double>(spec.arg.type == SqlType::kDecimal
-                                                      ? Pow10(spec.arg.scale)
-                                                      : 1);
+                              static_cast<double>(
+                                  spec.arg.type == SqlType::kDecimal ? Pow10(spec.arg.scale) : 1);
           out = Value::Double(total / static_cast<double>(slot.count));
         }
         break;
@@ -278,8 +277,7 @@ bool SqlAggregator::Decode(std::string_view bytes, State* state) const {
   internal::ByteReader in(bytes);
   uint8_t version = 0;
   uint32_t n = 0;
-  if (!in.U8(&version) || version != kStateVersion || !in.Arithmetic(&n) ||
-      n != specs_.size()) {
+  if (!in.U8(&version) || version != kStateVersion || !in.Arithmetic(&n) || n != specs_.size()) {
     return false;
   }
   State s = Init();

@@ -37,11 +37,11 @@ struct AggInput {
 };
 
 struct AggSlot {
-  int64_t count = 0;   // non-NULL values (rows for COUNT(*))
-  int64_t sum = 0;     // integer and DECIMAL sums (unscaled)
-  double dsum = 0;     // DOUBLE sums
+  int64_t count = 0;  // non-NULL values (rows for COUNT(*))
+  int64_t sum = 0;    // integer and DECIMAL sums (unscaled)
+  double dsum = 0;    // DOUBLE sums
   bool overflow = false;
-  Value best;          // MIN / MAX
+  Value best;  // MIN / MAX
 };
 
 struct AggState {

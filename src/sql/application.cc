@@ -23,11 +23,10 @@ namespace rill::sql {
 // ---------------------------------------------------------------------------------------------
 // Sources
 
-std::unique_ptr<RecordSource> FromSubscription(StreamApi& stream,
-                                               StreamSubscriberOptions options) {
-  return rill::FromSubscription<std::string_view>(
-      stream, std::move(options),
-      [](const Record& r) { return std::optional<std::string_view>(r.data); });
+std::unique_ptr<RecordSource> FromSubscription(StreamApi& stream, StreamSubscriberOptions options) {
+  return rill::FromSubscription<std::string_view>(stream, std::move(options), [](const Record& r) {
+    return std::optional<std::string_view>(r.data);
+  });
 }
 
 std::unique_ptr<RecordSource> FromConsumerGroup(ConsumerGroup& group, std::string worker_id) {
@@ -150,13 +149,12 @@ class Application::Impl {
     }
     for (const ReferenceTable& t : options.reference_tables) {
       if (t.name.empty() || names.count(t.name) > 0) {
-        return MakeError(ErrorCode::kInvalidArgument,
-                         absl::StrCat("reference table name \"", t.name,
-                                      "\" is empty or already used"));
+        return MakeError(
+            ErrorCode::kInvalidArgument,
+            absl::StrCat("reference table name \"", t.name, "\" is empty or already used"));
       }
       names.insert(t.name);
-      absl::StatusOr<std::vector<std::vector<Value>>> rows =
-          LoadReferenceTable(t.path, t.format);
+      absl::StatusOr<std::vector<std::vector<Value>>> rows = LoadReferenceTable(t.path, t.format);
       if (!rows.ok()) return rows.status();
       ReferenceRows ref;
       ref.name = t.name;
@@ -178,9 +176,9 @@ class Application::Impl {
     for (Output& out : options.outputs) {
       StreamNode* node = engine.Find(out.stream);
       if (node == nullptr || node->hidden) {
-        return MakeError(ErrorCode::kInvalidArgument,
-                         absl::StrCat("output names no in-application stream: \"", out.stream,
-                                      "\""));
+        return MakeError(
+            ErrorCode::kInvalidArgument,
+            absl::StrCat("output names no in-application stream: \"", out.stream, "\""));
       }
       if ((out.callback == nullptr) == (out.destination == nullptr)) {
         return MakeError(ErrorCode::kInvalidArgument,
@@ -415,9 +413,7 @@ std::string Application::Explain() const {
 }
 
 std::string Application::Snapshot() const { return impl_->Snapshot(); }
-absl::Status Application::Restore(std::string_view snapshot) {
-  return impl_->Restore(snapshot);
-}
+absl::Status Application::Restore(std::string_view snapshot) { return impl_->Restore(snapshot); }
 
 absl::Status Application::Commit() {
   for (Impl::InputState& in : impl_->inputs) {

@@ -50,7 +50,7 @@ class Operator {
   virtual bool Load(std::string_view in) { return in.empty(); }
   virtual std::string Explain() const = 0;
 
-  std::string pump;          // the pump's name (for error_stream and Explain)
+  std::string pump;  // the pump's name (for error_stream and Explain)
   Engine* engine = nullptr;
   StreamNode* target = nullptr;
   std::vector<StreamNode*> inputs;

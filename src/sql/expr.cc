@@ -236,8 +236,7 @@ std::string ExprText(const ast::Expr& e) {
       return absl::StrCat("CASE(", e.has_operand ? "operand " : "", e.has_else ? "else " : "",
                           args(), ")");
     case ast::ExprKind::kCast:
-      return absl::StrCat("CAST(", ExprText(*e.args[0]), " AS ", ColumnTypeName(e.cast_type),
-                          ")");
+      return absl::StrCat("CAST(", ExprText(*e.args[0]), " AS ", ColumnTypeName(e.cast_type), ")");
     case ast::ExprKind::kCursor:
       return "CURSOR(...)";
   }
@@ -397,8 +396,8 @@ class Compiler {
     }
     if (found == nullptr) {
       if (!e.qualifier.empty()) {
-        return CodeError(e.pos, absl::StrCat("unknown column \"", e.qualifier, "\".\"", e.name,
-                                             "\""));
+        return CodeError(e.pos,
+                         absl::StrCat("unknown column \"", e.qualifier, "\".\"", e.name, "\""));
       }
       return CodeError(e.pos, absl::StrCat("unknown column \"", e.name, "\""));
     }
@@ -442,8 +441,8 @@ class Compiler {
                           ExprText(e)};
     }
     if (!IsNumeric(t.type) && t.type != SqlType::kInterval && t.type != SqlType::kNull) {
-      return CodeError(e.pos, absl::StrCat("unary ", e.op, " needs a number, not ",
-                                           ColumnTypeName(t)));
+      return CodeError(e.pos,
+                       absl::StrCat("unary ", e.op, " needs a number, not ", ColumnTypeName(t)));
     }
     if (e.op == "+") return CompiledExpr{t, f, ExprText(e)};
     return CompiledExpr{t,
@@ -519,9 +518,8 @@ class Compiler {
 
   absl::StatusOr<CompiledExpr> Comparison(const ast::Expr& e, CompiledExpr a, CompiledExpr b) {
     if (!Comparable(a.type.type, b.type.type)) {
-      return CodeError(e.pos, absl::StrCat("cannot compare ", ColumnTypeName(a.type), " (",
-                                           a.text, ") with ", ColumnTypeName(b.type), " (",
-                                           b.text, ")"));
+      return CodeError(e.pos, absl::StrCat("cannot compare ", ColumnTypeName(a.type), " (", a.text,
+                                           ") with ", ColumnTypeName(b.type), " (", b.text, ")"));
     }
     int op = 0;  // 0 =, 1 <>, 2 <, 3 <=, 4 >, 5 >=
     const std::string& s = e.op;
@@ -542,12 +540,24 @@ class Compiler {
                           const int c = CompareValues(out, *scratch);
                           bool r = false;
                           switch (op) {
-                            case 0: r = c == 0; break;
-                            case 1: r = c != 0; break;
-                            case 2: r = c < 0; break;
-                            case 3: r = c <= 0; break;
-                            case 4: r = c > 0; break;
-                            default: r = c >= 0; break;
+                            case 0:
+                              r = c == 0;
+                              break;
+                            case 1:
+                              r = c != 0;
+                              break;
+                            case 2:
+                              r = c < 0;
+                              break;
+                            case 3:
+                              r = c <= 0;
+                              break;
+                            case 4:
+                              r = c > 0;
+                              break;
+                            default:
+                              r = c >= 0;
+                              break;
                           }
                           SetBool(out, r);
                           return true;
@@ -585,9 +595,9 @@ class Compiler {
     EvalFn fa = std::move(a.eval), fb = std::move(b.eval);
     auto scratch = std::make_shared<Value>();
     auto mismatch = [&] {
-      return CodeError(e.pos, absl::StrCat("operator ", e.op, " cannot take ",
-                                           ColumnTypeName(a.type), " (", a.text, ") and ",
-                                           ColumnTypeName(b.type), " (", b.text, ")"));
+      return CodeError(
+          e.pos, absl::StrCat("operator ", e.op, " cannot take ", ColumnTypeName(a.type), " (",
+                              a.text, ") and ", ColumnTypeName(b.type), " (", b.text, ")"));
     };
     // Time arithmetic: TIMESTAMP +/- INTERVAL, TIMESTAMP - TIMESTAMP (an INTERVAL).
     if (ta == SqlType::kTimestamp || tb == SqlType::kTimestamp || ta == SqlType::kInterval ||
@@ -599,8 +609,7 @@ class Compiler {
         result = SqlType::kTimestamp;
       } else if (ta == SqlType::kTimestamp && tb == SqlType::kTimestamp && op == '-') {
         result = SqlType::kInterval;
-      } else if (ta == SqlType::kInterval && tb == SqlType::kInterval &&
-                 (op == '+' || op == '-')) {
+      } else if (ta == SqlType::kInterval && tb == SqlType::kInterval && (op == '+' || op == '-')) {
         result = SqlType::kInterval;
       } else {
         return mismatch();
@@ -666,9 +675,15 @@ class Compiler {
             const double x = out.AsDouble(), y = r.AsDouble();
             double v = 0;
             switch (op) {
-              case '+': v = x + y; break;
-              case '-': v = x - y; break;
-              case '*': v = x * y; break;
+              case '+':
+                v = x + y;
+                break;
+              case '-':
+                v = x - y;
+                break;
+              case '*':
+                v = x * y;
+                break;
               case '/':
                 if (y == 0) return Fail(ctx, "division by zero");
                 v = x / y;
@@ -692,9 +707,15 @@ class Compiler {
           }
           bool overflow = false;
           switch (op) {
-            case '+': overflow = __builtin_add_overflow(x, y, &v); break;
-            case '-': overflow = __builtin_sub_overflow(x, y, &v); break;
-            case '*': overflow = __builtin_mul_overflow(x, y, &v); break;
+            case '+':
+              overflow = __builtin_add_overflow(x, y, &v);
+              break;
+            case '-':
+              overflow = __builtin_sub_overflow(x, y, &v);
+              break;
+            case '*':
+              overflow = __builtin_mul_overflow(x, y, &v);
+              break;
             case '/':
             case '%':
               if (y == 0) return Fail(ctx, "division by zero");
@@ -704,7 +725,8 @@ class Compiler {
               }
               v = op == '/' ? x / y : x % y;
               break;
-            default: break;
+            default:
+              break;
           }
           if (overflow) return Fail(ctx, "numeric overflow");
           if (rt == SqlType::kInteger && (v > std::numeric_limits<int32_t>::max() ||
@@ -741,9 +763,9 @@ class Compiler {
     if (!args.ok()) return args.status();
     for (int i = 1; i <= 2; ++i) {
       if (!Comparable((*args)[0].type.type, (*args)[i].type.type)) {
-        return CodeError(e.pos, absl::StrCat("cannot compare ", ColumnTypeName((*args)[0].type),
-                                             " with ", ColumnTypeName((*args)[i].type),
-                                             " in BETWEEN"));
+        return CodeError(e.pos,
+                         absl::StrCat("cannot compare ", ColumnTypeName((*args)[0].type), " with ",
+                                      ColumnTypeName((*args)[i].type), " in BETWEEN"));
       }
     }
     EvalFn fx = (*args)[0].eval, flo = (*args)[1].eval, fhi = (*args)[2].eval;
@@ -774,8 +796,8 @@ class Compiler {
     for (size_t i = 0; i < args->size(); ++i) {
       if (i > 0 && !Comparable((*args)[0].type.type, (*args)[i].type.type)) {
         return CodeError(e.args[i]->pos,
-                         absl::StrCat("cannot compare ", ColumnTypeName((*args)[0].type),
-                                      " with ", ColumnTypeName((*args)[i].type), " in IN"));
+                         absl::StrCat("cannot compare ", ColumnTypeName((*args)[0].type), " with ",
+                                      ColumnTypeName((*args)[i].type), " in IN"));
       }
       fns.push_back((*args)[i].eval);
     }
@@ -894,9 +916,9 @@ class Compiler {
             result = T(SqlType::kBigint);
           }
         } else {
-          return CodeError(e.pos, absl::StrCat("CASE branches have different types: ",
-                                               ColumnTypeName(result), " and ",
-                                               ColumnTypeName(c.type), " (", c.text, ")"));
+          return CodeError(
+              e.pos, absl::StrCat("CASE branches have different types: ", ColumnTypeName(result),
+                                  " and ", ColumnTypeName(c.type), " (", c.text, ")"));
         }
       } else if (result.type == SqlType::kVarchar) {
         result.length = std::max(result.length, c.type.length);
@@ -909,9 +931,9 @@ class Compiler {
       const CompiledExpr& w = (*args)[i];
       if (operand) {
         if (!Comparable(operand->type.type, w.type.type)) {
-          return CodeError(e.pos, absl::StrCat("CASE cannot compare ",
-                                               ColumnTypeName(operand->type), " with ",
-                                               ColumnTypeName(w.type)));
+          return CodeError(
+              e.pos, absl::StrCat("CASE cannot compare ", ColumnTypeName(operand->type), " with ",
+                                  ColumnTypeName(w.type)));
         }
       } else if (w.type.type != SqlType::kBoolean && w.type.type != SqlType::kNull) {
         return CodeError(e.pos, absl::StrCat("CASE WHEN needs a BOOLEAN condition, not ",
@@ -932,35 +954,33 @@ class Compiler {
     EvalFn op_fn = operand ? operand->eval : EvalFn();
     auto a = std::make_shared<Value>(), b = std::make_shared<Value>();
     const ColumnType rt = result;
-    return CompiledExpr{
-        result,
-        [op_fn, whens, thens, else_fn, a, b, rt](EvalContext& ctx, Value& out) {
-          if (op_fn && !op_fn(ctx, *a)) return false;
-          for (size_t k = 0; k < whens.size(); ++k) {
-            if (!whens[k](ctx, *b)) return false;
-            bool hit;
-            if (op_fn) {
-              hit = !a->null && !b->null && CompareValues(*a, *b) == 0;
-            } else {
-              hit = !b->null && b->i != 0;
-            }
-            if (hit) {
-              if (!thens[k](ctx, *b)) return false;
-              return CastToResult(ctx, *b, rt, out);
-            }
-          }
-          if (!else_fn) {
-            SetNull(out, rt.type);
-            return true;
-          }
-          if (!else_fn(ctx, *b)) return false;
-          return CastToResult(ctx, *b, rt, out);
-        },
-        ExprText(e)};
+    return CompiledExpr{result,
+                        [op_fn, whens, thens, else_fn, a, b, rt](EvalContext& ctx, Value& out) {
+                          if (op_fn && !op_fn(ctx, *a)) return false;
+                          for (size_t k = 0; k < whens.size(); ++k) {
+                            if (!whens[k](ctx, *b)) return false;
+                            bool hit;
+                            if (op_fn) {
+                              hit = !a->null && !b->null && CompareValues(*a, *b) == 0;
+                            } else {
+                              hit = !b->null && b->i != 0;
+                            }
+                            if (hit) {
+                              if (!thens[k](ctx, *b)) return false;
+                              return CastToResult(ctx, *b, rt, out);
+                            }
+                          }
+                          if (!else_fn) {
+                            SetNull(out, rt.type);
+                            return true;
+                          }
+                          if (!else_fn(ctx, *b)) return false;
+                          return CastToResult(ctx, *b, rt, out);
+                        },
+                        ExprText(e)};
   }
 
-  static bool CastToResult(EvalContext& ctx, const Value& v, const ColumnType& type,
-                           Value& out) {
+  static bool CastToResult(EvalContext& ctx, const Value& v, const ColumnType& type, Value& out) {
     if (v.null) {
       SetNull(out, type.type);
       return true;
@@ -1007,11 +1027,11 @@ class Compiler {
   absl::Status Arity(const ast::Expr& e, size_t lo, size_t hi) {
     if (e.args.size() < lo || e.args.size() > hi) {
       if (lo == hi) {
-        return CodeError(e.pos, absl::StrCat(e.name, " takes ", lo, " argument",
-                                             lo == 1 ? "" : "s", ", not ", e.args.size()));
+        return CodeError(e.pos, absl::StrCat(e.name, " takes ", lo, " argument", lo == 1 ? "" : "s",
+                                             ", not ", e.args.size()));
       }
-      return CodeError(e.pos, absl::StrCat(e.name, " takes ", lo, " to ", hi,
-                                           " arguments, not ", e.args.size()));
+      return CodeError(e.pos, absl::StrCat(e.name, " takes ", lo, " to ", hi, " arguments, not ",
+                                           e.args.size()));
     }
     return absl::OkStatus();
   }
@@ -1030,8 +1050,9 @@ class Compiler {
                                            "HAVING of a query with GROUP BY or a window)"));
     }
     if (!e.over.empty() || e.over_window) {
-      return CodeError(e.pos, absl::StrCat(n, " OVER a window is allowed only in the select "
-                                              "list"));
+      return CodeError(e.pos, absl::StrCat(n,
+                                           " OVER a window is allowed only in the select "
+                                           "list"));
     }
     if (n == "LAG") return CodeError(e.pos, "LAG needs OVER a window");
     absl::StatusOr<std::vector<CompiledExpr>> args = Args(e, depth);
@@ -1045,8 +1066,9 @@ class Compiler {
       if (!s.ok()) return s;
       if (e.args[1]->kind != ast::ExprKind::kLiteral ||
           e.args[1]->literal.type != SqlType::kInterval || e.args[1]->literal.i <= 0) {
-        return CodeError(e.pos, "STEP needs a positive INTERVAL literal: STEP(x BY INTERVAL "
-                                "'n' unit)");
+        return CodeError(e.pos,
+                         "STEP needs a positive INTERVAL literal: STEP(x BY INTERVAL "
+                         "'n' unit)");
       }
       const int64_t interval = e.args[1]->literal.i;
       if (a[0].type.type == SqlType::kTimestamp) {
@@ -1059,8 +1081,8 @@ class Compiler {
                             },
                             text};
       }
-      return CodeError(e.pos, absl::StrCat("STEP needs a TIMESTAMP, not ",
-                                           ColumnTypeName(a[0].type)));
+      return CodeError(e.pos,
+                       absl::StrCat("STEP needs a TIMESTAMP, not ", ColumnTypeName(a[0].type)));
     }
     if (n == "FLOOR" || n == "CEIL" || n == "CEILING") {
       absl::Status s = Arity(e, 1, 1);
@@ -1211,21 +1233,31 @@ class Compiler {
                                 absl::FromUnixMicros(out.i), absl::UTCTimeZone());
                             int64_t v = 0;
                             switch (unit) {
-                              case ast::TimeUnit::kYear: v = c.year(); break;
-                              case ast::TimeUnit::kMonth: v = c.month(); break;
-                              case ast::TimeUnit::kDay: v = c.day(); break;
-                              case ast::TimeUnit::kHour: v = c.hour(); break;
-                              case ast::TimeUnit::kMinute: v = c.minute(); break;
-                              case ast::TimeUnit::kSecond: v = c.second(); break;
+                              case ast::TimeUnit::kYear:
+                                v = c.year();
+                                break;
+                              case ast::TimeUnit::kMonth:
+                                v = c.month();
+                                break;
+                              case ast::TimeUnit::kDay:
+                                v = c.day();
+                                break;
+                              case ast::TimeUnit::kHour:
+                                v = c.hour();
+                                break;
+                              case ast::TimeUnit::kMinute:
+                                v = c.minute();
+                                break;
+                              case ast::TimeUnit::kSecond:
+                                v = c.second();
+                                break;
                               case ast::TimeUnit::kMillisecond:
                                 v = ((out.i % 60000000) + 60000000) % 60000000 / 1000;
                                 break;
                               case ast::TimeUnit::kWeek:
-                                v = absl::GetWeekday(absl::CivilDay(c)) ==
-                                            absl::Weekday::sunday
+                                v = absl::GetWeekday(absl::CivilDay(c)) == absl::Weekday::sunday
                                         ? 7
-                                        : static_cast<int>(absl::GetWeekday(absl::CivilDay(c))) +
-                                              1;
+                                        : static_cast<int>(absl::GetWeekday(absl::CivilDay(c))) + 1;
                                 break;
                             }
                             SetInt(out, SqlType::kBigint, v);
@@ -1284,47 +1316,47 @@ class Compiler {
       }
       EvalFn f = fn(0), fs = fn(1), fl = a.size() > 2 ? fn(2) : EvalFn();
       auto p = std::make_shared<Value>(), l = std::make_shared<Value>();
-      return CompiledExpr{a[0].type.type == SqlType::kNull ? T(SqlType::kVarchar) : a[0].type,
-                          [f, fs, fl, p, l](EvalContext& ctx, Value& out) {
-                            if (!f(ctx, out) || !fs(ctx, *p)) return false;
-                            if (fl && !fl(ctx, *l)) return false;
-                            if (out.null || p->null || (fl && l->null)) {
-                              SetNull(out, SqlType::kVarchar);
-                              return true;
-                            }
-                            // SQL: 1-based start; characters [start, start + len).
-                            int64_t start = p->i;
-                            int64_t end = std::numeric_limits<int64_t>::max();
-                            if (fl) {
-                              if (l->i < 0) return Fail(ctx, "SUBSTRING length is negative");
-                              end = start + l->i;
-                            }
-                            std::string& str = out.s;
-                            size_t b = 0, byte_start = str.size(), byte_end = str.size();
-                            int64_t ch = 1;
-                            for (; b <= str.size(); ++b) {
-                              if (b < str.size() && (static_cast<unsigned char>(str[b]) & 0xC0) ==
-                                                        0x80) {
-                                continue;
-                              }
-                              if (ch == std::max<int64_t>(start, 1) && byte_start == str.size()) {
-                                byte_start = b;
-                              }
-                              if (ch == end) {
-                                byte_end = b;
-                                break;
-                              }
-                              ++ch;
-                            }
-                            if (end <= 1 || byte_start >= byte_end) {
-                              str.clear();
-                            } else {
-                              str.erase(byte_end);
-                              str.erase(0, byte_start);
-                            }
-                            return true;
-                          },
-                          text};
+      return CompiledExpr{
+          a[0].type.type == SqlType::kNull ? T(SqlType::kVarchar) : a[0].type,
+          [f, fs, fl, p, l](EvalContext& ctx, Value& out) {
+            if (!f(ctx, out) || !fs(ctx, *p)) return false;
+            if (fl && !fl(ctx, *l)) return false;
+            if (out.null || p->null || (fl && l->null)) {
+              SetNull(out, SqlType::kVarchar);
+              return true;
+            }
+            // SQL: 1-based start; characters [start, start + len).
+            int64_t start = p->i;
+            int64_t end = std::numeric_limits<int64_t>::max();
+            if (fl) {
+              if (l->i < 0) return Fail(ctx, "SUBSTRING length is negative");
+              end = start + l->i;
+            }
+            std::string& str = out.s;
+            size_t b = 0, byte_start = str.size(), byte_end = str.size();
+            int64_t ch = 1;
+            for (; b <= str.size(); ++b) {
+              if (b < str.size() && (static_cast<unsigned char>(str[b]) & 0xC0) == 0x80) {
+                continue;
+              }
+              if (ch == std::max<int64_t>(start, 1) && byte_start == str.size()) {
+                byte_start = b;
+              }
+              if (ch == end) {
+                byte_end = b;
+                break;
+              }
+              ++ch;
+            }
+            if (end <= 1 || byte_start >= byte_end) {
+              str.clear();
+            } else {
+              str.erase(byte_end);
+              str.erase(0, byte_start);
+            }
+            return true;
+          },
+          text};
     }
     if (n == "POSITION") {
       absl::Status s = Arity(e, 2, 2);
@@ -1500,8 +1532,8 @@ class Compiler {
                           text};
     }
     if (n == "COALESCE" || n == "NULLIF") {
-      absl::Status s = n == "NULLIF" ? Arity(e, 2, 2)
-                                     : Arity(e, 1, std::numeric_limits<size_t>::max());
+      absl::Status s =
+          n == "NULLIF" ? Arity(e, 2, 2) : Arity(e, 1, std::numeric_limits<size_t>::max());
       if (!s.ok()) return s;
       ColumnType t;
       for (const CompiledExpr& x : a) {
@@ -1510,8 +1542,7 @@ class Compiler {
           t = x.type;
         } else if (!Comparable(t.type, x.type.type)) {
           return CodeError(e.pos, absl::StrCat(n, " arguments have different types: ",
-                                               ColumnTypeName(t), " and ",
-                                               ColumnTypeName(x.type)));
+                                               ColumnTypeName(t), " and ", ColumnTypeName(x.type)));
         } else if (t.type != x.type.type) {
           t = T(SqlType::kDouble);
         } else if (t.type == SqlType::kVarchar) {
@@ -1543,8 +1574,8 @@ class Compiler {
     return CodeError(e.pos, absl::StrCat("unknown function ", n));
   }
 
-  absl::StatusOr<CompiledExpr> ArithmeticOf(const ast::Expr& shape, CompiledExpr a,
-                                            CompiledExpr b, std::string text) {
+  absl::StatusOr<CompiledExpr> ArithmeticOf(const ast::Expr& shape, CompiledExpr a, CompiledExpr b,
+                                            std::string text) {
     absl::StatusOr<CompiledExpr> c = Arithmetic(shape, std::move(a), std::move(b));
     if (c.ok()) c->text = std::move(text);
     return c;

@@ -33,7 +33,7 @@ struct EvalContext {
 using EvalFn = std::function<bool(EvalContext& ctx, Value& out)>;
 
 struct CompiledExpr {
-  ColumnType type;   // the result's type (kNull only for a bare NULL literal)
+  ColumnType type;  // the result's type (kNull only for a bare NULL literal)
   EvalFn eval;
   std::string text;  // the expression as SQL, for Explain and error messages
 };
@@ -43,8 +43,8 @@ struct ScopeColumn {
   std::string qualifier;  // the stream's name or alias ("" for computed columns)
   std::string name;
   ColumnType type;
-  int frame = 0;   // which EvalContext row
-  int index = 0;   // column index in that row; -1 for ROWTIME
+  int frame = 0;  // which EvalContext row
+  int index = 0;  // column index in that row; -1 for ROWTIME
 };
 
 // Names in scope, and how special forms resolve.

@@ -38,12 +38,9 @@ Schema ErrorStreamSchema() {
     type.length = length;
     return Column{std::move(name), type};
   };
-  return {col("ERROR_TIME", SqlType::kTimestamp),
-          col("ERROR_LEVEL", SqlType::kVarchar, 10),
-          col("ERROR_NAME", SqlType::kVarchar, 32),
-          col("MESSAGE", SqlType::kVarchar, 4096),
-          col("DATA_ROWTIME", SqlType::kTimestamp),
-          col("DATA_ROW", SqlType::kVarchar, 65535),
+  return {col("ERROR_TIME", SqlType::kTimestamp),   col("ERROR_LEVEL", SqlType::kVarchar, 10),
+          col("ERROR_NAME", SqlType::kVarchar, 32), col("MESSAGE", SqlType::kVarchar, 4096),
+          col("DATA_ROWTIME", SqlType::kTimestamp), col("DATA_ROW", SqlType::kVarchar, 65535),
           col("PUMP_NAME", SqlType::kVarchar, 128)};
 }
 
@@ -257,13 +254,13 @@ class SelectOp final : public Operator {
   }
 
   std::string Explain() const override {
-    std::string s = absl::StrCat("Select -> \"", target->name, "\"\n  from \"", inputs[0]->name,
-                                 "\"\n");
+    std::string s =
+        absl::StrCat("Select -> \"", target->name, "\"\n  from \"", inputs[0]->name, "\"\n");
     if (join) {
       absl::StrAppend(&s, "  ", join->left_outer ? "left outer join" : "join",
                       " reference table \"", join->table->name, "\" (", join->table->rows.size(),
-                      " rows) on ", join->on.text,
-                      join->stream_key ? " (hash lookup)" : " (scan)", "\n");
+                      " rows) on ", join->on.text, join->stream_key ? " (hash lookup)" : " (scan)",
+                      "\n");
     }
     if (where) absl::StrAppend(&s, "  where ", where->text, "\n");
     absl::StrAppend(&s, "  project ", ExplainExprs(items), "\n");
@@ -297,12 +294,12 @@ class SelectOp final : public Operator {
 // select list and HAVING over a "group row" of [group values..., aggregate results...].
 
 struct Aggregation {
-  std::vector<CompiledExpr> keys;       // evaluated per input row
-  std::vector<CompiledExpr> agg_args;   // one per aggregate (COUNT(*): a constant)
+  std::vector<CompiledExpr> keys;      // evaluated per input row
+  std::vector<CompiledExpr> agg_args;  // one per aggregate (COUNT(*): a constant)
   SqlAggregator agg;
   std::optional<CompiledExpr> where;
-  std::optional<CompiledExpr> having;   // over the group row
-  std::vector<CompiledExpr> items;      // over the group row
+  std::optional<CompiledExpr> having;  // over the group row
+  std::vector<CompiledExpr> items;     // over the group row
 };
 
 // Produces the output row of one group: runs HAVING and the select list over
@@ -435,8 +432,7 @@ class StaggerOp final : public Operator {
         const SqlAggregator::Result r = a_.agg.Finish(node->second.state);
         if (DecodeKey(first->second, a_.keys.size(), &decoded_)) {
           extra_.assign(1, Value::Timestamp(node->second.start));
-          ProduceGroup(*this, a_, decoded_, extra_, r, end, group_, post_ctx_, scratch_,
-                       values_);
+          ProduceGroup(*this, a_, decoded_, extra_, r, end, group_, post_ctx_, scratch_, values_);
         }
         open_.erase(node);
       }
@@ -515,7 +511,7 @@ class StaggerOp final : public Operator {
 // preceding RANGE (ROWTIME in [t - r, t]) or ROWS (the current row and n before), and LAG.
 
 struct LagSpec {
-  int arg = 0;        // index into the entry's values
+  int arg = 0;  // index into the entry's values
   int64_t offset = 1;
   std::optional<CompiledExpr> default_value;
 };
@@ -529,7 +525,7 @@ class SlidingOp final : public Operator {
   SqlAggregator agg;
   std::vector<CompiledExpr> entry_args;  // aggregate args, then LAG args
   std::vector<LagSpec> lags;
-  std::vector<CompiledExpr> items;       // frame 0: the row; frame 1: [aggregates..., lags...]
+  std::vector<CompiledExpr> items;  // frame 0: the row; frame 1: [aggregates..., lags...]
 
   void OnRow(int, const Row& row) override {
     ctx_.rows[0] = &row;
@@ -651,11 +647,11 @@ class SlidingOp final : public Operator {
   }
 
   std::string Explain() const override {
-    std::string s = absl::StrCat(
-        "SlidingWindow(",
-        range ? absl::StrCat("RANGE ", absl::FormatDuration(*range), " PRECEDING")
-              : absl::StrCat("ROWS ", *rows, " PRECEDING"),
-        ") -> \"", target->name, "\"\n  from \"", inputs[0]->name, "\"\n");
+    std::string s =
+        absl::StrCat("SlidingWindow(",
+                     range ? absl::StrCat("RANGE ", absl::FormatDuration(*range), " PRECEDING")
+                           : absl::StrCat("ROWS ", *rows, " PRECEDING"),
+                     ") -> \"", target->name, "\"\n  from \"", inputs[0]->name, "\"\n");
     if (where) absl::StrAppend(&s, "  where ", where->text, "\n");
     absl::StrAppend(&s, "  partition by ", partition.empty() ? "()" : ExplainExprs(partition),
                     "\n  window values ", ExplainExprs(entry_args), "\n  project ",
@@ -828,11 +824,11 @@ class StreamJoinOp final : public Operator {
   }
 
   std::string Explain() const override {
-    std::string s = absl::StrCat("StreamJoin -> \"", target->name, "\"\n  ",
-                                 left_outer ? "left outer join" : "join", " \"", inputs[0]->name,
-                                 "\" over RANGE ", absl::FormatDuration(range[0]), " and \"",
-                                 inputs[1]->name, "\" over RANGE ",
-                                 absl::FormatDuration(range[1]), "\n  on ", on.text, "\n");
+    std::string s =
+        absl::StrCat("StreamJoin -> \"", target->name, "\"\n  ",
+                     left_outer ? "left outer join" : "join", " \"", inputs[0]->name,
+                     "\" over RANGE ", absl::FormatDuration(range[0]), " and \"", inputs[1]->name,
+                     "\" over RANGE ", absl::FormatDuration(range[1]), "\n  on ", on.text, "\n");
     if (where) absl::StrAppend(&s, "  where ", where->text, "\n");
     absl::StrAppend(&s, "  project ", ExplainExprs(items), "\n");
     return s;
@@ -873,8 +869,10 @@ class StreamJoinOp final : public Operator {
 class TopKOp final : public Operator {
  public:
   TopKOp(int column, size_t k, absl::Duration size, size_t capacity)
-      : column_(column), k_(k), size_(size), op_(TopK<std::string>(k, capacity),
-                                                 TumblingWindow(size)) {}
+      : column_(column),
+        k_(k),
+        size_(size),
+        op_(TopK<std::string>(k, capacity), TumblingWindow(size)) {}
 
   void OnRow(int, const Row& row) override {
     const Value& v = row.values[column_];
@@ -941,11 +939,10 @@ class ForestOp final : public Operator {
       for (size_t i = 0; i < columns_.size(); ++i) {
         const RandomCutForest::Attribution& a = attribution_[i];
         if (i > 0) json += ",";
-        absl::StrAppend(&json, "\"", inputs[0]->schema[columns_[i]].name,
-                        "\":{\"DIRECTION\":\"", a.high >= a.low ? "HIGH" : "LOW",
-                        "\",\"STRENGTH\":\"", Value::Double(a.high + a.low).ToString(),
-                        "\",\"ATTRIBUTION_SCORE\":\"", Value::Double(a.high + a.low).ToString(),
-                        "\"}");
+        absl::StrAppend(&json, "\"", inputs[0]->schema[columns_[i]].name, "\":{\"DIRECTION\":\"",
+                        a.high >= a.low ? "HIGH" : "LOW", "\",\"STRENGTH\":\"",
+                        Value::Double(a.high + a.low).ToString(), "\",\"ATTRIBUTION_SCORE\":\"",
+                        Value::Double(a.high + a.low).ToString(), "\"}");
       }
       json += "}";
       values_.push_back(Value::Varchar(json));
@@ -965,11 +962,11 @@ class ForestOp final : public Operator {
     std::vector<std::string> names;
     for (int c : columns_) names.push_back(absl::StrCat("\"", inputs[0]->schema[c].name, "\""));
     const RandomCutForestOptions& o = forest_.options();
-    return absl::StrCat("RandomCutForest", explain_ ? "WithExplanation" : "", "(trees=",
-                        o.number_of_trees, ", sample=", o.sub_sample_size,
-                        ", time_decay=", o.time_decay, ", shingle=", o.shingle_size,
-                        ") -> \"", target->name, "\"\n  from \"", inputs[0]->name,
-                        "\"\n  numeric columns ", absl::StrJoin(names, ", "), "\n");
+    return absl::StrCat("RandomCutForest", explain_ ? "WithExplanation" : "",
+                        "(trees=", o.number_of_trees, ", sample=", o.sub_sample_size,
+                        ", time_decay=", o.time_decay, ", shingle=", o.shingle_size, ") -> \"",
+                        target->name, "\"\n  from \"", inputs[0]->name, "\"\n  numeric columns ",
+                        absl::StrJoin(names, ", "), "\n");
   }
 
  private:
@@ -1010,8 +1007,8 @@ class Planner {
   absl::Status CreateStream(const ast::CreateStream& c) {
     if (c.name == "error_stream" || engine_->Find(c.name) != nullptr || FindRef(c.name)) {
       StreamNode* existing = engine_->Find(c.name);
-      if (!(c.or_replace && existing != nullptr && !existing->hidden &&
-            existing->readers.empty() && Writers(existing) == 0 && !IsInput(existing))) {
+      if (!(c.or_replace && existing != nullptr && !existing->hidden && existing->readers.empty() &&
+            Writers(existing) == 0 && !IsInput(existing))) {
         return CodeError(c.pos, absl::StrCat("stream \"", c.name, "\" already exists"));
       }
       existing->schema.clear();
@@ -1074,8 +1071,8 @@ class Planner {
           if (target->schema[i].name == name) found = static_cast<int>(i);
         }
         if (found < 0) {
-          return CodeError(p.pos, absl::StrCat("stream \"", p.target, "\" has no column \"",
-                                               name, "\""));
+          return CodeError(p.pos,
+                           absl::StrCat("stream \"", p.target, "\" has no column \"", name, "\""));
         }
         columns.push_back(found);
       }
@@ -1090,12 +1087,21 @@ class Planner {
       return CodeError(select.pos, "a query on a stream must be SELECT STREAM");
     }
     if (select.distinct) return CodeError(select.pos, "SELECT STREAM DISTINCT is not supported");
+    // Rows come out in ROWTIME order; ORDER BY may say so, and nothing else.
+    for (const ast::OrderItem& o : select.order_by) {
+      const ast::Expr& e = *o.expr;
+      const bool rowtime = e.kind == ast::ExprKind::kColumn && e.name == "ROWTIME";
+      if (!rowtime || o.descending) {
+        return CodeError(e.pos, "ORDER BY on a stream is supported only as ORDER BY ROWTIME "
+                                "(rows come out in ROWTIME order)");
+      }
+    }
     // FROM: a stream, a table function or a subquery (the latter two through hidden streams).
     absl::StatusOr<StreamNode*> from = Source(select.from, pump);
     if (!from.ok()) return from.status();
-    const std::string from_alias =
-        select.from.alias.empty() ? ((*from)->hidden ? std::string() : (*from)->name)
-                                  : select.from.alias;
+    const std::string from_alias = select.from.alias.empty()
+                                       ? ((*from)->hidden ? std::string() : (*from)->name)
+                                       : select.from.alias;
     if (select.joins.size() > 1) {
       return CodeError(select.joins[1].pos, "only one JOIN per query is supported");
     }
@@ -1208,17 +1214,14 @@ class Planner {
       const ColumnType& want = target->schema[columns[i]].type;
       const SqlType have = compiled[i].type.type;
       const bool ok = have == SqlType::kNull || have == want.type ||
-                      (IsNumeric(have) && IsNumeric(want.type)) ||
-                      want.type == SqlType::kVarchar ||
+                      (IsNumeric(have) && IsNumeric(want.type)) || want.type == SqlType::kVarchar ||
                       (have == SqlType::kBoolean && IsNumeric(want.type));
       if (!ok) {
-        const ast::Position pos =
-            i < select.items.size() ? select.items[i].expr->pos : select.pos;
-        return CodeError(pos, absl::StrCat("column \"", target->schema[columns[i]].name,
-                                           "\" of \"", target->name, "\" is ",
-                                           ColumnTypeName(want), " but the query gives ",
-                                           ColumnTypeName(compiled[i].type), " (",
-                                           compiled[i].text, ")"));
+        const ast::Position pos = i < select.items.size() ? select.items[i].expr->pos : select.pos;
+        return CodeError(
+            pos, absl::StrCat("column \"", target->schema[columns[i]].name, "\" of \"",
+                              target->name, "\" is ", ColumnTypeName(want), " but the query gives ",
+                              ColumnTypeName(compiled[i].type), " (", compiled[i].text, ")"));
       }
       out[columns[i]] = std::move(compiled[i]);
     }
@@ -1290,7 +1293,8 @@ class Planner {
     for (const ast::SelectItem& item : select.items) {
       n += item.expr->kind == ast::ExprKind::kStar ? star_columns.size() : 1;
     }
-    for (size_t i = 0; i < n; ++i) loose.push_back(Column{absl::StrCat("EXPR$", i), Type(SqlType::kVarchar)});
+    for (size_t i = 0; i < n; ++i)
+      loose.push_back(Column{absl::StrCat("EXPR$", i), Type(SqlType::kVarchar)});
     StreamNode* probe = NewHidden(loose);
     std::vector<int> columns;
     for (size_t i = 0; i < n; ++i) columns.push_back(static_cast<int>(i));
@@ -1344,16 +1348,17 @@ class Planner {
       const ast::Expr& a = *f.args[i];
       if (a.kind != ast::ExprKind::kLiteral || a.literal.null ||
           (a.literal.type != SqlType::kInteger && a.literal.type != SqlType::kBigint)) {
-        return CodeError(a.pos, absl::StrCat(f.name, " argument ", i + 1,
-                                             " must be an integer literal"));
+        return CodeError(a.pos,
+                         absl::StrCat(f.name, " argument ", i + 1, " must be an integer literal"));
       }
       *out = a.literal.i;
       return absl::OkStatus();
     };
     if (f.name == "TOP_K_ITEMS_TUMBLING") {
       if (f.args.size() != 4) {
-        return CodeError(f.pos, "TOP_K_ITEMS_TUMBLING(cursor, 'column', k, windowSizeSeconds) "
-                                "takes 4 arguments");
+        return CodeError(f.pos,
+                         "TOP_K_ITEMS_TUMBLING(cursor, 'column', k, windowSizeSeconds) "
+                         "takes 4 arguments");
       }
       const ast::Expr& col = *f.args[1];
       if (col.kind != ast::ExprKind::kLiteral || col.literal.type != SqlType::kVarchar) {
@@ -1364,8 +1369,7 @@ class Planner {
         if ((*cursor)->schema[i].name == col.literal.s) column = static_cast<int>(i);
       }
       if (column < 0) {
-        return CodeError(col.pos, absl::StrCat("the cursor has no column \"", col.literal.s,
-                                               "\""));
+        return CodeError(col.pos, absl::StrCat("the cursor has no column \"", col.literal.s, "\""));
       }
       int64_t k = 0, seconds = 0;
       absl::Status s = int_arg(2, 0, &k);
@@ -1388,8 +1392,8 @@ class Planner {
     if (f.name == "RANDOM_CUT_FOREST" || f.name == "RANDOM_CUT_FOREST_WITH_EXPLANATION") {
       const bool explain = f.name == "RANDOM_CUT_FOREST_WITH_EXPLANATION";
       if (f.args.size() > (explain ? 7u : 6u)) {
-        return CodeError(f.pos, absl::StrCat(f.name, " takes at most ", explain ? 7 : 6,
-                                             " arguments"));
+        return CodeError(f.pos,
+                         absl::StrCat(f.name, " takes at most ", explain ? 7 : 6, " arguments"));
       }
       RandomCutForestOptions o;
       int64_t v = 0;
@@ -1414,8 +1418,9 @@ class Planner {
         }
       }
       if (numeric.empty()) {
-        return CodeError(f.pos, absl::StrCat(f.name, " needs at least one numeric column "
-                                                     "(INTEGER, BIGINT or DOUBLE) in its cursor"));
+        return CodeError(f.pos, absl::StrCat(f.name,
+                                             " needs at least one numeric column "
+                                             "(INTEGER, BIGINT or DOUBLE) in its cursor"));
       }
       absl::StatusOr<RandomCutForest> forest = RandomCutForest::Create(o, numeric.size());
       if (!forest.ok()) return CodeError(f.pos, std::string(forest.status().message()));
@@ -1499,8 +1504,9 @@ class Planner {
         if (n == "COUNT") {
           spec.kind = e->distinct ? AggKind::kCountDistinct : AggKind::kCount;
         } else if (e->distinct) {
-          return CodeError(e->pos, absl::StrCat(n, "(DISTINCT ...) is not supported; only "
-                                                   "COUNT(DISTINCT ...)"));
+          return CodeError(e->pos, absl::StrCat(n,
+                                                "(DISTINCT ...) is not supported; only "
+                                                "COUNT(DISTINCT ...)"));
         } else if (n == "SUM") {
           spec.kind = AggKind::kSum;
         } else if (n == "AVG") {
@@ -1634,9 +1640,8 @@ class Planner {
     return items;
   }
 
-  absl::Status PlanTumbling(const ast::Select& select, const std::string& pump,
-                            StreamNode* target, const std::vector<int>& columns,
-                            StreamNode* from, const Scope& scope) {
+  absl::Status PlanTumbling(const ast::Select& select, const std::string& pump, StreamNode* target,
+                            const std::vector<int>& columns, StreamNode* from, const Scope& scope) {
     std::optional<absl::Duration> size;
     std::string bucket_key;
     std::vector<const ast::Expr*> keys;
@@ -1665,9 +1670,8 @@ class Planner {
     return Add(std::make_unique<TumblingOp>(std::move(*a), *size), pump, target, {from});
   }
 
-  absl::Status PlanStagger(const ast::Select& select, const std::string& pump,
-                           StreamNode* target, const std::vector<int>& columns, StreamNode* from,
-                           const Scope& scope) {
+  absl::Status PlanStagger(const ast::Select& select, const std::string& pump, StreamNode* target,
+                           const std::vector<int>& columns, StreamNode* from, const Scope& scope) {
     if (!select.group_by.empty()) {
       return CodeError(select.group_by[0]->pos, "WINDOWED BY STAGGER replaces GROUP BY");
     }
@@ -1698,8 +1702,7 @@ class Planner {
   }
 
   absl::Status PlanSliding(const ast::Select& select, const std::string& pump, StreamNode* target,
-                           const std::vector<int>& columns, StreamNode* from,
-                           const Scope& scope) {
+                           const std::vector<int>& columns, StreamNode* from, const Scope& scope) {
     std::vector<const ast::Expr*> calls;
     for (const ast::SelectItem& item : select.items) CollectOver(*item.expr, &calls);
     // One window per query: every OVER must name or spell the same window.
@@ -1715,12 +1718,13 @@ class Planner {
           return CodeError(c->pos, absl::StrCat("unknown window \"", c->over, "\""));
         }
       }
-      std::string text = absl::StrCat(w->range_micros ? *w->range_micros : -1, "/",
-                                      w->rows ? *w->rows : -1);
+      std::string text =
+          absl::StrCat(w->range_micros ? *w->range_micros : -1, "/", w->rows ? *w->rows : -1);
       for (const ast::ExprPtr& p : w->partition_by) absl::StrAppend(&text, "/", ExprText(*p));
       if (window != nullptr && text != window_text) {
-        return CodeError(c->pos, "a query may use only one window (all OVER clauses must be "
-                                 "the same)");
+        return CodeError(c->pos,
+                         "a query may use only one window (all OVER clauses must be "
+                         "the same)");
       }
       window = w;
       window_text = text;
@@ -1729,8 +1733,9 @@ class Planner {
     if (window->range_micros) {
       if (*window->range_micros < 0) return CodeError(window->pos, "RANGE must not be negative");
       if (*window->range_micros > int64_t{3600} * 1000000 * 24) {
-        return CodeError(window->pos, "RANGE must be at most 24 hours (KDA advises at most 1 "
-                                      "hour)");
+        return CodeError(window->pos,
+                         "RANGE must be at most 24 hours (KDA advises at most 1 "
+                         "hour)");
       }
       op->range = absl::Microseconds(*window->range_micros);
     } else if (window->rows) {
@@ -1739,8 +1744,9 @@ class Planner {
       }
       op->rows = *window->rows;
     } else {
-      return CodeError(window->pos, "a window needs RANGE INTERVAL ... PRECEDING or ROWS n "
-                                    "PRECEDING");
+      return CodeError(window->pos,
+                       "a window needs RANGE INTERVAL ... PRECEDING or ROWS n "
+                       "PRECEDING");
     }
     if (select.where) {
       absl::StatusOr<CompiledExpr> w = Condition(*select.where, scope, "WHERE");
@@ -1810,13 +1816,15 @@ class Planner {
                         const std::string& from_alias) {
     const ast::Join& j = select.joins[0];
     if (!select.group_by.empty() || select.stagger || select.having) {
-      return CodeError(j.pos, "a JOIN query cannot aggregate: join in one pump, aggregate in "
-                              "the next");
+      return CodeError(j.pos,
+                       "a JOIN query cannot aggregate: join in one pump, aggregate in "
+                       "the next");
     }
     for (const ast::SelectItem& item : select.items) {
       if (ContainsAggregate(*item.expr) || HasOver(*item.expr)) {
-        return CodeError(item.expr->pos, "a JOIN query cannot aggregate: join in one pump, "
-                                         "aggregate in the next");
+        return CodeError(item.expr->pos,
+                         "a JOIN query cannot aggregate: join in one pump, "
+                         "aggregate in the next");
       }
     }
     if (j.table.kind != ast::TableRef::Kind::kNamed) {
@@ -1832,8 +1840,8 @@ class Planner {
       AddColumns(&scope, *from, from_alias, 0);
       scope.qualifiers.push_back(from_alias);
       for (size_t i = 0; i < ref->schema.size(); ++i) {
-        scope.columns.push_back(ScopeColumn{right_alias, ref->schema[i].name,
-                                            ref->schema[i].type, 1, static_cast<int>(i)});
+        scope.columns.push_back(ScopeColumn{right_alias, ref->schema[i].name, ref->schema[i].type,
+                                            1, static_cast<int>(i)});
       }
       auto op = std::make_unique<SelectOp>();
       op->join = std::make_unique<RefJoin>();
@@ -1851,7 +1859,8 @@ class Planner {
         AddColumns(&left_only, *from, from_alias, 0);
         left_only.qualifiers.push_back(from_alias);
         for (const ScopeColumn& c : scope.columns) {
-          if (c.frame == 1) right_only.columns.push_back(ScopeColumn{c.qualifier, c.name, c.type, 0, c.index});
+          if (c.frame == 1)
+            right_only.columns.push_back(ScopeColumn{c.qualifier, c.name, c.type, 0, c.index});
         }
         for (int side = 0; side < 2 && !join.stream_key; ++side) {
           absl::StatusOr<CompiledExpr> l = Compile(*e.args[side], left_only);
@@ -1885,8 +1894,8 @@ class Planner {
     // A stream-to-stream join over windows.
     StreamNode* right = engine_->Find(j.table.name);
     if (right == nullptr || right->hidden || right == engine_->error_stream) {
-      return CodeError(j.table.pos, absl::StrCat("unknown stream or reference table \"",
-                                                 j.table.name, "\""));
+      return CodeError(j.table.pos,
+                       absl::StrCat("unknown stream or reference table \"", j.table.name, "\""));
     }
     if (right == from) {
       return CodeError(j.table.pos, "a stream cannot be joined with itself");
@@ -1898,15 +1907,17 @@ class Planner {
       if (windows[s] != nullptr) {
         if (!windows[s]->range_micros || *windows[s]->range_micros < 0 ||
             !windows[s]->partition_by.empty()) {
-          return CodeError(windows[s]->pos, "a joined stream's window is OVER (RANGE INTERVAL "
-                                            "'n' unit PRECEDING)");
+          return CodeError(windows[s]->pos,
+                           "a joined stream's window is OVER (RANGE INTERVAL "
+                           "'n' unit PRECEDING)");
         }
         op->range[s] = absl::Microseconds(*windows[s]->range_micros);
       }
     }
     if (windows[0] == nullptr && windows[1] == nullptr) {
-      return CodeError(j.pos, "a join of two streams needs a window on at least one side: "
-                              "\"S\" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS s");
+      return CodeError(j.pos,
+                       "a join of two streams needs a window on at least one side: "
+                       "\"S\" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS s");
     }
     op->left_outer = j.kind == ast::Join::Kind::kLeftOuter;
     Scope scope;
@@ -1915,7 +1926,8 @@ class Planner {
     scope.qualifiers = {from_alias, right_alias};
     for (int s = 0; s < 2; ++s) {
       const StreamNode* node = s == 0 ? from : right;
-      for (const Column& c : node->schema) op->null_row[s].values.push_back(Value::Null(c.type.type));
+      for (const Column& c : node->schema)
+        op->null_row[s].values.push_back(Value::Null(c.type.type));
     }
     absl::StatusOr<CompiledExpr> on = Condition(*j.on, scope, "ON");
     if (!on.ok()) return on.status();

@@ -1,7 +1,7 @@
 #include "rill/sql/application.h"
 
-#include <catch2/catch.hpp>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -47,8 +47,7 @@ struct Harness {
   std::unique_ptr<Application> app;
 
   absl::Status Create(std::string sql, std::vector<RecordColumn> columns,
-                      std::vector<std::string> outputs,
-                      std::vector<ReferenceTable> refs = {}) {
+                      std::vector<std::string> outputs, std::vector<ReferenceTable> refs = {}) {
     ApplicationOptions options;
     options.sql = std::move(sql);
     options.clock = &clock;
@@ -78,9 +77,7 @@ struct Harness {
   std::vector<std::string>& Rows(const std::string& stream) { return out.rows[stream]; }
 };
 
-std::string CodeOf(const absl::Status& s) {
-  return std::string(ErrorCodeName(GetErrorCode(s)));
-}
+std::string CodeOf(const absl::Status& s) { return std::string(ErrorCodeName(GetErrorCode(s))); }
 
 const char* kCountSql = R"(
 CREATE OR REPLACE STREAM "DEST_SQL_STREAM" ("win_start" TIMESTAMP, "k" VARCHAR(64), "cnt" BIGINT);
@@ -91,9 +88,10 @@ CREATE OR REPLACE PUMP "COUNT_PUMP" AS
   GROUP BY "k", STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '5' MINUTE);
 )";
 
-TEST_CASE("The reference's count per key per 5-minute window emits one row per group at the "
-          "window's end",
-          "[sql][application]") {
+TEST_CASE(
+    "The reference's count per key per 5-minute window emits one row per group at the "
+    "window's end",
+    "[sql][application]") {
   Harness h;
   REQUIRE(h.Create(kCountSql, {{"k", Varchar(64), "$.k"}}, {"DEST_SQL_STREAM"}).ok());
   h.Put(R"({"k":"a"})", absl::Seconds(10));
@@ -102,9 +100,8 @@ TEST_CASE("The reference's count per key per 5-minute window emits one row per g
   h.Put(R"({"k":"a"})", absl::Minutes(6));  // the next window: closes the first
   REQUIRE(h.app->Poll().ok());
   CHECK(h.Rows("DEST_SQL_STREAM") ==
-        std::vector<std::string>{
-            "2026-01-01 00:05:00.000 | 2026-01-01 00:00:00.000 | a | 2",
-            "2026-01-01 00:05:00.000 | 2026-01-01 00:00:00.000 | b | 1"});
+        std::vector<std::string>{"2026-01-01 00:05:00.000 | 2026-01-01 00:00:00.000 | a | 2",
+                                 "2026-01-01 00:05:00.000 | 2026-01-01 00:00:00.000 | b | 1"});
   // The clock passing the second window's end closes it with no new row.
   h.clock.Advance(absl::Minutes(11));
   REQUIRE(h.app->Poll().ok());
@@ -138,17 +135,16 @@ TEST_CASE("WHERE, projections, CASE and CAST run per row, and failures go to err
   h.Put(R"({"kind":"score","player":"eve","score":12,"level":2})", absl::Seconds(5));
   h.Put("{not json", absl::Seconds(6));
   REQUIRE(h.app->Poll().ok());
-  CHECK(h.Rows("OUT") == std::vector<std::string>{
-                             "2026-01-01 00:00:01.000 | ANN | 50 | gold | 3",
-                             "2026-01-01 00:00:05.000 | EVE | 6 | silver | 2"});
+  CHECK(h.Rows("OUT") ==
+        std::vector<std::string>{"2026-01-01 00:00:01.000 | ANN | 50 | gold | 3",
+                                 "2026-01-01 00:00:05.000 | EVE | 6 | silver | 2"});
   const std::vector<std::string>& errors = h.Rows("error_stream");
   REQUIRE(errors.size() == 3);
   CHECK_THAT(errors[0], Catch::Contains("Runtime_error") && Catch::Contains("division by zero") &&
                             Catch::Contains("| P"));
   CHECK_THAT(errors[1], Catch::Contains("Type_conversion_error") && Catch::Contains("lots") &&
                             Catch::Contains("SOURCE_SQL_STREAM_001"));
-  CHECK_THAT(errors[2], Catch::Contains("Type_conversion_error") &&
-                            Catch::Contains("{not json"));
+  CHECK_THAT(errors[2], Catch::Contains("Type_conversion_error") && Catch::Contains("{not json"));
   CHECK(h.app->counters().error_rows == 3);
 }
 
@@ -168,15 +164,15 @@ TEST_CASE("A sliding RANGE window aggregates each partition's preceding rows per
   h.Put(R"({"t":"A","p":10})", absl::Seconds(0));
   h.Put(R"({"t":"B","p":100})", absl::Seconds(10));
   h.Put(R"({"t":"A","p":20})", absl::Seconds(30));
-  h.Put(R"({"t":"A","p":30})", absl::Seconds(60));   // 0 s is still within [0 s, 60 s]
-  h.Put(R"({"t":"A","p":40})", absl::Seconds(61));   // 0 s has left
+  h.Put(R"({"t":"A","p":30})", absl::Seconds(60));  // 0 s is still within [0 s, 60 s]
+  h.Put(R"({"t":"A","p":40})", absl::Seconds(61));  // 0 s has left
   REQUIRE(h.app->Poll().ok());
-  CHECK(h.Rows("AVG_PRICE") == std::vector<std::string>{
-                                   "2026-01-01 00:00:00.000 | A | 10 | 10 | 1 | 10 | -1",
-                                   "2026-01-01 00:00:10.000 | B | 100 | 100 | 1 | 100 | -1",
-                                   "2026-01-01 00:00:30.000 | A | 20 | 15 | 2 | 20 | 10",
-                                   "2026-01-01 00:01:00.000 | A | 30 | 20 | 3 | 30 | 20",
-                                   "2026-01-01 00:01:01.000 | A | 40 | 30 | 3 | 40 | 30"});
+  CHECK(h.Rows("AVG_PRICE") ==
+        std::vector<std::string>{"2026-01-01 00:00:00.000 | A | 10 | 10 | 1 | 10 | -1",
+                                 "2026-01-01 00:00:10.000 | B | 100 | 100 | 1 | 100 | -1",
+                                 "2026-01-01 00:00:30.000 | A | 20 | 15 | 2 | 20 | 10",
+                                 "2026-01-01 00:01:00.000 | A | 30 | 20 | 3 | 30 | 20",
+                                 "2026-01-01 00:01:01.000 | A | 40 | 30 | 3 | 40 | 30"});
 }
 
 TEST_CASE("A ROWS window holds the current row and n before it", "[sql][application]") {
@@ -212,13 +208,13 @@ TEST_CASE("A stagger window opens at a key's first row and emits after its range
   h.Put(R"({"d":"x"})", absl::Seconds(80));  // x's window [20 s, 80 s) has closed: a new one
   h.Put(R"({"d":"y"})", absl::Seconds(109));
   REQUIRE(h.app->Poll().ok());
-  CHECK(h.Rows("S") == std::vector<std::string>{
-                           "2026-01-01 00:01:20.000 | x | 2 | 2026-01-01 00:00:20.000"});
+  CHECK(h.Rows("S") ==
+        std::vector<std::string>{"2026-01-01 00:01:20.000 | x | 2 | 2026-01-01 00:00:20.000"});
   REQUIRE(h.app->Finish().ok());
-  CHECK(h.Rows("S") == std::vector<std::string>{
-                           "2026-01-01 00:01:20.000 | x | 2 | 2026-01-01 00:00:20.000",
-                           "2026-01-01 00:01:50.000 | y | 2 | 2026-01-01 00:00:50.000",
-                           "2026-01-01 00:02:20.000 | x | 1 | 2026-01-01 00:01:20.000"});
+  CHECK(h.Rows("S") ==
+        std::vector<std::string>{"2026-01-01 00:01:20.000 | x | 2 | 2026-01-01 00:00:20.000",
+                                 "2026-01-01 00:01:50.000 | y | 2 | 2026-01-01 00:00:50.000",
+                                 "2026-01-01 00:02:20.000 | x | 1 | 2026-01-01 00:01:20.000"});
 }
 
 TEST_CASE("A reference table joins by hash lookup, inner and left outer", "[sql][application]") {
@@ -259,7 +255,8 @@ TEST_CASE("A reference table joins by hash lookup, inner and left outer", "[sql]
 TEST_CASE("Two streams join over windows, each row against the other side's window",
           "[sql][application]") {
   Harness h;
-  REQUIRE(h.Create(R"(
+  REQUIRE(
+      h.Create(R"(
     CREATE STREAM "ORDERS" (id INTEGER, amount DOUBLE);
     CREATE STREAM "PAYMENTS" (id INTEGER, paid DOUBLE);
     CREATE STREAM "MATCHED" (id INTEGER, amount DOUBLE, paid DOUBLE);
@@ -271,13 +268,13 @@ TEST_CASE("Two streams join over windows, each row against the other side's wind
       SELECT STREAM o.id, o.amount, p.paid
       FROM ORDERS OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS o
       JOIN PAYMENTS OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS p ON o.id = p.id;)",
-                   {{"KIND", Varchar(8), "$.k"}, {"ID", Int(), "$.id"}, {"AMOUNT", Double(), "$.a"}},
-                   {"MATCHED"})
-              .ok());
+               {{"KIND", Varchar(8), "$.k"}, {"ID", Int(), "$.id"}, {"AMOUNT", Double(), "$.a"}},
+               {"MATCHED"})
+          .ok());
   h.Put(R"({"k":"order","id":1,"a":10})", absl::Seconds(0));
   h.Put(R"({"k":"order","id":2,"a":20})", absl::Seconds(5));
-  h.Put(R"({"k":"payment","id":1,"a":10})", absl::Seconds(30));   // within the minute
-  h.Put(R"({"k":"payment","id":2,"a":20})", absl::Seconds(70));   // order 2 has left (5 s)
+  h.Put(R"({"k":"payment","id":1,"a":10})", absl::Seconds(30));  // within the minute
+  h.Put(R"({"k":"payment","id":2,"a":20})", absl::Seconds(70));  // order 2 has left (5 s)
   h.Put(R"({"k":"order","id":3,"a":30})", absl::Seconds(80));
   h.Put(R"({"k":"payment","id":3,"a":29})", absl::Seconds(81));
   REQUIRE(h.app->Poll().ok());
@@ -334,7 +331,8 @@ TEST_CASE("RANDOM_CUT_FOREST scores an injected anomaly far above normal rows",
 TEST_CASE("Pumps chain through in-application streams and ROWTIME stays monotonic",
           "[sql][application]") {
   Harness h;
-  REQUIRE(h.Create(R"(
+  REQUIRE(
+      h.Create(R"(
     CREATE STREAM "PURCHASES" (lvl INTEGER, amount DOUBLE);
     CREATE STREAM "PER_LEVEL" (lvl INTEGER, total DOUBLE, n BIGINT);
     CREATE PUMP "FILTER" AS INSERT INTO "PURCHASES"
@@ -342,21 +340,19 @@ TEST_CASE("Pumps chain through in-application streams and ROWTIME stays monotoni
     CREATE PUMP "SUM" AS INSERT INTO "PER_LEVEL"
       SELECT STREAM lvl, SUM(amount), COUNT(*) FROM "PURCHASES"
       GROUP BY lvl, FLOOR("PURCHASES".ROWTIME TO MINUTE) HAVING COUNT(*) > 1;)",
-                   {{"KIND", Varchar(8), "$.k"}, {"LVL", Int(), "$.l"}, {"AMOUNT", Double(), "$.a"}},
-                   {"PER_LEVEL", "PURCHASES"})
-              .ok());
+               {{"KIND", Varchar(8), "$.k"}, {"LVL", Int(), "$.l"}, {"AMOUNT", Double(), "$.a"}},
+               {"PER_LEVEL", "PURCHASES"})
+          .ok());
   h.Put(R"({"k":"purchase","l":1,"a":2.5})", absl::Seconds(1));
   h.Put(R"({"k":"purchase","l":2,"a":1})", absl::Seconds(2));
   h.Put(R"({"k":"login","l":1,"a":0})", absl::Seconds(3));
   h.Put(R"({"k":"purchase","l":1,"a":4})", absl::Seconds(50));
   h.Put(R"({"k":"purchase","l":1,"a":1})", absl::Seconds(70));
   REQUIRE(h.app->Finish().ok());
-  CHECK(h.Rows("PER_LEVEL") ==
-        std::vector<std::string>{"2026-01-01 00:01:00.000 | 1 | 6.5 | 2"});
+  CHECK(h.Rows("PER_LEVEL") == std::vector<std::string>{"2026-01-01 00:01:00.000 | 1 | 6.5 | 2"});
   CHECK(h.Rows("PURCHASES").size() == 4);
   CHECK_THAT(h.app->Explain(), Catch::Contains("TumblingWindow(1m)") &&
-                                   Catch::Contains("PUMP \"FILTER\"") &&
-                                   Catch::Contains("having"));
+                                   Catch::Contains("PUMP \"FILTER\"") && Catch::Contains("having"));
 }
 
 TEST_CASE("A restored snapshot produces exactly the rows the uninterrupted run produces",
@@ -445,6 +441,9 @@ TEST_CASE("Bad SQL gets a CodeValidation error naming the place and the problem"
        "unknown function NOSUCH"},
       {"CREATE STREAM S (a INTEGER); CREATE PUMP P AS INSERT INTO S SELECT STREAM a FROM S;",
        "reads the stream \"S\" it inserts into"},
+      {"CREATE STREAM S (a INTEGER); CREATE PUMP P AS INSERT INTO S SELECT STREAM v FROM "
+       "SOURCE_SQL_STREAM_001 ORDER BY v;",
+       "ORDER BY on a stream is supported only as ORDER BY ROWTIME"},
   };
   for (const Case& c : cases) {
     INFO(c.sql);

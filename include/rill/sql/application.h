@@ -143,10 +143,10 @@ struct ApplicationOptions {
 };
 
 struct ApplicationCounters {
-  uint64_t records_in = 0;   // records read from inputs
-  uint64_t rows_in = 0;      // rows they mapped to
-  uint64_t error_rows = 0;   // rows sent to error_stream (mapping and run-time errors)
-  uint64_t rows_out = 0;     // rows delivered to outputs
+  uint64_t records_in = 0;  // records read from inputs
+  uint64_t rows_in = 0;     // rows they mapped to
+  uint64_t error_rows = 0;  // rows sent to error_stream (mapping and run-time errors)
+  uint64_t rows_out = 0;    // rows delivered to outputs
 };
 
 class Application {
