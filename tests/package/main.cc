@@ -20,6 +20,9 @@
 
 #include "rill/deliver/delivery_stream.h"
 #endif
+#if RILL_PACKAGE_HAS_SQL
+#include "rill/sql/application.h"
+#endif
 
 int main() {
   rill::StreamOptions options;
@@ -89,6 +92,54 @@ int main() {
   }
   std::filesystem::remove_all(bucket);
   std::cout << "rill::deliver package check: OK\n";
+#endif
+#if RILL_PACKAGE_HAS_SQL
+  {
+    // The README's streaming SQL example: purchases per level per 5 minutes.
+    rill::SimulatedClock clock;
+    rill::StreamOptions game_options;
+    game_options.name = "game";
+    game_options.clock = std::shared_ptr<rill::Clock>(&clock, [](rill::Clock*) {});
+    auto game = rill::Stream::Create(game_options);
+    if (!game.ok() || !(*game)->RegisterStreamConsumer("sql").ok()) return 1;
+    rill::StreamSubscriberOptions subscriber_options;
+    subscriber_options.consumer_name = "sql";
+    subscriber_options.initial_position = rill::StartingPosition::TrimHorizon();
+    rill::sql::ApplicationOptions options;
+    options.sql = R"(
+      CREATE OR REPLACE STREAM "PER_LEVEL" (win_start TIMESTAMP, lvl INTEGER, purchases BIGINT);
+      CREATE OR REPLACE PUMP "COUNT_PUMP" AS INSERT INTO "PER_LEVEL"
+        SELECT STREAM STEP(s.ROWTIME BY INTERVAL '5' MINUTE), s.lvl, COUNT(*)
+        FROM SOURCE_SQL_STREAM_001 AS s WHERE s.kind = 'purchase'
+        GROUP BY s.lvl, STEP(s.ROWTIME BY INTERVAL '5' MINUTE);)";
+    rill::sql::Input input;
+    input.format.columns = {{"KIND", {rill::sql::SqlType::kVarchar, 16, 0, 0}, "$.kind"},
+                            {"LVL", {rill::sql::SqlType::kInteger, 0, 0, 0}, "$.level"}};
+    input.source = rill::sql::FromSubscription(**game, subscriber_options);
+    options.inputs.push_back(std::move(input));
+    int64_t purchases = 0;
+    rill::sql::Output out;
+    out.stream = "PER_LEVEL";
+    out.callback = [&purchases](const rill::sql::OutputRow& r) {
+      purchases += r.row.values[2].i;
+      return absl::OkStatus();
+    };
+    options.outputs.push_back(std::move(out));
+    options.clock = &clock;
+    auto app = rill::sql::Application::Create(std::move(options));
+    if (!app.ok()) {
+      std::cerr << app.status() << "\n";
+      return 1;
+    }
+    for (const char* json : {R"({"kind":"purchase","level":3})", R"({"kind":"login","level":3})",
+                             R"({"kind":"purchase","level":4})"}) {
+      if (!(*game)->PutRecord("player", json).ok()) return 1;
+    }
+    if (!(*app)->Poll().ok()) return 1;
+    clock.Advance(absl::Minutes(6));
+    if (!(*app)->Poll().ok() || purchases != 2) return 1;
+  }
+  std::cout << "rill::sql package check: OK\n";
 #endif
   std::cout << "rill " << RILL_VERSION_STRING << " package check: OK\n";
   return 0;
