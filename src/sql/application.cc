@@ -9,9 +9,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "rill/base/error.h"
+#include "rill/base/hash_key.h"
 #include "rill/base/internal/byte_codec.h"
+#include "rill/base/md5.h"
 #include "sql/engine.h"
 #include "sql/parser.h"
 #include "sql/record_decoder.h"
@@ -87,7 +90,21 @@ class Application::Impl {
     StreamNode* stream = nullptr;
   };
 
+  // An output to a rill stream. Each row's record has a deterministic id as its partition key
+  // (the MD5 of the application's name, the output's stream and the row's ordinal on this
+  // output), routed by an explicit hash key from partition_key_column (or the ROWTIME). A
+  // restored application first reads what the destination accepted since the snapshot and skips
+  // the rows whose ids it finds there: the stopped application had written them already.
+  struct OutputState {
+    Output* output = nullptr;
+    int key_column = -1;
+    uint64_t ordinal = 0;
+    absl::flat_hash_set<std::string> written_since_snapshot;
+    uint64_t duplicates_skipped = 0;
+  };
+
   ApplicationOptions options;
+  std::vector<std::unique_ptr<OutputState>> outputs;
   std::shared_ptr<Clock> default_clock;
   Clock* clock = nullptr;
   Engine engine;
@@ -100,6 +117,7 @@ class Application::Impl {
   ApplicationCounters counters;
   Row input_row;
   std::string encoded;
+  std::string id_input;
 
   absl::Status Init() {
     clock = options.clock;
@@ -196,28 +214,79 @@ class Application::Impl {
                                         out.partition_key_column, "\""));
         }
       }
-      Output* o = &out;
-      node->outputs.push_back([this, o, key_column](const StreamNode& s, const Row& row) {
+      auto state = std::make_unique<OutputState>();
+      state->output = &out;
+      state->key_column = key_column;
+      OutputState* o = state.get();
+      outputs.push_back(std::move(state));
+      node->outputs.push_back([this, o](const StreamNode& s, const Row& row) {
         if (!failed.ok()) return;
         ++counters.rows_out;
-        if (o->callback) {
-          absl::Status st = o->callback(OutputRow{s.name, s.schema, row});
+        if (o->output->callback) {
+          absl::Status st = o->output->callback(OutputRow{s.name, s.schema, row});
           if (!st.ok()) failed = st;
           return;
         }
-        encoded.clear();
-        if (o->format == RecordFormatType::kCsv) {
-          EncodeCsvRow(s.schema, row, &encoded);
-        } else {
-          EncodeJsonRow(s.schema, row, &encoded);
-        }
-        std::string key = key_column >= 0 ? row.values[key_column].ToString()
-                                          : absl::StrCat(absl::ToUnixMicros(row.rowtime));
-        if (key.empty()) key = "NULL";
-        if (key.size() > 256) key.resize(256);
-        absl::StatusOr<PutRecordResult> put = o->destination->PutRecord(key, encoded);
-        if (!put.ok()) failed = put.status();
+        absl::Status st = PutToStream(*o, s, row);
+        if (!st.ok()) failed = st;
       });
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status PutToStream(OutputState& o, const StreamNode& s, const Row& row) {
+    StreamApi& destination = *o.output->destination;
+    id_input.clear();
+    id_input.append(options.name);
+    id_input.push_back('\0');
+    id_input.append(s.name);
+    id_input.push_back('\0');
+    internal::PutArithmetic<uint64_t>(&id_input, o.ordinal++);
+    const std::string id = Md5Hex(Md5(id_input));
+    if (!o.written_since_snapshot.empty() && o.written_since_snapshot.contains(id)) {
+      ++o.duplicates_skipped;
+      return absl::OkStatus();
+    }
+    encoded.clear();
+    if (o.output->format == RecordFormatType::kCsv) {
+      EncodeCsvRow(s.schema, row, &encoded);
+    } else {
+      EncodeJsonRow(s.schema, row, &encoded);
+    }
+    const std::string key = o.key_column >= 0 ? row.values[o.key_column].ToString()
+                                              : absl::StrCat(absl::ToUnixMicros(row.rowtime));
+    PutOptions put;
+    put.explicit_hash_key = HashKey::FromPartitionKey(key);
+    for (int attempt = 0;; ++attempt) {
+      absl::StatusOr<PutRecordResult> r = destination.PutRecord(id, encoded, put);
+      if (r.ok()) return absl::OkStatus();
+      if (GetErrorCode(r.status()) != ErrorCode::kProvisionedThroughputExceeded || attempt >= 50) {
+        return r.status();
+      }
+      // Throttled: back off on the destination's clock (a SimulatedClock moves instead).
+      destination.clock()->SleepFor(absl::Milliseconds(std::min(100, 1 << std::min(attempt, 7))));
+    }
+  }
+
+  absl::Status ReadWrittenSince(OutputState& o, absl::Time since) {
+    StreamApi& stream = *o.output->destination;
+    o.written_since_snapshot.clear();
+    absl::StatusOr<std::vector<ShardDescription>> shards = stream.ListShards();
+    if (!shards.ok()) return shards.status();
+    for (const ShardDescription& shard : *shards) {
+      absl::StatusOr<ShardIterator> it =
+          stream.GetShardIterator(shard.shard_id, StartingPosition::AtTimestamp(since));
+      if (!it.ok()) return it.status();
+      std::optional<ShardIterator> next = *it;
+      while (next) {
+        absl::StatusOr<GetRecordsResult> batch = stream.GetRecords(*next);
+        if (!batch.ok()) return batch.status();
+        for (const rill::Record& r : batch->records) {
+          o.written_since_snapshot.insert(std::string(r.partition_key));
+        }
+        if (batch->records.empty() && batch->millis_behind_latest == 0) break;
+        next = batch->next_shard_iterator;
+      }
     }
     return absl::OkStatus();
   }
@@ -298,7 +367,7 @@ class Application::Impl {
     return failed;
   }
 
-  std::string Snapshot() const {
+  std::string Snapshot() {
     std::string out;
     internal::PutU8(&out, kSnapshotVersion);
     internal::PutArithmetic<int64_t>(
@@ -325,6 +394,16 @@ class Application::Impl {
       part.clear();
       op->Save(&part);
       blob(part);
+    }
+    internal::PutArithmetic<uint32_t>(&out, static_cast<uint32_t>(outputs.size()));
+    for (const auto& o : outputs) {
+      internal::PutArithmetic<uint64_t>(&out, o->ordinal);
+      const absl::Time now = o->output->destination != nullptr
+                                 ? o->output->destination->clock()->Now()
+                                 : absl::UnixEpoch();
+      internal::PutArithmetic<int64_t>(&out, absl::ToUnixMicros(now));
+      // Input before this snapshot is never replayed: the ids a restore found are done with.
+      o->written_since_snapshot.clear();
     }
     return out;
   }
@@ -365,6 +444,14 @@ class Application::Impl {
       if (!read_blob(&b)) return bad("pump state");
       states.push_back(b);
     }
+    std::vector<std::pair<uint64_t, int64_t>> output_positions;
+    if (!r.Arithmetic(&n) || n != outputs.size()) return bad("output count");
+    for (uint32_t i = 0; i < n; ++i) {
+      uint64_t ordinal = 0;
+      int64_t since = 0;
+      if (!r.Arithmetic(&ordinal) || !r.Arithmetic(&since)) return bad("output position");
+      output_positions.emplace_back(ordinal, since);
+    }
     if (!r.AtEnd()) return bad("trailing bytes");
     for (size_t i = 0; i < engine.operators.size(); ++i) {
       if (!engine.operators[i]->Load(states[i])) {
@@ -374,6 +461,14 @@ class Application::Impl {
     for (size_t i = 0; i < inputs.size(); ++i) {
       absl::Status s = inputs[i].source->RestorePosition(positions[i]);
       if (!s.ok()) return s;
+    }
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      outputs[i]->ordinal = output_positions[i].first;
+      if (outputs[i]->output->destination != nullptr) {
+        absl::Status s =
+            ReadWrittenSince(*outputs[i], absl::FromUnixMicros(output_positions[i].second));
+        if (!s.ok()) return s;
+      }
     }
     last_rowtime = last == INT64_MIN ? absl::InfinitePast() : absl::FromUnixMicros(last);
     // Operators already hold their windows; move the engine's time without closing anything.
@@ -412,7 +507,7 @@ std::string Application::Explain() const {
   return out;
 }
 
-std::string Application::Snapshot() const { return impl_->Snapshot(); }
+std::string Application::Snapshot() { return impl_->Snapshot(); }
 absl::Status Application::Restore(std::string_view snapshot) { return impl_->Restore(snapshot); }
 
 absl::Status Application::Commit() {

@@ -121,8 +121,12 @@ struct Output {
   // Either a callback (an error stops the application: Poll returns it from then on) ...
   std::function<absl::Status(const OutputRow&)> callback;
   // ... or a rill stream (borrowed), which receives each row as one record in `format` (JSON:
-  // an object by column name; CSV: one line) with the partition key taken from
-  // partition_key_column's text (default: the row's ROWTIME in microseconds).
+  // an object by column name; CSV: one line), routed by the hash of partition_key_column's text
+  // (default: the row's ROWTIME in microseconds). The record's partition key is the row's id
+  // (the MD5 of the application's name, the stream and the row's ordinal on this output), so
+  // that an application restored from a snapshot writes no row twice: it skips the rows the
+  // stopped one had written after the snapshot (as a pipeline's StreamSink does). A put refused
+  // for throughput is retried 50 times with backoff on the destination's clock.
   StreamApi* destination = nullptr;
   RecordFormatType format = RecordFormatType::kJson;
   std::string partition_key_column;
@@ -174,7 +178,9 @@ class Application {
   // stagger windows, join buffers, forests). An application created with the same options and
   // given Restore(snapshot) before its first Poll produces exactly the rows the original would
   // have produced after the snapshot. Commit() then lets consumer-group inputs checkpoint there.
-  std::string Snapshot() const;
+  // Not const: it also ends the deduplication a restore started (input before the snapshot is
+  // never read again).
+  std::string Snapshot();
   absl::Status Restore(std::string_view snapshot);
   absl::Status Commit();
 
