@@ -792,6 +792,15 @@ TEST_CASE("Reference tables load whole from CSV and JSON-lines files", "[sql][re
   REQUIRE_FALSE(rows.ok());
   CHECK(GetErrorCode(rows.status()) == ErrorCode::kResourceNotFound);
   CHECK_THAT(Message(rows.status()), Contains(missing));
+  {
+    // KDA's 1 GiB limit, on a sparse file.
+    TempFile big("");
+    std::filesystem::resize_file(big.path(), kMaxReferenceTableBytes + 1);
+    absl::StatusOr<std::vector<std::vector<Value>>> too_big = LoadReferenceTable(big.path(), csv);
+    REQUIRE_FALSE(too_big.ok());
+    CHECK(GetErrorCode(too_big.status()) == ErrorCode::kLimitExceeded);
+    CHECK_THAT(Message(too_big.status()), Contains("more than the limit of 1073741824"));
+  }
   RecordFormat bad = csv;
   bad.columns.clear();
   TempFile file("1\n");

@@ -21,12 +21,13 @@
 // reason. A CSV field is NULL when empty.
 //
 // Details rill decides (src/sql/record_decoder.h and src/sql/convert.h state them in full): a
-// JSON key that occurs twice in an object maps its first occurrence; JSON fractions reach DECIMAL
-// columns through their shortest decimal text (0.1 is exactly 0.1); "4.0" and 1e3 are integral
-// and convert into INTEGER / BIGINT; DECIMAL rounds half away from zero; TIMESTAMP text may carry
-// a zone ('Z', '+02:00') and up to 9 fraction digits (kept to microseconds). CSV quoting follows
-// RFC 4180 ('"' around a field, "" inside it; a quoted field may hold delimiters), a quoted empty
-// field is '' rather than NULL, empty rows are skipped and fields beyond the columns ignored.
+// JSON key that occurs twice in an object maps its first occurrence; JSON numbers convert from
+// their text as written (0.1 is exactly 0.1 in DECIMAL, 4.50 is "4.50" in VARCHAR); "4.0" and 1e3
+// are integral and convert into INTEGER / BIGINT; DECIMAL rounds half away from zero; TIMESTAMP
+// text may carry a zone ('Z', '+02:00') and up to 9 fraction digits (kept to microseconds). CSV
+// quoting follows RFC 4180 ('"' around a field, "" inside it; a quoted field may hold delimiters),
+// a quoted empty field is '' rather than NULL, empty rows are skipped and fields beyond the columns
+// ignored.
 #ifndef RILL_SQL_RECORD_FORMAT_H_
 #define RILL_SQL_RECORD_FORMAT_H_
 
