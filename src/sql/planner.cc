@@ -1092,8 +1092,9 @@ class Planner {
       const ast::Expr& e = *o.expr;
       const bool rowtime = e.kind == ast::ExprKind::kColumn && e.name == "ROWTIME";
       if (!rowtime || o.descending) {
-        return CodeError(e.pos, "ORDER BY on a stream is supported only as ORDER BY ROWTIME "
-                                "(rows come out in ROWTIME order)");
+        return CodeError(e.pos,
+                         "ORDER BY on a stream is supported only as ORDER BY ROWTIME "
+                         "(rows come out in ROWTIME order)");
       }
     }
     // FROM: a stream, a table function or a subquery (the latter two through hidden streams).
