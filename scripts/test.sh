@@ -160,14 +160,15 @@ case "$mode" in
     }
     asan_stage() {
       configure_and_build build-asan RelWithDebInfo "${sanitizer_flags[@]}" -DRILL_SANITIZE=asan \
-        -DRILL_BUILD_BENCHMARKS=OFF -DRILL_BUILD_EXAMPLES=OFF && run_tests build-asan
+        -DRILL_BUILD_BENCHMARKS=OFF -DRILL_BUILD_EXAMPLES=OFF -DRILL_HEADER_CHECK=OFF &&
+        run_tests build-asan
     }
     # rill::sql runs on its caller's thread and starts none, so the TSan stage leaves it out to
     # stay within CI's time (ASan+UBSan and the other stages run all of it).
     tsan_stage() {
       configure_and_build build-tsan RelWithDebInfo "${sanitizer_flags[@]}" -DRILL_SANITIZE=tsan \
-        -DRILL_BUILD_BENCHMARKS=OFF -DRILL_BUILD_EXAMPLES=OFF -DRILL_BUILD_SQL=OFF &&
-        run_tests build-tsan
+        -DRILL_BUILD_BENCHMARKS=OFF -DRILL_BUILD_EXAMPLES=OFF -DRILL_BUILD_SQL=OFF \
+        -DRILL_HEADER_CHECK=OFF && run_tests build-tsan
     }
     total_start=$SECONDS
     stage "RelWithDebInfo build + tests" normal_stage
