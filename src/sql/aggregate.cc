@@ -9,6 +9,7 @@
 #include "rill/base/internal/byte_codec.h"
 #include "rill/process/aggregators.h"
 #include "sql/expr.h"
+#include "sql/pow10.h"
 
 namespace rill::sql {
 namespace {
@@ -23,12 +24,6 @@ ColumnType Type(SqlType t, uint8_t scale = 0) {
     c.scale = scale;
   }
   return c;
-}
-
-int64_t Pow10(int n) {
-  int64_t p = 1;
-  while (n-- > 0) p *= 10;
-  return p;
 }
 
 }  // namespace
@@ -237,7 +232,7 @@ void SqlAggregator::FinishInto(const State& state, Result* result) const {
               is_double ? slot.dsum
                         : static_cast<double>(slot.sum) /
                               static_cast<double>(
-                                  spec.arg.type == SqlType::kDecimal ? Pow10(spec.arg.scale) : 1);
+                                  spec.arg.type == SqlType::kDecimal ? kPow10[spec.arg.scale] : 1);
           out = Value::Double(total / static_cast<double>(slot.count));
         }
         break;

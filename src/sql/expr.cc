@@ -18,29 +18,10 @@
 #include "absl/time/civil_time.h"
 #include "rill/base/error.h"
 #include "sql/convert.h"
+#include "sql/pow10.h"
 
 namespace rill::sql {
 namespace {
-
-constexpr int64_t kPow10[] = {1LL,
-                              10LL,
-                              100LL,
-                              1000LL,
-                              10000LL,
-                              100000LL,
-                              1000000LL,
-                              10000000LL,
-                              100000000LL,
-                              1000000000LL,
-                              10000000000LL,
-                              100000000000LL,
-                              1000000000000LL,
-                              10000000000000LL,
-                              100000000000000LL,
-                              1000000000000000LL,
-                              10000000000000000LL,
-                              100000000000000000LL,
-                              1000000000000000000LL};
 
 ColumnType T(SqlType t) {
   ColumnType c;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "sql/pow10.h"
 
 namespace rill::sql {
 
@@ -51,26 +52,6 @@ bool IsNumeric(SqlType type) {
 }
 
 namespace {
-
-constexpr int64_t kPow10[] = {1LL,
-                              10LL,
-                              100LL,
-                              1000LL,
-                              10000LL,
-                              100000LL,
-                              1000000LL,
-                              10000000LL,
-                              100000000LL,
-                              1000000000LL,
-                              10000000000LL,
-                              100000000000LL,
-                              1000000000000LL,
-                              10000000000000LL,
-                              100000000000000LL,
-                              1000000000000000LL,
-                              10000000000000000LL,
-                              100000000000000000LL,
-                              1000000000000000000LL};
 
 std::string DecimalText(int64_t unscaled, uint8_t scale) {
   // Through unsigned arithmetic so that INT64_MIN prints too.
