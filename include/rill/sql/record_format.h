@@ -28,6 +28,9 @@
 // quoting follows RFC 4180 ('"' around a field, "" inside it; a quoted field may hold delimiters),
 // a quoted empty field is '' rather than NULL, empty rows are skipped and fields beyond the columns
 // ignored.
+//
+// Thread safety: RecordFormat and RecordColumn are plain option values; ParseColumnType and
+// SchemaOf are pure functions (they allocate only their results).
 #ifndef RILL_SQL_RECORD_FORMAT_H_
 #define RILL_SQL_RECORD_FORMAT_H_
 
