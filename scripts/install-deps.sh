@@ -14,7 +14,9 @@ packages=(cmake ninja-build g++ ccache libabsl-dev libfmt-dev catch2 libbenchmar
           # and the server its tests start), and the command-line tools the tests decompress with
           libsnappy-dev libpq-dev postgresql python3-snappy zstd gzip
           # rill::sql (streaming SQL): the PEGTL grammar library (header-only)
-          tao-pegtl-dev)
+          tao-pegtl-dev
+          # the rill command (operations): CLI11, and tmux for the tests of `rill top`
+          libcli11-dev tmux)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

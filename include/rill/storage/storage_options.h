@@ -68,6 +68,16 @@ struct StorageOptions {
   // (In-memory streams, which have nowhere to evict to, refuse puts or retire records at
   // StreamOptions::memory_limit instead.)
   size_t memory_budget_bytes = size_t{256} << 20;
+  // true = open an existing durable stream for reading only (Stream::Open; Stream::Create
+  // refuses it with kInvalidArgument). For tools that inspect a stream that another process may
+  // hold (the `rill` command): no lock is taken and nothing in the directory is written,
+  // truncated, renamed or deleted. The stream shows what was acknowledged when it was opened —
+  // the segments and the journal of the holder as they were then — and does not follow later
+  // puts (open it again to see them). Every call that would change the stream (puts, resharding,
+  // retention, consumers, encryption, Flush) fails with kAccessDenied. Damage is reported by
+  // recovery_status() as for a normal open, but the damaged segment is left where it is. No
+  // thread is started; background_flush and fsync do not apply. Default: false.
+  bool read_only = false;
 };
 
 }  // namespace rill
