@@ -21,7 +21,7 @@ struct CodeInfo {
   absl::StatusCode canonical;
 };
 
-constexpr std::array<CodeInfo, 14> kCodes = {{
+constexpr std::array<CodeInfo, 20> kCodes = {{
     {ErrorCode::kOk, "Ok", "Ok", absl::StatusCode::kOk},
     {ErrorCode::kInvalidArgument, "InvalidArgument", "InvalidArgumentException",
      absl::StatusCode::kInvalidArgument},
@@ -47,6 +47,17 @@ constexpr std::array<CodeInfo, 14> kCodes = {{
      absl::StatusCode::kUnavailable},
     {ErrorCode::kCodeValidation, "CodeValidation", "CodeValidationException",
      absl::StatusCode::kInvalidArgument},
+    {ErrorCode::kKmsDisabled, "KMSDisabled", "KMSDisabledException",
+     absl::StatusCode::kFailedPrecondition},
+    {ErrorCode::kKmsInvalidState, "KMSInvalidState", "KMSInvalidStateException",
+     absl::StatusCode::kFailedPrecondition},
+    {ErrorCode::kKmsAccessDenied, "KMSAccessDenied", "KMSAccessDeniedException",
+     absl::StatusCode::kPermissionDenied},
+    {ErrorCode::kKmsNotFound, "KMSNotFound", "KMSNotFoundException", absl::StatusCode::kNotFound},
+    {ErrorCode::kKmsOptInRequired, "KMSOptInRequired", "KMSOptInRequired",
+     absl::StatusCode::kFailedPrecondition},
+    {ErrorCode::kKmsThrottling, "KMSThrottling", "KMSThrottlingException",
+     absl::StatusCode::kResourceExhausted},
     // Last: what Info() answers for a code it does not know.
     {ErrorCode::kUnknown, "Unknown", "UnknownException", absl::StatusCode::kUnknown},
 }};

@@ -126,7 +126,9 @@ absl::Status SyncDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+namespace {
+
+absl::Status WriteAndRename(const std::string& path, std::string_view contents, bool durable) {
   // One fixed temporary name: writers of a path are serialised by their caller's lock, and a
   // temporary a crash left behind is simply truncated and reused, so crashes leave no litter.
   const std::string temp = path + ".tmp";
@@ -141,14 +143,24 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
     return status;
   };
   if (absl::Status s = PwriteFully(fd.get(), contents, 0, temp); !s.ok()) return fail(s);
-  if (FullSync(fd.get()) != 0) return fail(IoError("cannot fsync", temp, errno));
+  if (durable && FullSync(fd.get()) != 0) return fail(IoError("cannot fsync", temp, errno));
   if (fd.Close() != 0) return fail(IoError("cannot close", temp, errno));
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     const int error = errno;
     return fail(IoError(absl::StrFormat("cannot rename %s over", temp), path, error));
   }
   // Past the rename the new contents are visible; this makes the rename itself durable.
-  return SyncDirectory(DirectoryOf(path));
+  return durable ? SyncDirectory(DirectoryOf(path)) : absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+  return WriteAndRename(path, contents, /*durable=*/true);
+}
+
+absl::Status ReplaceFile(const std::string& path, std::string_view contents) {
+  return WriteAndRename(path, contents, /*durable=*/false);
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {

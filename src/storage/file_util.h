@@ -97,6 +97,11 @@ std::string DirectoryOf(std::string_view path);
 // Thread-safe for distinct paths.
 [[nodiscard]] absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
 
+// Replaces `path` with `contents` so that a reader sees the old file or the new one, never a
+// mix, as WriteFileAtomically does, but syncs nothing: for files that are advisory (METRICS),
+// where a crash may leave the old contents or none. Same temporary file and REQUIRES.
+[[nodiscard]] absl::Status ReplaceFile(const std::string& path, std::string_view contents);
+
 // Returns the whole contents of `path`. NOT_FOUND when it does not exist.
 [[nodiscard]] absl::StatusOr<std::string> ReadFile(const std::string& path);
 

@@ -181,12 +181,16 @@ struct Journal::File {
 };
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
-    const std::string& dir, Mode mode, const std::function<void(const JournalEntry&)>& replay) {
+    const std::string& dir, Mode mode, const std::function<void(const JournalEntry&)>& replay,
+    bool read_only) {
   const std::string jdir = dir + "/journal";
-  if (::mkdir(jdir.c_str(), 0755) != 0 && errno != EEXIST) {
+  std::unique_ptr<Journal> journal(new Journal(jdir, mode));
+  if (read_only) {
+    struct stat st;
+    if (::stat(jdir.c_str(), &st) != 0) return journal;  // no journal yet: nothing to replay
+  } else if (::mkdir(jdir.c_str(), 0755) != 0 && errno != EEXIST) {
     return IoError("cannot create directory", jdir, errno);
   }
-  std::unique_ptr<Journal> journal(new Journal(jdir, mode));
   MutexLock lock(&journal->mu_);  // no one else sees it yet; the lock keeps the analysis whole
   std::vector<std::string> names;
   {
@@ -205,7 +209,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
     if (!absl::SimpleAtoi(name.substr(0, 20), &id)) continue;
     auto file = std::make_unique<File>();
     file->path = jdir + "/" + name;
-    absl::StatusOr<ScopedFd> fd = OpenFile(file->path, O_RDWR);
+    absl::StatusOr<ScopedFd> fd = OpenFile(file->path, read_only ? O_RDONLY : O_RDWR);
     if (!fd.ok()) return fd.status();
     file->fd = *std::move(fd);
     struct stat st;
@@ -214,10 +218,12 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
     journal->next_file_id_ = std::max(journal->next_file_id_, id + 1);
     if (file->size < kFileHeaderBytes) {
       // Created but never set up (a crash in NewFileLocked): nothing in it counts.
+      if (read_only) continue;
       if (::unlink(file->path.c_str()) != 0) return IoError("cannot remove", file->path, errno);
       continue;
     }
-    void* map = ::mmap(nullptr, file->size, PROT_READ | PROT_WRITE, MAP_SHARED, file->fd.get(), 0);
+    void* map = ::mmap(nullptr, file->size, read_only ? PROT_READ : PROT_READ | PROT_WRITE,
+                       MAP_SHARED, file->fd.get(), 0);
     if (map == MAP_FAILED) return IoError("cannot map", file->path, errno);
     file->map = static_cast<char*>(map);
     file->seq = ReadFileHeader(file->map, file->size);

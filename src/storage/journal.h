@@ -86,8 +86,12 @@ class Journal {
   // live file, oldest file first and, within a file, in append order. The views stay valid until
   // Reset(). Errors: I/O errors (a damaged block is skipped, not an error: its record was never
   // acknowledged, or the disk rotted, which the segments' own checks report).
+  // `read_only`: creates, removes and writes nothing, and maps the files read-only (another
+  // process may be writing them: a block it has not finished fails its CRC and ends the scan of
+  // its region); the journal returned may only be destroyed.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Journal>> Open(
-      const std::string& dir, Mode mode, const std::function<void(const JournalEntry&)>& replay);
+      const std::string& dir, Mode mode, const std::function<void(const JournalEntry&)>& replay,
+      bool read_only = false);
 
   ~Journal();
   Journal(const Journal&) = delete;

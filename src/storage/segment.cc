@@ -11,6 +11,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "rill/base/error.h"
 #include "storage/crc32c.h"
@@ -28,10 +29,15 @@ constexpr size_t kOffLastCounter = 24;
 constexpr size_t kOffFirstArrival = 32;
 constexpr size_t kOffLastArrival = 40;
 constexpr size_t kOffCodec = 48;
-constexpr size_t kOffReserved = 49;
+constexpr size_t kOffCipher = 49;
+constexpr size_t kOffReserved = 50;
 constexpr size_t kOffPayloadCrc = 52;
 constexpr size_t kOffHeaderCrc = 56;
 static_assert(kOffHeaderCrc + 4 == kFrameHeaderBytes);
+// Header bytes authenticated as associated data of an encrypted frame: everything but the CRCs
+// (the payload CRC covers the ciphertext, so it cannot be an input of it).
+constexpr size_t kAuthenticatedHeaderBytes = kOffPayloadCrc;
+constexpr uint8_t kEnvelopeVersion = 1;
 
 // The smallest record: four one-byte varints (counter delta, arrival delta, key and data lengths).
 constexpr uint64_t kMinRecordBytes = 4;
@@ -133,7 +139,7 @@ const char* CheckFrameHeader(std::string_view bytes, FrameHeader* header) {
   if (UnmaskCrc32c(Load32(p + kOffHeaderCrc)) != Crc32c(std::string_view(p, kOffHeaderCrc))) {
     return "frame header checksum mismatch";
   }
-  if (p[kOffReserved] != 0 || p[kOffReserved + 1] != 0 || p[kOffReserved + 2] != 0) {
+  if (p[kOffReserved] != 0 || p[kOffReserved + 1] != 0) {
     return "reserved frame header bytes are not zero";
   }
   FrameHeader h;
@@ -148,16 +154,25 @@ const char* CheckFrameHeader(std::string_view bytes, FrameHeader* header) {
   const uint8_t codec = static_cast<uint8_t>(p[kOffCodec]);
   if (codec > static_cast<uint8_t>(FrameCodec::kZstd)) return "unknown frame codec";
   h.codec = static_cast<FrameCodec>(codec);
+  const uint8_t cipher = static_cast<uint8_t>(p[kOffCipher]);
+  if (cipher > static_cast<uint8_t>(FrameCipher::kAes256Gcm)) return "unknown frame cipher";
+  h.cipher = static_cast<FrameCipher>(cipher);
   if (h.record_count == 0) return "frame has no record";
   if (h.raw_bytes > kMaxFramePayloadBytes) return "raw payload size exceeds the frame limit";
   if (h.raw_bytes < kMinRecordBytes * h.record_count) {
     return "raw payload too small for its record count";
   }
-  if (h.codec == FrameCodec::kNone && h.stored_bytes != h.raw_bytes) {
-    return "uncompressed frame whose stored and raw sizes differ";
-  }
-  if (h.codec == FrameCodec::kZstd && h.stored_bytes >= h.raw_bytes) {
-    return "compressed frame not smaller than its raw payload";
+  // An encrypted frame's inner payload size is checked once its envelope is parsed.
+  if (h.cipher == FrameCipher::kNone) {
+    if (h.codec == FrameCodec::kNone && h.stored_bytes != h.raw_bytes) {
+      return "uncompressed frame whose stored and raw sizes differ";
+    }
+    if (h.codec == FrameCodec::kZstd && h.stored_bytes >= h.raw_bytes) {
+      return "compressed frame not smaller than its raw payload";
+    }
+  } else if (h.stored_bytes < EnvelopeOverhead(0, 0) ||
+             h.stored_bytes > EnvelopeOverhead(0xffff, 0xffff) + h.raw_bytes) {
+    return "encrypted frame's stored size does not fit its envelope";
   }
   if (h.first_counter > h.last_counter ||
       h.last_counter - h.first_counter < uint64_t{h.record_count} - 1) {
@@ -484,7 +499,11 @@ class Scanner {
 };
 
 absl::Status WithPath(const absl::Status& status, std::string_view path) {
-  return absl::Status(status.code(), absl::StrFormat("segment %s: %s", path, status.message()));
+  absl::Status out(status.code(), absl::StrFormat("segment %s: %s", path, status.message()));
+  // Payloads too: a KMS error keeps its Kinesis name.
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
 }
 
 }  // namespace
@@ -505,7 +524,8 @@ void EncodeFrameHeader(const FrameHeader& header, char* out) {
   Store64(out + kOffFirstArrival, static_cast<uint64_t>(header.first_arrival_us));
   Store64(out + kOffLastArrival, static_cast<uint64_t>(header.last_arrival_us));
   out[kOffCodec] = static_cast<char>(header.codec);
-  out[kOffReserved] = out[kOffReserved + 1] = out[kOffReserved + 2] = 0;
+  out[kOffCipher] = static_cast<char>(header.cipher);
+  out[kOffReserved] = out[kOffReserved + 1] = 0;
   Store32(out + kOffPayloadCrc, MaskCrc32c(header.payload_crc));
   Store32(out + kOffHeaderCrc, MaskCrc32c(Crc32c(std::string_view(out, kOffHeaderCrc))));
 }
@@ -537,6 +557,101 @@ FrameBuffer& FrameBuffer::operator=(FrameBuffer&&) noexcept = default;
 
 void FrameBuffer::DCtxDeleter::operator()(ZSTD_DCtx_s* dctx) const { ZSTD_freeDCtx(dctx); }
 
+size_t EnvelopeOverhead(size_t key_id_bytes, size_t wrapped_key_bytes) {
+  return 1 + 2 + key_id_bytes + 2 + wrapped_key_bytes + kAeadNonceBytes + kAeadTagBytes;
+}
+
+absl::StatusOr<std::string> FrameKeyring::Key(std::string_view key_id, std::string_view wrapped) {
+  std::string cache_key =
+      absl::StrCat(key_id.size(), ":", std::string(key_id), std::string(wrapped));
+  {
+    MutexLock lock(&mu_);
+    if (auto it = cache_.find(cache_key); it != cache_.end()) return it->second;
+  }
+  // Unwrapped outside the lock: a provider may be slow (KMS is a network call).
+  absl::StatusOr<std::string> key = unwrap_(key_id, wrapped);
+  if (!key.ok()) return key.status();
+  MutexLock lock(&mu_);
+  cache_.emplace(std::move(cache_key), *key);
+  return key;
+}
+
+bool IsKeyError(const absl::Status& status) {
+  switch (GetErrorCode(status)) {
+    case ErrorCode::kKmsDisabled:
+    case ErrorCode::kKmsInvalidState:
+    case ErrorCode::kKmsAccessDenied:
+    case ErrorCode::kKmsNotFound:
+    case ErrorCode::kKmsOptInRequired:
+    case ErrorCode::kKmsThrottling:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void FrameBuffer::SetDecryption(FrameKeyring* keyring, std::string context) {
+  keyring_ = keyring;
+  context_ = std::move(context);
+  cipher_.reset();
+  cipher_wrapped_.clear();
+}
+
+absl::StatusOr<std::string_view> FrameBuffer::OpenEnvelope(std::string_view frame_bytes,
+                                                           uint64_t offset) {
+  FrameBuffer* scratch = this;
+  const std::string_view env = frame_bytes.substr(kFrameHeaderBytes);
+  const char* p = env.data();
+  const char* const end = p + env.size();
+  if (static_cast<uint8_t>(*p) != kEnvelopeVersion) {
+    return FrameError(offset, "unknown encryption envelope version");
+  }
+  ++p;
+  std::string_view parts[2];
+  for (std::string_view& part : parts) {
+    if (end - p < 2) return FrameError(offset, "encryption envelope cut short");
+    uint16_t n;
+    std::memcpy(&n, p, 2);
+    p += 2;
+    if (static_cast<size_t>(end - p) < n)
+      return FrameError(offset, "encryption envelope cut short");
+    part = std::string_view(p, n);
+    p += n;
+  }
+  if (static_cast<size_t>(end - p) < kAeadNonceBytes + kAeadTagBytes) {
+    return FrameError(offset, "encryption envelope cut short");
+  }
+  const char* nonce = p;
+  p += kAeadNonceBytes;
+  const std::string_view ciphertext(p, static_cast<size_t>(end - p) - kAeadTagBytes);
+  const char* tag = end - kAeadTagBytes;
+  const std::string_view key_id = parts[0];
+  const std::string_view wrapped = parts[1];
+  if (scratch->keyring_ == nullptr) {
+    return MakeError(ErrorCode::kKmsAccessDenied,
+                     absl::StrFormat("segment frame at offset %d is encrypted under key %s and no "
+                                     "KeyProvider was given to read it",
+                                     offset, std::string(key_id)));
+  }
+  if (!scratch->cipher_ || scratch->cipher_wrapped_ != wrapped) {
+    absl::StatusOr<std::string> key = scratch->keyring_->Key(key_id, wrapped);
+    if (!key.ok()) return key.status();
+    absl::StatusOr<Aes256Gcm> cipher = Aes256Gcm::Create(*key);
+    if (!cipher.ok()) return FrameError(offset, "the data key is not an AES-256 key");
+    scratch->cipher_.emplace(*std::move(cipher));
+    scratch->cipher_wrapped_.assign(wrapped.data(), wrapped.size());
+  }
+  std::string aad(frame_bytes.substr(0, kAuthenticatedHeaderBytes));
+  aad += scratch->context_;
+  char* out = scratch->decrypted_.Reserve(std::max<size_t>(ciphertext.size(), 1));
+  if (absl::Status s = scratch->cipher_->Open(nonce, aad, ciphertext, tag, out); !s.ok()) {
+    return FrameError(offset,
+                      "authentication failed: the frame was altered, moved from another "
+                      "shard or stream, or sealed under another key");
+  }
+  return std::string_view(out, ciphertext.size());
+}
+
 absl::Status DecodeFrame(std::string_view frame_bytes, uint64_t offset, FrameBuffer* scratch,
                          std::vector<StoredRecord>* out, FrameHeader* header) {
   out->clear();
@@ -553,8 +668,19 @@ absl::Status DecodeFrame(std::string_view frame_bytes, uint64_t offset, FrameBuf
                       absl::StrFormat("%d payload bytes where the header says %d",
                                       frame_bytes.size() - kFrameHeaderBytes, h.stored_bytes));
   }
-  const std::string_view stored = frame_bytes.substr(kFrameHeaderBytes);
+  std::string_view stored = frame_bytes.substr(kFrameHeaderBytes);
   if (Crc32c(stored) != h.payload_crc) return FrameError(offset, "payload checksum mismatch");
+  if (h.cipher == FrameCipher::kAes256Gcm) {
+    absl::StatusOr<std::string_view> inner = scratch->OpenEnvelope(frame_bytes, offset);
+    if (!inner.ok()) return inner.status();
+    stored = *inner;
+    if (h.codec == FrameCodec::kNone && stored.size() != h.raw_bytes) {
+      return FrameError(offset, "uncompressed frame whose stored and raw sizes differ");
+    }
+    if (h.codec == FrameCodec::kZstd && stored.size() >= h.raw_bytes) {
+      return FrameError(offset, "compressed frame not smaller than its raw payload");
+    }
+  }
   std::string_view raw = stored;
   if (h.codec == FrameCodec::kZstd) {
     // The content size written in the zstd frame, and the zstd frame's own length, must agree
@@ -721,6 +847,37 @@ absl::Status SegmentWriter::Append(std::span<const StoredRecord> records) {
       }
     }
   }
+  if (key_ != nullptr) {
+    // The envelope: key id, wrapped key, a fresh random nonce, ciphertext, tag. The header is
+    // encoded first (its CRCs filled in afterwards), since it is the associated data.
+    const size_t total_stored =
+        EnvelopeOverhead(key_->key_id.size(), key_->wrapped.size()) + stored_size;
+    char* const sealed = sealed_.Reserve(kFrameHeaderBytes + total_stored);
+    char* e = sealed + kFrameHeaderBytes;
+    *e++ = static_cast<char>(kEnvelopeVersion);
+    for (const std::string* part : {&key_->key_id, &key_->wrapped}) {
+      const auto n = static_cast<uint16_t>(part->size());
+      std::memcpy(e, &n, 2);
+      std::memcpy(e + 2, part->data(), part->size());
+      e += 2 + part->size();
+    }
+    if (absl::Status s = RandomBytes(e, kAeadNonceBytes); !s.ok()) return s;
+    const char* nonce = e;
+    e += kAeadNonceBytes;
+    h.cipher = FrameCipher::kAes256Gcm;
+    h.stored_bytes = static_cast<uint32_t>(total_stored);
+    EncodeFrameHeader(h, sealed);
+    std::string aad(sealed, kAuthenticatedHeaderBytes);
+    aad += context_;
+    if (absl::Status s =
+            cipher_->Seal(nonce, aad, std::string_view(frame + kFrameHeaderBytes, stored_size), e,
+                          e + stored_size);
+        !s.ok()) {
+      return s;
+    }
+    frame = sealed;
+    stored_size = total_stored;
+  }
   h.stored_bytes = static_cast<uint32_t>(stored_size);
   h.payload_crc = Crc32c(std::string_view(frame + kFrameHeaderBytes, stored_size));
   EncodeFrameHeader(h, frame);
@@ -737,6 +894,24 @@ absl::Status SegmentWriter::Append(std::span<const StoredRecord> records) {
   }
   size_bytes_ += total;
   last_counter_ = h.last_counter;
+  return absl::OkStatus();
+}
+
+absl::Status SegmentWriter::SetEncryption(std::shared_ptr<const FrameWriteKey> key,
+                                          std::string context) {
+  if (key == nullptr) {
+    key_.reset();
+    cipher_.reset();
+    return absl::OkStatus();
+  }
+  if (key->key_id.size() > 0xffff || key->wrapped.size() > 0xffff) {
+    return absl::InvalidArgumentError("a key id or wrapped data key longer than 65535 bytes");
+  }
+  absl::StatusOr<Aes256Gcm> cipher = Aes256Gcm::Create(key->plaintext);
+  if (!cipher.ok()) return cipher.status();
+  cipher_.emplace(*std::move(cipher));
+  key_ = std::move(key);
+  context_ = std::move(context);
   return absl::OkStatus();
 }
 

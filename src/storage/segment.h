@@ -23,8 +23,9 @@
 //     32  8  i64 first arrival_us (of the first record)
 //     40  8  i64 last arrival_us (of the last record; arrival times need not be monotonic)
 //     48  1  u8 codec: 0 = none (stored == raw), 1 = zstd (one zstd frame with its content size;
-//            stored < raw)
-//     49  3  reserved, zero
+//            stored < raw); of the payload before encryption
+//     49  1  u8 cipher: 0 = none, 1 = AES-256-GCM (server-side encryption; see below)
+//     50  2  reserved, zero
 //     52  4  u32 masked CRC-32C of the stored payload
 //     56  4  u32 masked CRC-32C of header bytes [0, 56)
 //   raw payload: per record, in counter order
@@ -37,6 +38,15 @@
 //     varint data length, data bytes
 // Varints are LEB128 (7 bits per byte, low first, at most 10 bytes). CRCs are masked as
 // MaskCrc32c() describes. Counters increase strictly across the frames of a file.
+//   encrypted payload (cipher 1): the stored payload is an envelope around the (compressed or
+//   raw) payload:
+//     u8 envelope version (1), u16 key id length, key id, u16 wrapped data key length, wrapped
+//     data key (the KeyProvider's blob), 12-byte random nonce, ciphertext (the inner payload's
+//     length), 16-byte GCM tag.
+//   The associated data is header bytes [0, 52) (sizes, counters, arrival times, codec and
+//   cipher) followed by the writer's context (the stream's seed and the shard's index), so a
+//   frame altered, or moved to another shard or stream, fails authentication. The payload CRC
+//   covers the envelope: a scan checks a file without any key.
 //
 // Example:
 //   absl::StatusOr<std::unique_ptr<SegmentWriter>> w = SegmentWriter::Create(path, {});
@@ -53,6 +63,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -63,6 +75,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "log/shard_log.h"
+#include "rill/base/internal/mutex.h"
+#include "storage/aead.h"
 #include "storage/file_util.h"
 
 // zstd's contexts, declared here so that this header does not include <zstd.h>.
@@ -85,6 +99,39 @@ inline constexpr size_t kMaxSegmentPartitionKeyBytes = 1024;
 
 // How a frame's payload is stored. The values are part of the format.
 enum class FrameCodec : uint8_t { kNone = 0, kZstd = 1 };
+enum class FrameCipher : uint8_t { kNone = 0, kAes256Gcm = 1 };
+
+// The bytes of a GCM envelope around an inner payload, besides the inner payload itself.
+size_t EnvelopeOverhead(size_t key_id_bytes, size_t wrapped_key_bytes);
+
+// A data key a SegmentWriter encrypts frames with: the KeyProvider's key id, its wrapped form
+// (stored in every frame) and the 32 plaintext bytes. Immutable once made; shared.
+struct FrameWriteKey {
+  std::string key_id;
+  std::string wrapped;
+  std::string plaintext;
+};
+
+// Unwraps the data keys of encrypted frames (the KeyProvider's DecryptDataKey), caching each
+// plaintext key by its wrapped form, so that a stream asks its provider once per data key.
+// Thread-safe.
+class FrameKeyring {
+ public:
+  using Unwrap =
+      std::function<absl::StatusOr<std::string>(std::string_view key_id, std::string_view wrapped)>;
+  explicit FrameKeyring(Unwrap unwrap) : unwrap_(std::move(unwrap)) {}
+  // The plaintext data key; the provider's error (a KMS error code) if it cannot be unwrapped.
+  [[nodiscard]] absl::StatusOr<std::string> Key(std::string_view key_id, std::string_view wrapped);
+
+ private:
+  Unwrap unwrap_;
+  Mutex mu_;
+  std::map<std::string, std::string, std::less<>> cache_ ABSL_GUARDED_BY(mu_);
+};
+
+// Whether `status` is a key error (one of the KMS error codes: a missing, disabled or wrong
+// key), as opposed to damage: recovery fails on a key error instead of setting data aside.
+bool IsKeyError(const absl::Status& status);
 
 // A frame header's fields (the magic and the header CRC are implied).
 struct FrameHeader {
@@ -97,6 +144,7 @@ struct FrameHeader {
   int64_t last_arrival_us = 0;
   FrameCodec codec = FrameCodec::kNone;
   uint32_t payload_crc = 0;  // unmasked CRC-32C of the stored payload
+  FrameCipher cipher = FrameCipher::kNone;
 };
 
 // Writes the 60-byte header for `header` (magic and header CRC included) to `out`.
@@ -143,7 +191,8 @@ class FrameBuffer;
                                        FrameHeader* header = nullptr);
 
 // Reusable memory for decoding frames: the frame's bytes as read from a file, the decompressed
-// payload and a zstd decompression context. Records decoded through a FrameBuffer point into it
+// payload, a zstd decompression context and, for encrypted frames, the keyring and the context
+// they were sealed with (SetDecryption). Records decoded through a FrameBuffer point into it
 // and stay valid until it is used again. Once its buffers have grown to the largest frame, decoding
 // allocates nothing.
 //
@@ -155,6 +204,11 @@ class FrameBuffer {
   FrameBuffer(FrameBuffer&&) noexcept;
   FrameBuffer& operator=(FrameBuffer&&) noexcept;
 
+  // Encrypted frames decoded through this buffer are opened with keys from `keyring` (not owned;
+  // must outlive the buffer's use) and `context` as the writer's context. Without a keyring an
+  // encrypted frame fails with kKmsAccessDenied.
+  void SetDecryption(FrameKeyring* keyring, std::string context);
+
  private:
   friend absl::Status DecodeFrame(std::string_view, uint64_t, FrameBuffer*,
                                   std::vector<StoredRecord>*, FrameHeader*);
@@ -162,10 +216,19 @@ class FrameBuffer {
   struct DCtxDeleter {
     void operator()(ZSTD_DCtx_s* dctx) const;
   };
+  // Parses and opens an encrypted frame's envelope (its CRC already checked): the inner payload,
+  // decrypted into decrypted_. DATA_LOSS for a malformed envelope or a failed authentication;
+  // the keyring's KMS error when the data key cannot be unwrapped.
+  absl::StatusOr<std::string_view> OpenEnvelope(std::string_view frame_bytes, uint64_t offset);
 
-  ScratchBuffer frame_;  // a frame read from a file
-  ScratchBuffer raw_;    // a decompressed payload
+  ScratchBuffer frame_;      // a frame read from a file
+  ScratchBuffer raw_;        // a decompressed payload
+  ScratchBuffer decrypted_;  // a decrypted inner payload
   std::unique_ptr<ZSTD_DCtx_s, DCtxDeleter> dctx_;
+  FrameKeyring* keyring_ = nullptr;
+  std::string context_;
+  std::string cipher_wrapped_;  // the wrapped key cipher_ holds
+  std::optional<Aes256Gcm> cipher_;
 };
 
 // One frame found by a scan: where it is and what its header says.
@@ -265,6 +328,12 @@ class SegmentWriter {
   // the writer's earlier error. Idempotent.
   [[nodiscard]] absl::Status Close();
 
+  // Frames appended from now on are encrypted with `key` (AES-256-GCM) and bound to `context`
+  // (see the format); a null key writes plaintext frames again. INVALID_ARGUMENT for a key that
+  // is not 32 bytes.
+  [[nodiscard]] absl::Status SetEncryption(std::shared_ptr<const FrameWriteKey> key,
+                                           std::string context);
+
   // Bytes of the file that hold the header and complete frames written by this process.
   uint64_t size_bytes() const { return size_bytes_; }
   // The last counter written, nullopt if the file has no frame.
@@ -292,6 +361,10 @@ class SegmentWriter {
   std::unique_ptr<ZSTD_CCtx_s, CCtxDeleter> cctx_;
   ScratchBuffer raw_;         // frame header slot + raw payload
   ScratchBuffer compressed_;  // frame header slot + compressed payload
+  ScratchBuffer sealed_;      // frame header slot + encrypted envelope
+  std::shared_ptr<const FrameWriteKey> key_;
+  std::optional<Aes256Gcm> cipher_;
+  std::string context_;
 };
 
 // Reads a segment file: Open scans it (reading frame headers and payloads with pread, in pieces of

@@ -54,7 +54,7 @@ absl::Status ShardStorage::Recover(const std::string& dir, const StorageOptions&
     log_.RaiseNextCounter(*ending_counter);
     log_.Close();
   }
-  if (recovery.rewrite_from_record || out->journal_records != 0) {
+  if (!options.read_only && (recovery.rewrite_from_record || out->journal_records != 0)) {
     return disk_->Commit(log_, /*force_sync=*/true, now_ns);
   }
   return absl::OkStatus();

@@ -209,8 +209,14 @@ absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
     const std::string& dir, const StorageOptions& options,
     const std::function<void(const StoredRecord&)>& replay, ShardRecovery* recovery,
     const std::function<void(uint64_t)>& segment_done) {
-  if (absl::Status s = MakeDirectories(dir); !s.ok()) return s;
   std::unique_ptr<ShardStore> store(new ShardStore(dir, options));
+  if (options.read_only) {
+    // Reads only: a shard that never reached the disk has no directory, and nothing is created.
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec)) return store;
+  } else if (absl::Status s = MakeDirectories(dir); !s.ok()) {
+    return s;
+  }
   std::vector<std::pair<uint64_t, std::string>> files;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
@@ -279,6 +285,7 @@ absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
         store->frames_.pop_back();  // rewritten from memory into a new segment
       }
       const std::string aside = path + ".damaged";
+      if (options.read_only) continue;  // left in place: reported, not repaired
       if (::rename(path.c_str(), aside.c_str()) != 0) {
         return IoError("cannot set aside damaged segment", path, errno);
       }
@@ -286,6 +293,12 @@ absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
     }
     if (segment_done) segment_done(recovery->records);
     const bool last = i + 1 == files.size();
+    if (options.read_only) {
+      // Nothing is appended: a torn tail stays as it is (the scan stops before it).
+      if (scan.valid_bytes >= kSegmentFileHeaderBytes)
+        store->segments_.push_back(std::move(segment));
+      continue;
+    }
     if (last && scan.valid_bytes >= kSegmentFileHeaderBytes) {
       // Keep appending to the newest segment, cut back to its valid part.
       std::optional<uint64_t> last_counter;
@@ -388,6 +401,7 @@ absl::Status ShardStore::SyncLocked() {
 absl::Status ShardStore::Commit(const ShardLog& log, bool force_sync, int64_t now_ns) {
   MutexLock lock(&mu_);
   if (!error_.ok()) return error_;
+  if (options_.read_only) return absl::FailedPreconditionError("the shard store is read-only");
   const uint64_t end = log.end_ordinal();
   const uint64_t appended_bytes = log.appended_bytes();
   if (persisted_ordinal_ < end) {
@@ -438,6 +452,7 @@ absl::Status ShardStore::Commit(const ShardLog& log, bool force_sync, int64_t no
 
 absl::Status ShardStore::DropBefore(int64_t cutoff_us) {
   MutexLock lock(&mu_);
+  if (options_.read_only) return absl::OkStatus();  // the holder's retention deletes files
   // Never the newest segment: it is (or will be) written to.
   size_t drop = 0;
   while (drop + 1 < segments_.size() && segments_[drop].last_arrival_us < cutoff_us) ++drop;
@@ -586,6 +601,7 @@ uint64_t ShardStore::first_disk_ordinal() const {
 
 absl::Status ShardStore::DropAll() {
   MutexLock lock(&mu_);
+  if (options_.read_only) return absl::OkStatus();
   if (dropped_) return absl::OkStatus();
   dropped_ = true;
   if (writer_ != nullptr) {
@@ -633,6 +649,14 @@ absl::StatusOr<std::unique_ptr<StreamStore>> StreamStore::Open(const StorageOpti
   if (options.fsync_interval < absl::ZeroDuration()) {
     return InvalidArgumentError("storage.fsync_interval must not be negative");
   }
+  if (options.read_only) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(options.directory, ec)) {
+      return ResourceNotFoundError(
+          absl::StrFormat("%s is not a directory holding a stream", options.directory));
+    }
+    return std::unique_ptr<StreamStore>(new StreamStore(options, std::nullopt));
+  }
   if (absl::Status s = MakeDirectories(options.directory); !s.ok()) return s;
   absl::StatusOr<DirectoryLock> lock = DirectoryLock::Acquire(options.directory);
   if (!lock.ok()) {
@@ -643,7 +667,7 @@ absl::StatusOr<std::unique_ptr<StreamStore>> StreamStore::Open(const StorageOpti
     }
     return lock.status();
   }
-  return std::unique_ptr<StreamStore>(new StreamStore(options, std::move(*lock)));
+  return std::unique_ptr<StreamStore>(new StreamStore(options, *std::move(lock)));
 }
 
 absl::StatusOr<std::optional<StreamMeta>> StreamStore::LoadMeta() const {

@@ -5,6 +5,8 @@
 //   <dir>/LOCK                  flock'ed by the process that has the stream open
 //   <dir>/METADATA              the stream's metadata (StreamMeta), replaced atomically
 //   <dir>/COUNTERS              each shard's counter ceiling, replaced atomically
+//   <dir>/METRICS               the owner's ToJson(metrics()), refreshed about once a second
+//                               (advisory, for `rill metrics` and `rill top`; never read here)
 //   <dir>/journal/*.jnl         the write-ahead journal (journal.h)
 //   <dir>/shard-<index>/<first counter, 20 digits>.seg   segment files, oldest first
 //
@@ -215,7 +217,8 @@ class ShardStore {
 class StreamStore {
  public:
   // Locks `options.directory` (creating it if missing). FAILED_PRECONDITION naming the directory
-  // if another process (or stream) holds it.
+  // if another process (or stream) holds it. options.read_only: takes no lock and creates
+  // nothing; kResourceNotFound if the directory does not exist.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<StreamStore>> Open(
       const StorageOptions& options);
 
@@ -239,11 +242,11 @@ class StreamStore {
   void AttachJournal(std::unique_ptr<Journal> journal) { journal_ = std::move(journal); }
 
  private:
-  StreamStore(StorageOptions options, DirectoryLock lock)
+  StreamStore(StorageOptions options, std::optional<DirectoryLock> lock)
       : options_(std::move(options)), lock_(std::move(lock)) {}
   const StorageOptions options_;
-  DirectoryLock lock_;
-  Mutex meta_mu_;  // serialises METADATA writes
+  std::optional<DirectoryLock> lock_;  // none when read-only
+  Mutex meta_mu_;                      // serialises METADATA writes
   Mutex ceilings_mu_;
   std::vector<uint64_t> ceilings_ ABSL_GUARDED_BY(ceilings_mu_);
   std::unique_ptr<Journal> journal_;

@@ -142,7 +142,8 @@ Md5Digest StreamSeed(std::string_view name, absl::Time creation_time) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StreamImpl>> StreamImpl::OpenDurable(StreamOptions options,
-                                                                    bool create_only) {
+                                                                    bool create_only,
+                                                                    bool any_name) {
   absl::StatusOr<std::unique_ptr<internal::StreamStore>> store =
       internal::StreamStore::Open(*options.storage);
   if (!store.ok()) return AsKinesisError(store.status());
@@ -153,6 +154,11 @@ absl::StatusOr<std::unique_ptr<StreamImpl>> StreamImpl::OpenDurable(StreamOption
         absl::StrFormat("directory %s already holds stream %s: open it with Stream::Open",
                         options.storage->directory, (*meta)->name));
   }
+  if (!*meta && (options.storage->read_only || any_name)) {
+    return ResourceNotFoundError(absl::StrFormat("directory %s holds no stream (no METADATA file)",
+                                                 options.storage->directory));
+  }
+  if (any_name) options.name = (*meta)->name;
   if (*meta && (*meta)->name != options.name) {
     return InvalidArgumentError(absl::StrFormat("directory %s holds stream %s, not %s",
                                                 options.storage->directory, (*meta)->name,
@@ -174,15 +180,22 @@ absl::StatusOr<std::unique_ptr<StreamImpl>> StreamImpl::OpenDurable(StreamOption
 absl::StatusOr<std::unique_ptr<StreamImpl>> StreamImpl::Create(StreamOptions options) {
   if (absl::Status s = ValidateStreamOptions(options); !s.ok()) return s;
   if (!options.storage) return std::make_unique<StreamImpl>(std::move(options), nullptr);
-  return OpenDurable(std::move(options), /*create_only=*/true);
+  if (options.storage->read_only) {
+    return InvalidArgumentError(
+        "storage.read_only opens an existing stream: use Stream::Open, not Stream::Create");
+  }
+  return OpenDurable(std::move(options), /*create_only=*/true, /*any_name=*/false);
 }
 
 absl::StatusOr<std::unique_ptr<StreamImpl>> StreamImpl::Open(StreamOptions options) {
   if (!options.storage) {
     return InvalidArgumentError("Stream::Open needs options.storage (a durable stream)");
   }
+  // An empty name opens whatever stream the directory holds (tools that only know the path).
+  const bool any_name = options.name.empty();
+  if (any_name) options.name = "any";  // a valid placeholder; replaced by the stored name
   if (absl::Status s = ValidateStreamOptions(options); !s.ok()) return s;
-  return OpenDurable(std::move(options), /*create_only=*/false);
+  return OpenDurable(std::move(options), /*create_only=*/false, any_name);
 }
 
 absl::Duration StreamImpl::retention() const {
@@ -284,7 +297,8 @@ StreamImpl::StreamImpl(StreamOptions options, const internal::StreamMeta* recove
 StreamImpl::~StreamImpl() {
   StopHousekeeping();
   StopFlusher();
-  if (store_ != nullptr) Flush().IgnoreError();  // what a clean shutdown owes the disk
+  // What a clean shutdown owes the disk.
+  if (store_ != nullptr && !read_only_) Flush().IgnoreError();
 }
 
 }  // namespace internal
@@ -321,10 +335,12 @@ absl::Time Stream::creation_time() const { return impl_->creation_time(); }
 absl::StatusOr<PutRecordResult> Stream::PutRecord(std::string_view partition_key,
                                                   std::string_view data,
                                                   const PutOptions& options) {
+  if (absl::Status s = impl_->CheckWritable("PutRecord"); !s.ok()) return s;
   return impl_->PutRecord(partition_key, data, options);
 }
 
 absl::StatusOr<PutRecordsResult> Stream::PutRecords(absl::Span<const PutRecordsEntry> entries) {
+  if (absl::Status s = impl_->CheckWritable("PutRecords"); !s.ok()) return s;
   return impl_->PutRecords(entries);
 }
 
@@ -337,6 +353,7 @@ absl::StatusOr<ListShardsResult> Stream::ListShards(const ListShardsRequest& req
 StreamSummary Stream::DescribeStreamSummary() const { return impl_->DescribeStreamSummary(); }
 
 absl::Status Stream::SplitShard(ShardId shard_id, HashKey new_starting_hash_key) {
+  if (absl::Status s = impl_->CheckWritable("SplitShard"); !s.ok()) return s;
   return impl_->SplitShard(shard_id, new_starting_hash_key);
 }
 
@@ -347,6 +364,7 @@ absl::Status Stream::SplitShard(std::string_view shard_id, HashKey new_starting_
 }
 
 absl::Status Stream::MergeShards(ShardId shard_id, ShardId adjacent_shard_id) {
+  if (absl::Status s = impl_->CheckWritable("MergeShards"); !s.ok()) return s;
   return impl_->MergeShards(shard_id, adjacent_shard_id);
 }
 
@@ -359,10 +377,14 @@ absl::Status Stream::MergeShards(std::string_view shard_id, std::string_view adj
 }
 
 absl::Status Stream::UpdateShardCount(int target_shard_count) {
+  if (absl::Status s = impl_->CheckWritable("UpdateShardCount"); !s.ok()) return s;
   return impl_->UpdateShardCount(target_shard_count);
 }
 
-absl::Status Stream::UpdateStreamMode(CapacityMode mode) { return impl_->UpdateStreamMode(mode); }
+absl::Status Stream::UpdateStreamMode(CapacityMode mode) {
+  if (absl::Status s = impl_->CheckWritable("UpdateStreamMode"); !s.ok()) return s;
+  return impl_->UpdateStreamMode(mode);
+}
 
 void Stream::Tick() { impl_->Tick(); }
 
@@ -373,16 +395,19 @@ absl::Status Stream::StartHousekeeping(absl::Duration interval) {
 void Stream::StopHousekeeping() { impl_->StopHousekeeping(); }
 
 absl::Status Stream::StartAutoScaling(absl::Duration interval) {
+  if (absl::Status s = impl_->CheckWritable("StartAutoScaling"); !s.ok()) return s;
   return impl_->StartHousekeeping(interval);
 }
 
 void Stream::StopAutoScaling() { impl_->StopHousekeeping(); }
 
 absl::StatusOr<ConsumerDescription> Stream::RegisterStreamConsumer(std::string_view name) {
+  if (absl::Status s = impl_->CheckWritable("RegisterStreamConsumer"); !s.ok()) return s;
   return impl_->RegisterStreamConsumer(name);
 }
 
 absl::Status Stream::DeregisterStreamConsumer(std::string_view name) {
+  if (absl::Status s = impl_->CheckWritable("DeregisterStreamConsumer"); !s.ok()) return s;
   return impl_->DeregisterStreamConsumer(name);
 }
 
@@ -428,10 +453,12 @@ absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterato
 }
 
 absl::Status Stream::IncreaseStreamRetentionPeriod(absl::Duration retention) {
+  if (absl::Status s = impl_->CheckWritable("IncreaseStreamRetentionPeriod"); !s.ok()) return s;
   return impl_->IncreaseStreamRetentionPeriod(retention);
 }
 
 absl::Status Stream::DecreaseStreamRetentionPeriod(absl::Duration retention) {
+  if (absl::Status s = impl_->CheckWritable("DecreaseStreamRetentionPeriod"); !s.ok()) return s;
   return impl_->DecreaseStreamRetentionPeriod(retention);
 }
 

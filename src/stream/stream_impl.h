@@ -98,6 +98,13 @@ class StreamImpl {
   size_t MemoryBytes() const;
   absl::Status Flush();
   absl::Status recovery_status() const { return recovery_status_; }
+  // StorageOptions::read_only: the stream was opened to be looked at, never changed.
+  bool read_only() const { return read_only_; }
+  // kAccessDenied naming `operation`, when read_only(); OK otherwise.
+  absl::Status CheckWritable(std::string_view operation) const;
+  // Durable, writable streams: replaces <dir>/METRICS with ToJson(metrics()) and a newline, for
+  // tools outside the process (`rill metrics`, `rill top`). Advisory: not synced; errors ignored.
+  void WriteMetricsFile();
   uint64_t recovered_records() const { return recovered_records_; }
   uint64_t DiskBytes() const;
 
@@ -105,7 +112,7 @@ class StreamImpl {
   // Durable mode: locks the directory and creates or recovers the stream there; create_only
   // refuses a directory that holds a stream.
   static absl::StatusOr<std::unique_ptr<StreamImpl>> OpenDurable(StreamOptions options,
-                                                                 bool create_only);
+                                                                 bool create_only, bool any_name);
   // Durable mode: opens every shard's store (replaying its records when `recovered`, the
   // metadata the stream was built from, is set) and writes the metadata.
   absl::Status AttachStorage(std::unique_ptr<StreamStore> store, const StreamMeta* recovered);
@@ -190,6 +197,7 @@ class StreamImpl {
   // Durable mode, at open: every open shard's counter starts at its persisted ceiling, and new
   // ceilings are written.
   absl::Status SetCounterCeilingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
+  void LinkChildrenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
   absl::Status ValidateRecord(std::string_view partition_key, std::string_view data) const;
 
   // Resharding internals; all run under shards_mu_.
@@ -264,6 +272,7 @@ class StreamImpl {
   // Durable mode only.
   std::unique_ptr<StreamStore> store_;
   absl::Status recovery_status_;
+  bool read_only_ = false;
   uint64_t recovered_records_ = 0;
   std::atomic<size_t> evict_round_{0};
   // The background group commit (StorageOptions::background_flush).
@@ -271,6 +280,8 @@ class StreamImpl {
   Mutex flusher_mu_;
   CondVar flusher_cv_;
   bool flusher_stop_ ABSL_GUARDED_BY(flusher_mu_) = false;
+  // Serialises writers of <dir>/METRICS (the flusher and Flush).
+  Mutex metrics_file_mu_;
   std::thread flusher_thread_ ABSL_GUARDED_BY(flusher_mu_);
 
   // Stream-level counters that no shard owns (see metrics()).

@@ -351,7 +351,7 @@ void StreamImpl::Tick() {
       CommitShard(s).IgnoreError();  // a failed store fails the next put, which reports it
     }
   }
-  if (capacity_mode_.load(std::memory_order_acquire) == CapacityMode::kOnDemand) {
+  if (capacity_mode_.load(std::memory_order_acquire) == CapacityMode::kOnDemand && !read_only_) {
     AutoScaleLocked(now_us);
   }
   last_tick_us_ = std::max(last_tick_us_, now_us);

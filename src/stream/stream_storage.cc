@@ -14,6 +14,7 @@
 #include "base/utf.h"
 #include "log/shard_log.h"
 #include "rill/base/md5.h"
+#include "rill/metrics/metrics.h"
 #include "storage/stream_store.h"
 #include "stream/rate_limiter.h"
 #include "stream/stream_impl.h"
@@ -32,9 +33,17 @@ void StreamImpl::StopFlusher() {
   if (thread.joinable()) thread.join();
 }
 
+absl::Status StreamImpl::CheckWritable(std::string_view operation) const {
+  if (!read_only_) return absl::OkStatus();
+  return MakeError(ErrorCode::kAccessDenied,
+                   absl::StrFormat("%s: stream %s was opened read-only (StorageOptions::read_only)",
+                                   std::string(operation), options_.name));
+}
+
 absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> store,
                                        const internal::StreamMeta* meta) {
   store_ = std::move(store);
+  read_only_ = store_->options().read_only;
   internal::MutexLock lock(&shards_mu_);
   const int64_t now_us = ToMicros(options_.clock->Now());
   const int64_t now_ns = now_us * 1000;
@@ -50,7 +59,8 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
                                                           : internal::Journal::Mode::kMapped,
       [&](const internal::JournalEntry& e) {
         if (e.shard < journaled.size()) journaled[e.shard].push_back(e);
-      });
+      },
+      read_only_);
   if (!journal.ok()) return journal.status();
   // Each shard recovers on its own: replay runs on up to one thread per core, joined here.
   struct Recovered {
@@ -94,6 +104,17 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
           recovery.corruption.ToString()));
     }
   }
+  if (read_only_) {
+    // The records are in memory (the journal's copied into the logs); nothing is written, and
+    // no counter is issued, so neither the journal nor the ceilings are needed.
+    journal->reset();
+    if (store_->options().memory_budget_bytes != 0) {
+      for (const auto& shard : shards_) shard->storage.EvictWritten();
+    }
+    LinkChildrenLocked();
+    TrimAll();
+    return absl::OkStatus();
+  }
   // Every journaled record is in the segments now (written and synced above): start afresh.
   if (absl::Status s = (*journal)->Reset(); !s.ok()) return s;
   store_->AttachJournal(*std::move(journal));
@@ -101,19 +122,7 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
   if (store_->options().memory_budget_bytes != 0) {
     for (const auto& shard : shards_) shard->storage.EvictWritten();
   }
-  if (meta) {
-    // Lineage: each closed shard's children.
-    for (const auto& shard : shards_) {
-      if (!shard->log().closed()) continue;
-      for (const auto& child : shards_) {
-        if (child->parent == shard->id || child->adjacent_parent == shard->id) {
-          std::vector<ShardId> parents{*child->parent};
-          if (child->adjacent_parent) parents.push_back(*child->adjacent_parent);
-          shard->children.push_back(ChildShard{child->id, parents, child->range});
-        }
-      }
-    }
-  }
+  if (meta) LinkChildrenLocked();
   TrimAll();
   if (absl::Status s = PersistMetaLocked(); !s.ok()) return s;
   const StorageOptions& storage = store_->options();
@@ -123,6 +132,9 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
     // deterministic mode).
     MutexLock lock(&flusher_mu_);
     flusher_thread_ = std::thread([this, interval = storage.fsync_interval] {
+      // METRICS is refreshed about once a second: often enough for `rill top`, rarely enough
+      // to cost nothing next to the puts.
+      auto next_metrics = std::chrono::steady_clock::now();
       for (;;) {
         {
           MutexLock lock(&flusher_mu_);
@@ -134,10 +146,28 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
         }
         // A failed store or journal fails the next put, which reports the error.
         Checkpoint(/*seal=*/false).IgnoreError();
+        if (const auto now = std::chrono::steady_clock::now(); now >= next_metrics) {
+          WriteMetricsFile();
+          next_metrics = now + std::chrono::seconds(1);
+        }
       }
     });
   }
   return absl::OkStatus();
+}
+
+void StreamImpl::LinkChildrenLocked() {
+  // Lineage: each closed shard's children.
+  for (const auto& shard : shards_) {
+    if (!shard->log().closed()) continue;
+    for (const auto& child : shards_) {
+      if (child->parent == shard->id || child->adjacent_parent == shard->id) {
+        std::vector<ShardId> parents{*child->parent};
+        if (child->adjacent_parent) parents.push_back(*child->adjacent_parent);
+        shard->children.push_back(ChildShard{child->id, parents, child->range});
+      }
+    }
+  }
 }
 
 absl::Status StreamImpl::SetCounterCeilingsLocked() {
@@ -229,7 +259,7 @@ internal::StreamMeta StreamImpl::BuildMetaLocked() const {
 }
 
 absl::Status StreamImpl::PersistMetaLocked() {
-  if (store_ == nullptr) return absl::OkStatus();
+  if (store_ == nullptr || read_only_) return absl::OkStatus();
   if (absl::Status s = store_->SaveMeta(BuildMetaLocked()); !s.ok()) return AsKinesisError(s);
   return absl::OkStatus();
 }
@@ -241,6 +271,7 @@ absl::Status StreamImpl::PersistMeta() {
 }
 
 absl::Status StreamImpl::CommitShard(StreamShard* shard, bool force_sync) {
+  if (read_only_) return absl::OkStatus();  // nothing was put: nothing to write
   internal::ShardStore* store = shard->storage.disk();
   if (store == nullptr) {
     if (store_ == nullptr) return absl::OkStatus();
@@ -284,8 +315,19 @@ void StreamImpl::EnforceMemoryBudget() {
 
 absl::Status StreamImpl::Flush() {
   if (store_ == nullptr) return absl::OkStatus();
+  if (absl::Status s = CheckWritable("Flush"); !s.ok()) return s;
   // Everything to the segments, synced (kNever: written), and the journal emptied.
-  return Checkpoint(/*seal=*/true);
+  absl::Status status = Checkpoint(/*seal=*/true);
+  WriteMetricsFile();
+  return status;
+}
+
+void StreamImpl::WriteMetricsFile() {
+  if (store_ == nullptr || read_only_) return;
+  std::string text = ToJson(metrics());
+  text.push_back('\n');
+  MutexLock lock(&metrics_file_mu_);
+  internal::ReplaceFile(options_.storage->directory + "/METRICS", text).IgnoreError();
 }
 
 uint64_t StreamImpl::DiskBytes() const {

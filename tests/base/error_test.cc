@@ -17,7 +17,13 @@ TEST_CASE("every error code round-trips through a status", "[error]") {
                              ErrorCode::kValidation,
                              ErrorCode::kAccessDenied,
                              ErrorCode::kServiceUnavailable,
-                             ErrorCode::kCodeValidation};
+                             ErrorCode::kCodeValidation,
+                             ErrorCode::kKmsDisabled,
+                             ErrorCode::kKmsInvalidState,
+                             ErrorCode::kKmsAccessDenied,
+                             ErrorCode::kKmsNotFound,
+                             ErrorCode::kKmsOptInRequired,
+                             ErrorCode::kKmsThrottling};
   for (ErrorCode code : codes) {
     const absl::Status s = MakeError(code, "message");
     CHECK_FALSE(s.ok());
@@ -30,6 +36,12 @@ TEST_CASE("error names are Kinesis' names", "[error]") {
   CHECK(ErrorCodeName(ErrorCode::kInvalidArgument) == "InvalidArgument");
   CHECK(ErrorCodeName(ErrorCode::kResourceNotFound) == "ResourceNotFound");
   CHECK(ErrorCodeExceptionName(ErrorCode::kCodeValidation) == "CodeValidationException");
+  CHECK(ErrorCodeExceptionName(ErrorCode::kKmsDisabled) == "KMSDisabledException");
+  CHECK(ErrorCodeExceptionName(ErrorCode::kKmsInvalidState) == "KMSInvalidStateException");
+  CHECK(ErrorCodeExceptionName(ErrorCode::kKmsAccessDenied) == "KMSAccessDeniedException");
+  CHECK(ErrorCodeExceptionName(ErrorCode::kKmsNotFound) == "KMSNotFoundException");
+  CHECK(ErrorCodeExceptionName(ErrorCode::kKmsOptInRequired) == "KMSOptInRequired");
+  CHECK(ErrorCodeExceptionName(ErrorCode::kKmsThrottling) == "KMSThrottlingException");
   CHECK(ErrorCodeName(ErrorCode::kResourceInUse) == "ResourceInUse");
   CHECK(ErrorCodeName(ErrorCode::kLimitExceeded) == "LimitExceeded");
   CHECK(ErrorCodeName(ErrorCode::kProvisionedThroughputExceeded) ==

@@ -39,6 +39,9 @@ namespace rill {
 //     delivery stream whose buffers are full).
 //   - kCodeValidation: application code that does not compile (Kinesis Data Analytics'
 //     CodeValidationException: a SQL syntax error, an unknown column, a type mismatch).
+//   - kKmsDisabled, kKmsInvalidState, kKmsAccessDenied, kKmsNotFound, kKmsOptInRequired,
+//     kKmsThrottling: server-side encryption's key (KMSDisabledException, ...; see
+//     rill/storage/encryption.h).
 // The numeric values are stable: they may be persisted.
 enum class ErrorCode : int {
   kOk = 0,
@@ -56,6 +59,15 @@ enum class ErrorCode : int {
   kUnknown = 11,
   kServiceUnavailable = 12,
   kCodeValidation = 13,
+  // Server-side encryption (a KeyProvider, KMS' role): the key is disabled, in a state that
+  // forbids its use (pending deletion), refused to this caller, not found, not opted into, or
+  // throttled. Kinesis' names for the KMS errors of Put, Get and StartStreamEncryption.
+  kKmsDisabled = 14,
+  kKmsInvalidState = 15,
+  kKmsAccessDenied = 16,
+  kKmsNotFound = 17,
+  kKmsOptInRequired = 18,
+  kKmsThrottling = 19,
 };
 
 // Returns the Kinesis name without the "Exception" suffix: "InvalidArgument", "ResourceNotFound",

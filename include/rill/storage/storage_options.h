@@ -77,6 +77,10 @@ struct StorageOptions {
   // retention, consumers, encryption, Flush) fails with kAccessDenied. Damage is reported by
   // recovery_status() as for a normal open, but the damaged segment is left where it is. No
   // thread is started; background_flush and fsync do not apply. Default: false.
+  //
+  // (The owner of a durable stream also keeps <directory>/METRICS: one line, ToJson(metrics()),
+  // replaced about once a second by the flusher thread and at every Flush and close, so that
+  // tools outside the process can show its counters. It is advisory and never synced.)
   bool read_only = false;
 };
 

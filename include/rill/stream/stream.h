@@ -94,9 +94,12 @@ class Stream final : public StreamApi {
   // ignored for an existing stream. A torn last write is cut off. A damaged frame in the middle
   // of a shard's segments is reported by recovery_status() (kInternalFailure, DATA_LOSS in the
   // message's detail): the shard keeps the records before the damage and numbers new ones above
-  // every record on disk. Errors: kInvalidArgument without options.storage or for a name
-  // mismatch; kResourceInUse when the directory is locked; kInternalFailure for an unreadable
-  // or damaged METADATA or an I/O error.
+  // every record on disk. An empty options.name opens whatever stream the directory holds
+  // (kResourceNotFound if it holds none). With storage->read_only the directory is only read
+  // (no lock, nothing written; see StorageOptions::read_only) and must hold a stream
+  // (kResourceNotFound otherwise). Errors: kInvalidArgument without options.storage or for a
+  // name mismatch; kResourceInUse when the directory is locked; kInternalFailure for an
+  // unreadable or damaged METADATA or an I/O error.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Stream>> Open(StreamOptions options);
 
   Stream(const Stream&) = delete;
