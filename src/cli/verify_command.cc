@@ -23,6 +23,7 @@
 #include "absl/numeric/int128.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -193,6 +194,17 @@ class Verifier {
     return &meta_->shards[index];
   }
 
+  // What CheckShard carries from frame to frame of one shard.
+  struct ShardScan {
+    uint32_t index = 0;
+    const internal::ShardMeta* meta = nullptr;
+    std::optional<uint64_t> previous;  // the last counter seen in the shard
+    uint64_t jumps = 0;
+    std::string first_jump;
+    internal::FrameBuffer scratch;
+    std::vector<internal::StoredRecord> records;
+  };
+
   void CheckShard(uint32_t index, Progress* progress) {
     const internal::ShardMeta* meta = MetaOf(index);
     summaries_.push_back(ShardSummary{.index = index,
@@ -235,100 +247,156 @@ class Verifier {
       return;
     }
     std::sort(segments.begin(), segments.end());
-    ShardSummary& summary = summaries_.back();
-    std::optional<uint64_t> previous;  // the last counter seen in the shard
-    uint64_t jumps = 0;
-    std::string first_jump;
-    internal::FrameBuffer scratch;
-    std::vector<internal::StoredRecord> records;
+    ShardScan shard;
+    shard.index = index;
+    shard.meta = meta;
     for (size_t i = 0; i < segments.size(); ++i) {
       const auto& [name_counter, path] = segments[i];
-      ++summary.segments;
-      absl::StatusOr<internal::SegmentReader> reader = internal::SegmentReader::Open(path);
-      if (!reader.ok()) {
-        Add(Severity::kDamage, "segment", index, path, std::nullopt,
-            std::string(reader.status().message()));
-        continue;
-      }
-      const internal::SegmentScan& scan = reader->scan();
-      summary.bytes += scan.file_size;
-      if (!scan.corruption.ok()) {
-        Add(Severity::kDamage, "segment", index, path, scan.valid_bytes,
-            std::string(scan.corruption.message()));
-      }
-      if (scan.torn_tail) {
-        if (i + 1 < segments.size()) {
-          Add(Severity::kDamage, "segment", index, path, scan.valid_bytes,
-              "cut short although newer segments follow (records are missing in the middle of "
-              "the shard)");
-        } else {
-          Add(Severity::kNote, "segment", index, path, scan.valid_bytes,
-              absl::StrFormat("ends in an incomplete frame (%d bytes): a write in progress, or "
-                              "cut short by a crash; the next read-write open drops it",
-                              scan.file_size - scan.valid_bytes));
-        }
-      }
-      if (!reader->frames().empty() && reader->frames().front().first_counter < name_counter) {
-        Add(Severity::kDamage, "segment", index, path, reader->frames().front().offset,
-            absl::StrFormat("the segment is named for counter %d but starts at counter %d",
-                            name_counter, reader->frames().front().first_counter));
-      }
-      for (const internal::FrameInfo& frame : reader->frames()) {
-        progress->Update(progress_done_ += frame.total_size);
-        if (absl::Status s = reader->ReadFrame(frame, &scratch, &records); !s.ok()) {
-          if (internal::IsKeyError(s)) {
-            // Encrypted: the scan checked the envelope's checksum; its records need the key.
-            ++summary.frames;
-            summary.records += frame.record_count;
-            if (encrypted_frames_++ == 0) {
-              Add(Severity::kNote, "segment", index, path, frame.offset,
-                  "encrypted frames: their checksums are checked, their records are not decoded "
-                  "(verify has no key)");
-            }
-            previous = frame.last_counter;
-            continue;
-          }
-          Add(Severity::kDamage, "segment", index, path, frame.offset, std::string(s.message()));
-          continue;
-        }
-        ++summary.frames;
-        summary.records += records.size();
-        for (const internal::StoredRecord& r : records) {
-          if (previous && r.counter <= *previous) {
-            Add(Severity::kDamage, "segment", index, path, frame.offset,
-                absl::StrFormat("counter %d is not above the previous record's %d (counters "
-                                "overlap or go back)",
-                                r.counter, *previous));
-          } else if (previous && r.counter > *previous + 1) {
-            if (jumps++ == 0) {
-              first_jump = absl::StrFormat("from %d to %d in %s at offset %d", *previous, r.counter,
-                                           path, frame.offset);
-            }
-          }
-          previous = r.counter;
-          if (meta != nullptr && r.counter < meta->first_counter) {
-            Add(Severity::kDamage, "segment", index, path, frame.offset,
-                absl::StrFormat("counter %d is below the shard's first counter %d (METADATA)",
-                                r.counter, meta->first_counter));
-          }
-          if (meta != nullptr && meta->closed_us && r.counter > meta->ending_counter) {
-            Add(Severity::kDamage, "segment", index, path, frame.offset,
-                absl::StrFormat("counter %d is above the closed shard's ending counter %d "
-                                "(METADATA)",
-                                r.counter, meta->ending_counter));
-          }
-          if (index < ceilings_.size() && r.counter >= ceilings_[index]) {
-            Add(Severity::kDamage, "segment", index, path, frame.offset,
-                absl::StrFormat("counter %d is at or above the shard's ceiling %d (COUNTERS)",
-                                r.counter, ceilings_[index]));
-          }
-        }
-      }
+      CheckSegment(&shard, name_counter, path, /*last=*/i + 1 == segments.size(), progress);
     }
-    if (jumps > 0) {
+    if (shard.jumps > 0) {
       Add(Severity::kNote, "counters", index, "", std::nullopt,
           absl::StrFormat("counters jump %d time%s (first %s): normal after a reopen or a crash",
-                          jumps, jumps == 1 ? "" : "s", first_jump));
+                          shard.jumps, shard.jumps == 1 ? "" : "s", shard.first_jump));
+    }
+  }
+
+  void CheckSegment(ShardScan* shard, uint64_t name_counter, const std::string& path, bool last,
+                    Progress* progress) {
+    const uint32_t index = shard->index;
+    ShardSummary& summary = summaries_.back();
+    ++summary.segments;
+    absl::StatusOr<internal::SegmentReader> reader = internal::SegmentReader::Open(path);
+    if (!reader.ok()) {
+      Add(Severity::kDamage, "segment", index, path, std::nullopt,
+          std::string(reader.status().message()));
+      return;
+    }
+    const internal::SegmentScan& scan = reader->scan();
+    summary.bytes += scan.file_size;
+    if (!reader->frames().empty() && reader->frames().front().first_counter < name_counter) {
+      Add(Severity::kDamage, "segment", index, path, reader->frames().front().offset,
+          absl::StrFormat("the segment is named for counter %d but starts at counter %d",
+                          name_counter, reader->frames().front().first_counter));
+    }
+    for (const internal::FrameInfo& frame : reader->frames()) {
+      progress->Update(progress_done_ += frame.total_size);
+      const absl::Status s = reader->ReadFrame(frame, &shard->scratch, &shard->records);
+      CheckFrame(shard, path, frame, s);
+    }
+    if (!scan.corruption.ok()) {
+      Add(Severity::kDamage, "segment", index, path, scan.valid_bytes,
+          std::string(scan.corruption.message()));
+      CheckAfterDamage(shard, path, scan.valid_bytes, progress);
+    }
+    if (scan.torn_tail) {
+      if (!last) {
+        Add(Severity::kDamage, "segment", index, path, scan.valid_bytes,
+            "cut short although newer segments follow (records are missing in the middle of "
+            "the shard)");
+      } else {
+        Add(Severity::kNote, "segment", index, path, scan.valid_bytes,
+            absl::StrFormat("ends in an incomplete frame (%d bytes): a write in progress, or "
+                            "cut short by a crash; the next read-write open drops it",
+                            scan.file_size - scan.valid_bytes));
+      }
+    }
+  }
+
+  // A scan stops at the first damaged frame; the frames after it are checked here, by scanning
+  // again from each frame header found after the damage (the file read into memory: only damaged
+  // files are).
+  void CheckAfterDamage(ShardScan* shard, const std::string& path, uint64_t damaged_at,
+                        Progress* progress) {
+    absl::StatusOr<std::string> file = internal::ReadFile(path);
+    if (!file.ok() || file->size() < internal::kSegmentFileHeaderBytes) return;
+    const std::string_view bytes = *file;
+    const std::string_view file_header = bytes.substr(0, internal::kSegmentFileHeaderBytes);
+    char magic[4];
+    std::memcpy(magic, &internal::kFrameMagic, 4);  // little-endian on disk, as on x86 and ARM
+    uint64_t from = damaged_at + 1;
+    while (true) {
+      const size_t at = bytes.find(std::string_view(magic, 4), from);
+      if (at == std::string_view::npos) return;
+      from = at + 1;
+      if (!internal::ParseFrameHeader(bytes.substr(at)).ok()) continue;
+      // The rest of the file as a segment of its own: its frame offsets are shifted by `shift`.
+      std::string rest(file_header);
+      rest.append(bytes.substr(at));
+      const internal::SegmentScan scan = internal::ScanSegment(rest);
+      if (scan.frames.empty() || scan.frames.front().offset != internal::kSegmentFileHeaderBytes) {
+        continue;
+      }
+      const uint64_t shift = at - internal::kSegmentFileHeaderBytes;
+      for (internal::FrameInfo frame : scan.frames) {
+        progress->Update(progress_done_ += frame.total_size);
+        const absl::Status s =
+            internal::DecodeFrame(std::string_view(rest).substr(frame.offset, frame.total_size),
+                                  frame.offset + shift, &shard->scratch, &shard->records);
+        frame.offset += shift;
+        CheckFrame(shard, path, frame, s);
+      }
+      if (scan.corruption.ok()) return;  // a torn end after the damage is not reported again
+      Add(Severity::kDamage, "segment", shard->index, path, scan.valid_bytes + shift,
+          "another damaged frame (checksum, header or counters), after the damage above");
+      from = scan.valid_bytes + shift + 1;
+    }
+  }
+
+  // One frame that the scan found intact: `decoded` is ReadFrame's (or DecodeFrame's) status,
+  // and shard->records its records.
+  void CheckFrame(ShardScan* shard, const std::string& path, const internal::FrameInfo& frame,
+                  const absl::Status& decoded) {
+    const uint32_t index = shard->index;
+    const internal::ShardMeta* meta = shard->meta;
+    ShardSummary& summary = summaries_.back();
+    if (!decoded.ok()) {
+      if (internal::IsKeyError(decoded)) {
+        // Encrypted: the scan checked the envelope's checksum; its records need the key.
+        ++summary.frames;
+        summary.records += frame.record_count;
+        if (encrypted_frames_++ == 0) {
+          Add(Severity::kNote, "segment", index, path, frame.offset,
+              "encrypted frames: their checksums are checked, their records are not decoded "
+              "(verify has no key)");
+        }
+        shard->previous = frame.last_counter;
+        return;
+      }
+      Add(Severity::kDamage, "segment", index, path, frame.offset, std::string(decoded.message()));
+      return;
+    }
+    ++summary.frames;
+    summary.records += shard->records.size();
+    for (const internal::StoredRecord& r : shard->records) {
+      if (shard->previous && r.counter <= *shard->previous) {
+        Add(Severity::kDamage, "segment", index, path, frame.offset,
+            absl::StrFormat("counter %d is not above the previous record's %d (counters "
+                            "overlap or go back)",
+                            r.counter, *shard->previous));
+      } else if (shard->previous && r.counter > *shard->previous + 1) {
+        if (shard->jumps++ == 0) {
+          shard->first_jump = absl::StrFormat("from %d to %d in %s at offset %d", *shard->previous,
+                                              r.counter, path, frame.offset);
+        }
+      }
+      shard->previous = r.counter;
+      if (meta != nullptr && r.counter < meta->first_counter) {
+        Add(Severity::kDamage, "segment", index, path, frame.offset,
+            absl::StrFormat("counter %d is below the shard's first counter %d (METADATA)",
+                            r.counter, meta->first_counter));
+      }
+      if (meta != nullptr && meta->closed_us && r.counter > meta->ending_counter) {
+        Add(Severity::kDamage, "segment", index, path, frame.offset,
+            absl::StrFormat("counter %d is above the closed shard's ending counter %d "
+                            "(METADATA)",
+                            r.counter, meta->ending_counter));
+      }
+      if (index < ceilings_.size() && r.counter >= ceilings_[index]) {
+        Add(Severity::kDamage, "segment", index, path, frame.offset,
+            absl::StrFormat("counter %d is at or above the shard's ceiling %d (COUNTERS)",
+                            r.counter, ceilings_[index]));
+      }
     }
   }
 
