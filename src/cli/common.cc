@@ -222,7 +222,7 @@ absl::StatusOr<ShardId> ParseShardArgument(std::string_view text) {
 }
 
 absl::StatusOr<ShardCount> CountRecords(const Stream& stream, ShardId shard,
-                                        const StartingPosition& position) {
+                                        const StartingPosition& position, Progress* progress) {
   absl::StatusOr<ShardIterator> it = stream.GetShardIterator(shard, position);
   if (!it.ok()) return it.status();
   ShardCount count;
@@ -236,6 +236,7 @@ absl::StatusOr<ShardCount> CountRecords(const Stream& stream, ShardId shard,
       ++count.records;
       count.bytes += r.partition_key.size() + r.data.size();
     }
+    if (progress != nullptr) progress->Advance(batch->records.size());
     if (!batch->next_shard_iterator) break;
     // An empty read may still be followed by records (a gap left by retention); a read that is
     // caught up is the end of what the stream has published.
@@ -266,16 +267,23 @@ void Progress::Update(uint64_t done) {
   if (now - start_ < absl::Seconds(1) || now - last_draw_ < absl::Milliseconds(100)) return;
   last_draw_ = now;
   drawn_ = true;
+  // Bytes in MiB with one decimal; other units as counts.
+  auto amount = [&](uint64_t n) {
+    return unit_ == "bytes" ? absl::StrFormat("%.1f", static_cast<double>(n) / (1 << 20))
+                            : std::to_string(n);
+  };
+  const std::string unit = unit_ == "bytes" ? "MiB" : unit_;
   std::string line;
   if (total_ > 0) {
     constexpr int kWidth = 30;
     const uint64_t shown = std::min(done_, total_);
     const int filled = static_cast<int>(shown * kWidth / total_);
-    line = absl::StrFormat("\r%s [%s%s] %3d%% %d/%d %s\x1b[K", label_, std::string(filled, '#'),
-                           std::string(kWidth - filled, ' '),
-                           static_cast<int>(shown * 100 / total_), shown, total_, unit_);
+    line =
+        absl::StrFormat("\r%s [%s%s] %3d%% %s/%s %s\x1b[K", label_, std::string(filled, '#'),
+                        std::string(kWidth - filled, ' '), static_cast<int>(shown * 100 / total_),
+                        amount(shown), amount(total_), unit);
   } else {
-    line = absl::StrFormat("\r%s %d %s\x1b[K", label_, done_, unit_);
+    line = absl::StrFormat("\r%s: %s %s\x1b[K", label_, amount(done_), unit);
   }
   std::fputs(line.c_str(), stderr);
   std::fflush(stderr);

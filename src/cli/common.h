@@ -87,15 +87,19 @@ struct ShardCount {
   std::optional<SequenceNumber> first;
   std::optional<SequenceNumber> last;
 };
-// Reads `shard` from `position` to its published end (the end of a closed shard), counting.
+class Progress;
+// Reads `shard` from `position` to its published end (the end of a closed shard), counting;
+// advances `progress` (when given) by the records read.
 absl::StatusOr<ShardCount> CountRecords(const Stream& stream, ShardId shard,
-                                        const StartingPosition& position);
+                                        const StartingPosition& position,
+                                        Progress* progress = nullptr);
 
 // A progress bar on stderr for long scans: drawn only when stderr is a terminal and the scan
 // has run for more than a second, redrawn at most ten times a second, erased when destroyed.
 class Progress {
  public:
-  // `total` units of `unit` ("shards", "bytes") to go through; 0 when unknown.
+  // `total` units of `unit` ("shards", "records", "bytes": shown in MiB) to go through; 0 when
+  // unknown (then only the count so far is shown).
   Progress(std::string label, uint64_t total, std::string unit);
   ~Progress();
   Progress(const Progress&) = delete;

@@ -30,14 +30,13 @@ namespace fs = std::filesystem;
 // Counts every shard's records, with a progress bar over the shards.
 absl::StatusOr<std::map<ShardId, ShardCount>> CountAll(
     const Stream& stream, const std::vector<ShardDescription>& shards) {
-  Progress progress("counting records", shards.size(), "shards");
+  Progress progress("counting records", 0, "records");
   std::map<ShardId, ShardCount> counts;
   for (const ShardDescription& shard : shards) {
     absl::StatusOr<ShardCount> count =
-        CountRecords(stream, shard.shard_id, StartingPosition::TrimHorizon());
+        CountRecords(stream, shard.shard_id, StartingPosition::TrimHorizon(), &progress);
     if (!count.ok()) return count.status();
     counts[shard.shard_id] = *count;
-    progress.Advance();
   }
   return counts;
 }
@@ -275,7 +274,9 @@ int RunGroups(const GroupsOptions& options) {
   Table table(
       {"APPLICATION", "SHARD", "OWNER", "CHECKPOINT", "LAG", "COUNTER"},
       {Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight});
-  Progress progress("reading leases", apps.size(), "applications");
+  std::string json_lines;  // printed once the progress bar is gone
+  std::optional<Progress> progress;
+  progress.emplace("reading leases", apps.size(), "applications");
   for (const std::string& app : apps) {
     absl::StatusOr<std::vector<Lease>> leases = store->ListLeases(app);
     if (!leases.ok()) return Report(leases.status());
@@ -312,7 +313,7 @@ int RunGroups(const GroupsOptions& options) {
             .Int("owner_switches_since_checkpoint", lease.owner_switches_since_checkpoint)
             .Raw("parent_shard_ids", JsonArray(parents))
             .Bool("shard_exists", shard.has_value());
-        std::cout << o.Line();
+        json_lines += o.Line();
       } else {
         table.AddRow({DisplayText(app), DisplayText(lease.lease_key),
                       lease.owner.empty() ? "-" : DisplayText(lease.owner),
@@ -320,8 +321,10 @@ int RunGroups(const GroupsOptions& options) {
                       lag ? std::to_string(*lag) : "-", std::to_string(lease.counter)});
       }
     }
-    progress.Advance();
+    progress->Advance();
   }
+  progress.reset();
+  std::cout << json_lines;
   if (!options.json) {
     if (apps.empty()) {
       std::cout << absl::StrFormat("no consumer application has leases in %s\n", options.store);

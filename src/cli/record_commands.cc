@@ -115,7 +115,8 @@ int RunTail(const TailOptions& options) {
     // parent before its children.
     const std::vector<ShardDescription> shards = (*stream)->ListShards();
     std::optional<Progress> progress;
-    if (!options.follow) progress.emplace("reading", shards.size(), "shards");
+    // Not over records going to the same terminal, and not while following.
+    if (!options.follow && ::isatty(STDOUT_FILENO) != 1) progress.emplace("reading", 0, "records");
     for (const ShardDescription& shard : shards) {
       if (options.max > 0 && printed >= options.max) break;
       const uint32_t index = shard.shard_id.index();
@@ -139,6 +140,7 @@ int RunTail(const TailOptions& options) {
           last_seen[index] = r.sequence_number;
         }
         printed += static_cast<int64_t>(batch->records.size());
+        if (progress) progress->Advance(batch->records.size());
         if (!batch->next_shard_iterator) {
           reached_end = true;
           break;
@@ -150,7 +152,6 @@ int RunTail(const TailOptions& options) {
       }
       if (reached_end) finished.insert(index);
       writer.Flush();
-      if (progress) progress->Advance();
     }
     progress.reset();
     if (!options.follow || (options.max > 0 && printed >= options.max)) break;
