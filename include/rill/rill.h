@@ -28,6 +28,7 @@
 #include "rill/process/watermark.h"
 #include "rill/process/window.h"
 #include "rill/process/window_operator.h"
+#include "rill/storage/encryption.h"
 #include "rill/storage/storage_options.h"
 #include "rill/stream/list_shards.h"
 #include "rill/stream/producer.h"

@@ -1,5 +1,6 @@
 #include "storage/aead.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -15,6 +16,10 @@ absl::Status RandomBytes(void* out, size_t size) {
     return InternalFailureError("the random number generator failed (OpenSSL RAND_bytes)");
   }
   return absl::OkStatus();
+}
+
+void SecureZero(void* data, size_t size) {
+  if (size != 0) OPENSSL_cleanse(data, size);
 }
 
 void Aes256Gcm::CtxDeleter::operator()(evp_cipher_ctx_st* ctx) const { EVP_CIPHER_CTX_free(ctx); }

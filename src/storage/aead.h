@@ -34,6 +34,10 @@ inline constexpr size_t kAeadTagBytes = 16;
 // if the generator fails (it does not once seeded).
 [[nodiscard]] absl::Status RandomBytes(void* out, size_t size);
 
+// Overwrites `size` bytes at `data` with zeros in a way the compiler may not optimise away
+// (OPENSSL_cleanse): for key material about to be freed. Thread-safe; allocates nothing.
+void SecureZero(void* data, size_t size);
+
 class Aes256Gcm {
  public:
   // `key`: exactly kAeadKeyBytes (else INVALID_ARGUMENT). Allocates one cipher context.

@@ -128,13 +128,24 @@ absl::Status SyncDirectory(const std::string& dir) {
 
 namespace {
 
-absl::Status WriteAndRename(const std::string& path, std::string_view contents, bool durable) {
+// `mode` < 0: the default (0644 less the umask), and a leftover temporary file is reused as it is.
+absl::Status WriteAndRename(const std::string& path, std::string_view contents, bool durable,
+                            int mode = -1) {
   // One fixed temporary name: writers of a path are serialised by their caller's lock, and a
   // temporary a crash left behind is simply truncated and reused, so crashes leave no litter.
   const std::string temp = path + ".tmp";
+  int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+  if (mode >= 0) {
+    // A secret's temporary file must be new: an old one keeps its permissions and any
+    // descriptor opened on it.
+    if (::unlink(temp.c_str()) != 0 && errno != ENOENT) {
+      return IoError("cannot remove", temp, errno);
+    }
+    flags |= O_EXCL;
+  }
   int raw;
   do {
-    raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    raw = ::open(temp.c_str(), flags, mode >= 0 ? mode : 0644);
   } while (raw < 0 && errno == EINTR);
   if (raw < 0) return IoError("cannot create", temp, errno);
   ScopedFd fd(raw);
@@ -142,6 +153,10 @@ absl::Status WriteAndRename(const std::string& path, std::string_view contents, 
     ::unlink(temp.c_str());
     return status;
   };
+  // open() applied the umask to `mode`; the file is still empty, so nothing was exposed.
+  if (mode >= 0 && ::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) {
+    return fail(IoError("cannot chmod", temp, errno));
+  }
   if (absl::Status s = PwriteFully(fd.get(), contents, 0, temp); !s.ok()) return fail(s);
   if (durable && FullSync(fd.get()) != 0) return fail(IoError("cannot fsync", temp, errno));
   if (fd.Close() != 0) return fail(IoError("cannot close", temp, errno));
@@ -157,6 +172,10 @@ absl::Status WriteAndRename(const std::string& path, std::string_view contents, 
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
   return WriteAndRename(path, contents, /*durable=*/true);
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents, int mode) {
+  return WriteAndRename(path, contents, /*durable=*/true, mode);
 }
 
 absl::Status ReplaceFile(const std::string& path, std::string_view contents) {

@@ -97,6 +97,14 @@ std::string DirectoryOf(std::string_view path);
 // Thread-safe for distinct paths.
 [[nodiscard]] absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
 
+// WriteFileAtomically for a secret (a keyring): the file gets exactly the permission bits `mode`
+// (e.g. 0600), whatever the umask. A temporary file left by a crash is removed and created anew
+// (O_EXCL) with `mode` before anything is written, so that the contents are never readable under
+// wider permissions, nor through a descriptor someone opened on the old temporary file.
+// Same REQUIRES and thread safety.
+[[nodiscard]] absl::Status WriteFileAtomically(const std::string& path, std::string_view contents,
+                                               int mode);
+
 // Replaces `path` with `contents` so that a reader sees the old file or the new one, never a
 // mix, as WriteFileAtomically does, but syncs nothing: for files that are advisory (METRICS),
 // where a crash may leave the old contents or none. Same temporary file and REQUIRES.

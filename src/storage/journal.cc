@@ -10,9 +10,12 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "rill/base/error.h"
 #include "storage/crc32c.h"
 
 namespace rill::internal {
@@ -96,29 +99,112 @@ void WriteVoid(char* p, uint32_t bytes) {
 
 // Reads the record block at `b` (at most `room` bytes) into `entry`. Returns the block's bytes,
 // or 0 if there is no whole block there. `*valid` tells whether its CRC holds.
-size_t ReadBlock(const char* b, size_t room, uint64_t seq, JournalEntry* entry, bool* valid) {
+// For an encrypted block (*slot != 0), entry's key and data are the ciphertext, which the tag
+// follows.
+size_t ReadBlock(const char* b, size_t room, uint64_t seq, JournalEntry* entry, bool* valid,
+                 uint16_t* slot) {
   if (room < Journal::kBlockHeaderBytes || Load32(b) != kBlockMagic) return 0;
   const uint32_t bytes = Load32(b + 4);
   if (bytes < Journal::kBlockHeaderBytes || bytes % 8 != 0 || bytes > room) return 0;
   if (Load64(b + 8) != seq) return 0;  // a block of the file's earlier life
   const uint16_t key_len = Load16(b + 20);
+  *slot = Load16(b + 22);
   const uint32_t data_len = Load32(b + 40);
+  const size_t tag = *slot != 0 ? kAeadTagBytes : 0;
   *valid = false;
-  if (Journal::kBlockHeaderBytes + size_t{key_len} + data_len <= bytes) {
+  if (Journal::kBlockHeaderBytes + size_t{key_len} + data_len + tag <= bytes) {
     entry->shard = Load32(b + 16);
     entry->counter = Load64(b + 24);
     entry->arrival_us = static_cast<int64_t>(Load64(b + 32));
     entry->partition_key = std::string_view(b + Journal::kBlockHeaderBytes, key_len);
     entry->data = std::string_view(b + Journal::kBlockHeaderBytes + key_len, data_len);
     // A torn block (the process died copying it) fails its CRC: it was never acknowledged.
-    *valid = Load32(b + kCrcOffset) == BlockCrc(b, entry->partition_key, entry->data);
+    *valid =
+        Load32(b + kCrcOffset) ==
+        BlockCrc(b, entry->partition_key, std::string_view(entry->data.data(), data_len + tag));
   }
   return bytes;
 }
 
+// Opens encrypted blocks during a scan.
+struct BlockOpener {
+  std::map<uint16_t, std::pair<std::string, std::string>> slots;  // slot -> key id, wrapped
+  FrameKeyring* keyring = nullptr;
+  std::map<uint16_t, Aes256Gcm> ciphers;
+  std::vector<std::string>* decrypted = nullptr;
+  absl::Status error;   // a key that cannot be had: fails the open
+  absl::Status damage;  // a block that does not authenticate
+  std::string path;
+
+  // Decrypts `entry` (from the block at `b`, `offset` in its file) in place of its views.
+  bool Open(const char* b, uint64_t seq, uint64_t offset, uint16_t slot, JournalEntry* entry) {
+    auto cipher = ciphers.find(slot);
+    if (cipher == ciphers.end()) {
+      auto it = slots.find(slot);
+      if (it == slots.end()) {
+        if (error.ok()) {
+          error = absl::DataLossError(absl::StrFormat(
+              "%s: a record encrypted under key slot %d, which journal/KEYS does not list", path,
+              slot));
+        }
+        return false;
+      }
+      if (keyring == nullptr) {
+        if (error.ok()) {
+          error = MakeError(ErrorCode::kKmsAccessDenied,
+                            absl::StrFormat("%s holds records encrypted under key %s and no "
+                                            "KeyProvider was given (StreamOptions::key_provider)",
+                                            path, it->second.first));
+        }
+        return false;
+      }
+      absl::StatusOr<std::string> key = keyring->Key(it->second.first, it->second.second);
+      if (!key.ok()) {
+        if (error.ok()) error = key.status();
+        return false;
+      }
+      absl::StatusOr<Aes256Gcm> made = Aes256Gcm::Create(*key);
+      if (!made.ok()) {
+        if (error.ok()) error = made.status();
+        return false;
+      }
+      cipher = ciphers.emplace(slot, *std::move(made)).first;
+    }
+    char nonce[kAeadNonceBytes];
+    std::memcpy(nonce, &seq, 8);
+    const auto offset32 = static_cast<uint32_t>(offset);
+    std::memcpy(nonce + 8, &offset32, 4);
+    const size_t key_len = entry->partition_key.size();
+    const size_t data_len = entry->data.size();
+    std::string plain(key_len + data_len, '\0');
+    const char* ciphertext = b + Journal::kBlockHeaderBytes;
+    if (!cipher->second
+             .Open(nonce, std::string_view(b, kCrcOffset),
+                   std::string_view(ciphertext, key_len + data_len),
+                   ciphertext + key_len + data_len, plain.data())
+             .ok()) {
+      if (damage.ok()) {
+        damage = absl::DataLossError(absl::StrFormat(
+            "%s: the record block at offset %d fails authentication (altered, or moved)", path,
+            offset));
+      }
+      return false;
+    }
+    decrypted->push_back(std::move(plain));
+    const std::string& p = decrypted->back();
+    entry->partition_key = std::string_view(p.data(), key_len);
+    entry->data = std::string_view(p.data() + key_len, data_len);
+    return true;
+  }
+};
+
 // Scans one live file, calling `replay` for every whole record.
 void ScanFile(const char* map, size_t size, uint64_t seq,
-              const std::function<void(const JournalEntry&)>& replay) {
+              const std::function<void(const JournalEntry&)>& replay, BlockOpener* opener) {
+  const auto deliver = [&](const char* b, uint16_t slot, JournalEntry& entry) {
+    if (slot != 0 && !opener->Open(b, seq, static_cast<uint64_t>(b - map), slot, &entry)) return;
+    replay(entry);
+  };
   size_t pos = Journal::kFileHeaderBytes;
   while (pos + 8 <= size) {
     const char* p = map + pos;
@@ -143,9 +229,10 @@ void ScanFile(const char* map, size_t size, uint64_t seq,
         }
         JournalEntry entry;
         bool valid = false;
-        const size_t n = ReadBlock(b, bytes - at, seq, &entry, &valid);
+        uint16_t slot = 0;
+        const size_t n = ReadBlock(b, bytes - at, seq, &entry, &valid, &slot);
         if (n == 0) break;
-        if (valid) replay(entry);
+        if (valid) deliver(b, slot, entry);
         at += n;
       }
       pos += bytes;
@@ -153,9 +240,10 @@ void ScanFile(const char* map, size_t size, uint64_t seq,
       // The first format: bare blocks, one per record.
       JournalEntry entry;
       bool valid = false;
-      const size_t n = ReadBlock(p, size - pos, seq, &entry, &valid);
+      uint16_t slot = 0;
+      const size_t n = ReadBlock(p, size - pos, seq, &entry, &valid, &slot);
       if (n == 0) return;
-      if (valid) replay(entry);
+      if (valid) deliver(p, slot, entry);
       pos += n;
     } else {
       return;
@@ -163,7 +251,79 @@ void ScanFile(const char* map, size_t size, uint64_t seq,
   }
 }
 
+constexpr std::string_view kKeysMagic{"RJKEYS1\n", 8};
+
+using KeySlots = std::map<uint16_t, std::pair<std::string, std::string>>;
+
+std::string EncodeKeys(const KeySlots& slots) {
+  std::string out(kKeysMagic);
+  const auto put16 = [&](size_t v) {
+    const auto x = static_cast<uint16_t>(v);
+    out.append(reinterpret_cast<const char*>(&x), 2);
+  };
+  const auto count = static_cast<uint32_t>(slots.size());
+  out.append(reinterpret_cast<const char*>(&count), 4);
+  for (const auto& [slot, key] : slots) {
+    put16(slot);
+    put16(key.first.size());
+    out += key.first;
+    put16(key.second.size());
+    out += key.second;
+  }
+  const uint32_t crc = MaskCrc32c(Crc32c(out));
+  out.append(reinterpret_cast<const char*>(&crc), 4);
+  return out;
+}
+
+absl::StatusOr<KeySlots> DecodeKeys(std::string_view bytes, const std::string& path) {
+  const auto damaged = [&] { return absl::DataLossError(absl::StrFormat("%s is damaged", path)); };
+  if (bytes.size() < kKeysMagic.size() + 8 || bytes.substr(0, kKeysMagic.size()) != kKeysMagic) {
+    return damaged();
+  }
+  if (MaskCrc32c(Crc32c(bytes.substr(0, bytes.size() - 4))) !=
+      Load32(bytes.data() + bytes.size() - 4)) {
+    return damaged();
+  }
+  const char* p = bytes.data() + kKeysMagic.size();
+  const char* const end = bytes.data() + bytes.size() - 4;
+  const uint32_t count = Load32(p);
+  p += 4;
+  KeySlots slots;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (end - p < 4) return damaged();
+    const uint16_t slot = Load16(p);
+    std::string parts[2];
+    p += 2;
+    for (std::string& part : parts) {
+      if (end - p < 2) return damaged();
+      const uint16_t n = Load16(p);
+      p += 2;
+      if (end - p < n) return damaged();
+      part.assign(p, n);
+      p += n;
+    }
+    slots[slot] = {std::move(parts[0]), std::move(parts[1])};
+  }
+  if (p != end) return damaged();
+  return slots;
+}
+
+// The cipher of `key` for the calling thread: a context per thread, so that regions are
+// encrypted by their owners without a lock; remade only when the thread meets another key.
+struct ThreadCipher {
+  uint64_t generation = 0;
+  std::optional<Aes256Gcm> cipher;
+};
+
+std::atomic<uint64_t> next_key_generation{1};
+
 }  // namespace
+
+struct Journal::JournalKey {
+  uint16_t slot = 0;
+  uint64_t generation = 0;  // unique in the process: names the key for ThreadCipher
+  std::shared_ptr<const FrameWriteKey> key;
+};
 
 struct Journal::File {
   std::string path;
@@ -182,7 +342,7 @@ struct Journal::File {
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
     const std::string& dir, Mode mode, const std::function<void(const JournalEntry&)>& replay,
-    bool read_only) {
+    bool read_only, FrameKeyring* keyring) {
   const std::string jdir = dir + "/journal";
   std::unique_ptr<Journal> journal(new Journal(jdir, mode));
   if (read_only) {
@@ -236,7 +396,23 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
     journal->files_.push_back(std::move(file));
   }
   std::sort(live.begin(), live.end(), [](const File* a, const File* b) { return a->seq < b->seq; });
-  for (const File* file : live) ScanFile(file->map, file->size, file->seq, replay);
+  BlockOpener opener;
+  opener.keyring = keyring;
+  opener.decrypted = &journal->decrypted_;
+  opener.path = jdir;
+  if (absl::StatusOr<std::string> keys = ReadFile(jdir + "/KEYS"); keys.ok()) {
+    absl::StatusOr<KeySlots> slots = DecodeKeys(*keys, jdir + "/KEYS");
+    if (!slots.ok()) return slots.status();
+    opener.slots = *std::move(slots);
+  } else if (!absl::IsNotFound(keys.status())) {
+    return keys.status();
+  }
+  for (const File* file : live) {
+    opener.path = file->path;
+    ScanFile(file->map, file->size, file->seq, replay, &opener);
+    if (!opener.error.ok()) return opener.error;
+  }
+  journal->damage_ = opener.damage;
   return journal;
 }
 
@@ -333,12 +509,40 @@ absl::StatusOr<Journal::File*> Journal::NewFileLocked(size_t min_bytes) {
   return files_.back().get();
 }
 
-absl::Status Journal::Reserve(size_t record_bytes, Region* region) {
+absl::Status Journal::SetEncryption(std::shared_ptr<const FrameWriteKey> key) {
+  MutexLock lock(&mu_);
+  if (key == nullptr) {
+    current_key_ = nullptr;
+    return absl::OkStatus();
+  }
+  if (keys_.size() >= 0xffff) {
+    return LimitExceededError("a journal takes at most 65535 data keys in one process life");
+  }
+  if (key->key_id.size() > 0xffff || key->wrapped.size() > 0xffff ||
+      key->plaintext.size() != kAeadKeyBytes) {
+    return absl::InvalidArgumentError("a journal data key: 32 bytes, id and wrapped form < 64 KiB");
+  }
+  auto next = std::make_unique<JournalKey>();
+  next->slot = static_cast<uint16_t>(keys_.size() + 1);
+  next->generation = next_key_generation.fetch_add(1, std::memory_order_relaxed);
+  next->key = std::move(key);
+  // The slot's key is on disk (synced) before any block uses it.
+  KeySlots slots;
+  for (const auto& k : keys_) slots[k->slot] = {k->key->key_id, k->key->wrapped};
+  slots[next->slot] = {next->key->key_id, next->key->wrapped};
+  if (absl::Status s = WriteFileAtomically(dir_ + "/KEYS", EncodeKeys(slots)); !s.ok()) return s;
+  current_key_ = next.get();
+  keys_.push_back(std::move(next));
+  return absl::OkStatus();
+}
+
+absl::Status Journal::Reserve(size_t record_bytes, Region* region, size_t records) {
+  MutexLock lock(&mu_);
+  if (current_key_ != nullptr) record_bytes += records * kAeadTagBytes;
   const size_t bytes = kRegionHeaderBytes + Align8(record_bytes);
   if (bytes > std::numeric_limits<uint32_t>::max()) {
     return absl::InternalError(absl::StrFormat("a journal region of %d bytes is too large", bytes));
   }
-  MutexLock lock(&mu_);
   if (failed_.load(std::memory_order_relaxed)) return error_;
   if (current_ == nullptr || current_->used + bytes > current_->size) {
     if (current_ != nullptr) {
@@ -361,6 +565,7 @@ absl::Status Journal::Reserve(size_t record_bytes, Region* region) {
   region->bytes_ = bytes;
   region->used_ = kRegionHeaderBytes;
   region->seq_ = file->seq;
+  region->key_ = current_key_;
   if (mode_ == Mode::kMapped) {
     region->base_ = file->map + file->used;
     WriteRegionHeader(region->base_, static_cast<uint32_t>(bytes), file->seq);
@@ -389,7 +594,8 @@ absl::Status Journal::Reserve(size_t record_bytes, Region* region) {
 void Journal::Region::Put(const JournalEntry& entry) {
   const size_t key_len = entry.partition_key.size();
   const size_t data_len = entry.data.size();
-  const size_t bytes = BlockBytes(key_len, data_len);
+  const size_t tag = key_ != nullptr ? kAeadTagBytes : 0;
+  const size_t bytes = BlockBytes(key_len, data_len + tag);
   char* b = base_ + used_;
   const auto u32 = [&](size_t at, uint32_t v) { std::memcpy(b + at, &v, 4); };
   const auto u64 = [&](size_t at, uint64_t v) { std::memcpy(b + at, &v, 8); };
@@ -399,15 +605,35 @@ void Journal::Region::Put(const JournalEntry& entry) {
   u32(16, entry.shard);
   const auto key16 = static_cast<uint16_t>(key_len);
   std::memcpy(b + 20, &key16, 2);
-  std::memset(b + 22, 0, 2);
+  const uint16_t slot = key_ != nullptr ? key_->slot : 0;
+  std::memcpy(b + 22, &slot, 2);
   u64(24, entry.counter);
   u64(32, static_cast<uint64_t>(entry.arrival_us));
   u32(40, static_cast<uint32_t>(data_len));
-  if (key_len != 0) std::memcpy(b + kBlockHeaderBytes, entry.partition_key.data(), key_len);
-  if (data_len != 0) std::memcpy(b + kBlockHeaderBytes + key_len, entry.data.data(), data_len);
-  const size_t pad = bytes - kBlockHeaderBytes - key_len - data_len;
-  if (pad != 0) std::memset(b + kBlockHeaderBytes + key_len + data_len, 0, pad);
-  u32(kCrcOffset, BlockCrc(b, entry.partition_key, entry.data));
+  char* const body = b + kBlockHeaderBytes;
+  if (key_len != 0) std::memcpy(body, entry.partition_key.data(), key_len);
+  if (data_len != 0) std::memcpy(body + key_len, entry.data.data(), data_len);
+  const size_t pad = bytes - kBlockHeaderBytes - key_len - data_len - tag;
+  if (pad != 0) std::memset(body + key_len + data_len + tag, 0, pad);
+  if (key_ != nullptr) {
+    thread_local ThreadCipher mine;
+    if (mine.generation != key_->generation) {
+      // The key was checked (32 bytes) by SetEncryption, so Create cannot fail.
+      mine.cipher.emplace(*Aes256Gcm::Create(key_->key->plaintext));
+      mine.generation = key_->generation;
+    }
+    char nonce[kAeadNonceBytes];
+    std::memcpy(nonce, &seq_, 8);
+    const auto offset = static_cast<uint32_t>(offset_ + used_);
+    std::memcpy(nonce + 8, &offset, 4);
+    // In place; the tag after the ciphertext. Encryption with a valid context does not fail.
+    mine.cipher
+        ->Seal(nonce, std::string_view(b, kCrcOffset), std::string_view(body, key_len + data_len),
+               body, body + key_len + data_len)
+        .IgnoreError();
+  }
+  u32(kCrcOffset, BlockCrc(b, std::string_view(body, key_len),
+                           std::string_view(body + key_len, data_len + tag)));
   used_ += bytes;
 }
 

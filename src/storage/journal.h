@@ -27,6 +27,15 @@
 //               microseconds), u32 data bytes, u32 masked CRC-32C of the 44 bytes before it,
 //               the key and the data; then the key, the data, zero padding.
 //       void:   u32 magic "RJV1", u32 bytes: space reserved but not used (an entry that failed).
+//     An encrypted record block (server-side encryption) has a nonzero key slot in its u16 at
+//     offset 22; its key and data are AES-256-GCM ciphertext, followed by the 16-byte tag (in
+//     the block's bytes, before the padding). The nonce is the file seq and the block's offset
+//     in the file, unique under a data key, which lives for one process at most (a new one at
+//     every open and every SetEncryption). The associated data is the 44 header bytes; the CRC
+//     covers the header, the ciphertext and the tag. The slots' keys (key id and wrapped data
+//     key) are in <stream dir>/journal/KEYS, written atomically before a slot is used:
+//       magic "RJKEYS1\n", u32 count, then per key: u16 slot, u16 key id bytes, key id, u16
+//       wrapped bytes, wrapped key; then u32 masked CRC-32C of everything before it.
 // A region's header is written (under the journal's lock) before anything after it, so the
 // chain of region headers is whole up to the last reservation. Within a region, one thread
 // writes the blocks in order, so a scan of it stops at the first block that is not whole: the
@@ -55,7 +64,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rill/base/internal/mutex.h"
+#include "storage/aead.h"
 #include "storage/file_util.h"
+#include "storage/segment.h"
 
 namespace rill::internal {
 
@@ -71,6 +82,7 @@ struct JournalEntry {
 class Journal {
  public:
   struct File;
+  struct JournalKey;  // a data key and its slot
 
   // Files start at kMinFileBytes and double up to kMaxFileBytes as the journal grows (a record
   // larger than that gets a file of its own size). Small first files keep a quiet stream's
@@ -89,9 +101,20 @@ class Journal {
   // `read_only`: creates, removes and writes nothing, and maps the files read-only (another
   // process may be writing them: a block it has not finished fails its CRC and ends the scan of
   // its region); the journal returned may only be destroyed.
+  // Encrypted blocks are decrypted with data keys from `keyring` (null: none can be); the
+  // keyring's KMS error fails the open (acknowledged records must not be skipped for want of a
+  // key). A block whose CRC holds but whose authentication fails is skipped and reported by
+  // damage().
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Journal>> Open(
       const std::string& dir, Mode mode, const std::function<void(const JournalEntry&)>& replay,
-      bool read_only = false);
+      bool read_only = false, FrameKeyring* keyring = nullptr);
+
+  // Records of regions reserved from now on are encrypted with `key` (null: written in the
+  // clear again). Writes journal/KEYS first. Errors: I/O (nothing changes), kLimitExceeded after
+  // 65535 keys in one process life.
+  [[nodiscard]] absl::Status SetEncryption(std::shared_ptr<const FrameWriteKey> key);
+  // What Open found that it could not authenticate (OK if nothing).
+  const absl::Status& damage() const { return damage_; }
 
   ~Journal();
   Journal(const Journal&) = delete;
@@ -112,7 +135,9 @@ class Journal {
     bool active() const { return file_ != nullptr; }
     // Whether a record of `key_bytes` + `data_bytes` still fits.
     bool Fits(size_t key_bytes, size_t data_bytes) const {
-      return active() && used_ + BlockBytes(key_bytes, data_bytes) <= bytes_;
+      return active() &&
+             used_ + BlockBytes(key_bytes, data_bytes + (key_ != nullptr ? kAeadTagBytes : 0)) <=
+                 bytes_;
     }
     // Writes one record into the next block. REQUIRES: Fits(key, data).
     void Put(const JournalEntry& entry);
@@ -120,12 +145,13 @@ class Journal {
    private:
     friend class Journal;
     File* file_ = nullptr;
-    char* base_ = nullptr;            // the region's first byte: in the mapping, or in staging_
-    size_t offset_ = 0;               // of the region in its file
-    size_t bytes_ = 0;                // reserved, header included
-    size_t used_ = 0;                 // written so far, header included
-    uint64_t seq_ = 0;                // the file's seq
-    std::string* staging_ = nullptr;  // kWriteThrough: the calling thread's buffer
+    char* base_ = nullptr;             // the region's first byte: in the mapping, or in staging_
+    size_t offset_ = 0;                // of the region in its file
+    size_t bytes_ = 0;                 // reserved, header included
+    size_t used_ = 0;                  // written so far, header included
+    uint64_t seq_ = 0;                 // the file's seq
+    std::string* staging_ = nullptr;   // kWriteThrough: the calling thread's buffer
+    const JournalKey* key_ = nullptr;  // encrypts the blocks; null: in the clear
   };
 
   // Bytes a record block takes (header, key, data, padding).
@@ -139,7 +165,9 @@ class Journal {
   // reserved): the journal failed earlier, or a new file could not be created (no space).
   // Allocates only when a new file is created (and, written through, when the thread's staging
   // buffer first grows to a size).
-  [[nodiscard]] absl::Status Reserve(size_t record_bytes, Region* region);
+  // `records`: how many records the region is for; while the journal encrypts, each takes
+  // kAeadTagBytes more than BlockBytes says, added here.
+  [[nodiscard]] absl::Status Reserve(size_t record_bytes, Region* region, size_t records = 0);
   // Ends a region: the unused rest becomes a void block; written through, the region is
   // pwritten. Returns the ticket to pass to SyncTo. The region becomes inactive; call Done()
   // with the file (region.file) once its records are published (visible).
@@ -182,6 +210,13 @@ class Journal {
 
   const std::string dir_;
   const Mode mode_;
+  // Encryption: every key of this life (slots 1..), and the one new regions use.
+  std::vector<std::unique_ptr<JournalKey>> keys_ ABSL_GUARDED_BY(mu_);
+  const JournalKey* current_key_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Open's decrypted records (the replay's views point into them) and what it could not
+  // authenticate.
+  std::vector<std::string> decrypted_;
+  absl::Status damage_;
   mutable Mutex mu_ ABSL_ACQUIRED_AFTER(sync_mu_);
   // Every file, mapped, for the journal's life.
   std::vector<std::unique_ptr<File>> files_ ABSL_GUARDED_BY(mu_);

@@ -6,10 +6,11 @@
 
 namespace rill::internal {
 
-absl::Status ShardStorage::OpenDisk(const std::string& dir, const StorageOptions& options) {
+absl::Status ShardStorage::OpenDisk(const std::string& dir, const StorageOptions& options,
+                                    ShardCrypto crypto) {
   ShardRecovery none;
   absl::StatusOr<std::unique_ptr<ShardStore>> disk = ShardStore::Open(
-      dir, options, [](const StoredRecord&) {}, &none);
+      dir, options, [](const StoredRecord&) {}, &none, nullptr, std::move(crypto));
   if (!disk.ok()) return disk.status();
   disk_ = *std::move(disk);
   return absl::OkStatus();
@@ -19,7 +20,7 @@ absl::Status ShardStorage::Recover(const std::string& dir, const StorageOptions&
                                    int64_t expire_before_us, size_t memory_budget,
                                    std::vector<JournalEntry>& entries,
                                    std::optional<uint64_t> ending_counter, int64_t now_ns,
-                                   Recovered* out) {
+                                   Recovered* out, ShardCrypto crypto) {
   ShardRecovery& recovery = out->recovery;
   absl::StatusOr<std::unique_ptr<ShardStore>> disk = ShardStore::Open(
       dir, options,
@@ -31,7 +32,8 @@ absl::Status ShardStorage::Recover(const std::string& dir, const StorageOptions&
       [this, memory_budget](uint64_t safe) {
         // Recovery holds no more memory than the budget allows a shard either.
         if (memory_budget != 0 && log_.MemoryBytes() > memory_budget) log_.EvictBefore(safe);
-      });
+      },
+      std::move(crypto));
   if (!disk.ok()) return disk.status();
   disk_ = *std::move(disk);
   // Records on disk end here; what the journal adds after them must be written again.

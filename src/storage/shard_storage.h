@@ -55,7 +55,8 @@ class ShardStorage {
   ShardStore* disk() const { return disk_.get(); }
 
   // Durable mode, a new shard: creates its (empty) directory of segments.
-  [[nodiscard]] absl::Status OpenDisk(const std::string& dir, const StorageOptions& options);
+  [[nodiscard]] absl::Status OpenDisk(const std::string& dir, const StorageOptions& options,
+                                      ShardCrypto crypto = {});
 
   // Durable mode, at open: replays the shard's segments from `dir` into the log, then the
   // journal's `entries` for the shard that the segments do not hold yet (sorted here by
@@ -71,7 +72,7 @@ class ShardStorage {
                                      int64_t expire_before_us, size_t memory_budget,
                                      std::vector<JournalEntry>& entries,
                                      std::optional<uint64_t> ending_counter, int64_t now_ns,
-                                     Recovered* out);
+                                     Recovered* out, ShardCrypto crypto = {});
 
   // Retention: makes records that arrived before `cutoff_us` invisible for good, in memory and
   // on disk (the trim point only moves forward), reclaims memory, and returns the first visible

@@ -19,7 +19,9 @@ namespace rill::internal {
 namespace {
 
 constexpr char kMetaMagic[8] = {'R', 'I', 'L', 'L', 'M', 'E', 'T', 'A'};
-constexpr uint32_t kMetaVersion = 1;
+// Version 2 adds the stream's encryption (type and key id) after the trim floor; a stream that
+// was never encrypted is still written as version 1, which older builds read.
+constexpr uint32_t kMetaVersion = 2;
 // Group commits of kNever / kInterval write at the latest when this much is waiting.
 constexpr uint64_t kGroupCommitBytes = 256 << 10;
 // A frame's raw payload stays well below kMaxFramePayloadBytes.
@@ -116,8 +118,13 @@ std::string EncodeStreamMeta(const StreamMeta& meta) {
     PutI64(&payload, c.created_ns);
   }
   PutI64(&payload, meta.trim_floor_us);
+  const bool v2 = meta.encryption_type != 0 || !meta.key_id.empty();
+  if (v2) {
+    PutU8(&payload, meta.encryption_type);
+    PutString(&payload, meta.key_id);
+  }
   std::string out(kMetaMagic, sizeof(kMetaMagic));
-  PutLittleEndian(&out, kMetaVersion);
+  PutLittleEndian(&out, v2 ? kMetaVersion : uint32_t{1});
   PutLittleEndian(&out, static_cast<uint32_t>(payload.size()));
   out.append(payload);
   PutLittleEndian(&out, MaskCrc32c(Crc32c(out)));
@@ -144,7 +151,7 @@ absl::StatusOr<StreamMeta> DecodeStreamMeta(std::string_view bytes) {
   if (UnmaskCrc32c(crc) != Crc32c(bytes.substr(0, bytes.size() - 4))) {
     return damaged("checksum mismatch");
   }
-  if (version != kMetaVersion) {
+  if (version != 1 && version != kMetaVersion) {
     return absl::UnimplementedError(absl::StrFormat(
         "stream METADATA has format version %d; this rill reads %d", version, kMetaVersion));
   }
@@ -198,6 +205,12 @@ absl::StatusOr<StreamMeta> DecodeStreamMeta(std::string_view bytes) {
     meta.consumers.push_back(std::move(c));
   }
   if (!ReadI64(&in, &meta.trim_floor_us)) return damaged("trim floor");
+  if (version >= 2) {
+    if (!in.U8(&meta.encryption_type) || meta.encryption_type > 1 ||
+        !ReadString(&in, &meta.key_id) || (meta.encryption_type == 0) != meta.key_id.empty()) {
+      return damaged("encryption");
+    }
+  }
   if (!in.AtEnd()) return damaged("trailing bytes");
   if (meta.shards.empty()) return damaged("no shard");
   return meta;
@@ -208,8 +221,11 @@ absl::StatusOr<StreamMeta> DecodeStreamMeta(std::string_view bytes) {
 absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
     const std::string& dir, const StorageOptions& options,
     const std::function<void(const StoredRecord&)>& replay, ShardRecovery* recovery,
-    const std::function<void(uint64_t)>& segment_done) {
-  std::unique_ptr<ShardStore> store(new ShardStore(dir, options));
+    const std::function<void(uint64_t)>& segment_done, ShardCrypto crypto) {
+  FrameBuffer scratch;
+  scratch.SetDecryption(crypto.keyring, crypto.context);
+  std::unique_ptr<ShardStore> store(new ShardStore(dir, options, std::move(crypto)));
+  MutexLock store_lock(&store->mu_);  // nobody else sees it yet; keeps the analysis whole
   if (options.read_only) {
     // Reads only: a shard that never reached the disk has no directory, and nothing is created.
     std::error_code ec;
@@ -231,7 +247,6 @@ absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
   if (ec) return IoError("cannot list", dir, ec.value());
   std::sort(files.begin(), files.end());
 
-  FrameBuffer scratch;
   std::vector<StoredRecord> records;
   bool stop = false;  // after damage, later segments are not trusted either
   for (size_t i = 0; i < files.size(); ++i) {
@@ -245,6 +260,7 @@ absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
     if (!stop) {
       for (const FrameInfo& frame : reader->frames()) {
         absl::Status s = reader->ReadFrame(frame, &scratch, &records);
+        if (IsKeyError(s)) return s;
         if (!s.ok()) {
           recovery->corruption = s;
           stop = true;
@@ -308,6 +324,13 @@ absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
           SegmentWriterOptions{.compression_level = options.compression_level});
       if (!writer.ok()) return writer.status();
       store->writer_ = std::move(*writer);
+      if (store->crypto_.write_key != nullptr) {
+        if (absl::Status s =
+                store->writer_->SetEncryption(store->crypto_.write_key, store->crypto_.context);
+            !s.ok()) {
+          return s;
+        }
+      }
     } else if (last) {
       // Created but never completed: nothing in it.
       if (::unlink(path.c_str()) != 0) return IoError("cannot remove", path, errno);
@@ -316,6 +339,13 @@ absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
     store->segments_.push_back(std::move(segment));
   }
   return store;
+}
+
+absl::Status ShardStore::SetWriteKey(std::shared_ptr<const FrameWriteKey> key) {
+  MutexLock lock(&mu_);
+  crypto_.write_key = std::move(key);
+  if (writer_ == nullptr) return absl::OkStatus();
+  return writer_->SetEncryption(crypto_.write_key, crypto_.context);
 }
 
 absl::Status ShardStore::Sync() {
@@ -370,6 +400,11 @@ absl::Status ShardStore::WriteFrame(std::span<const StoredRecord> records, uint6
         path, SegmentWriterOptions{.compression_level = options_.compression_level});
     if (!writer.ok()) return writer.status();
     writer_ = std::move(*writer);
+    if (crypto_.write_key != nullptr) {
+      if (absl::Status s = writer_->SetEncryption(crypto_.write_key, crypto_.context); !s.ok()) {
+        return s;
+      }
+    }
     segments_.push_back(Segment{path, first, INT64_MIN, 0, next_segment_id_++, nullptr});
   }
   const uint64_t offset = writer_->size_bytes();
@@ -491,6 +526,7 @@ absl::StatusOr<std::shared_ptr<const ShardStore::DecodedFrame>> ShardStore::Fram
   }
   auto decoded = std::make_shared<DecodedFrame>();
   decoded->first_ordinal = f.first_ordinal;
+  decoded->scratch.SetDecryption(crypto_.keyring, crypto_.context);
   decoded->bytes.resize(f.info.total_size);
   absl::StatusOr<size_t> n = PreadFully(segment->read_fd->get(), decoded->bytes.data(),
                                         decoded->bytes.size(), f.info.offset, segment->path);
@@ -503,7 +539,10 @@ absl::StatusOr<std::shared_ptr<const ShardStore::DecodedFrame>> ShardStore::Fram
   if (absl::Status s =
           DecodeFrame(decoded->bytes, f.info.offset, &decoded->scratch, &decoded->records, &header);
       !s.ok()) {
-    return absl::Status(s.code(), absl::StrFormat("%s: %s", segment->path, s.message()));
+    absl::Status out(s.code(), absl::StrFormat("%s: %s", segment->path, s.message()));
+    s.ForEachPayload(
+        [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+    return out;
   }
   if (decoded->records.size() != f.info.record_count ||
       header.first_counter != f.info.first_counter) {

@@ -76,6 +76,9 @@ struct StreamMeta {
   // The highest retention cutoff (arrival time) applied before the retention last increased:
   // records that arrived before it stay invisible after a reopen, though their segment remains.
   int64_t trim_floor_us = INT64_MIN;
+  // Server-side encryption: 0 = NONE, 1 = KMS with key_id (empty iff NONE).
+  uint8_t encryption_type = 0;
+  std::string key_id;
 };
 
 // METADATA's bytes: magic "RILLMETA", u32 version, u32 payload length, payload, u32 masked
@@ -98,18 +101,33 @@ struct ShardRecovery {
   std::optional<uint64_t> rewrite_from_record;
 };
 
+// A shard's server-side encryption: the stream's keyring, for reading encrypted frames (not owned:
+// the stream's, which outlives its stores; null: none can be read), the shard's context (the
+// stream's seed and the shard's index, bound into every frame), and the data key new frames are
+// written with (null: in the clear).
+struct ShardCrypto {
+  FrameKeyring* keyring = nullptr;
+  std::string context;
+  std::shared_ptr<const FrameWriteKey> write_key;
+};
+
 // One shard's segment files. Thread-safe: Commit and Sync serialise on the store's mutex.
 class ShardStore {
  public:
   // Opens (creating it if needed) the shard's directory and recovers its segments: calls
   // replay(record) for every record on disk, in order, then gets ready to append after them.
-  // Errors: an I/O error; the segments' damage is reported in *recovery, not as an error.
+  // Errors: an I/O error; a key error (IsKeyError: an encrypted frame whose data key cannot be
+  // had), since records must not be set aside for want of a key; the segments' damage is
+  // reported in *recovery, not as an error.
   // `segment_done(n)` is called after each segment replayed in full: the first n records
   // replayed are safely on disk (the caller may evict them from memory).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ShardStore>> Open(
       const std::string& dir, const StorageOptions& options,
       const std::function<void(const StoredRecord&)>& replay, ShardRecovery* recovery,
-      const std::function<void(uint64_t)>& segment_done = nullptr);
+      const std::function<void(uint64_t)>& segment_done = nullptr, ShardCrypto crypto = {});
+
+  // Frames written from now on are encrypted with `key` (null: in the clear).
+  [[nodiscard]] absl::Status SetWriteKey(std::shared_ptr<const FrameWriteKey> key);
 
   // Writes the log's records from the last one written up to its published end, then syncs if
   // the policy says so (kInterval: when fsync_interval has passed since the last sync;
@@ -180,7 +198,8 @@ class ShardStore {
   };
   struct DecodedFrame;
 
-  ShardStore(std::string dir, StorageOptions options) : dir_(std::move(dir)), options_(options) {}
+  ShardStore(std::string dir, StorageOptions options, ShardCrypto crypto)
+      : dir_(std::move(dir)), options_(options), crypto_(std::move(crypto)) {}
   absl::Status WriteFrame(std::span<const StoredRecord> records, uint64_t first_ordinal,
                           int64_t last_arrival_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The decoded frame holding `ordinal`, or null if it is below the disk's first record.
@@ -193,6 +212,7 @@ class ShardStore {
   const std::string dir_;
   const StorageOptions options_;
   mutable Mutex mu_;
+  ShardCrypto crypto_ ABSL_GUARDED_BY(mu_);
   std::vector<Segment> segments_;    // oldest first; the last one is being written
   std::deque<IndexedFrame> frames_;  // every frame of segments_, in ordinal order
   uint64_t next_segment_id_ = 0;

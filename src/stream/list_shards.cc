@@ -199,6 +199,11 @@ StreamSummary StreamImpl::DescribeStreamSummary() const {
   }
   summary.retired_records = counters_->retired_records.load(std::memory_order_relaxed);
   summary.retired_bytes = counters_->retired_bytes.load(std::memory_order_relaxed);
+  {
+    MutexLock lock(&encryption_mu_);
+    summary.encryption_type = encryption_type_;
+    summary.key_id = key_id_;
+  }
   return summary;
 }
 

@@ -298,7 +298,8 @@ StreamImpl::~StreamImpl() {
   StopHousekeeping();
   StopFlusher();
   // What a clean shutdown owes the disk.
-  if (store_ != nullptr && !read_only_) Flush().IgnoreError();
+  // (Not after a failed open, which never attached its journal: nothing was put.)
+  if (store_ != nullptr && !read_only_ && store_->journal() != nullptr) Flush().IgnoreError();
 }
 
 }  // namespace internal
@@ -450,6 +451,16 @@ absl::StatusOr<ShardIterator> Stream::GetShardIterator(std::string_view shard_id
 absl::StatusOr<GetRecordsResult> Stream::GetRecords(const ShardIterator& iterator,
                                                     int limit) const {
   return impl_->GetRecords(iterator, limit);
+}
+
+absl::Status Stream::StartStreamEncryption(EncryptionType type, std::string_view key_id) {
+  if (absl::Status s = impl_->CheckWritable("StartStreamEncryption"); !s.ok()) return s;
+  return impl_->StartStreamEncryption(type, key_id);
+}
+
+absl::Status Stream::StopStreamEncryption(EncryptionType type, std::string_view key_id) {
+  if (absl::Status s = impl_->CheckWritable("StopStreamEncryption"); !s.ok()) return s;
+  return impl_->StopStreamEncryption(type, key_id);
 }
 
 absl::Status Stream::IncreaseStreamRetentionPeriod(absl::Duration retention) {

@@ -18,6 +18,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,7 @@
 #include "rill/base/internal/mutex.h"
 #include "rill/base/internal/waker.h"
 #include "rill/stream/stream.h"
+#include "storage/stream_store.h"
 
 namespace rill::internal {
 
@@ -92,6 +94,9 @@ class StreamImpl {
                                                  const StartingPosition& position) const;
   absl::StatusOr<GetRecordsResult> GetRecords(const ShardIterator& iterator, int limit) const;
 
+  absl::Status StartStreamEncryption(EncryptionType type, std::string_view key_id);
+  absl::Status StopStreamEncryption(EncryptionType type, std::string_view key_id);
+
   absl::Status IncreaseStreamRetentionPeriod(absl::Duration retention);
   absl::Status DecreaseStreamRetentionPeriod(absl::Duration retention);
 
@@ -116,6 +121,17 @@ class StreamImpl {
   // Durable mode: opens every shard's store (replaying its records when `recovered`, the
   // metadata the stream was built from, is set) and writes the metadata.
   absl::Status AttachStorage(std::unique_ptr<StreamStore> store, const StreamMeta* recovered);
+  // Server-side encryption (stream_encryption.cc). The context bound into a shard's frames: the
+  // stream's seed and the shard's index.
+  std::string ShardContext(uint32_t index) const;
+  // What a shard's store reads and writes with now.
+  ShardCrypto CryptoFor(uint32_t index) const;
+  // A fresh data key under `key_id` from the provider (kKmsNotFound without one).
+  absl::StatusOr<std::shared_ptr<const FrameWriteKey>> NewWriteKey(std::string_view key_id) const;
+  // Sets the key new records are written with, in every shard store and the journal (null: in
+  // the clear).
+  absl::Status ApplyWriteKeyLocked(std::shared_ptr<const FrameWriteKey> key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
   // The metadata as it is now; PersistMeta writes it (no-op in memory mode).
   StreamMeta BuildMetaLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
   absl::Status PersistMetaLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shards_mu_);
@@ -273,6 +289,13 @@ class StreamImpl {
   std::unique_ptr<StreamStore> store_;
   absl::Status recovery_status_;
   bool read_only_ = false;
+  // Server-side encryption. The keyring unwraps data keys through options_.key_provider.
+  std::unique_ptr<FrameKeyring> keyring_;
+  mutable Mutex encryption_mu_ ABSL_ACQUIRED_AFTER(shards_mu_);
+  EncryptionType encryption_type_ ABSL_GUARDED_BY(encryption_mu_) = EncryptionType::kNone;
+  std::string key_id_ ABSL_GUARDED_BY(encryption_mu_);
+  std::shared_ptr<const FrameWriteKey> write_key_ ABSL_GUARDED_BY(encryption_mu_);
+  std::deque<int64_t> key_changes_us_ ABSL_GUARDED_BY(encryption_mu_);  // the last 24 hours
   uint64_t recovered_records_ = 0;
   std::atomic<size_t> evict_round_{0};
   // The background group commit (StorageOptions::background_flush).

@@ -128,8 +128,8 @@ absl::Status StreamImpl::CommitReshard(ReshardPlan& plan, int64_t /*now_us*/) {
   if (store_ != nullptr) {
     std::vector<std::pair<uint32_t, uint64_t>> ceilings;
     for (StreamShard* c : plan.opened) {
-      absl::Status opened =
-          c->storage.OpenDisk(store_->ShardDirectory(c->id.index()), store_->options());
+      absl::Status opened = c->storage.OpenDisk(store_->ShardDirectory(c->id.index()),
+                                                store_->options(), CryptoFor(c->id.index()));
       if (!opened.ok() && stored.ok()) stored = AsKinesisError(opened);
       c->counter_ceiling = c->log().next_counter() + kCounterLease;
       ceilings.emplace_back(c->id.index(), c->counter_ceiling);

@@ -44,6 +44,32 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
                                        const internal::StreamMeta* meta) {
   store_ = std::move(store);
   read_only_ = store_->options().read_only;
+  // Data keys of encrypted frames and journal records are unwrapped through the provider.
+  keyring_ = std::make_unique<FrameKeyring>(
+      [provider = options_.key_provider, name = options_.name](
+          std::string_view key_id, std::string_view wrapped) -> absl::StatusOr<std::string> {
+        if (provider == nullptr) {
+          return MakeError(ErrorCode::kKmsAccessDenied,
+                           absl::StrFormat("stream %s holds records encrypted under key %s: give "
+                                           "StreamOptions::key_provider to read them",
+                                           name, std::string(key_id)));
+        }
+        return provider->DecryptDataKey(key_id, wrapped);
+      });
+  if (meta != nullptr && meta->encryption_type != 0) {
+    {
+      MutexLock lock(&encryption_mu_);
+      encryption_type_ = EncryptionType::kKms;
+      key_id_ = meta->key_id;
+    }
+    if (!read_only_) {
+      // What this process writes is encrypted under a data key of its own.
+      absl::StatusOr<std::shared_ptr<const FrameWriteKey>> key = NewWriteKey(meta->key_id);
+      if (!key.ok()) return key.status();
+      MutexLock lock(&encryption_mu_);
+      write_key_ = *std::move(key);
+    }
+  }
   internal::MutexLock lock(&shards_mu_);
   const int64_t now_us = ToMicros(options_.clock->Now());
   const int64_t now_ns = now_us * 1000;
@@ -60,8 +86,14 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
       [&](const internal::JournalEntry& e) {
         if (e.shard < journaled.size()) journaled[e.shard].push_back(e);
       },
-      read_only_);
+      read_only_, keyring_.get());
   if (!journal.ok()) return journal.status();
+  if (!(*journal)->damage().ok()) {
+    recovery_status_ = InternalFailureError(absl::StrFormat(
+        "stream %s: the journal holds a record that fails authentication; it was not recovered: "
+        "%s",
+        options_.name, (*journal)->damage().ToString()));
+  }
   // Each shard recovers on its own: replay runs on up to one thread per core, joined here.
   struct Recovered {
     internal::ShardStorage::Recovered result;
@@ -75,9 +107,10 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
     const internal::ShardMeta* m = meta ? &meta->shards[shard.id.index()] : nullptr;
     const std::optional<uint64_t> ending =
         m && m->closed_us ? std::optional<uint64_t>(m->ending_counter) : std::nullopt;
-    recovered[i].status = shard.storage.Recover(store_->ShardDirectory(shard.id.index()),
-                                                store_->options(), expire_before, per_shard_budget,
-                                                journaled[i], ending, now_ns, &recovered[i].result);
+    recovered[i].status =
+        shard.storage.Recover(store_->ShardDirectory(shard.id.index()), store_->options(),
+                              expire_before, per_shard_budget, journaled[i], ending, now_ns,
+                              &recovered[i].result, CryptoFor(shard.id.index()));
     if (m && m->closed_us) shard.closed_us.store(*m->closed_us, std::memory_order_release);
   };
   {
@@ -117,6 +150,12 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
   }
   // Every journaled record is in the segments now (written and synced above): start afresh.
   if (absl::Status s = (*journal)->Reset(); !s.ok()) return s;
+  {
+    MutexLock lock(&encryption_mu_);
+    if (write_key_ != nullptr) {
+      if (absl::Status s = (*journal)->SetEncryption(write_key_); !s.ok()) return s;
+    }
+  }
   store_->AttachJournal(*std::move(journal));
   if (absl::Status s = SetCounterCeilingsLocked(); !s.ok()) return s;
   if (store_->options().memory_budget_bytes != 0) {
@@ -240,6 +279,11 @@ internal::StreamMeta StreamImpl::BuildMetaLocked() const {
   meta.retention_us = retention_us_.load();
   meta.capacity_mode = static_cast<uint8_t>(capacity_mode_.load());
   meta.trim_floor_us = trim_floor_us_.load();
+  {
+    MutexLock lock(&encryption_mu_);
+    meta.encryption_type = encryption_type_ == EncryptionType::kKms ? 1 : 0;
+    meta.key_id = key_id_;
+  }
   for (const auto& shard : shards_) {
     internal::ShardMeta m;
     m.index = shard->id.index();

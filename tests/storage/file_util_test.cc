@@ -1,6 +1,7 @@
 #include "storage/file_util.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -34,6 +35,23 @@ TEST_CASE("WriteFileAtomically creates and replaces a file", "[file_util]") {
   struct stat st;
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0600) == 0600);
+}
+
+TEST_CASE("WriteFileAtomically with a mode gives the file exactly that mode", "[file_util]") {
+  TempDir dir;
+  const std::string path = dir.File("keyring");
+  // A temporary file left with wider permissions is not reused, and the umask does not apply.
+  REQUIRE(WriteFileAtomically(path + ".tmp", "left by a crash").ok());
+  REQUIRE(::chmod((path + ".tmp").c_str(), 0644) == 0);
+  const mode_t old_umask = ::umask(0277);
+  const absl::Status s = WriteFileAtomically(path, "secret", 0600);
+  ::umask(old_umask);
+  REQUIRE(s.ok());
+  CHECK(*ReadFile(path) == "secret");
+  struct stat st;
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  CHECK(::access((path + ".tmp").c_str(), F_OK) != 0);
 }
 
 TEST_CASE("WriteFileAtomically fails cleanly in a missing directory", "[file_util]") {

@@ -275,6 +275,22 @@ class Stream final : public StreamApi {
   // Kinesis' retention changes: Increase requires new >= current, Decrease new <= current, both
   // within [24 h, 8760 h] (or the short-retention escape). Records already past the old period
   // stay gone after an increase. Errors: kInvalidArgument.
+  // Server-side encryption, with Kinesis' semantics: records put after StartStreamEncryption
+  // returns are encrypted at rest (AES-256-GCM, under a data key from options().key_provider
+  // wrapped by `key_id`); records written before stay as they were (some put just before the call
+  // may be encrypted too, if they had not reached the segments). StopStreamEncryption: records
+  // put after it are stored in the clear; encrypted ones stay encrypted and readable while the
+  // provider can unwrap their keys. DescribeStreamSummary shows the type and key id. The setting
+  // persists across reopens; every open of an encrypted durable stream uses a fresh data key.
+  // An in-memory stream keeps nothing at rest: it records the setting only.
+  // Errors: kInvalidArgument for a type other than kKms, a malformed key id, or (Stop) a key id
+  // other than the stream's; the provider's KMS errors (kKmsNotFound without a provider or for an
+  // unknown key, kKmsDisabled, kKmsInvalidState, kKmsAccessDenied); kLimitExceeded past 25 key
+  // changes or stops in 24 hours (stream clock). Starting with the key already in use, or
+  // stopping an unencrypted stream, does nothing. Thread-safe.
+  [[nodiscard]] absl::Status StartStreamEncryption(EncryptionType type, std::string_view key_id);
+  [[nodiscard]] absl::Status StopStreamEncryption(EncryptionType type, std::string_view key_id);
+
   [[nodiscard]] absl::Status IncreaseStreamRetentionPeriod(absl::Duration retention) override;
   [[nodiscard]] absl::Status DecreaseStreamRetentionPeriod(absl::Duration retention) override;
 

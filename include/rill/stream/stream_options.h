@@ -21,6 +21,7 @@
 
 #include "absl/time/time.h"
 #include "rill/base/clock.h"
+#include "rill/storage/encryption.h"
 #include "rill/storage/storage_options.h"
 
 namespace rill {
@@ -249,6 +250,13 @@ struct StreamOptions {
   // Durable mode: records, shards, lineage, retention and consumers kept in a directory and
   // recovered by Stream::Open. Default: none (in memory only).
   std::optional<StorageOptions> storage;
+
+  // Server-side encryption's keys (KMS' role): StartStreamEncryption checks its key and asks it
+  // for data keys, and opening an encrypted durable stream unwraps them through it. Needed by
+  // any stream that is, or will be, encrypted; shared, and called from the stream's threads
+  // (implementations are thread-safe). Default: none (StartStreamEncryption fails with
+  // kKmsNotFound; opening an encrypted durable stream fails with kKmsAccessDenied).
+  std::shared_ptr<KeyProvider> key_provider;
 };
 
 }  // namespace rill

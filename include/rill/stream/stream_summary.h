@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "rill/storage/encryption.h"
 #include "rill/stream/stream_options.h"
 
 namespace rill {
@@ -41,6 +42,10 @@ struct StreamSummary {
   // was created. Records that expired by retention are not counted. rill's addition.
   int64_t retired_records = 0;
   int64_t retired_bytes = 0;
+  // Server-side encryption: kKms with the key id after StartStreamEncryption, kNone after
+  // StopStreamEncryption (and before any start).
+  EncryptionType encryption_type = EncryptionType::kNone;
+  std::string key_id;
 };
 
 }  // namespace rill
