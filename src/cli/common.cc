@@ -103,6 +103,49 @@ void Warn(std::string_view message) {
   std::cerr << "rill: warning: " << message << "\n";
 }
 
+namespace {
+std::string& KeyringPathStorage() {
+  static std::string* path = new std::string;
+  return *path;
+}
+}  // namespace
+
+void SetKeyringPath(std::string path) { KeyringPathStorage() = std::move(path); }
+
+absl::StatusOr<std::shared_ptr<KeyProvider>> Keyring() {
+  static absl::StatusOr<std::shared_ptr<KeyProvider>>* provider = [] {
+    const std::string& path = KeyringPathStorage();
+    if (path.empty()) {
+      return new absl::StatusOr<std::shared_ptr<KeyProvider>>(std::shared_ptr<KeyProvider>());
+    }
+    absl::StatusOr<std::unique_ptr<FileKeyProvider>> opened = FileKeyProvider::Open(path);
+    if (!opened.ok()) {
+      return new absl::StatusOr<std::shared_ptr<KeyProvider>>(Failure(
+          kExitError,
+          absl::StrFormat("cannot open the keyring %s: %s", path, opened.status().message())));
+    }
+    return new absl::StatusOr<std::shared_ptr<KeyProvider>>(
+        std::shared_ptr<KeyProvider>(*std::move(opened)));
+  }();
+  return *provider;
+}
+
+namespace {
+bool IsKeyErrorCode(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kKmsDisabled:
+    case ErrorCode::kKmsInvalidState:
+    case ErrorCode::kKmsAccessDenied:
+    case ErrorCode::kKmsNotFound:
+    case ErrorCode::kKmsOptInRequired:
+    case ErrorCode::kKmsThrottling:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
 absl::StatusOr<internal::StreamMeta> ReadStreamMeta(const std::string& dir) {
   std::error_code error;
   const fs::file_status status = fs::status(dir, error);
@@ -159,6 +202,9 @@ absl::StatusOr<std::unique_ptr<Stream>> OpenStream(const std::string& dir, Acces
   storage.directory = dir;
   storage.read_only = access == Access::kReadOnly;
   options.storage = storage;
+  absl::StatusOr<std::shared_ptr<KeyProvider>> keyring = Keyring();
+  if (!keyring.ok()) return keyring.status();
+  options.key_provider = *keyring;
   absl::StatusOr<std::unique_ptr<Stream>> stream = Stream::Open(options);
   if (!stream.ok()) {
     if (GetErrorCode(stream.status()) == ErrorCode::kResourceInUse) {
@@ -171,6 +217,15 @@ absl::StatusOr<std::unique_ptr<Stream>> OpenStream(const std::string& dir, Acces
                           "process first, or use the read-only commands (describe, shards, get, "
                           "tail, groups, metrics, verify, top), which work while it runs",
                           meta->name, dir, holder, dir));
+    }
+    if (IsKeyErrorCode(GetErrorCode(stream.status()))) {
+      return Failure(
+          kExitError,
+          absl::StrFormat("cannot open the stream in %s: %s (%s)", dir, stream.status().message(),
+                          KeyringPathStorage().empty()
+                              ? "it is encrypted: give its keyring with --keyring PATH or "
+                                "RILL_KEYRING"
+                              : absl::StrCat("with the keyring ", KeyringPathStorage())));
     }
     return Failure(kExitError, absl::StrFormat("cannot open the stream in %s: %s", dir,
                                                stream.status().message()));

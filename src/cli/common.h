@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "rill/base/shard_id.h"
+#include "rill/storage/encryption.h"
 #include "rill/stream/shard_iterator.h"
 #include "rill/stream/stream.h"
 #include "storage/stream_store.h"
@@ -50,6 +51,13 @@ int Report(const absl::Status& status);
 // Prints "rill: warning: <message>" to stderr.
 void Warn(std::string_view message);
 
+// The keyring (a FileKeyProvider file) of encrypted streams: --keyring or RILL_KEYRING; empty
+// for none. Set once, by main, before any command runs.
+void SetKeyringPath(std::string path);
+// The provider of that keyring, opened on first use; null without a keyring. Failure kExitError
+// naming the file when it cannot be opened.
+absl::StatusOr<std::shared_ptr<KeyProvider>> Keyring();
+
 // The METADATA of the stream in `dir`. Failure kExitNotFound for a missing directory or one
 // without METADATA (not a stream), kExitDamage for a damaged METADATA, kExitError for I/O.
 absl::StatusOr<internal::StreamMeta> ReadStreamMeta(const std::string& dir);
@@ -63,7 +71,8 @@ enum class Access {
   kReadWrite,
 };
 
-// Opens the durable stream in `dir` (it must hold one: ReadStreamMeta's failures). With
+// Opens the durable stream in `dir` (it must hold one: ReadStreamMeta's failures), with the
+// keyring's provider if there is one (an encrypted stream needs it: kExitError saying so). With
 // `warn_damage`, warns on stderr when recovery found damage (the stream still opens, with the
 // records before it).
 absl::StatusOr<std::unique_ptr<Stream>> OpenStream(const std::string& dir, Access access,

@@ -80,6 +80,8 @@ int RunDescribe(const DescribeOptions& options) {
                      .Int("retention_hours", absl::ToInt64Hours(summary.retention))
                      .Int("retention_seconds", absl::ToInt64Seconds(summary.retention))
                      .Str("creation_time", TimeText(summary.creation_time))
+                     .Str("encryption_type", EncryptionTypeName(summary.encryption_type))
+                     .Str("key_id", summary.key_id)
                      .Int("consumer_count", summary.consumer_count)
                      .Raw("consumers", JsonArray(consumer_names))
                      .Uint("records", records)
@@ -101,6 +103,11 @@ int RunDescribe(const DescribeOptions& options) {
       {"closed shards", std::to_string(closed)},
       {"retention", DurationText(summary.retention)},
       {"created", TimeText(summary.creation_time)},
+      {"encryption", summary.encryption_type == EncryptionType::kNone
+                         ? std::string(EncryptionTypeName(summary.encryption_type))
+                         : absl::StrFormat("%s (key %s)",
+                                           std::string(EncryptionTypeName(summary.encryption_type)),
+                                           summary.key_id)},
       {"consumers", consumer_text},
       {"records", std::to_string(records)},
       {"record bytes", std::to_string(record_bytes)},

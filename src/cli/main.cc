@@ -37,6 +37,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "rill " RILL_VERSION_STRING);
   app.footer(std::string(ExitCodeHelp()));
+  // Options of the whole tool may come after the command too.
+  app.fallthrough();
+  std::string keyring;
+  app.add_option("--keyring", keyring,
+                 "the keyring file (FileKeyProvider) of encrypted streams; default: "
+                 "$RILL_KEYRING")
+      ->envname("RILL_KEYRING");
 
   rill::cli::DescribeOptions describe;
   CLI::App* describe_cmd = app.add_subcommand(
@@ -198,6 +205,7 @@ int main(int argc, char** argv) {
     return rill::cli::kExitUsage;
   }
 
+  rill::cli::SetKeyringPath(keyring);
   if (*describe_cmd) return rill::cli::RunDescribe(describe);
   if (*shards_cmd) return rill::cli::RunShards(shards);
   if (*get_cmd) return rill::cli::RunGet(get);

@@ -72,6 +72,14 @@ class Verifier {
     CheckMetadata();
     if (!has_metadata_file_) return Report(ReadStreamMeta(dir_).status());
     CheckCounters();
+    absl::StatusOr<std::shared_ptr<KeyProvider>> provider = Keyring();
+    if (!provider.ok()) return Report(provider.status());
+    if (*provider != nullptr) {
+      keyring_ = std::make_unique<internal::FrameKeyring>(
+          [provider = *provider](std::string_view key_id, std::string_view wrapped) {
+            return provider->DecryptDataKey(key_id, wrapped);
+          });
+    }
     std::vector<uint32_t> shards = ShardsToCheck();
     uint64_t total_bytes = 0;
     for (uint32_t index : shards) total_bytes += ShardSegmentBytes(dir_, index);
@@ -250,6 +258,13 @@ class Verifier {
     ShardScan shard;
     shard.index = index;
     shard.meta = meta;
+    if (keyring_ != nullptr && meta_) {
+      // The context a shard's frames are sealed with: the stream's seed, then the shard's index
+      // (4 bytes, as the stream lays it out: StreamImpl::ShardContext).
+      std::string context(meta_->seed.begin(), meta_->seed.end());
+      context.append(reinterpret_cast<const char*>(&index), 4);
+      shard.scratch.SetDecryption(keyring_.get(), std::move(context));
+    }
     for (size_t i = 0; i < segments.size(); ++i) {
       const auto& [name_counter, path] = segments[i];
       CheckSegment(&shard, name_counter, path, /*last=*/i + 1 == segments.size(), progress);
@@ -357,8 +372,13 @@ class Verifier {
         summary.records += frame.record_count;
         if (encrypted_frames_++ == 0) {
           Add(Severity::kNote, "segment", index, path, frame.offset,
-              "encrypted frames: their checksums are checked, their records are not decoded "
-              "(verify has no key)");
+              keyring_ == nullptr
+                  ? "encrypted frames: their checksums are checked, their records are not "
+                    "decoded (give the stream's keyring with --keyring to check them too)"
+                  : absl::StrFormat("encrypted frames whose data key the keyring cannot "
+                                    "unwrap: their checksums are checked, their records are "
+                                    "not decoded (%s)",
+                                    decoded.message()));
         }
         shard->previous = frame.last_counter;
         return;
@@ -635,6 +655,7 @@ class Verifier {
   std::vector<ShardSummary> summaries_;
   uint64_t progress_done_ = 0;
   uint64_t encrypted_frames_ = 0;
+  std::unique_ptr<internal::FrameKeyring> keyring_;  // with --keyring
 };
 
 }  // namespace

@@ -85,6 +85,7 @@ TEST_CASE("describe prints the stream's summary, as a table and as JSON", "[cli]
                          "closed shards: 0",
                          "retention:     24h",
                          "created:       " + cli_testing::Rfc3339(s.created),
+                         "encryption:    NONE",
                          "consumers:     0",
                          "records:       4",
                          absl::StrFormat("record bytes:  %d", record_bytes),
@@ -103,6 +104,8 @@ TEST_CASE("describe prints the stream's summary, as a table and as JSON", "[cli]
   CHECK(int64_t(o["open_shards"]) == 2);
   CHECK(int64_t(o["retention_hours"]) == 24);
   CHECK(std::string_view(o["creation_time"]) == cli_testing::Rfc3339(s.created));
+  CHECK(std::string_view(o["encryption_type"]) == "NONE");
+  CHECK(std::string_view(o["key_id"]) == "");
   CHECK(int64_t(o["consumer_count"]) == 0);
   CHECK(int64_t(o["records"]) == 4);
   CHECK(uint64_t(o["record_bytes"]) == record_bytes);
