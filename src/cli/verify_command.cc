@@ -412,7 +412,9 @@ class Verifier {
                             "(METADATA)",
                             r.counter, meta->ending_counter));
       }
-      if (index < ceilings_.size() && r.counter >= ceilings_[index]) {
+      // A ceiling of 0 is none: the owner rewrites COUNTERS with the ceilings of the shards it
+      // numbers (open ones), and zeros for the others.
+      if (index < ceilings_.size() && ceilings_[index] != 0 && r.counter >= ceilings_[index]) {
         Add(Severity::kDamage, "segment", index, path, frame.offset,
             absl::StrFormat("counter %d is at or above the shard's ceiling %d (COUNTERS)",
                             r.counter, ceilings_[index]));

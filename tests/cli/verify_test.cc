@@ -24,7 +24,7 @@ using cli_testing::Rill;
 using cli_testing::RunResult;
 
 // A closed stream of one shard whose segment holds three frames (one per Flush), after a split
-// into two children that got one record each.
+// into two children that got one record each, then reopened.
 void MakeStream(const std::string& dir) {
   auto clock = cli_testing::RecentClock();
   auto stream = testing::MustCreate(cli_testing::DurableOptions(dir, clock, 1));
@@ -36,6 +36,11 @@ void MakeStream(const std::string& dir) {
   testing::MustPut(*stream, cli_testing::KeyForShard(0, 2), "low");
   testing::MustPut(*stream, cli_testing::KeyForShard(1, 2), "high");
   REQUIRE(stream->Flush().ok());
+  // Reopened once: the new owner rewrites COUNTERS with ceilings for the open shards only.
+  stream.reset();
+  absl::StatusOr<std::unique_ptr<Stream>> reopened =
+      Stream::Open(cli_testing::DurableOptions(dir, clock, 1));
+  REQUIRE(reopened.ok());
 }
 
 void FlipByte(const std::string& path, uint64_t offset) {
