@@ -25,6 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/format.h"
@@ -58,6 +59,16 @@ struct ShardSummary {
   uint64_t bytes = 0;
   bool damaged = false;
 };
+
+// The storage layer's message without what the finding already says: "segment <path>: " and
+// "segment frame at offset <n>: " in front.
+std::string Tidy(absl::string_view message, const std::string& path, uint64_t offset) {
+  absl::ConsumePrefix(&message, absl::StrFormat("segment %s: ", path));
+  absl::ConsumePrefix(&message, absl::StrFormat("%s: ", path));
+  absl::ConsumePrefix(&message, absl::StrFormat("segment frame at offset %d: ", offset));
+  absl::ConsumePrefix(&message, absl::StrFormat("frame at offset %d: ", offset));
+  return std::string(message);
+}
 
 class Verifier {
  public:
@@ -301,7 +312,7 @@ class Verifier {
     }
     if (!scan.corruption.ok()) {
       Add(Severity::kDamage, "segment", index, path, scan.valid_bytes,
-          std::string(scan.corruption.message()));
+          Tidy(scan.corruption.message(), path, scan.valid_bytes));
       CheckAfterDamage(shard, path, scan.valid_bytes, progress);
     }
     if (scan.torn_tail) {
@@ -383,7 +394,8 @@ class Verifier {
         shard->previous = frame.last_counter;
         return;
       }
-      Add(Severity::kDamage, "segment", index, path, frame.offset, std::string(decoded.message()));
+      Add(Severity::kDamage, "segment", index, path, frame.offset,
+          Tidy(decoded.message(), path, frame.offset));
       return;
     }
     ++summary.frames;

@@ -94,7 +94,8 @@ TEST_CASE("verify finds a flipped byte in a frame and names shard, segment and o
   INFO(r.out);
   const std::string damage_line =
       absl::StrFormat("damage: shard shardId-000000000000, segment %s, offset 16: ", segment);
-  CHECK(absl::StrContains(r.out, damage_line));
+  CHECK(absl::StrContains(r.out, damage_line + "payload checksum mismatch, and a valid frame "
+                                               "follows at offset "));
   CHECK(absl::StrContains(r.out, absl::StrFormat("verify: %s is DAMAGED: 1 problem", dir.path())));
   CHECK(absl::StrContains(r.out, "shardId-000000000000  closed         1       2        2  "));
   CHECK(absl::StrContains(r.out, "DAMAGED\n"));
