@@ -40,9 +40,7 @@ int main(int argc, char** argv) {
   // Options of the whole tool may come after the command too.
   app.fallthrough();
   std::string keyring;
-  app.add_option("--keyring", keyring,
-                 "the keyring file (FileKeyProvider) of encrypted streams; default: "
-                 "$RILL_KEYRING")
+  app.add_option("--keyring", keyring, "the keyring file (FileKeyProvider) of encrypted streams")
       ->envname("RILL_KEYRING");
 
   rill::cli::DescribeOptions describe;
