@@ -88,12 +88,7 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
       },
       read_only_, keyring_.get());
   if (!journal.ok()) return journal.status();
-  if (!(*journal)->damage().ok()) {
-    recovery_status_ = InternalFailureError(absl::StrFormat(
-        "stream %s: the journal holds a record that fails authentication; it was not recovered: "
-        "%s",
-        options_.name, (*journal)->damage().ToString()));
-  }
+
   // Each shard recovers on its own: replay runs on up to one thread per core, joined here.
   struct Recovered {
     internal::ShardStorage::Recovered result;
