@@ -122,6 +122,15 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
   }
   for (size_t i = 0; i < shards_.size(); ++i) {
     if (!recovered[i].status.ok()) return recovered[i].status;
+  }
+  // Every shard has read its records: only now is anything written (the journal's records into
+  // the segments), so that a shard that could not recover leaves the others untouched.
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    if (recovered[i].result.needs_commit) {
+      if (absl::Status s = shards_[i]->storage.FinishRecovery(now_ns); !s.ok()) return s;
+    }
+  }
+  for (size_t i = 0; i < shards_.size(); ++i) {
     const internal::ShardRecovery& recovery = recovered[i].result.recovery;
     recovered_records_ += recovery.records + recovered[i].result.journal_records;
     if (!recovery.corruption.ok() && recovery_status_.ok()) {
