@@ -526,6 +526,12 @@ void WriteStreamMode(JsonWriter& w, CapacityMode mode) {
   w.EndObject();
 }
 
+// EncryptionType, and KeyId when the stream is encrypted.
+void WriteEncryption(JsonWriter& w, const StreamSummary& summary) {
+  w.Member("EncryptionType", EncryptionTypeName(summary.encryption_type));
+  if (summary.encryption_type != EncryptionType::kNone) w.Member("KeyId", summary.key_id);
+}
+
 void WriteEnhancedMonitoring(JsonWriter& w) {
   w.Key("EnhancedMonitoring");
   w.BeginArray();
@@ -684,6 +690,8 @@ class Service {
   Result UpdateShardCount(simdjson::dom::object body, absl::Status* error);
   Result IncreaseStreamRetentionPeriod(simdjson::dom::object body, absl::Status* error);
   Result DecreaseStreamRetentionPeriod(simdjson::dom::object body, absl::Status* error);
+  Result StartStreamEncryption(simdjson::dom::object body, absl::Status* error);
+  Result StopStreamEncryption(simdjson::dom::object body, absl::Status* error);
   Result AddTagsToStream(simdjson::dom::object body, absl::Status* error);
   Result ListTagsForStream(simdjson::dom::object body, absl::Status* error);
   Result RemoveTagsFromStream(simdjson::dom::object body, absl::Status* error);
@@ -695,6 +703,7 @@ class Service {
 
  private:
   Result ChangeRetention(simdjson::dom::object body, absl::Status* error, bool increase);
+  Result ChangeEncryption(simdjson::dom::object body, absl::Status* error, bool start);
   // A consumer named by ConsumerARN, or by StreamARN + ConsumerName.
   struct ConsumerRef {
     std::shared_ptr<Stream> stream;
@@ -896,7 +905,7 @@ Result Service::DescribeStream(simdjson::dom::object body, absl::Status* error) 
   w.Key("StreamCreationTimestamp");
   w.EpochSeconds(summary.creation_time);
   WriteEnhancedMonitoring(w);
-  w.Member("EncryptionType", "NONE");
+  WriteEncryption(w, summary);
   w.EndObject();
   w.EndObject();
   return out;
@@ -924,7 +933,7 @@ Result Service::DescribeStreamSummary(simdjson::dom::object body, absl::Status* 
   w.Key("StreamCreationTimestamp");
   w.EpochSeconds(summary.creation_time);
   WriteEnhancedMonitoring(w);
-  w.Member("EncryptionType", "NONE");
+  WriteEncryption(w, summary);
   w.Member("OpenShardCount", summary.open_shard_count);
   w.Member("ConsumerCount", summary.consumer_count);
   w.Member("MaxRecordSizeInKiB", static_cast<int64_t>(summary.max_record_bytes / 1024));
@@ -1115,7 +1124,7 @@ Result Service::PutRecord(simdjson::dom::object body, absl::Status* error) {
   w.BeginObject();
   w.Member("ShardId", put->shard_id.ToString());
   w.Member("SequenceNumber", put->sequence_number.ToString());
-  w.Member("EncryptionType", "NONE");
+  w.Member("EncryptionType", EncryptionTypeName(stream->DescribeStreamSummary().encryption_type));
   w.EndObject();
   return out;
 }
@@ -1213,7 +1222,7 @@ Result Service::PutRecords(simdjson::dom::object body, absl::Status* error) {
     w.EndObject();
   }
   w.EndArray();
-  w.Member("EncryptionType", "NONE");
+  w.Member("EncryptionType", EncryptionTypeName(stream->DescribeStreamSummary().encryption_type));
   w.EndObject();
   return out;
 }
@@ -1379,6 +1388,33 @@ Result Service::ChangeRetention(simdjson::dom::object body, absl::Status* error,
   RILL_RETURN_IF_ERROR(increase ? stream->IncreaseStreamRetentionPeriod(retention)
                                 : stream->DecreaseStreamRetentionPeriod(retention));
   return std::string();
+}
+
+Result Service::ChangeEncryption(simdjson::dom::object body, absl::Status* error, bool start) {
+  Handler h(registry_, body, error);
+  const std::optional<std::string_view> type = h.r().String("EncryptionType");
+  const std::optional<std::string_view> key_id = h.r().String("KeyId");
+  h.ReadStream();
+  if (h.r().failed()) return *error;
+  Validator v;
+  static constexpr std::string_view kTypes[] = {"NONE", "KMS"};
+  v.Enum(type, "encryptionType", true, kTypes);
+  v.Text(key_id, "keyId", true, Validator::Pattern::kNone, 1, 2048);
+  h.ValidateStream(v);
+  if (!v.ok()) return v.status();
+  RILL_ASSIGN_OR_RETURN_STREAM(stream, h);
+  const EncryptionType t = *type == "KMS" ? EncryptionType::kKms : EncryptionType::kNone;
+  RILL_RETURN_IF_ERROR(start ? stream->StartStreamEncryption(t, *key_id)
+                             : stream->StopStreamEncryption(t, *key_id));
+  return std::string();
+}
+
+Result Service::StartStreamEncryption(simdjson::dom::object body, absl::Status* error) {
+  return ChangeEncryption(body, error, true);
+}
+
+Result Service::StopStreamEncryption(simdjson::dom::object body, absl::Status* error) {
+  return ChangeEncryption(body, error, false);
 }
 
 Result Service::IncreaseStreamRetentionPeriod(simdjson::dom::object body, absl::Status* error) {
@@ -1738,6 +1774,8 @@ constexpr OperationEntry kOperations[] = {
     {"RegisterStreamConsumer", &Service::RegisterStreamConsumer},
     {"RemoveTagsFromStream", &Service::RemoveTagsFromStream},
     {"SplitShard", &Service::SplitShard},
+    {"StartStreamEncryption", &Service::StartStreamEncryption},
+    {"StopStreamEncryption", &Service::StopStreamEncryption},
     {"UpdateShardCount", &Service::UpdateShardCount},
     {"UpdateStreamMode", &Service::UpdateStreamMode},
 };

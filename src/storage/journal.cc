@@ -24,11 +24,12 @@ namespace {
 
 constexpr char kFileMagic[8] = {'R', 'I', 'L', 'L', 'J', 'R', 'N', 'L'};
 constexpr uint32_t kFileVersion = 1;
-constexpr uint32_t kBlockMagic = 0x31424a52;   // "RJB1" little-endian
-constexpr uint32_t kRegionMagic = 0x32524a52;  // "RJR2"
-constexpr uint32_t kVoidMagic = 0x31564a52;    // "RJV1"
-constexpr size_t kCrcOffset = 44;              // the block CRC covers the 44 bytes before it
-constexpr size_t kRegionCrcOffset = 20;        // the region CRC covers the 20 bytes before it
+constexpr uint32_t kBlockMagic = 0x31424a52;            // "RJB1" little-endian
+constexpr uint32_t kRegionMagic = 0x32524a52;           // "RJR2"
+constexpr uint32_t kEncryptedRegionMagic = 0x33524a52;  // "RJR3"
+constexpr uint32_t kVoidMagic = 0x31564a52;             // "RJV1"
+constexpr size_t kCrcOffset = 44;        // the block CRC covers the 44 bytes before it
+constexpr size_t kRegionCrcOffset = 20;  // the region CRC covers the 20 bytes before it
 
 size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -83,11 +84,13 @@ uint32_t RegionCrc(const char* header) {
   return MaskCrc32c(Crc32c(std::string_view(header, kRegionCrcOffset)));
 }
 
-void WriteRegionHeader(char* p, uint32_t bytes, uint64_t seq) {
-  std::memcpy(p, &kRegionMagic, 4);
+// `slot` 0: a region in the clear; else encrypted under that key slot.
+void WriteRegionHeader(char* p, uint32_t bytes, uint64_t seq, uint16_t slot) {
+  std::memcpy(p, slot == 0 ? &kRegionMagic : &kEncryptedRegionMagic, 4);
   std::memcpy(p + 4, &bytes, 4);
   std::memcpy(p + 8, &seq, 8);
-  std::memset(p + 16, 0, 4);
+  std::memcpy(p + 16, &slot, 2);
+  std::memset(p + 18, 0, 2);
   const uint32_t crc = RegionCrc(p);
   std::memcpy(p + kRegionCrcOffset, &crc, 4);
 }
@@ -99,55 +102,58 @@ void WriteVoid(char* p, uint32_t bytes) {
 
 // Reads the record block at `b` (at most `room` bytes) into `entry`. Returns the block's bytes,
 // or 0 if there is no whole block there. `*valid` tells whether its CRC holds.
-// For an encrypted block (*slot != 0), entry's key and data are the ciphertext, which the tag
-// follows.
-size_t ReadBlock(const char* b, size_t room, uint64_t seq, JournalEntry* entry, bool* valid,
-                 uint16_t* slot) {
+size_t ReadBlock(const char* b, size_t room, uint64_t seq, JournalEntry* entry, bool* valid) {
   if (room < Journal::kBlockHeaderBytes || Load32(b) != kBlockMagic) return 0;
   const uint32_t bytes = Load32(b + 4);
   if (bytes < Journal::kBlockHeaderBytes || bytes % 8 != 0 || bytes > room) return 0;
   if (Load64(b + 8) != seq) return 0;  // a block of the file's earlier life
   const uint16_t key_len = Load16(b + 20);
-  *slot = Load16(b + 22);
   const uint32_t data_len = Load32(b + 40);
-  const size_t tag = *slot != 0 ? kAeadTagBytes : 0;
   *valid = false;
-  if (Journal::kBlockHeaderBytes + size_t{key_len} + data_len + tag <= bytes) {
+  if (Journal::kBlockHeaderBytes + size_t{key_len} + data_len <= bytes) {
     entry->shard = Load32(b + 16);
     entry->counter = Load64(b + 24);
     entry->arrival_us = static_cast<int64_t>(Load64(b + 32));
     entry->partition_key = std::string_view(b + Journal::kBlockHeaderBytes, key_len);
     entry->data = std::string_view(b + Journal::kBlockHeaderBytes + key_len, data_len);
     // A torn block (the process died copying it) fails its CRC: it was never acknowledged.
-    *valid =
-        Load32(b + kCrcOffset) ==
-        BlockCrc(b, entry->partition_key, std::string_view(entry->data.data(), data_len + tag));
+    *valid = Load32(b + kCrcOffset) == BlockCrc(b, entry->partition_key, entry->data);
   }
   return bytes;
 }
 
-// Opens encrypted blocks during a scan.
-struct BlockOpener {
+// The GCM nonce of the encrypted region at `offset` of the file with `seq`: unique under a data
+// key, which lives for one process at most, in which seqs only grow.
+void RegionNonce(uint64_t seq, uint64_t offset, char* nonce) {
+  std::memcpy(nonce, &seq, 8);
+  const auto offset32 = static_cast<uint32_t>(offset);
+  std::memcpy(nonce + 8, &offset32, 4);
+}
+
+// Opens encrypted regions during a scan.
+struct RegionOpener {
   std::map<uint16_t, std::pair<std::string, std::string>> slots;  // slot -> key id, wrapped
   FrameKeyring* keyring = nullptr;
   std::map<uint16_t, Aes256Gcm> ciphers;
   std::vector<std::string>* decrypted = nullptr;
-  absl::Status error;   // a key that cannot be had: fails the open
-  absl::Status damage;  // a block that does not authenticate
+  absl::Status error;  // a key that cannot be had: fails the open
   std::string path;
 
-  // Decrypts `entry` (from the block at `b`, `offset` in its file) in place of its views.
-  bool Open(const char* b, uint64_t seq, uint64_t offset, uint16_t slot, JournalEntry* entry) {
+  // The plaintext body of the region at `p` (`bytes` long, `offset` in its file), or null when
+  // it does not authenticate: a region whose call never finished (its records were never
+  // acknowledged), or damage, which a plaintext journal cannot tell apart either.
+  const std::string* Open(const char* p, uint32_t bytes, uint64_t seq, uint64_t offset,
+                          uint16_t slot) {
     auto cipher = ciphers.find(slot);
     if (cipher == ciphers.end()) {
       auto it = slots.find(slot);
       if (it == slots.end()) {
         if (error.ok()) {
           error = absl::DataLossError(absl::StrFormat(
-              "%s: a record encrypted under key slot %d, which journal/KEYS does not list", path,
+              "%s: records encrypted under key slot %d, which journal/KEYS does not list", path,
               slot));
         }
-        return false;
+        return nullptr;
       }
       if (keyring == nullptr) {
         if (error.ok()) {
@@ -156,83 +162,80 @@ struct BlockOpener {
                                             "KeyProvider was given (StreamOptions::key_provider)",
                                             path, it->second.first));
         }
-        return false;
+        return nullptr;
       }
       absl::StatusOr<std::string> key = keyring->Key(it->second.first, it->second.second);
       if (!key.ok()) {
         if (error.ok()) error = key.status();
-        return false;
+        return nullptr;
       }
       absl::StatusOr<Aes256Gcm> made = Aes256Gcm::Create(*key);
       if (!made.ok()) {
         if (error.ok()) error = made.status();
-        return false;
+        return nullptr;
       }
       cipher = ciphers.emplace(slot, *std::move(made)).first;
     }
     char nonce[kAeadNonceBytes];
-    std::memcpy(nonce, &seq, 8);
-    const auto offset32 = static_cast<uint32_t>(offset);
-    std::memcpy(nonce + 8, &offset32, 4);
-    const size_t key_len = entry->partition_key.size();
-    const size_t data_len = entry->data.size();
-    std::string plain(key_len + data_len, '\0');
-    const char* ciphertext = b + Journal::kBlockHeaderBytes;
+    RegionNonce(seq, offset, nonce);
+    const size_t body = bytes - Journal::kRegionHeaderBytes - kAeadTagBytes;
+    std::string plain(bytes, '\0');  // laid out as the region: blocks from kRegionHeaderBytes
     if (!cipher->second
-             .Open(nonce, std::string_view(b, kCrcOffset),
-                   std::string_view(ciphertext, key_len + data_len),
-                   ciphertext + key_len + data_len, plain.data())
+             .Open(nonce, std::string_view(p, kRegionCrcOffset),
+                   std::string_view(p + Journal::kRegionHeaderBytes, body),
+                   p + Journal::kRegionHeaderBytes + body,
+                   plain.data() + Journal::kRegionHeaderBytes)
              .ok()) {
-      if (damage.ok()) {
-        damage = absl::DataLossError(absl::StrFormat(
-            "%s: the record block at offset %d fails authentication (altered, or moved)", path,
-            offset));
-      }
-      return false;
+      return nullptr;
     }
     decrypted->push_back(std::move(plain));
-    const std::string& p = decrypted->back();
-    entry->partition_key = std::string_view(p.data(), key_len);
-    entry->data = std::string_view(p.data() + key_len, data_len);
-    return true;
+    return &decrypted->back();
   }
 };
 
 // Scans one live file, calling `replay` for every whole record.
 void ScanFile(const char* map, size_t size, uint64_t seq,
-              const std::function<void(const JournalEntry&)>& replay, BlockOpener* opener) {
-  const auto deliver = [&](const char* b, uint16_t slot, JournalEntry& entry) {
-    if (slot != 0 && !opener->Open(b, seq, static_cast<uint64_t>(b - map), slot, &entry)) return;
-    replay(entry);
-  };
+              const std::function<void(const JournalEntry&)>& replay, RegionOpener* opener) {
   size_t pos = Journal::kFileHeaderBytes;
   while (pos + 8 <= size) {
     const char* p = map + pos;
     const uint32_t magic = Load32(p);
-    if (magic == kRegionMagic) {
+    if (magic == kRegionMagic || magic == kEncryptedRegionMagic) {
       if (size - pos < Journal::kRegionHeaderBytes) return;
       const uint32_t bytes = Load32(p + 4);
       if (Load64(p + 8) != seq || Load32(p + kRegionCrcOffset) != RegionCrc(p) ||
           bytes < Journal::kRegionHeaderBytes || bytes % 8 != 0 || bytes > size - pos) {
         return;  // not a header of this file's life: the end of the chain
       }
+      const char* body = p;
+      size_t end = bytes;
+      if (magic == kEncryptedRegionMagic) {
+        if (bytes < Journal::kRegionHeaderBytes + kAeadTagBytes) return;
+        const std::string* plain = opener->Open(p, bytes, seq, pos, Load16(p + 16));
+        if (!opener->error.ok()) return;
+        if (plain == nullptr) {
+          pos += bytes;  // never finished (or damaged): none of it counts
+          continue;
+        }
+        body = plain->data();
+        end = bytes - kAeadTagBytes;
+      }
       // The blocks, up to the first that is not whole (the rest was never written: a call
       // that had not returned).
       size_t at = Journal::kRegionHeaderBytes;
-      while (at + 8 <= bytes) {
-        const char* b = p + at;
+      while (at + 8 <= end) {
+        const char* b = body + at;
         if (Load32(b) == kVoidMagic) {
           const uint32_t n = Load32(b + 4);
-          if (n < 8 || n % 8 != 0 || n > bytes - at) break;
+          if (n < 8 || n % 8 != 0 || n > end - at) break;
           at += n;
           continue;
         }
         JournalEntry entry;
         bool valid = false;
-        uint16_t slot = 0;
-        const size_t n = ReadBlock(b, bytes - at, seq, &entry, &valid, &slot);
+        const size_t n = ReadBlock(b, end - at, seq, &entry, &valid);
         if (n == 0) break;
-        if (valid) deliver(b, slot, entry);
+        if (valid) replay(entry);
         at += n;
       }
       pos += bytes;
@@ -240,10 +243,9 @@ void ScanFile(const char* map, size_t size, uint64_t seq,
       // The first format: bare blocks, one per record.
       JournalEntry entry;
       bool valid = false;
-      uint16_t slot = 0;
-      const size_t n = ReadBlock(p, size - pos, seq, &entry, &valid, &slot);
+      const size_t n = ReadBlock(p, size - pos, seq, &entry, &valid);
       if (n == 0) return;
-      if (valid) deliver(p, slot, entry);
+      if (valid) replay(entry);
       pos += n;
     } else {
       return;
@@ -396,7 +398,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
     journal->files_.push_back(std::move(file));
   }
   std::sort(live.begin(), live.end(), [](const File* a, const File* b) { return a->seq < b->seq; });
-  BlockOpener opener;
+  RegionOpener opener;
   opener.keyring = keyring;
   opener.decrypted = &journal->decrypted_;
   opener.path = jdir;
@@ -412,7 +414,6 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(
     ScanFile(file->map, file->size, file->seq, replay, &opener);
     if (!opener.error.ok()) return opener.error;
   }
-  journal->damage_ = opener.damage;
   return journal;
 }
 
@@ -536,10 +537,11 @@ absl::Status Journal::SetEncryption(std::shared_ptr<const FrameWriteKey> key) {
   return absl::OkStatus();
 }
 
-absl::Status Journal::Reserve(size_t record_bytes, Region* region, size_t records) {
+absl::Status Journal::Reserve(size_t record_bytes, Region* region) {
   MutexLock lock(&mu_);
-  if (current_key_ != nullptr) record_bytes += records * kAeadTagBytes;
-  const size_t bytes = kRegionHeaderBytes + Align8(record_bytes);
+  // An encrypted region ends in its GCM tag.
+  const size_t tag = current_key_ != nullptr ? kAeadTagBytes : 0;
+  const size_t bytes = kRegionHeaderBytes + Align8(record_bytes) + tag;
   if (bytes > std::numeric_limits<uint32_t>::max()) {
     return absl::InternalError(absl::StrFormat("a journal region of %d bytes is too large", bytes));
   }
@@ -566,21 +568,33 @@ absl::Status Journal::Reserve(size_t record_bytes, Region* region, size_t record
   region->used_ = kRegionHeaderBytes;
   region->seq_ = file->seq;
   region->key_ = current_key_;
+  region->end_ = bytes - tag;
+  const uint16_t slot = current_key_ != nullptr ? current_key_->slot : 0;
+  // Encrypted, the records are gathered in the calling thread's staging buffer and encrypted
+  // into the file by Finish: not a byte of them reaches the file in the clear.
+  thread_local std::string staging;
   if (mode_ == Mode::kMapped) {
-    region->base_ = file->map + file->used;
-    WriteRegionHeader(region->base_, static_cast<uint32_t>(bytes), file->seq);
+    region->target_ = file->map + file->used;
+    WriteRegionHeader(region->target_, static_cast<uint32_t>(bytes), file->seq, slot);
+    if (slot == 0) {
+      region->base_ = region->target_;
+    } else {
+      if (staging.size() < bytes) staging.resize(bytes);
+      region->staging_ = &staging;
+      region->base_ = staging.data();
+      std::memcpy(region->base_, region->target_, kRegionHeaderBytes);
+    }
   } else {
     // The header goes to the file now, so that a scan can step over this region to the ones
     // reserved after it even if this call never writes its records.
     char header[kRegionHeaderBytes];
-    WriteRegionHeader(header, static_cast<uint32_t>(bytes), file->seq);
+    WriteRegionHeader(header, static_cast<uint32_t>(bytes), file->seq, slot);
     if (absl::Status s = PwriteFully(file->fd.get(), std::string_view(header, sizeof(header)),
                                      file->used, file->path);
         !s.ok()) {
       region->file_ = nullptr;
       return s;  // nothing counts past the file's old end: the header is not whole
     }
-    thread_local std::string staging;
     if (staging.size() < bytes) staging.resize(bytes);
     region->staging_ = &staging;
     region->base_ = staging.data();
@@ -594,8 +608,7 @@ absl::Status Journal::Reserve(size_t record_bytes, Region* region, size_t record
 void Journal::Region::Put(const JournalEntry& entry) {
   const size_t key_len = entry.partition_key.size();
   const size_t data_len = entry.data.size();
-  const size_t tag = key_ != nullptr ? kAeadTagBytes : 0;
-  const size_t bytes = BlockBytes(key_len, data_len + tag);
+  const size_t bytes = BlockBytes(key_len, data_len);
   char* b = base_ + used_;
   const auto u32 = [&](size_t at, uint32_t v) { std::memcpy(b + at, &v, 4); };
   const auto u64 = [&](size_t at, uint64_t v) { std::memcpy(b + at, &v, 8); };
@@ -605,42 +618,42 @@ void Journal::Region::Put(const JournalEntry& entry) {
   u32(16, entry.shard);
   const auto key16 = static_cast<uint16_t>(key_len);
   std::memcpy(b + 20, &key16, 2);
-  const uint16_t slot = key_ != nullptr ? key_->slot : 0;
-  std::memcpy(b + 22, &slot, 2);
+  std::memset(b + 22, 0, 2);
   u64(24, entry.counter);
   u64(32, static_cast<uint64_t>(entry.arrival_us));
   u32(40, static_cast<uint32_t>(data_len));
-  char* const body = b + kBlockHeaderBytes;
-  if (key_len != 0) std::memcpy(body, entry.partition_key.data(), key_len);
-  if (data_len != 0) std::memcpy(body + key_len, entry.data.data(), data_len);
-  const size_t pad = bytes - kBlockHeaderBytes - key_len - data_len - tag;
-  if (pad != 0) std::memset(body + key_len + data_len + tag, 0, pad);
-  if (key_ != nullptr) {
-    thread_local ThreadCipher mine;
-    if (mine.generation != key_->generation) {
-      // The key was checked (32 bytes) by SetEncryption, so Create cannot fail.
-      mine.cipher.emplace(*Aes256Gcm::Create(key_->key->plaintext));
-      mine.generation = key_->generation;
-    }
-    char nonce[kAeadNonceBytes];
-    std::memcpy(nonce, &seq_, 8);
-    const auto offset = static_cast<uint32_t>(offset_ + used_);
-    std::memcpy(nonce + 8, &offset, 4);
-    // In place; the tag after the ciphertext. Encryption with a valid context does not fail.
-    mine.cipher
-        ->Seal(nonce, std::string_view(b, kCrcOffset), std::string_view(body, key_len + data_len),
-               body, body + key_len + data_len)
-        .IgnoreError();
-  }
-  u32(kCrcOffset, BlockCrc(b, std::string_view(body, key_len),
-                           std::string_view(body + key_len, data_len + tag)));
+  if (key_len != 0) std::memcpy(b + kBlockHeaderBytes, entry.partition_key.data(), key_len);
+  if (data_len != 0) std::memcpy(b + kBlockHeaderBytes + key_len, entry.data.data(), data_len);
+  const size_t pad = bytes - kBlockHeaderBytes - key_len - data_len;
+  if (pad != 0) std::memset(b + kBlockHeaderBytes + key_len + data_len, 0, pad);
+  u32(kCrcOffset, BlockCrc(b, entry.partition_key, entry.data));
   used_ += bytes;
 }
 
 absl::StatusOr<uint64_t> Journal::Finish(Region* region) {
   File* file = region->file_;
-  if (region->used_ < region->bytes_) {
-    WriteVoid(region->base_ + region->used_, static_cast<uint32_t>(region->bytes_ - region->used_));
+  if (region->used_ < region->end_) {
+    WriteVoid(region->base_ + region->used_, static_cast<uint32_t>(region->end_ - region->used_));
+  }
+  if (region->key_ != nullptr) {
+    // One GCM message per region: the blocks, sealed into the file (mapped) or in place (written
+    // through), the tag after them. The header is the associated data.
+    thread_local ThreadCipher mine;
+    if (mine.generation != region->key_->generation) {
+      // The key was checked (32 bytes) by SetEncryption, so Create cannot fail.
+      mine.cipher.emplace(*Aes256Gcm::Create(region->key_->key->plaintext));
+      mine.generation = region->key_->generation;
+    }
+    char nonce[kAeadNonceBytes];
+    RegionNonce(region->seq_, region->offset_, nonce);
+    char* const out = mode_ == Mode::kMapped ? region->target_ : region->base_;
+    const size_t body = region->end_ - kRegionHeaderBytes;
+    // Encryption with a valid context does not fail.
+    mine.cipher
+        ->Seal(nonce, std::string_view(region->base_, kRegionCrcOffset),
+               std::string_view(region->base_ + kRegionHeaderBytes, body), out + kRegionHeaderBytes,
+               out + kRegionHeaderBytes + body)
+        .IgnoreError();
   }
   absl::Status status;
   if (mode_ == Mode::kWriteThrough) {
@@ -652,7 +665,9 @@ absl::StatusOr<uint64_t> Journal::Finish(Region* region) {
   }
   region->file_ = nullptr;
   region->base_ = nullptr;
+  region->target_ = nullptr;
   region->staging_ = nullptr;
+  region->key_ = nullptr;
   if (!status.ok()) {
     MutexLock lock(&mu_);
     if (error_.ok()) error_ = status;

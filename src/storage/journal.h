@@ -27,13 +27,15 @@
 //               microseconds), u32 data bytes, u32 masked CRC-32C of the 44 bytes before it,
 //               the key and the data; then the key, the data, zero padding.
 //       void:   u32 magic "RJV1", u32 bytes: space reserved but not used (an entry that failed).
-//     An encrypted record block (server-side encryption) has a nonzero key slot in its u16 at
-//     offset 22; its key and data are AES-256-GCM ciphertext, followed by the 16-byte tag (in
-//     the block's bytes, before the padding). The nonce is the file seq and the block's offset
-//     in the file, unique under a data key, which lives for one process at most (a new one at
-//     every open and every SetEncryption). The associated data is the 44 header bytes; the CRC
-//     covers the header, the ciphertext and the tag. The slots' keys (key id and wrapped data
-//     key) are in <stream dir>/journal/KEYS, written atomically before a slot is used:
+//   An encrypted region (server-side encryption) has the magic "RJR3" and its key slot in the
+//     u16 at offset 16 of its header; its blocks, as above, are one AES-256-GCM ciphertext
+//     followed by the 16-byte tag that ends the region. The nonce is the file seq and the
+//     region's offset in the file, unique under a data key, which lives for one process at most
+//     (a new one at every open and every SetEncryption); the associated data is the header's
+//     first 20 bytes. The records are gathered in the caller's staging buffer and sealed into
+//     the file by Finish, so no byte of them reaches the file in the clear. The slots' keys (key
+//     id and wrapped data key) are in <stream dir>/journal/KEYS, written atomically (synced)
+//     before a slot is used:
 //       magic "RJKEYS1\n", u32 count, then per key: u16 slot, u16 key id bytes, key id, u16
 //       wrapped bytes, wrapped key; then u32 masked CRC-32C of everything before it.
 // A region's header is written (under the journal's lock) before anything after it, so the
@@ -101,10 +103,10 @@ class Journal {
   // `read_only`: creates, removes and writes nothing, and maps the files read-only (another
   // process may be writing them: a block it has not finished fails its CRC and ends the scan of
   // its region); the journal returned may only be destroyed.
-  // Encrypted blocks are decrypted with data keys from `keyring` (null: none can be); the
+  // Encrypted regions are decrypted with data keys from `keyring` (null: none can be); the
   // keyring's KMS error fails the open (acknowledged records must not be skipped for want of a
-  // key). A block whose CRC holds but whose authentication fails is skipped and reported by
-  // damage().
+  // key). An encrypted region that does not authenticate counts for nothing, as a torn block:
+  // its call never finished (or the disk rotted, which the segments' checks report).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Journal>> Open(
       const std::string& dir, Mode mode, const std::function<void(const JournalEntry&)>& replay,
       bool read_only = false, FrameKeyring* keyring = nullptr);
@@ -113,8 +115,6 @@ class Journal {
   // clear again). Writes journal/KEYS first. Errors: I/O (nothing changes), kLimitExceeded after
   // 65535 keys in one process life.
   [[nodiscard]] absl::Status SetEncryption(std::shared_ptr<const FrameWriteKey> key);
-  // What Open found that it could not authenticate (OK if nothing).
-  const absl::Status& damage() const { return damage_; }
 
   ~Journal();
   Journal(const Journal&) = delete;
@@ -135,9 +135,7 @@ class Journal {
     bool active() const { return file_ != nullptr; }
     // Whether a record of `key_bytes` + `data_bytes` still fits.
     bool Fits(size_t key_bytes, size_t data_bytes) const {
-      return active() &&
-             used_ + BlockBytes(key_bytes, data_bytes + (key_ != nullptr ? kAeadTagBytes : 0)) <=
-                 bytes_;
+      return active() && used_ + BlockBytes(key_bytes, data_bytes) <= end_;
     }
     // Writes one record into the next block. REQUIRES: Fits(key, data).
     void Put(const JournalEntry& entry);
@@ -149,6 +147,8 @@ class Journal {
     size_t offset_ = 0;                // of the region in its file
     size_t bytes_ = 0;                 // reserved, header included
     size_t used_ = 0;                  // written so far, header included
+    size_t end_ = 0;                   // where the blocks end (bytes_, less an encrypted tag)
+    char* target_ = nullptr;           // mapped: the region in the mapping
     uint64_t seq_ = 0;                 // the file's seq
     std::string* staging_ = nullptr;   // kWriteThrough: the calling thread's buffer
     const JournalKey* key_ = nullptr;  // encrypts the blocks; null: in the clear
@@ -165,9 +165,8 @@ class Journal {
   // reserved): the journal failed earlier, or a new file could not be created (no space).
   // Allocates only when a new file is created (and, written through, when the thread's staging
   // buffer first grows to a size).
-  // `records`: how many records the region is for; while the journal encrypts, each takes
-  // kAeadTagBytes more than BlockBytes says, added here.
-  [[nodiscard]] absl::Status Reserve(size_t record_bytes, Region* region, size_t records = 0);
+  // While the journal encrypts, the region is kAeadTagBytes longer (its tag), added here.
+  [[nodiscard]] absl::Status Reserve(size_t record_bytes, Region* region);
   // Ends a region: the unused rest becomes a void block; written through, the region is
   // pwritten. Returns the ticket to pass to SyncTo. The region becomes inactive; call Done()
   // with the file (region.file) once its records are published (visible).
@@ -216,7 +215,6 @@ class Journal {
   // Open's decrypted records (the replay's views point into them) and what it could not
   // authenticate.
   std::vector<std::string> decrypted_;
-  absl::Status damage_;
   mutable Mutex mu_ ABSL_ACQUIRED_AFTER(sync_mu_);
   // Every file, mapped, for the journal's life.
   std::vector<std::unique_ptr<File>> files_ ABSL_GUARDED_BY(mu_);

@@ -56,10 +56,14 @@ absl::Status ShardStorage::Recover(const std::string& dir, const StorageOptions&
     log_.RaiseNextCounter(*ending_counter);
     log_.Close();
   }
-  if (!options.read_only && (recovery.rewrite_from_record || out->journal_records != 0)) {
-    return disk_->Commit(log_, /*force_sync=*/true, now_ns);
-  }
+  (void)now_ns;
+  out->needs_commit =
+      !options.read_only && (recovery.rewrite_from_record || out->journal_records != 0);
   return absl::OkStatus();
+}
+
+absl::Status ShardStorage::FinishRecovery(int64_t now_ns) {
+  return disk_->Commit(log_, /*force_sync=*/true, now_ns);
 }
 
 uint64_t ShardStorage::Trim(int64_t cutoff_us) {

@@ -67,12 +67,18 @@ class ShardStorage {
   struct Recovered {
     ShardRecovery recovery;
     uint64_t journal_records = 0;
+    // What Recover left to write: the journal's records (and those of a set-aside segment),
+    // written by FinishRecovery once every shard has recovered, so that a shard that cannot
+    // (a key error) leaves nothing written in the others.
+    bool needs_commit = false;
   };
   [[nodiscard]] absl::Status Recover(const std::string& dir, const StorageOptions& options,
                                      int64_t expire_before_us, size_t memory_budget,
                                      std::vector<JournalEntry>& entries,
                                      std::optional<uint64_t> ending_counter, int64_t now_ns,
                                      Recovered* out, ShardCrypto crypto = {});
+  // Writes and syncs what Recover left to write (out.needs_commit).
+  [[nodiscard]] absl::Status FinishRecovery(int64_t now_ns);
 
   // Retention: makes records that arrived before `cutoff_us` invisible for good, in memory and
   // on disk (the trim point only moves forward), reclaims memory, and returns the first visible

@@ -55,9 +55,8 @@ absl::StatusOr<uint64_t> StreamImpl::OrderingCounter(SequenceNumber s) const {
 // What one put call owes the journal: its region (reserved at the call's first record, sized
 // for all of its records), and with kEveryBatch the shards whose records wait for the sync.
 struct StreamImpl::DurablePut {
-  size_t reserve_bytes = 0;    // journal bytes the call's records not yet put may need
-  size_t reserve_records = 0;  // and how many they are
-  bool deferred = false;       // kEveryBatch: records become visible after the sync
+  size_t reserve_bytes = 0;  // journal bytes the call's records not yet put may need
+  bool deferred = false;     // kEveryBatch: records become visible after the sync
   internal::Journal::Region region;
   absl::InlinedVector<internal::Journal::File*, 1> files;  // Done() owed, one per region
   uint64_t ticket = 0;                                     // sync up to
@@ -215,8 +214,7 @@ absl::Status StreamImpl::JournalRecord(StreamShard* shard, DurablePut* durable,
       }
       durable->ticket = *ticket;
     }
-    if (absl::Status s = journal->Reserve(std::max(durable->reserve_bytes, need), &region,
-                                          std::max<size_t>(durable->reserve_records, 1));
+    if (absl::Status s = journal->Reserve(std::max(durable->reserve_bytes, need), &region);
         !s.ok()) {
       return s;
     }
@@ -224,7 +222,6 @@ absl::Status StreamImpl::JournalRecord(StreamShard* shard, DurablePut* durable,
   }
   region.Put(internal::JournalEntry{shard->id.index(), counter, arrival_us, partition_key, data});
   durable->reserve_bytes -= std::min(durable->reserve_bytes, need);
-  durable->reserve_records -= std::min<size_t>(durable->reserve_records, 1);
   return absl::OkStatus();
 }
 
@@ -420,7 +417,6 @@ absl::StatusOr<PutRecordResult> StreamImpl::PutRecord(std::string_view partition
   if (store_ != nullptr) {
     durable.deferred = store_->options().fsync == FsyncPolicy::kEveryBatch;
     durable.reserve_bytes = internal::Journal::BlockBytes(partition_key.size(), data.size());
-    durable.reserve_records = 1;
   }
   const ErrorCode code = PutOne(partition_key, data, options.explicit_hash_key, floor,
                                 ToMicros(start), &result, &error, &shard, &durable);
@@ -469,7 +465,6 @@ absl::StatusOr<PutRecordsResult> StreamImpl::PutRecords(absl::Span<const PutReco
     for (const PutRecordsEntry& e : entries) {
       durable.reserve_bytes += internal::Journal::BlockBytes(e.partition_key.size(), e.data.size());
     }
-    durable.reserve_records = entries.size();
   }
   // Route every valid entry, then append each shard's entries (in the call's order, which
   // their sequence numbers follow) under one acquisition of its lock. A counting sort by

@@ -88,12 +88,7 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
       },
       read_only_, keyring_.get());
   if (!journal.ok()) return journal.status();
-  if (!(*journal)->damage().ok()) {
-    recovery_status_ = InternalFailureError(absl::StrFormat(
-        "stream %s: the journal holds a record that fails authentication; it was not recovered: "
-        "%s",
-        options_.name, (*journal)->damage().ToString()));
-  }
+
   // Each shard recovers on its own: replay runs on up to one thread per core, joined here.
   struct Recovered {
     internal::ShardStorage::Recovered result;
@@ -127,6 +122,15 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
   }
   for (size_t i = 0; i < shards_.size(); ++i) {
     if (!recovered[i].status.ok()) return recovered[i].status;
+  }
+  // Every shard has read its records: only now is anything written (the journal's records into
+  // the segments), so that a shard that could not recover leaves the others untouched.
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    if (recovered[i].result.needs_commit) {
+      if (absl::Status s = shards_[i]->storage.FinishRecovery(now_ns); !s.ok()) return s;
+    }
+  }
+  for (size_t i = 0; i < shards_.size(); ++i) {
     const internal::ShardRecovery& recovery = recovered[i].result.recovery;
     recovered_records_ += recovery.records + recovered[i].result.journal_records;
     if (!recovery.corruption.ok() && recovery_status_.ok()) {

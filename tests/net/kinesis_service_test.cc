@@ -766,7 +766,7 @@ TEST_CASE("Handle never crashes on hostile input for any operation", "[net]") {
   Fixture f;
   f.Create("s", 2);
   const std::vector<std::string_view> operations = KinesisService::OperationNames();
-  REQUIRE(operations.size() == 25);
+  REQUIRE(operations.size() == 27);
   const std::vector<std::string> bodies = {
       "{}",
       R"({"StreamName":null,"StreamARN":null,"ShardId":null})",
@@ -1253,6 +1253,56 @@ TEST_CASE("A durable registry keeps streams in directories and reopens them", "[
   REQUIRE(got.records.size() == 1);
   CHECK(got.records[0].sequence_number.ToString() == seq);
   CHECK(got.records[0].data == "\x01\x02\x03");
+}
+
+}  // namespace
+}  // namespace rill::net
+
+namespace rill::net {
+namespace {
+
+TEST_CASE("StartStreamEncryption and StopStreamEncryption over the wire", "[net][encryption]") {
+  testing::TempDir keys("wire_keys");
+  const std::string keyring = keys.path() + "/keyring";
+  REQUIRE(FileKeyProvider::CreateKeyring(keyring).ok());
+  REQUIRE(FileKeyProvider::CreateKey(keyring, "alias/wire").ok());
+  StreamRegistryOptions options;
+  auto provider = FileKeyProvider::Open(keyring);
+  REQUIRE(provider.ok());
+  options.stream_template.key_provider = std::move(*provider);
+  Fixture f(std::move(options));
+  f.Create("secure", 1);
+  CHECK(f.Ok("DescribeStreamSummary", R"({"StreamName":"secure"})")
+            ->Str("/StreamDescriptionSummary/EncryptionType") == "NONE");
+  CHECK_FALSE(f.Ok("DescribeStreamSummary", R"({"StreamName":"secure"})")
+                  ->Has("/StreamDescriptionSummary/KeyId"));
+
+  f.Ok("StartStreamEncryption",
+       R"({"StreamName":"secure","EncryptionType":"KMS","KeyId":"alias/wire"})");
+  auto summary = f.Ok("DescribeStreamSummary", R"({"StreamName":"secure"})");
+  CHECK(summary->Str("/StreamDescriptionSummary/EncryptionType") == "KMS");
+  CHECK(summary->Str("/StreamDescriptionSummary/KeyId") == "alias/wire");
+  auto described = f.Ok("DescribeStream", R"({"StreamName":"secure"})");
+  CHECK(described->Str("/StreamDescription/EncryptionType") == "KMS");
+  CHECK(described->Str("/StreamDescription/KeyId") == "alias/wire");
+  auto put = f.Ok("PutRecord", R"({"StreamName":"secure","PartitionKey":"k","Data":"aGk="})");
+  CHECK(put->Str("/EncryptionType") == "KMS");
+
+  CheckError(
+      f.Call("StartStreamEncryption",
+             R"({"StreamName":"secure","EncryptionType":"KMS","KeyId":"alias/none"})"),
+      "KMSNotFoundException",
+      std::string(
+          f.Find("secure")->StartStreamEncryption(EncryptionType::kKms, "alias/none").message()));
+  const Response bad_type = f.Call("StartStreamEncryption",
+                                   R"({"StreamName":"secure","EncryptionType":"AES","KeyId":"k"})");
+  CHECK(bad_type.http_status == 400);
+  CHECK(bad_type.error_type == "ValidationException");
+
+  f.Ok("StopStreamEncryption",
+       R"({"StreamName":"secure","EncryptionType":"KMS","KeyId":"alias/wire"})");
+  CHECK(f.Ok("DescribeStreamSummary", R"({"StreamName":"secure"})")
+            ->Str("/StreamDescriptionSummary/EncryptionType") == "NONE");
 }
 
 }  // namespace

@@ -62,7 +62,7 @@ void PutAll(Journal* journal, const std::vector<Replayed>& records) {
   size_t bytes = 0;
   for (const Replayed& r : records) bytes += Journal::BlockBytes(r.key.size(), r.data.size());
   Journal::Region region;
-  REQUIRE(journal->Reserve(bytes, &region, records.size()).ok());
+  REQUIRE(journal->Reserve(bytes, &region).ok());
   for (const Replayed& r : records) {
     REQUIRE(region.Fits(r.key.size(), r.data.size()));
     region.Put(JournalEntry{r.shard, r.counter, 7, r.key, r.data});
@@ -129,7 +129,6 @@ TEST_CASE("journal records written while encrypting hold no plaintext and replay
   std::vector<Replayed> replayed;
   auto journal = Replay(dir.path(), mode, &keyring, &replayed);
   REQUIRE(journal.ok());
-  CHECK((*journal)->damage().ok());
   CHECK(replayed == expected);
 }
 
@@ -154,49 +153,53 @@ TEST_CASE("replaying encrypted journal records without their key fails with a KM
   CHECK(GetErrorCode(wrong_key.status()) == ErrorCode::kKmsAccessDenied);
 }
 
-TEST_CASE("an altered encrypted journal record fails authentication and is reported",
+TEST_CASE("an altered or unfinished encrypted region counts for nothing, and later ones do",
           "[journal][encryption]") {
+  const Mode mode = GENERATE(Mode::kMapped, Mode::kWriteThrough);
   TempDir dir;
   std::map<std::string, std::string> kms;
+  const std::vector<Replayed> first = Records(1, 3, "a");
+  const std::vector<Replayed> unfinished = Records(4, 2, "b");
+  const std::vector<Replayed> last = Records(6, 2, "c");
   {
     std::vector<Replayed> none;
-    auto journal = Replay(dir.path(), Mode::kWriteThrough, nullptr, &none);
+    auto journal = Replay(dir.path(), mode, nullptr, &none);
     REQUIRE(journal.ok());
     REQUIRE((*journal)->SetEncryption(NewKey(&kms, "wrapped-1")).ok());
-    PutAll(journal->get(), Records(1, 3, "s"));
+    PutAll(journal->get(), first);
+    // A call that dies before Finish: its region is reserved (header written), never sealed.
+    Journal::Region dying;
+    REQUIRE((*journal)->Reserve(2 * Journal::BlockBytes(10, 20), &dying).ok());
+    for (const Replayed& r : unfinished)
+      dying.Put(JournalEntry{r.shard, r.counter, 7, r.key, r.data});
+    PutAll(journal->get(), last);
+    CHECK(JournalBytes(dir.path()).find("b-reading") == std::string::npos);  // never in the clear
   }
+  FrameKeyring keyring = Keyring(&kms);
+  {
+    std::vector<Replayed> replayed;
+    auto journal = Replay(dir.path(), mode, &keyring, &replayed);
+    REQUIRE(journal.ok());
+    std::vector<Replayed> expected = first;
+    expected.insert(expected.end(), last.begin(), last.end());
+    CHECK(replayed == expected);
+  }
+  // A byte of the first region's ciphertext changed: that region is not believed, the last is.
   std::string path;
   for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/journal")) {
     if (e.path().extension() == ".jnl") path = e.path().string();
   }
   REQUIRE(!path.empty());
   std::string bytes = *ReadFile(path);
-  // The second block: file header 64, region header 24, then blocks of 48 + key + data + tag.
-  const size_t first_block = Journal::kFileHeaderBytes + Journal::kRegionHeaderBytes;
-  uint32_t first_bytes;
-  std::memcpy(&first_bytes, bytes.data() + first_block + 4, 4);
-  const size_t second = first_block + first_bytes;
-  // Change the counter in its header and repair the block's CRC, as a deliberate edit would.
-  bytes[second + 24] ^= 0x01;
-  uint16_t key_len;
-  uint32_t data_len;
-  std::memcpy(&key_len, bytes.data() + second + 20, 2);
-  std::memcpy(&data_len, bytes.data() + second + 40, 4);
-  uint32_t crc = Crc32c(std::string_view(bytes.data() + second, 44));
-  crc = Crc32cExtend(crc, std::string_view(bytes.data() + second + 48, key_len + data_len + 16));
-  const uint32_t masked = MaskCrc32c(crc);
-  std::memcpy(bytes.data() + second + 44, &masked, 4);
+  bytes[Journal::kFileHeaderBytes + Journal::kRegionHeaderBytes + 30] ^= 0x01;
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   }
-  FrameKeyring keyring = Keyring(&kms);
   std::vector<Replayed> replayed;
-  auto journal = Replay(dir.path(), Mode::kWriteThrough, &keyring, &replayed);
+  auto journal = Replay(dir.path(), mode, &keyring, &replayed);
   REQUIRE(journal.ok());
-  CHECK(replayed.size() == 2);  // the altered one is not believed
-  CHECK((*journal)->damage().code() == absl::StatusCode::kDataLoss);
-  CHECK_THAT(std::string((*journal)->damage().message()), Catch::Contains("authentication"));
+  CHECK(replayed == last);
 }
 
 }  // namespace
