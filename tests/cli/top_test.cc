@@ -38,7 +38,10 @@ class Tmux {
  public:
   Tmux() : socket_(absl::StrFormat("rill-cli-test-%d", ::getpid())) {}
   ~Tmux() { std::system((Prefix() + " kill-server >/dev/null 2>&1").c_str()); }
-  std::string Prefix() const { return absl::StrFormat("tmux -L %s -f /dev/null", socket_); }
+  // Not nested in a tmux the tests may run in.
+  std::string Prefix() const {
+    return absl::StrFormat("env -u TMUX tmux -L %s -f /dev/null", socket_);
+  }
   // A detached 120x40 session running `command` in sh.
   void NewSession(const std::string& name, const std::string& command) {
     const std::string line =
