@@ -163,12 +163,13 @@ case "$mode" in
         -DRILL_BUILD_BENCHMARKS=OFF -DRILL_BUILD_EXAMPLES=OFF -DRILL_HEADER_CHECK=OFF &&
         run_tests build-asan
     }
-    # rill::sql runs on its caller's thread and starts none, so the TSan stage leaves it out to
-    # stay within CI's time (ASan+UBSan and the other stages run all of it).
+    # rill::sql runs on its caller's thread and starts none, and the rill command is a
+    # single-threaded process around the library, so the TSan stage leaves both out to stay within
+    # CI's time (ASan+UBSan and the other stages run all of it).
     tsan_stage() {
       configure_and_build build-tsan RelWithDebInfo "${sanitizer_flags[@]}" -DRILL_SANITIZE=tsan \
         -DRILL_BUILD_BENCHMARKS=OFF -DRILL_BUILD_EXAMPLES=OFF -DRILL_BUILD_SQL=OFF \
-        -DRILL_HEADER_CHECK=OFF && run_tests build-tsan
+        -DRILL_BUILD_CLI=OFF -DRILL_HEADER_CHECK=OFF && run_tests build-tsan
     }
     total_start=$SECONDS
     stage "RelWithDebInfo build + tests" normal_stage
