@@ -270,11 +270,9 @@ class Verifier {
     shard.index = index;
     shard.meta = meta;
     if (keyring_ != nullptr && meta_) {
-      // The context a shard's frames are sealed with: the stream's seed, then the shard's index
-      // (4 bytes, as the stream lays it out: StreamImpl::ShardContext).
-      std::string context(meta_->seed.begin(), meta_->seed.end());
-      context.append(reinterpret_cast<const char*>(&index), 4);
-      shard.scratch.SetDecryption(keyring_.get(), std::move(context));
+      // The context the stream sealed the shard's frames with.
+      shard.scratch.SetDecryption(keyring_.get(),
+                                  internal::ShardEncryptionContext(meta_->seed, index));
     }
     for (size_t i = 0; i < segments.size(); ++i) {
       const auto& [name_counter, path] = segments[i];

@@ -218,6 +218,13 @@ absl::StatusOr<StreamMeta> DecodeStreamMeta(std::string_view bytes) {
 
 // --- ShardStore ---
 
+std::string ShardEncryptionContext(const std::array<uint8_t, 16>& seed, uint32_t index) {
+  std::string context(seed.size() + 4, '\0');
+  std::memcpy(context.data(), seed.data(), seed.size());
+  for (int i = 0; i < 4; ++i) context[seed.size() + i] = static_cast<char>(index >> (8 * i));
+  return context;
+}
+
 absl::StatusOr<std::unique_ptr<ShardStore>> ShardStore::Open(
     const std::string& dir, const StorageOptions& options,
     const std::function<void(const StoredRecord&)>& replay, ShardRecovery* recovery,

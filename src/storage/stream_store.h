@@ -111,6 +111,10 @@ struct ShardCrypto {
   std::shared_ptr<const FrameWriteKey> write_key;
 };
 
+// The context a shard's encrypted frames are bound to: the stream's seed, then the shard's index
+// (u32, little-endian). Part of the format: changing it makes every encrypted frame unreadable.
+std::string ShardEncryptionContext(const std::array<uint8_t, 16>& seed, uint32_t index);
+
 // One shard's segment files. Thread-safe: Commit and Sync serialise on the store's mutex.
 class ShardStore {
  public:

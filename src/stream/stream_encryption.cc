@@ -18,10 +18,7 @@ constexpr int64_t kDayMicros = int64_t{24} * 3600 * 1000 * 1000;
 }  // namespace
 
 std::string StreamImpl::ShardContext(uint32_t index) const {
-  std::string context(seed_.size() + 4, '\0');
-  std::memcpy(context.data(), seed_.data(), seed_.size());
-  std::memcpy(context.data() + seed_.size(), &index, 4);
-  return context;
+  return ShardEncryptionContext(seed_, index);
 }
 
 ShardCrypto StreamImpl::CryptoFor(uint32_t index) const {

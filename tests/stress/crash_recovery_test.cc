@@ -33,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "rill/base/error.h"
+#include "rill/storage/encryption.h"
 #include "rill/stream/stream.h"
 #include "storage/file_util.h"
 #include "storage/segment.h"
@@ -50,9 +51,22 @@ constexpr int kBatchEntries = 5;
 // More puts than a child can make before its kill (about 1.5 ms per fsync here); then it waits.
 constexpr int kMaxPutsPerChild = 5000;
 
+// Set by the encrypted run: the keyring every open (the parent's and the children's) reads its
+// keys from.
+std::string& Keyring() {
+  static std::string keyring;
+  return keyring;
+}
+constexpr char kKeyId[] = "alias/crash";
+
 StreamOptions CrashOptions(const std::string& dir) {
-  return testing::DurableStreamOptions(dir, SystemClock::Default(), kShards,
-                                       FsyncPolicy::kEveryBatch, "crash");
+  StreamOptions o = testing::DurableStreamOptions(dir, SystemClock::Default(), kShards,
+                                                  FsyncPolicy::kEveryBatch, "crash");
+  if (!Keyring().empty()) {
+    auto provider = FileKeyProvider::Open(Keyring());
+    if (provider.ok()) o.key_provider = std::move(*provider);
+  }
+  return o;
 }
 
 std::string KeyOf(int n) { return absl::StrCat("key-", n % kKeys); }
@@ -367,23 +381,34 @@ uint32_t ShardOf(const std::string& segment_path) {
   return shard;
 }
 
-TEST_CASE("acknowledged records survive SIGKILL at random moments", "[stress][durable][crash]") {
+// `kills` plain kills, then one whose newest segment is cut short, one with a flipped byte and a
+// last plain one. `encrypted`: the stream is encrypted at rest from the start (every child
+// writes its journal regions and segment frames sealed, under a data key of its own).
+void CrashLoop(int kills, bool encrypted) {
   uint64_t seed = std::random_device{}();
   if (const char* env = std::getenv("RILL_CRASH_SEED")) REQUIRE(absl::SimpleAtoi(env, &seed));
   INFO("RILL_CRASH_SEED=" << seed);
   std::mt19937_64 rng(seed);
   const testing::TempDir scoped("crash", testing::TempDir::kAbsent);
+  const testing::TempDir keys("crash_keys");
   const std::string& dir = scoped.path();
+  Keyring().clear();
+  if (encrypted) {
+    Keyring() = keys.path() + "/keyring";
+    REQUIRE(FileKeyProvider::CreateKeyring(Keyring()).ok());
+    REQUIRE(FileKeyProvider::CreateKey(Keyring(), kKeyId).ok());
+  }
   {
     auto created = Stream::Create(CrashOptions(dir));
     REQUIRE(created.ok());
+    if (encrypted) {
+      REQUIRE((*created)->StartStreamEncryption(EncryptionType::kKms, kKeyId).ok());
+    }
   }
   Model model;
   const auto start = std::chrono::steady_clock::now();
   int total_acked = 0;
-  constexpr int kKills = 50;
-  // After the 50 plain kills: one whose newest segment is cut short, then one with a flipped
-  // byte, then a last plain one.
+  const int kKills = kills;
   for (int iteration = 0; iteration < kKills + 3; ++iteration) {
     const bool truncate = iteration == kKills;
     const bool flip = iteration == kKills + 1;
@@ -464,10 +489,26 @@ TEST_CASE("acknowledged records survive SIGKILL at random moments", "[stress][du
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  WARN("crash test: " << kKills + 3 << " kills, " << total_acked << " acknowledged puts, "
-                      << model.in_flight_found() << " unacknowledged records found, "
-                      << model.total() << " records at the end, " << seconds << " s");
+  WARN("crash test" << (encrypted ? " (encrypted)" : "") << ": " << kKills + 3 << " kills, "
+                    << total_acked << " acknowledged puts, " << model.in_flight_found()
+                    << " unacknowledged records found, " << model.total() << " records at the end, "
+                    << seconds << " s");
   CHECK(total_acked > kKills);
+  if (encrypted) {
+    auto s = Stream::Open(CrashOptions(dir));
+    REQUIRE(s.ok());
+    CHECK((*s)->DescribeStreamSummary().encryption_type == EncryptionType::kKms);
+  }
+  Keyring().clear();
+}
+
+TEST_CASE("acknowledged records survive SIGKILL at random moments", "[stress][durable][crash]") {
+  CrashLoop(50, /*encrypted=*/false);
+}
+
+TEST_CASE("acknowledged records survive SIGKILL at random moments with encryption at rest",
+          "[stress][durable][crash][encryption]") {
+  CrashLoop(20, /*encrypted=*/true);
 }
 
 }  // namespace
