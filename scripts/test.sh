@@ -154,9 +154,11 @@ case "$mode" in
       end "$name"
     }
     normal_stage() { configure_and_build build RelWithDebInfo && run_tests build; }
+    # The compile-only check that every public header stands alone runs once, in the
+    # RelWithDebInfo stage: it does not depend on the optimisation level.
     release_stage() {
       configure_and_build build-release Release -DRILL_BUILD_BENCHMARKS=OFF \
-        -DRILL_BUILD_EXAMPLES=ON && run_tests build-release
+        -DRILL_BUILD_EXAMPLES=ON -DRILL_HEADER_CHECK=OFF && run_tests build-release
     }
     asan_stage() {
       configure_and_build build-asan RelWithDebInfo "${sanitizer_flags[@]}" -DRILL_SANITIZE=asan \
