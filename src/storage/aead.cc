@@ -46,12 +46,13 @@ absl::Status Aes256Gcm::Seal(const void* nonce, std::string_view aad, std::strin
                              char* out, char* tag) {
   EVP_CIPHER_CTX* ctx = ctx_.get();
   int n = 0;
-  if (plaintext.size() > static_cast<size_t>(INT_MAX) || aad.size() > static_cast<size_t>(INT_MAX) ||
+  if (plaintext.size() > static_cast<size_t>(INT_MAX) ||
+      aad.size() > static_cast<size_t>(INT_MAX) ||
       EVP_CipherInit_ex(ctx, nullptr, nullptr, nullptr, static_cast<const unsigned char*>(nonce),
                         1) != 1 ||
-      (!aad.empty() && EVP_EncryptUpdate(ctx, nullptr, &n,
-                                         reinterpret_cast<const unsigned char*>(aad.data()),
-                                         static_cast<int>(aad.size())) != 1) ||
+      (!aad.empty() &&
+       EVP_EncryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
+                         static_cast<int>(aad.size())) != 1) ||
       EVP_EncryptUpdate(ctx, reinterpret_cast<unsigned char*>(out), &n,
                         reinterpret_cast<const unsigned char*>(plaintext.data()),
                         static_cast<int>(plaintext.size())) != 1 ||
@@ -70,9 +71,9 @@ absl::Status Aes256Gcm::Open(const void* nonce, std::string_view aad, std::strin
       aad.size() > static_cast<size_t>(INT_MAX) ||
       EVP_CipherInit_ex(ctx, nullptr, nullptr, nullptr, static_cast<const unsigned char*>(nonce),
                         0) != 1 ||
-      (!aad.empty() && EVP_DecryptUpdate(ctx, nullptr, &n,
-                                         reinterpret_cast<const unsigned char*>(aad.data()),
-                                         static_cast<int>(aad.size())) != 1) ||
+      (!aad.empty() &&
+       EVP_DecryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
+                         static_cast<int>(aad.size())) != 1) ||
       EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(out), &n,
                         reinterpret_cast<const unsigned char*>(ciphertext.data()),
                         static_cast<int>(ciphertext.size())) != 1 ||
