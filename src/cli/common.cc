@@ -21,6 +21,7 @@
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
 #include "storage/file_util.h"
+#include "storage/segment.h"
 
 namespace rill::cli {
 namespace {
@@ -130,22 +131,6 @@ absl::StatusOr<std::shared_ptr<KeyProvider>> Keyring() {
   return *provider;
 }
 
-namespace {
-bool IsKeyErrorCode(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kKmsDisabled:
-    case ErrorCode::kKmsInvalidState:
-    case ErrorCode::kKmsAccessDenied:
-    case ErrorCode::kKmsNotFound:
-    case ErrorCode::kKmsOptInRequired:
-    case ErrorCode::kKmsThrottling:
-      return true;
-    default:
-      return false;
-  }
-}
-}  // namespace
-
 absl::StatusOr<internal::StreamMeta> ReadStreamMeta(const std::string& dir) {
   std::error_code error;
   const fs::file_status status = fs::status(dir, error);
@@ -218,7 +203,7 @@ absl::StatusOr<std::unique_ptr<Stream>> OpenStream(const std::string& dir, Acces
                           "tail, groups, metrics, verify, top), which work while it runs",
                           meta->name, dir, holder, dir));
     }
-    if (IsKeyErrorCode(GetErrorCode(stream.status()))) {
+    if (internal::IsKeyError(stream.status())) {
       return Failure(
           kExitError,
           absl::StrFormat("cannot open the stream in %s: %s (%s)", dir, stream.status().message(),

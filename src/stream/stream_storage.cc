@@ -176,7 +176,10 @@ absl::Status StreamImpl::AttachStorage(std::unique_ptr<internal::StreamStore> st
     MutexLock lock(&flusher_mu_);
     flusher_thread_ = std::thread([this, interval = storage.fsync_interval] {
       // METRICS is refreshed about once a second: often enough for `rill top`, rarely enough
-      // to cost nothing next to the puts.
+      // to cost nothing next to the puts. Real time, not the stream's clock, as for the flush
+      // interval above: it paces a file read by tools watching a live process, and this thread
+      // runs only with background_flush (a SimulatedClock stream sets it false and gets METRICS
+      // at Flush and close only, deterministically).
       auto next_metrics = std::chrono::steady_clock::now();
       for (;;) {
         {
