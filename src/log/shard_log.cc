@@ -266,6 +266,23 @@ int64_t ShardLog::ArrivalAt(uint64_t ordinal) const {
       .arrival_us;
 }
 
+uint64_t ShardLog::PayloadBytes(uint64_t from, uint64_t to) const {
+  uint64_t bytes = 0;
+  while (from < to) {
+    std::shared_ptr<const Chunk> chunk = FindChunk(from);
+    const uint64_t first = chunk->first_ordinal();
+    // Records below `to` are written, so the chunk holding `from` holds it and what follows it,
+    // up to its count or `to`.
+    const auto begin = static_cast<uint32_t>(from - first);
+    const auto end = static_cast<uint32_t>(std::min<uint64_t>(to, first + chunk->count()) - first);
+    if (end <= begin) break;  // not expected: `from` is written
+    bytes +=
+        chunk->EndOffsetOf(end) - chunk->OffsetOf(begin) - size_t{end - begin} * kRecordHeaderBytes;
+    from = first + end;
+  }
+  return bytes;
+}
+
 uint64_t ShardLog::TrimBefore(int64_t cutoff_us) {
   return TrimBefore(cutoff_us, std::numeric_limits<int64_t>::max(), nullptr);
 }
@@ -295,10 +312,9 @@ void ShardLog::TrimToLocked(uint64_t target, int64_t count_from_us, Trimmed* cou
     // (durable eviction does not take it, but nothing durable is counted).
     const uint64_t from =
         LowerBound([](const StoredRecord& r) { return r.arrival_us; }, count_from_us, target);
-    for (Cursor c(*this, from, target); c.Valid(); c.Next()) {
-      const StoredRecord r = c.Get();
-      ++counted->records;
-      counted->bytes += r.partition_key.size() + r.data.size();
+    if (from < target) {
+      counted->records += target - from;
+      counted->bytes += PayloadBytes(from, target);
     }
   }
   trim_ordinal_.store(target, std::memory_order_release);
