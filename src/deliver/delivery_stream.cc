@@ -228,6 +228,8 @@ class DeliveryStream::Impl {
 
   // A round. `flush`: seal every buffer and attempt every pending batch now.
   absl::Status Round(bool flush) ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
+  // Flush() and Close(): rounds with flush set until what was put before is delivered.
+  absl::Status FlushRounds() ABSL_EXCLUSIVE_LOCKS_REQUIRED(round_mu_);
   void RunThread();
   void StopThread();
 
@@ -331,6 +333,9 @@ class DeliveryStream::Impl {
   // Puts and the thread.
   std::atomic<bool> closed_{false};
   std::atomic<int64_t> in_flight_bytes_{0};  // DirectPut: accepted, not yet read
+  // Records the current (or last) round read from the source, and bytes read in all.
+  size_t read_this_round_ ABSL_GUARDED_BY(round_mu_) = 0;
+  uint64_t read_bytes_ ABSL_GUARDED_BY(round_mu_) = 0;
   Mutex thread_mu_;
   std::thread thread_ ABSL_GUARDED_BY(thread_mu_);
   std::atomic<bool> stop_{false};
@@ -408,6 +413,8 @@ void DeliveryStream::Impl::MarkDone(uint64_t ticket) {
 void DeliveryStream::Impl::Ingest(uint32_t slot, absl::Span<const Record> records) {
   ShardTracker* t = Tracker(slot);
   if (t == nullptr) return;
+  read_this_round_ += records.size();
+  for (const Record& r : records) read_bytes_ += r.data.size();
   for (const Record& r : records) {
     const uint64_t ticket = (uint64_t{slot} << kTicketSlotShift) | (t->base + t->pending.size());
     t->pending.emplace_back(r.sequence_number, false);
@@ -933,6 +940,7 @@ absl::Status DeliveryStream::Impl::Round(bool flush) {
     if (first_error.ok() && !s.ok()) first_error = std::move(s);
   };
   // 1. Read, unless the buffers are full (a slow destination pushes back on the source).
+  read_this_round_ = 0;
   if (!closed_round_ && buffered_bytes_ < options_.max_buffered_bytes) note(worker_->Poll());
   // The internal stream's retention (24 h, Firehose's for DirectPut) is applied by its Tick().
   if (internal_stream_ && clock_->Now() - last_tick_ >= absl::Minutes(1)) {
@@ -1300,7 +1308,22 @@ absl::Status DeliveryStream::Impl::Poll() {
 
 absl::Status DeliveryStream::Impl::Flush() {
   MutexLock<Mutex> lock(&round_mu_);
-  return Round(true);
+  return FlushRounds();
+}
+
+absl::Status DeliveryStream::Impl::FlushRounds() {
+  // DirectPut: what was put before the call is read too, however much: a round reads at most
+  // the consumer group's max_records, so one round would leave the rest of a burst (and Close
+  // would drop it). Bounded by the bytes unread now, so that puts racing the call cannot keep it
+  // going; it stops at the first failed round (a retry is the next round's job).
+  const uint64_t target = read_bytes_ + static_cast<uint64_t>(std::max<int64_t>(
+                                            0, in_flight_bytes_.load(std::memory_order_relaxed)));
+  absl::Status status = Round(true);
+  while (internal_stream_ != nullptr && status.ok() && read_this_round_ > 0 &&
+         read_bytes_ < target) {
+    status = Round(true);
+  }
+  return status;
 }
 
 absl::Status DeliveryStream::Impl::Start() {
@@ -1317,14 +1340,20 @@ absl::Status DeliveryStream::Impl::Start() {
 void DeliveryStream::Impl::RunThread() {
   while (!stop_.load()) {
     absl::Time deadline;
+    bool more;
     {
       MutexLock<Mutex> lock(&round_mu_);
       // Errors stay in the metrics and the retry state; the next round tries again.
       Round(false).IgnoreError();
+      // A round reads one batch per shard (at most the group's max_records): after one that
+      // read anything, more may be waiting, so the next round starts at once unless the buffers
+      // are full (then a delivery has to make room first, and the deadlines say when).
+      more = read_this_round_ > 0 && buffered_bytes_ < options_.max_buffered_bytes;
       deadline = NextDeadline();
       if (internal_stream_ == nullptr) deadline = std::min(deadline, clock_->Now() + kIdlePoll);
     }
     if (stop_.load()) break;
+    if (more) continue;
     clock_->WaitUntil(deadline, waker_);
   }
 }
@@ -1345,7 +1374,7 @@ absl::Status DeliveryStream::Impl::Close() {
   if (closed_.exchange(true)) return absl::OkStatus();
   StopThread();
   MutexLock<Mutex> lock(&round_mu_);
-  absl::Status status = Round(true);
+  absl::Status status = FlushRounds();
   closed_round_ = true;
   // The processors checkpoint what is done; the leases are released.
   worker_->Shutdown();
