@@ -22,6 +22,13 @@
 //                                removed between iterations, untimed
 //   BM_RillObjectStore/UNCOMPRESSED  the same without compression: what the core, the internal
 //                                stream and publishing cost on their own (no baseline)
+//   BM_RillObjectStoreStarted/ZSTD|GZIP  the same records as the tutorial runs them: the
+//                                delivery stream's own thread (Start()) reads and delivers while
+//                                the benchmark's thread puts, kept at most two objects ahead of
+//                                what is delivered (PutAllStarted). Each iteration puts a number
+//                                of objects' worth (the argument) and Flush()es; time is the
+//                                whole iteration. waited_ms: the putter's time spent waiting for
+//                                the delivery thread, warm-up included. vs_compressor as above
 //   BM_BaselineCopy              one libpq connection; per iteration BEGIN; COPY events (id,
 //                                player, game, score, ts) FROM STDIN with one batch of rows in
 //                                text format, built once up front and sent in 1 MiB pieces;
@@ -32,6 +39,8 @@
 //                                extracts what the baseline gets ready-made), 5 MiB buffer: one
 //                                batch per iteration, COPYed with rill's progress upsert in one
 //                                transaction. rows/s; vs_copy: over BM_BaselineCopy's
+//   BM_RillPostgresStarted       the same with the delivery thread running, as
+//                                BM_RillObjectStoreStarted (the argument: batches per iteration)
 //
 // The rill cases also say where their time goes, in ms per iteration: put_ms (PutRecordBatch:
 // the records go into the delivery stream's internal stream), read_ms (the Polls that read them
@@ -76,6 +85,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -307,6 +317,42 @@ void PutAll(rill::DeliveryStream& firehose, absl::Span<const std::string_view> r
 
 // ---- Object store ----
 
+// Started (pipelined) cases: the delivery stream's own thread (Start()) reads and delivers while
+// this thread puts, as the tutorial runs it. `copies` times `records`, in order. Before each batch
+// the putter waits, sleeping 100 us at a time, until at most kAheadBuffers copies are put but not
+// delivered: that keeps the unread bytes under max_buffered_bytes, so PutRecordBatch never says
+// "Slow down." and every record goes in once and in order (the objects are then exactly the
+// baseline's). Ends with Flush(), which waits for the thread to deliver the rest.
+constexpr int64_t kAheadBuffers = 2;
+double g_waited = 0;
+
+void PutAllStarted(rill::DeliveryStream& firehose, absl::Span<const std::string_view> records,
+                   int copies) {
+  const auto per_copy = static_cast<int64_t>(records.size());
+  const int64_t delivered_before = firehose.metrics().delivery_records;
+  int64_t put = 0;
+  for (int c = 0; c < copies; ++c) {
+    for (size_t i = 0; i < records.size(); i += kBatch) {
+      while (put - (firehose.metrics().delivery_records - delivered_before) >
+             kAheadBuffers * per_copy) {
+        const auto slept = std::chrono::steady_clock::now();
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        g_waited += SecondsSince(slept);
+      }
+      const size_t n = std::min<size_t>(kBatch, records.size() - i);
+      absl::StatusOr<rill::PutRecordBatchResult> result =
+          firehose.PutRecordBatch(records.subspan(i, n));
+      if (!result.ok()) Die("PutRecordBatch: " + result.status().ToString());
+      if (result->failed_put_count != 0) {
+        Die(absl::StrCat("PutRecordBatch: ", result->failed_put_count, " records failed, e.g. ",
+                         result->request_responses[0].error_message));
+      }
+      put += static_cast<int64_t>(n);
+    }
+  }
+  if (absl::Status flushed = firehose.Flush(); !flushed.ok()) Die("Flush: " + flushed.ToString());
+}
+
 struct ObjectFixture {
   std::vector<std::string> records;     // one object's
   std::vector<std::string_view> views;  // of records
@@ -465,6 +511,50 @@ BENCHMARK_CAPTURE(BM_RillObjectStore, UNCOMPRESSED, CompressionFormat::kUncompre
     ->UseManualTime()
     ->Iterations(kZstdIterations);
 
+void BM_RillObjectStoreStarted(benchmark::State& state, CompressionFormat format) {
+  const ObjectFixture& f = Objects();
+  TempDirectory dir("objects-started");
+  rill::DeliveryStreamOptions options;
+  options.name = "bench-objects-started";
+  options.clock = std::make_shared<rill::SimulatedClock>();
+  options.max_buffered_bytes = kMaxBufferedBytes;
+  rill::ObjectStoreDestination destination;
+  destination.directory = dir.path();
+  destination.compression = format;
+  options.destination = destination;
+  std::unique_ptr<rill::DeliveryStream> firehose = MustCreate(std::move(options));
+  if (absl::Status started = firehose->Start(); !started.ok()) Die(started.ToString());
+  const size_t object_size = f.compressed_size.at(format);
+  const int copies = static_cast<int>(state.range(0));
+  PutAllStarted(*firehose, f.views, kRillWarmUpBuffers);
+  RemoveObjects(dir.path(), object_size);
+  Stopwatch watch;
+  for (auto _ : state) {
+    watch.Start();
+    PutAllStarted(*firehose, f.views, copies);
+    watch.Stop(state);
+    const int objects = RemoveObjects(dir.path(), object_size);
+    if (objects != copies) Die(absl::StrCat(objects, " objects, expected ", copies));
+  }
+  const double bytes =
+      static_cast<double>(f.object.size()) * copies * static_cast<double>(state.iterations());
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+  state.counters["records"] = static_cast<double>(f.records.size()) * copies;
+  state.counters["waited_ms"] = g_waited * 1e3;
+  SetRatio(state, "vs_compressor", watch.Rate(bytes), "compress/" + FormatName(format));
+  if (absl::Status closed = firehose->Close(); !closed.ok()) Die(closed.ToString());
+  Retired().push_back(std::move(firehose));
+}
+
+BENCHMARK_CAPTURE(BM_RillObjectStoreStarted, ZSTD, CompressionFormat::kZstd)
+    ->Arg(kZstdIterations / 4)
+    ->UseManualTime()
+    ->Iterations(4);
+BENCHMARK_CAPTURE(BM_RillObjectStoreStarted, GZIP, CompressionFormat::kGzip)
+    ->Arg(kGzipIterations / 3)
+    ->UseManualTime()
+    ->Iterations(3);
+
 // ---- PostgreSQL ----
 
 constexpr const char* kTable = "events";
@@ -552,11 +642,12 @@ const PostgresFixture& Postgres() {
   return *fixture;
 }
 
-// Checks that the table holds exactly one batch (the last iteration's).
-void CheckTable(PGconn* conn, const PostgresFixture& f) {
+// Checks that the table holds exactly `copies` batches (the last iteration's).
+void CheckTable(PGconn* conn, const PostgresFixture& f, int copies = 1) {
   const std::string got = MustExec(
       conn, absl::StrCat("SELECT count(*) || ' ' || sum(score) FROM ", kTable), PGRES_TUPLES_OK);
-  const std::string expected = absl::StrCat(f.rows.size(), " ", f.score_sum);
+  const std::string expected =
+      absl::StrCat(f.rows.size() * static_cast<size_t>(copies), " ", f.score_sum * copies);
   if (got != expected) Die("the table holds (rows, score sum) " + got + ", expected " + expected);
 }
 
@@ -660,5 +751,60 @@ void BM_RillPostgres(benchmark::State& state) {
   Retired().push_back(std::move(firehose));
 }
 BENCHMARK(BM_RillPostgres)->UseManualTime()->Iterations(kCopyIterations);
+
+void BM_RillPostgresStarted(benchmark::State& state) {
+  const PostgresFixture& f = Postgres();
+  if (!f.error.empty()) {
+    state.SkipWithError(f.error.c_str());
+    return;
+  }
+  TempDirectory errors("pg-errors-started");
+  rill::DeliveryStreamOptions options;
+  static int runs = 0;
+  options.name = absl::StrCat("bench-postgres-started-", ++runs);
+  options.clock = std::make_shared<rill::SimulatedClock>();
+  options.max_buffered_bytes = kMaxBufferedBytes;
+  rill::PostgresDestination destination;
+  destination.conninfo = f.conninfo;
+  destination.table = kTable;
+  destination.columns = {"id", "player", "game", "score", "ts"};
+  destination.json_paths = {".id", ".player", ".game", ".score", ".ts"};
+  options.destination = destination;
+  options.error_output = rill::ErrorOutput{.directory = errors.path(),
+                                           .prefix = "!{firehose:error-output-type}/",
+                                           .custom_time_zone = "UTC"};
+  std::unique_ptr<rill::DeliveryStream> firehose = MustCreate(std::move(options));
+  if (absl::Status started = firehose->Start(); !started.ok()) Die(started.ToString());
+  Connection admin = MustConnect(f.conninfo);
+  const std::string truncate = absl::StrCat("TRUNCATE ", kTable);
+  const int copies = static_cast<int>(state.range(0));
+  MustExec(admin.get(), truncate);
+  PutAllStarted(*firehose, f.json, kRillWarmUpBuffers);
+  Stopwatch watch;
+  for (auto _ : state) {
+    MustExec(admin.get(), truncate);
+    watch.Start();
+    PutAllStarted(*firehose, f.json, copies);
+    watch.Stop(state);
+  }
+  CheckTable(admin.get(), f, copies);
+  const rill::DeliveryMetrics m = firehose->metrics();
+  const int64_t batches = state.iterations() * copies + kRillWarmUpBuffers;
+  if (m.delivery_success != batches ||
+      m.delivery_records != batches * static_cast<int64_t>(f.rows.size()) ||
+      m.error_output_records != 0) {
+    Die(absl::StrCat("delivered ", m.delivery_records, " rows in ", m.delivery_success,
+                     " batches (", m.error_output_records, " to the error output); expected ",
+                     batches, " batches"));
+  }
+  const double rows =
+      static_cast<double>(f.rows.size()) * copies * static_cast<double>(state.iterations());
+  state.SetItemsProcessed(static_cast<int64_t>(rows));
+  state.counters["rows_per_batch"] = static_cast<double>(f.rows.size());
+  SetRatio(state, "vs_copy", watch.Rate(rows), "copy");
+  if (absl::Status closed = firehose->Close(); !closed.ok()) Die(closed.ToString());
+  Retired().push_back(std::move(firehose));
+}
+BENCHMARK(BM_RillPostgresStarted)->Arg(kCopyIterations / 5)->UseManualTime()->Iterations(5);
 
 }  // namespace
