@@ -1312,16 +1312,28 @@ absl::Status DeliveryStream::Impl::Flush() {
 }
 
 absl::Status DeliveryStream::Impl::FlushRounds() {
-  // DirectPut: what was put before the call is read too, however much: a round reads at most
-  // the consumer group's max_records, so one round would leave the rest of a burst (and Close
-  // would drop it). Bounded by the bytes unread now, so that puts racing the call cannot keep it
-  // going; it stops at the first failed round (a retry is the next round's job).
+  // DirectPut: what was put before the call is read too, however much: a round reads at most the
+  // consumer group's max_records, so one round would leave the rest of a burst (and Close would
+  // drop it). Bounded by the bytes unread now, so that puts racing the call cannot keep it going.
   const uint64_t target = read_bytes_ + static_cast<uint64_t>(std::max<int64_t>(
                                             0, in_flight_bytes_.load(std::memory_order_relaxed)));
-  absl::Status status = Round(true);
+  absl::Status status;
+  auto note = [&](absl::Status s) {
+    if (status.ok() && !s.ok()) status = std::move(s);
+  };
+  // First ordinary rounds (only what the hints make due is delivered), so that buffers are cut
+  // where the hints say, not wherever a round's read happened to end.
+  while (internal_stream_ != nullptr && read_bytes_ < target) {
+    note(Round(false));
+    if (!status.ok() || read_this_round_ == 0) break;
+  }
+  note(Round(true));
+  // Reading stops while the buffers hold max_buffered_bytes (of buffers not due yet); the
+  // flushing round emptied them: read the rest the same way. It stops at the first failed round
+  // (a retry is the next round's job).
   while (internal_stream_ != nullptr && status.ok() && read_this_round_ > 0 &&
          read_bytes_ < target) {
-    status = Round(true);
+    note(Round(true));
   }
   return status;
 }

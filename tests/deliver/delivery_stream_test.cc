@@ -793,6 +793,8 @@ TEST_CASE("Flush and Close deliver a DirectPut burst larger than one round's rea
   }
   REQUIRE((close ? firehose->Close() : firehose->Flush()).ok());
   CHECK(s.received.All() == records);
+  // One buffer (5 MiB holds them all), not one per round's read.
+  CHECK(s.received.buffers.size() == 1);
   CHECK(firehose->metrics().delivery_records == 25000);
 }
 
