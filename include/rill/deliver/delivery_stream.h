@@ -22,8 +22,9 @@
 // Rounds. Poll() runs one round on the caller's thread: read the source (unless the buffers are
 // full: a slow destination pushes back), process, deliver every buffer whose size or interval is
 // reached (and retry failed deliveries whose backoff is over), write error output, checkpoint.
-// Start() runs rounds on a thread, waiting on the clock between them (so a SimulatedClock makes
-// every delivery happen exactly when the test advances the time). Flush() delivers everything
+// Start() runs rounds on a thread, back to back while they read records, otherwise waiting on
+// the clock between them (so a SimulatedClock makes every delivery happen exactly when the test
+// advances the time). Flush() delivers everything
 // buffered now, whatever the hints say.
 //
 // Example (DirectPut to gzip files, partitioned by a JSON field):
@@ -218,8 +219,8 @@ class DeliveryStream {
   absl::Status Poll();
   // Starts the delivery thread. kResourceInUse if already started or closed.
   [[nodiscard]] absl::Status Start();
-  // Processes and delivers everything buffered now (a retrying buffer gets one more attempt),
-  // then checkpoints. With the thread running, waits until it has done so. Returns the first
+  // Processes and delivers everything buffered now, DirectPut records put before the call
+  // included however many (a retrying buffer gets one more attempt), then checkpoints. With the thread running, waits until it has done so. Returns the first
   // delivery error of what it flushed (those records stay queued for retry, or went to the error
   // output if their retries are over).
   absl::Status Flush();
