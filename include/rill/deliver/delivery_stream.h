@@ -24,8 +24,7 @@
 // reached (and retry failed deliveries whose backoff is over), write error output, checkpoint.
 // Start() runs rounds on a thread, back to back while they read records, otherwise waiting on
 // the clock between them (so a SimulatedClock makes every delivery happen exactly when the test
-// advances the time). Flush() delivers everything
-// buffered now, whatever the hints say.
+// advances the time). Flush() delivers everything buffered now, whatever the hints say.
 //
 // Example (DirectPut to gzip files, partitioned by a JSON field):
 //   rill::DeliveryStreamOptions options;
