@@ -1321,19 +1321,26 @@ absl::Status DeliveryStream::Impl::FlushRounds() {
   auto note = [&](absl::Status s) {
     if (status.ok() && !s.ok()) status = std::move(s);
   };
-  // First ordinary rounds (only what the hints make due is delivered), so that buffers are cut
-  // where the hints say, not wherever a round's read happened to end.
-  while (internal_stream_ != nullptr && read_bytes_ < target) {
-    note(Round(false));
-    if (!status.ok() || read_this_round_ == 0) break;
-  }
-  note(Round(true));
-  // Reading stops while the buffers hold max_buffered_bytes (of buffers not due yet); the
-  // flushing round emptied them: read the rest the same way. It stops at the first failed round
-  // (a retry is the next round's job).
-  while (internal_stream_ != nullptr && status.ok() && read_this_round_ > 0 &&
-         read_bytes_ < target) {
+  for (;;) {
+    // Rounds do not read while the buffers hold max_buffered_bytes; the flushing round below
+    // empties them, so a pass that starts full is followed by one that reads.
+    const bool full = buffered_bytes_ >= options_.max_buffered_bytes;
+    size_t read = 0;
+    // First ordinary rounds (only what the hints make due is delivered), so that buffers are
+    // cut where the hints say, not wherever a round's read happened to end.
+    while (internal_stream_ != nullptr && read_bytes_ < target) {
+      note(Round(false));
+      read += read_this_round_;
+      if (!status.ok() || read_this_round_ == 0) break;
+    }
     note(Round(true));
+    read += read_this_round_;
+    // Done once everything put before the call is read, at the first failed round (a retry is
+    // the next round's job), or when a pass that had room read nothing.
+    if (internal_stream_ == nullptr || !status.ok() || read_bytes_ >= target ||
+        (read == 0 && !full)) {
+      break;
+    }
   }
   return status;
 }

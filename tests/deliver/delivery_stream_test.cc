@@ -798,6 +798,42 @@ TEST_CASE("Flush and Close deliver a DirectPut burst larger than one round's rea
   CHECK(firehose->metrics().delivery_records == 25000);
 }
 
+TEST_CASE("Close delivers records accepted while the buffers were full") {
+  // max_buffered_bytes bounds what is read and not yet delivered; puts are bounded by what is
+  // unread. So with a full buffer waiting for its retry, another max_buffered_bytes can be
+  // accepted. Close's flushing round delivered the retry and stopped, its read skipped for the
+  // full buffers: the unread records of an in-memory DirectPut were lost.
+  Setup s;
+  DeliveryStreamOptions o = s.Options();
+  std::get<CallbackDestination>(o.destination).buffering.size_bytes = size_t{1} << 20;
+  o.max_buffered_bytes = size_t{1} << 20;
+  s.received.script = {MakeError(ErrorCode::kServiceUnavailable, "down")};
+  auto firehose = MustCreate(std::move(o));
+  std::vector<std::string> records;
+  for (int i = 0; i < 20486; ++i) records.push_back(absl::StrFormat("%0100d", i));
+  const std::vector<std::string_view> views(records.begin(), records.end());
+  auto put = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; i += 500) {
+      absl::StatusOr<PutRecordBatchResult> r = firehose->PutRecordBatch(
+          absl::MakeConstSpan(views).subspan(i, std::min<size_t>(500, end - i)));
+      REQUIRE(r.ok());
+      REQUIRE(r->failed_put_count == 0);
+    }
+  };
+  // 10,486 records of 100 bytes fill the 1 MiB buffer; its delivery fails and waits to retry.
+  put(0, 10000);
+  REQUIRE(firehose->Poll().ok());
+  put(10000, 10486);
+  CHECK(GetErrorCode(firehose->Poll()) == ErrorCode::kServiceUnavailable);
+  CHECK(s.received.calls == 1);
+  CHECK(firehose->metrics().buffered_bytes == 10486 * 100);
+  // 10,000 more are accepted (unread: 1,000,000 bytes) while the buffers are full.
+  put(10486, 20486);
+  REQUIRE(firehose->Close().ok());
+  CHECK(s.received.All() == records);
+  CHECK(firehose->metrics().delivery_records == 20486);
+}
+
 TEST_CASE("Metrics are exposed under Firehose's names") {
   Setup s;
   auto firehose = MustCreate(s.Options());
