@@ -82,16 +82,26 @@ absl::Status Dispatcher::Subscribe(StreamApi& stream, std::string_view consumer_
   return absl::OkStatus();
 }
 
+namespace {
+constexpr int kMaxEventsPerRun = 64;
+}  // namespace
+
 size_t Dispatcher::RunOnce() {
   State& s = *state_;
   s.TakePending();
   size_t delivered = 0;
   for (size_t i = 0; i < s.active.size();) {
     State::Entry& e = s.active[i];
-    absl::StatusOr<std::optional<SubscribeToShardEvent>> event = e.subscription->TryNext();
-    if (event.ok() && event->has_value()) {
+    // Every event ready now: an event holds at most max_records_per_event records, so a burst
+    // takes several. At most kMaxEventsPerRun per subscription, so that records appended faster
+    // than the callbacks take them cannot keep the call from returning.
+    absl::StatusOr<std::optional<SubscribeToShardEvent>> event;
+    for (int n = 0; n < kMaxEventsPerRun; ++n) {
+      event = e.subscription->TryNext();
+      if (!event.ok() || !event->has_value()) break;
       ++delivered;
       if (e.on_event) e.on_event(**event);
+      if (!e.subscription->active()) break;
     }
     if (event.ok() && e.subscription->active()) {
       ++i;

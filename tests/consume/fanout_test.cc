@@ -53,6 +53,29 @@ TEST_CASE("a dispatcher driven by hand delivers every shard's events to callback
   CHECK(got == expected);
 }
 
+TEST_CASE("a dispatcher's RunOnce delivers a burst larger than one event", "[dispatcher]") {
+  // An event holds at most 10,000 records (max_records_per_event); RunOnce took one event per
+  // subscription, so a loop calling it once per tick fell behind by the rest of every burst.
+  Fixture f(1);
+  REQUIRE(f.stream->RegisterStreamConsumer("c").ok());
+  Dispatcher dispatcher;
+  std::vector<std::string> got;
+  REQUIRE(dispatcher
+              .Subscribe(*f.stream, "c", ShardId(0), StartingPosition::TrimHorizon(),
+                         [&](const SubscribeToShardEvent& e) {
+                           for (const Record& r : e.records) got.emplace_back(r.data);
+                         })
+              .ok());
+  std::vector<std::string> expected;
+  for (int i = 0; i < 25000; ++i) {
+    expected.push_back(std::to_string(i));
+    REQUIRE(f.stream->PutRecord("k", expected.back()).ok());
+  }
+  CHECK(dispatcher.RunOnce() == 3);  // 10,000 + 10,000 + 5,000
+  CHECK(got == expected);
+  CHECK(dispatcher.RunOnce() == 0);
+}
+
 TEST_CASE("a dispatcher subscribes by consumer and shard in one call", "[dispatcher]") {
   Fixture f(1);
   REQUIRE(f.stream->RegisterStreamConsumer("c").ok());

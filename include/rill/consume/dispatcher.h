@@ -82,7 +82,9 @@ class Dispatcher {
                                        EventCallback on_event, EndCallback on_end = {},
                                        const SubscribeOptions& options = {});
 
-  // Delivers every event available now, without waiting. Returns the number of events.
+  // Delivers every event available now, without waiting: each subscription's events until it has
+  // none ready (a burst of more than max_records_per_event records takes several), at most 64
+  // per subscription per call. Returns the number of events.
   size_t RunOnce();
 
   // Delivers events as they come until Stop(); sleeps while there are none (woken by appends,
