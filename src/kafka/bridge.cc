@@ -178,6 +178,20 @@ class StreamToTopic::Impl {
   }
 
   absl::StatusOr<int64_t> Poll() {
+    // 0 means caught up. A round that only reached the end of shards (no record after their
+    // last one) makes their children readable: look again at once, or a caller polling until 0
+    // would stop with the children's records unmirrored. Each such round ends shards for good.
+    bool ended = false;
+    absl::StatusOr<int64_t> written = Round(ended);
+    while (written.ok() && *written == 0 && ended) {
+      ended = false;
+      written = Round(ended);
+    }
+    return written;
+  }
+
+  // One round; sets `ended` if a shard was read to its end.
+  absl::StatusOr<int64_t> Round(bool& ended) {
     if (needs_recovery_) {
       if (absl::Status s = Recover(); !s.ok()) return s;
     }
@@ -251,7 +265,10 @@ class StreamToTopic::Impl {
     for (const Read& r : reads) {
       Position& pos = positions_[r.shard];
       if (!r.batch.records.empty()) pos.last = r.batch.records.back().sequence_number;
-      if (!r.batch.next_shard_iterator) pos.ended = true;
+      if (!r.batch.next_shard_iterator) {
+        pos.ended = true;
+        ended = true;
+      }
     }
     stats_.records_written += static_cast<int64_t>(total);
     if (total > 0 || std::any_of(reads.begin(), reads.end(),

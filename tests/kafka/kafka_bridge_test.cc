@@ -160,6 +160,36 @@ TEST_CASE("a rill stream is mirrored into a topic once across restarts and resha
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("Poll returns 0 only when caught up, also when a round reaches a parent's end",
+          "[kafka][bridge]") {
+  // A round reads only shards whose parents are done; one that finds nothing but a parent's end
+  // used to return 0 ("caught up") with the children's records still to mirror.
+  KafkaCluster cluster;
+  auto topic = Stream::Open(cluster.Options(cluster.CreateTopic("split", 2)));
+  REQUIRE(topic.ok());
+  rill::StreamOptions source_options;
+  source_options.name = "one";
+  source_options.shard_count = 1;
+  auto source = rill::Stream::Create(source_options);
+  REQUIRE(source.ok());
+  PutEvents(**source, 0, 100);
+  const std::string dir = TempDir();
+  BridgeOptions options;
+  options.checkpoint_path = dir + "/to-topic.checkpoint";
+  auto bridge = StreamToTopic::Create(**source, **topic, options);
+  REQUIRE(bridge.ok());
+  CHECK(DrainBridge(**bridge) == 100);
+  // Every later record lands in the children.
+  REQUIRE((*source)->SplitShard(ShardId(0), HashKey(absl::uint128(1) << 127)).ok());
+  PutEvents(**source, 100, 600);
+  auto first = (*bridge)->Poll();
+  REQUIRE(first.ok());
+  CHECK(*first == 500);
+  CHECK(DrainBridge(**bridge) == 0);
+  CheckMirror(ByKey(**topic), 600);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("a topic is mirrored into a rill stream once across restarts", "[kafka][bridge]") {
   KafkaCluster cluster;
   auto topic = Stream::Open(cluster.Options(cluster.CreateTopic("feed", 4)));
