@@ -463,9 +463,11 @@ class Stream::Impl {
       result.records = std::move(copy.records);
       result.storage.Add(std::move(copy.storage));
     }
+    // At least 1 while records are left, however recent: 0 says there is nothing more to read.
+    // (Not after an empty read: the offsets left may be transaction markers, never records.)
     if (next < high && !result.records.empty()) {
       result.millis_behind_latest = std::max<int64_t>(
-          0, absl::ToInt64Milliseconds(options.clock->Now() -
+          1, absl::ToInt64Milliseconds(options.clock->Now() -
                                        result.records.back().approximate_arrival_timestamp));
     }
     result.next_shard_iterator = MakeIterator(partition, next);
@@ -815,8 +817,8 @@ class KafkaSubscription final : public Subscription {
         if (rd_kafka_get_watermark_offsets(handle_.get(), stream_.options.topic.c_str(), partition_,
                                            &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
             last + 1 < high) {
-          event.millis_behind_latest = std::max<int64_t>(
-              0, absl::ToInt64Milliseconds(stream_.options.clock->Now() -
+          event.millis_behind_latest = std::max<int64_t>(  // at least 1: records are left
+              1, absl::ToInt64Milliseconds(stream_.options.clock->Now() -
                                            copy.records.back().approximate_arrival_timestamp));
         }
         event.continuation_sequence_number = copy.records.back().sequence_number;

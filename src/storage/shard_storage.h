@@ -31,12 +31,19 @@
 
 namespace rill::internal {
 
+// MillisBehindLatest of a read that left records unread, the first of them stamped `arrival_us`:
+// at least 1 however recent it is, since 0 says there is nothing more to read (Kinesis: "zero
+// indicates that record processing is caught up"), and consumers stop on it.
+inline int64_t MillisBehind(int64_t now_us, int64_t arrival_us) {
+  return std::max<int64_t>(1, (now_us - arrival_us) / 1000);
+}
+
 // What one read of a shard returned (see ShardStorage::Read).
 struct ShardRead {
   uint64_t next = 0;            // the ordinal after the last record read
   uint64_t records = 0;         // records read
   int64_t bytes_with_keys = 0;  // throughput limits and metrics count keys and data
-  int64_t millis_behind = 0;    // now minus the arrival of the first record not read; 0 if none
+  int64_t millis_behind = 0;    // MillisBehind() of the first record not read; 0 if none
   absl::Status status;          // durable mode: a cold read that failed (DATA_LOSS, I/O)
 };
 
@@ -145,10 +152,8 @@ ShardRead ShardStorage::Read(uint64_t from, uint64_t end, size_t limit, size_t m
         }
         read.records = cold.records.size();
         read.next = cold.next;
-        if (read.next < end) {
-          read.millis_behind =
-              std::max<int64_t>(0, (now_us - cold.records.back().arrival_us) / 1000);
-        }
+        if (read.next < end)
+          read.millis_behind = MillisBehind(now_us, cold.records.back().arrival_us);
         return read;
       }
       from = std::max(from, std::min(cold.next, memory_start));
@@ -172,8 +177,7 @@ ShardRead ShardStorage::Read(uint64_t from, uint64_t end, size_t limit, size_t m
     cursor.Next();
   }
   read.next = cursor.ordinal();
-  if (cursor.Valid())
-    read.millis_behind = std::max<int64_t>(0, (now_us - cursor.Get().arrival_us) / 1000);
+  if (cursor.Valid()) read.millis_behind = MillisBehind(now_us, cursor.Get().arrival_us);
   return read;
 }
 

@@ -659,6 +659,31 @@ TEST_CASE("At the end of an open shard GetRecords returns nothing and a usable i
   CheckSuffix(Drain(*stream, it), written, 3);
 }
 
+TEST_CASE("millis_behind_latest is at least 1 while records are left, however recent",
+          "[get_records]") {
+  // 0 means caught up (Kinesis: "zero indicates that record processing is caught up, and there
+  // are no new records to process at this moment"). Records younger than a millisecond, or any on
+  // a clock that stands still, used to give 0 with records left, and readers that stop on 0 (a
+  // pipeline's caught_up(), rill get) stopped early.
+  auto clock = std::make_shared<SimulatedClock>();
+  std::unique_ptr<Stream> stream = MakeStream(clock);
+  for (int i = 0; i < 5; ++i) MustPut(*stream, "k", "r" + std::to_string(i));
+  ShardIterator it = MustIterator(*stream, ShardId(0), StartingPosition::TrimHorizon());
+  GetRecordsResult batch = MustRead(*stream, it, 2);
+  CHECK(batch.records.size() == 2);
+  CHECK(batch.millis_behind_latest == 1);
+  clock->Advance(absl::Microseconds(999));
+  batch = MustRead(*stream, *batch.next_shard_iterator, 2);
+  CHECK(batch.records.size() == 2);
+  CHECK(batch.millis_behind_latest == 1);
+  clock->Advance(absl::Microseconds(2001));  // the records are 3 ms old
+  batch = MustRead(*stream, *batch.next_shard_iterator, 2);
+  CHECK(batch.records.size() == 1);
+  CHECK(batch.millis_behind_latest == 0);
+  it = MustIterator(*stream, ShardId(0), StartingPosition::TrimHorizon());
+  CHECK(MustRead(*stream, it, 4).millis_behind_latest == 3);
+}
+
 TEST_CASE("millis_behind_latest is the age of the first record not returned", "[get_records]") {
   auto clock = std::make_shared<SimulatedClock>();
   const absl::Time t0 = SimulatedClock::DefaultStart();

@@ -78,7 +78,8 @@ struct GetRecordsResult {
   // Where to continue. Absent only when the shard is closed and every record was returned.
   std::optional<ShardIterator> next_shard_iterator;
   // How far behind the newest record of the shard this read is: 0 when it returned everything
-  // published, otherwise now minus the arrival time of the first record not yet returned.
+  // published, otherwise now minus the arrival time of the first record not yet returned, at
+  // least 1 (so 0 always means caught up, even on a clock that stands still).
   int64_t millis_behind_latest = 0;
   // Set on the read that reaches the end of a closed shard: the shards that took over its range.
   std::vector<ChildShard> child_shards;

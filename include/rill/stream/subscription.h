@@ -90,7 +90,8 @@ struct SubscribeToShardEvent {
   // Where to resume (with AFTER_SEQUENCE_NUMBER): the last record delivered, or the position
   // reached when none was. Absent only at the end of a closed shard, with child_shards set.
   std::optional<SequenceNumber> continuation_sequence_number;
-  // How far behind the shard's newest record this event is; 0 when caught up.
+  // How far behind the shard's newest record this event is; 0 when caught up, at least 1 when
+  // records are left.
   int64_t millis_behind_latest = 0;
   // At the end of a closed shard: the shards that took over its range.
   std::vector<ChildShard> child_shards;
