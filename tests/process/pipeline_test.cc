@@ -1046,6 +1046,22 @@ TEST_CASE("a consumer-group source counts an undecodable record once the pipelin
   CHECK(p.undecodable_records() == 1);
 }
 
+TEST_CASE("Finish reads past polls whose batches hold no record that decodes",
+          "[pipeline][stream]") {
+  // Finish stopped at the first Poll that decoded nothing, although that Poll took batches and
+  // more were waiting: here 40 batches of one undecodable record (max_records 1), then 3 good.
+  GroupFixture f(1, 1);
+  for (int i = 0; i < 40; ++i) f.PutDataOn(0, "x", "not a purchase");
+  for (int i = 0; i < 3; ++i) f.PutOn(0, 0, i);
+  auto group = f.Group("passthrough");
+  std::vector<Purchase> seen;
+  auto p = Passthrough(*group, "w1", f.clock, &seen);
+  REQUIRE(p.Finish().ok());
+  CHECK(p.undecodable_records() == 40);
+  CHECK(p.records_in() == 3);
+  CHECK(seen.size() == 3);
+}
+
 TEST_CASE("a consumer-group source commits no checkpoint past a batch the pipeline has not taken",
           "[pipeline][stream]") {
   GroupFixture f(2, 10000);

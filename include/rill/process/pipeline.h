@@ -279,9 +279,12 @@ class RecordRunner {
     while (true) {
       absl::StatusOr<size_t> n = Poll();
       if (!n.ok()) return n.status();
-      if (*n == 0) return absl::OkStatus();
+      if (core_.last_batches == 0) return absl::OkStatus();
     }
   }
+
+  // Batches the last Poll took from the source (0: it had none).
+  size_t last_batches() const { return core_.last_batches; }
 
   std::string Snapshot() { return core_.Snapshot(internal::PipelineKind::kRecords, {}, sink_); }
 
@@ -354,11 +357,14 @@ class WindowRunner {
     while (true) {
       absl::StatusOr<size_t> n = Poll();
       if (!n.ok()) return n.status();
-      if (*n == 0) break;
+      if (core_.last_batches == 0) break;
     }
     AdvanceWatermark(absl::InfiniteFuture());
     return core_.failed;
   }
+
+  // Batches the last Poll took from the source (0: it had none).
+  size_t last_batches() const { return core_.last_batches; }
 
   // The late side output, oldest first; TakeLateRecords() hands it over and empties it.
   const std::vector<Late>& LateRecords() const { return late_; }

@@ -158,6 +158,10 @@ struct PipelineCore {
   bool started = false;
   uint64_t records_in = 0;
   uint64_t results_out = 0;
+  // Batches the last PollBatches took. "Found nothing" is this being 0, not the records read
+  // being 0: batches may hold no record that decodes (or only records a restored snapshot
+  // already covers), and the source still has more.
+  size_t last_batches = 0;
   uint64_t undecodable_before = 0;  // counted by the source of the run a snapshot came from
 
   uint64_t undecodable() const { return undecodable_before + source->undecodable_records(); }
@@ -168,10 +172,12 @@ struct PipelineCore {
   absl::StatusOr<size_t> PollBatches(int max_batches, Process&& process) {
     started = true;
     size_t read = 0;
+    last_batches = 0;
     for (int i = 0; i < max_batches && failed.ok(); ++i) {
       absl::StatusOr<std::optional<SourceBatch<In>>> batch = source->Next();
       if (!batch.ok()) return batch.status();
       if (!*batch) break;
+      ++last_batches;
       process(**batch);
       read += (*batch)->records.size();
       records_in += (*batch)->records.size();

@@ -94,10 +94,19 @@ class PipelineDriver {
     // each caller of Poll waits on its own.
     Waker waker;
     while (true) {
-      absl::StatusOr<size_t> n = Poll(options.max_batches);
+      absl::StatusOr<size_t> n;
+      size_t batches = 0;
+      {
+        MutexLock<Mutex> lock(&mu_);
+        if (started_) return RunningError("Poll");
+        n = impl_.Poll(options.max_batches);
+        batches = impl_.last_batches();
+      }
       if (!n.ok() || *n > 0) return n;
       const absl::Time now = clock_->Now();
       if (now >= deadline) return n;
+      // Batches whose records all failed to decode: more may be waiting, look again at once.
+      if (batches > 0) continue;
       clock_->WaitFor(std::min(options.idle_time_between_polls, deadline - now), waker);
     }
   }
@@ -178,7 +187,7 @@ class PipelineDriver {
           ended_ = true;
           return;
         }
-        if (*n > 0) continue;
+        if (impl_.last_batches() > 0) continue;  // more may be waiting: look again at once
       }
       clock_->WaitUntil(look + options.idle_time_between_polls, waker_);
     }
