@@ -454,18 +454,27 @@ int RemoveObjects(const std::string& root, size_t expected_size) {
   return objects;
 }
 
-void BM_RillObjectStore(benchmark::State& state, CompressionFormat format) {
-  const ObjectFixture& f = Objects();
-  TempDirectory dir("objects");
+// A DirectPut delivery stream to an ObjectStoreDestination in `directory`, on a SimulatedClock
+// that never moves (only the buffer size seals buffers).
+std::unique_ptr<rill::DeliveryStream> ObjectStoreFirehose(const std::string& name,
+                                                          const std::string& directory,
+                                                          CompressionFormat format) {
   rill::DeliveryStreamOptions options;
-  options.name = "bench-objects";
+  options.name = name;
   options.clock = std::make_shared<rill::SimulatedClock>();
   options.max_buffered_bytes = kMaxBufferedBytes;
   rill::ObjectStoreDestination destination;
-  destination.directory = dir.path();
+  destination.directory = directory;
   destination.compression = format;
   options.destination = destination;
-  std::unique_ptr<rill::DeliveryStream> firehose = MustCreate(std::move(options));
+  return MustCreate(std::move(options));
+}
+
+void BM_RillObjectStore(benchmark::State& state, CompressionFormat format) {
+  const ObjectFixture& f = Objects();
+  TempDirectory dir("objects");
+  std::unique_ptr<rill::DeliveryStream> firehose =
+      ObjectStoreFirehose("bench-objects", dir.path(), format);
 
   const size_t object_size = f.compressed_size.at(format);
   auto one_object = [&] {
@@ -514,15 +523,8 @@ BENCHMARK_CAPTURE(BM_RillObjectStore, UNCOMPRESSED, CompressionFormat::kUncompre
 void BM_RillObjectStoreStarted(benchmark::State& state, CompressionFormat format) {
   const ObjectFixture& f = Objects();
   TempDirectory dir("objects-started");
-  rill::DeliveryStreamOptions options;
-  options.name = "bench-objects-started";
-  options.clock = std::make_shared<rill::SimulatedClock>();
-  options.max_buffered_bytes = kMaxBufferedBytes;
-  rill::ObjectStoreDestination destination;
-  destination.directory = dir.path();
-  destination.compression = format;
-  options.destination = destination;
-  std::unique_ptr<rill::DeliveryStream> firehose = MustCreate(std::move(options));
+  std::unique_ptr<rill::DeliveryStream> firehose =
+      ObjectStoreFirehose("bench-objects-started", dir.path(), format);
   if (absl::Status started = firehose->Start(); !started.ok()) Die(started.ToString());
   const size_t object_size = f.compressed_size.at(format);
   const int copies = static_cast<int>(state.range(0));
@@ -697,18 +699,13 @@ void BM_BaselineCopy(benchmark::State& state) {
 }
 BENCHMARK(BM_BaselineCopy)->UseManualTime()->Iterations(kCopyIterations);
 
-void BM_RillPostgres(benchmark::State& state) {
-  const PostgresFixture& f = Postgres();
-  if (!f.error.empty()) {
-    state.SkipWithError(f.error.c_str());
-    return;
-  }
-  TempDirectory errors("pg-errors");
+// A DirectPut delivery stream to a PostgresDestination on the benchmark's table (columns +
+// json_paths over the rows' JSON form), on a SimulatedClock that never moves.
+std::unique_ptr<rill::DeliveryStream> PostgresFirehose(const std::string& name,
+                                                       const PostgresFixture& f,
+                                                       const std::string& error_directory) {
   rill::DeliveryStreamOptions options;
-  // A name of its own per run: a new internal stream numbers its records from the start again,
-  // and under an earlier run's name PostgreSQL's progress row would make rill skip them.
-  static int runs = 0;
-  options.name = absl::StrCat("bench-postgres-", ++runs);
+  options.name = name;
   options.clock = std::make_shared<rill::SimulatedClock>();
   options.max_buffered_bytes = kMaxBufferedBytes;
   rill::PostgresDestination destination;
@@ -717,10 +714,24 @@ void BM_RillPostgres(benchmark::State& state) {
   destination.columns = {"id", "player", "game", "score", "ts"};
   destination.json_paths = {".id", ".player", ".game", ".score", ".ts"};
   options.destination = destination;
-  options.error_output = rill::ErrorOutput{.directory = errors.path(),
+  options.error_output = rill::ErrorOutput{.directory = error_directory,
                                            .prefix = "!{firehose:error-output-type}/",
                                            .custom_time_zone = "UTC"};
-  std::unique_ptr<rill::DeliveryStream> firehose = MustCreate(std::move(options));
+  return MustCreate(std::move(options));
+}
+
+void BM_RillPostgres(benchmark::State& state) {
+  const PostgresFixture& f = Postgres();
+  if (!f.error.empty()) {
+    state.SkipWithError(f.error.c_str());
+    return;
+  }
+  TempDirectory errors("pg-errors");
+  // A name of its own per run: a new internal stream numbers its records from the start again,
+  // and under an earlier run's name PostgreSQL's progress row would make rill skip them.
+  static int runs = 0;
+  std::unique_ptr<rill::DeliveryStream> firehose =
+      PostgresFirehose(absl::StrCat("bench-postgres-", ++runs), f, errors.path());
   Connection admin = MustConnect(f.conninfo);
   const std::string truncate = absl::StrCat("TRUNCATE ", kTable);
   MustExec(admin.get(), truncate);
@@ -759,21 +770,9 @@ void BM_RillPostgresStarted(benchmark::State& state) {
     return;
   }
   TempDirectory errors("pg-errors-started");
-  rill::DeliveryStreamOptions options;
   static int runs = 0;
-  options.name = absl::StrCat("bench-postgres-started-", ++runs);
-  options.clock = std::make_shared<rill::SimulatedClock>();
-  options.max_buffered_bytes = kMaxBufferedBytes;
-  rill::PostgresDestination destination;
-  destination.conninfo = f.conninfo;
-  destination.table = kTable;
-  destination.columns = {"id", "player", "game", "score", "ts"};
-  destination.json_paths = {".id", ".player", ".game", ".score", ".ts"};
-  options.destination = destination;
-  options.error_output = rill::ErrorOutput{.directory = errors.path(),
-                                           .prefix = "!{firehose:error-output-type}/",
-                                           .custom_time_zone = "UTC"};
-  std::unique_ptr<rill::DeliveryStream> firehose = MustCreate(std::move(options));
+  std::unique_ptr<rill::DeliveryStream> firehose =
+      PostgresFirehose(absl::StrCat("bench-postgres-started-", ++runs), f, errors.path());
   if (absl::Status started = firehose->Start(); !started.ok()) Die(started.ToString());
   Connection admin = MustConnect(f.conninfo);
   const std::string truncate = absl::StrCat("TRUNCATE ", kTable);
