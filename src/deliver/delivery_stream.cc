@@ -332,6 +332,7 @@ class DeliveryStream::Impl {
 
   // Puts and the thread.
   std::atomic<bool> closed_{false};
+  std::atomic<int> puts_in_progress_{0};     // PutRecordBatch calls under way
   std::atomic<int64_t> in_flight_bytes_{0};  // DirectPut: accepted, not yet read
   // Records the current (or last) round read from the source, and bytes read in all.
   size_t read_this_round_ ABSL_GUARDED_BY(round_mu_) = 0;
@@ -1236,6 +1237,14 @@ absl::StatusOr<PutRecordBatchResult> DeliveryStream::Impl::PutRecordBatch(
         absl::StrCat("delivery stream ", options_.name,
                      " reads a stream (KinesisStreamAsSource): PutRecord is not allowed"));
   }
+  // Counted in before closed_ is looked at (both sequentially consistent): Close either sees this
+  // put under way and waits for it, or the put sees the stream closed. So whatever a put
+  // acknowledges is read by Close's flush.
+  puts_in_progress_.fetch_add(1);
+  struct Done {
+    std::atomic<int>& puts;
+    ~Done() { puts.fetch_sub(1); }
+  } done{puts_in_progress_};
   if (closed_.load()) {
     return MakeError(ErrorCode::kResourceInUse,
                      absl::StrCat("delivery stream ", options_.name, " is closed"));
@@ -1391,6 +1400,10 @@ void DeliveryStream::Impl::StopThread() {
 
 absl::Status DeliveryStream::Impl::Close() {
   if (closed_.exchange(true)) return absl::OkStatus();
+  // Puts that began before: they finish first, so that what they acknowledge is flushed below.
+  // A put never waits for anything (it copies at most 4 MiB into the internal stream), so this
+  // yields for a few microseconds at most.
+  while (puts_in_progress_.load() != 0) std::this_thread::yield();
   StopThread();
   MutexLock<Mutex> lock(&round_mu_);
   absl::Status status = FlushRounds();
