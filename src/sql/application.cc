@@ -336,7 +336,12 @@ class Application::Impl {
     bool caught_up = true;
     for (const InputState& in : inputs) caught_up &= in.source->caught_up();
     if (caught_up && !read_any) {
-      engine.AdvanceTo(clock->Now());
+      // ROWTIME moves to the clock, for the rows to come too: one whose arrival is earlier (put
+      // a moment before, read only now) gets this ROWTIME rather than one below the windows just
+      // closed, where it would be late and dropped without a trace.
+      const absl::Time now = clock->Now();
+      engine.AdvanceTo(now);
+      last_rowtime = std::max(last_rowtime, now);
       if (!failed.ok()) return failed;
     }
     counters.error_rows = engine.error_rows;

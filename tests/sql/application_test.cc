@@ -89,6 +89,28 @@ CREATE OR REPLACE PUMP "COUNT_PUMP" AS
   GROUP BY "k", STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '5' MINUTE);
 )";
 
+TEST_CASE("A row read after a caught-up Poll moved ROWTIME to the clock is counted, not lost",
+          "[sql][application]") {
+  // The caught-up Poll closed the first window at the clock's time; a record stamped before it
+  // but read afterwards took ROWTIME = its arrival, below that window's end: late, and dropped
+  // with no row and no error.
+  Harness h;
+  REQUIRE(h.Create(kCountSql, {{"k", Varchar(64), "$.k"}}, {"DEST_SQL_STREAM"}).ok());
+  h.Put(R"({"k":"a"})", absl::Seconds(10));
+  REQUIRE(h.app->Poll().ok());
+  h.clock.Advance(absl::Minutes(6));
+  REQUIRE(h.app->Poll().ok());  // caught up: ROWTIME moves to 00:06, the first window closes
+  REQUIRE(h.Rows("DEST_SQL_STREAM").size() == 1);
+  h.Put(R"({"k":"b"})", absl::Minutes(4));  // stamped 00:04, read now
+  REQUIRE(h.app->Poll().ok());
+  h.clock.Advance(absl::Minutes(5));
+  REQUIRE(h.app->Poll().ok());
+  CHECK(h.Rows("DEST_SQL_STREAM") ==
+        std::vector<std::string>{"2026-01-01 00:05:00.000 | 2026-01-01 00:00:00.000 | a | 1",
+                                 "2026-01-01 00:10:00.000 | 2026-01-01 00:05:00.000 | b | 1"});
+  CHECK(h.Rows("error_stream").empty());
+}
+
 TEST_CASE(
     "The reference's count per key per 5-minute window emits one row per group at the "
     "window's end",
