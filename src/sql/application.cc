@@ -516,6 +516,9 @@ std::string Application::Snapshot() { return impl_->Snapshot(); }
 absl::Status Application::Restore(std::string_view snapshot) { return impl_->Restore(snapshot); }
 
 absl::Status Application::Commit() {
+  // After a failed output, rows of what was read since were not all written: no checkpoint may
+  // pass them.
+  if (!impl_->failed.ok()) return impl_->failed;
   for (Impl::InputState& in : impl_->inputs) {
     absl::Status s = in.source->Commit();
     if (!s.ok()) return s;

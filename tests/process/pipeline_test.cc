@@ -1062,6 +1062,25 @@ TEST_CASE("Finish reads past polls whose batches hold no record that decodes",
   CHECK(seen.size() == 3);
 }
 
+TEST_CASE("after its sink failed a pipeline's Commit returns the failure and moves no checkpoint",
+          "[pipeline][stream]") {
+  // The failed batch's results were not all delivered; Commit used to checkpoint past them.
+  GroupFixture f(1, 10000);
+  for (int i = 0; i < 3; ++i) f.PutOn(0, 0, i);
+  auto group = f.Group("failing");
+  int calls = 0;
+  auto p = Built(
+      Pipeline<Purchase>::From(FromConsumerGroup<Purchase>(*group, "w1", ParsePurchase), f.clock)
+          .To([&calls](const Purchase&) {
+            return ++calls == 2 ? absl::UnavailableError("sink down") : absl::OkStatus();
+          }));
+  CHECK(!p.Poll().ok());
+  const std::map<std::string, std::string> before = f.Checkpoints("failing");
+  CHECK(absl::IsUnavailable(p.Commit()));
+  CHECK(f.Checkpoints("failing") == before);
+  CHECK(before.begin()->second == "TRIM_HORIZON");
+}
+
 TEST_CASE("a consumer-group source commits no checkpoint past a batch the pipeline has not taken",
           "[pipeline][stream]") {
   GroupFixture f(2, 10000);

@@ -89,6 +89,31 @@ CREATE OR REPLACE PUMP "COUNT_PUMP" AS
   GROUP BY "k", STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '5' MINUTE);
 )";
 
+TEST_CASE("After an output failed, Commit returns the failure", "[sql][application]") {
+  // Rows of what was read were not all written: no checkpoint may pass them.
+  SimulatedClock clock{kT0};
+  ApplicationOptions options;
+  options.sql = kCountSql;
+  options.clock = &clock;
+  Input input;
+  input.format.columns = {{"k", Varchar(64), "$.k"}};
+  auto source = std::make_unique<MemorySource>(4);
+  MemorySource* src = source.get();
+  input.source = std::move(source);
+  options.inputs.push_back(std::move(input));
+  Output o;
+  o.stream = "DEST_SQL_STREAM";
+  o.callback = [](const OutputRow&) { return absl::UnavailableError("database down"); };
+  options.outputs.push_back(std::move(o));
+  auto app = Application::Create(std::move(options));
+  REQUIRE(app.ok());
+  REQUIRE((*app)->Commit().ok());
+  src->Add(R"({"k":"a"})", kT0 + absl::Seconds(10));
+  src->Add(R"({"k":"a"})", kT0 + absl::Minutes(6));  // closes the first window: its row fails
+  CHECK(absl::IsUnavailable((*app)->Poll()));
+  CHECK(absl::IsUnavailable((*app)->Commit()));
+}
+
 TEST_CASE("A row read after a caught-up Poll moved ROWTIME to the clock is counted, not lost",
           "[sql][application]") {
   // The caught-up Poll closed the first window at the clock's time; a record stamped before it

@@ -82,7 +82,10 @@
 //
 // Snapshots. Snapshot() captures the source's input position, every live window, the watermark
 // tracker and the sink's position, in one versioned byte string. Save it, then call Commit(),
-// which lets a consumer-group source checkpoint its shards there. A pipeline built the same way
+// which lets a consumer-group source checkpoint its shards there. After the sink failed, the
+// results of the batch being processed were not all delivered: Commit() then returns that
+// failure and moves no checkpoint, and a snapshot taken since must not be restored from (go on
+// from the last one taken before). A pipeline built the same way
 // (the same stages; functions cannot be saved) and given Restore(snapshot) before its first
 // Poll emits exactly the results that the original would have emitted after that snapshot. With
 // a StreamSink, results the stopped pipeline had written after its snapshot are not written
@@ -288,7 +291,11 @@ class RecordRunner {
 
   std::string Snapshot() { return core_.Snapshot(internal::PipelineKind::kRecords, {}, sink_); }
 
-  [[nodiscard]] absl::Status Commit() { return core_.source->Commit(); }
+  // Refused after a failure: what was read since was not all delivered.
+  [[nodiscard]] absl::Status Commit() {
+    if (!core_.failed.ok()) return core_.failed;
+    return core_.source->Commit();
+  }
 
   [[nodiscard]] absl::Status Restore(std::string_view snapshot) {
     if (core_.started) return InvalidArgumentError("Restore after the pipeline started");
@@ -377,7 +384,11 @@ class WindowRunner {
                           internal::EncodeWindowedState(op_state, tracker_), sink_);
   }
 
-  [[nodiscard]] absl::Status Commit() { return core_.source->Commit(); }
+  // Refused after a failure: what was read since was not all delivered.
+  [[nodiscard]] absl::Status Commit() {
+    if (!core_.failed.ok()) return core_.failed;
+    return core_.source->Commit();
+  }
 
   // REQUIRES: called before the first Poll, on a pipeline built like the one snapshotted.
   // Errors: kInvalidArgument for anything but such a snapshot (nothing is changed then); a

@@ -179,7 +179,9 @@ class Application {
   // given Restore(snapshot) before its first Poll produces exactly the rows the original would
   // have produced after the snapshot. Commit() then lets consumer-group inputs checkpoint there.
   // Not const: it also ends the deduplication a restore started (input before the snapshot is
-  // never read again).
+  // never read again). After an output failed, Commit() returns that failure and moves no
+  // checkpoint (rows of what was read since were not all written), and a snapshot taken since
+  // must not be restored from.
   std::string Snapshot();
   absl::Status Restore(std::string_view snapshot);
   absl::Status Commit();
