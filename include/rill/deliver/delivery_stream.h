@@ -219,11 +219,14 @@ class DeliveryStream {
   // Starts the delivery thread. kResourceInUse if already started or closed.
   [[nodiscard]] absl::Status Start();
   // Processes and delivers everything buffered now, DirectPut records put before the call
-  // included however many (a retrying buffer gets one more attempt), then checkpoints. With the thread running, waits until it has done so. Returns the first
-  // delivery error of what it flushed (those records stay queued for retry, or went to the error
-  // output if their retries are over).
+  // included however many (a retrying buffer gets one more attempt), then checkpoints. With the
+  // thread running, waits until it has done so. Returns the first delivery error of what it
+  // flushed (those records stay queued for retry, or went to the error output if their retries
+  // are over).
   absl::Status Flush();
-  // Stops reading, flushes (as Flush), checkpoints and stops the thread. Puts fail afterwards.
+  // Waits for puts under way (they are short), then stops reading, flushes (as Flush: everything
+  // put before included), checkpoints and stops the thread. Puts fail afterwards with
+  // kResourceInUse.
   absl::Status Close();
 
   DeliveryMetrics metrics() const;
