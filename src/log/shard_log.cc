@@ -266,21 +266,23 @@ int64_t ShardLog::ArrivalAt(uint64_t ordinal) const {
       .arrival_us;
 }
 
-uint64_t ShardLog::PayloadBytes(uint64_t from, uint64_t to) const {
-  uint64_t bytes = 0;
+void ShardLog::CountRecords(uint64_t from, uint64_t to, Trimmed* counted) const {
   while (from < to) {
     std::shared_ptr<const Chunk> chunk = FindChunk(from);
+    if (chunk == nullptr) return;
     const uint64_t first = chunk->first_ordinal();
+    from = std::max(from, first);  // as a Cursor: from the oldest record still in memory
     // Records below `to` are written, so the chunk holding `from` holds it and what follows it,
     // up to its count or `to`.
+    const uint64_t last = std::min<uint64_t>(to, first + chunk->count());
+    if (last <= from) return;  // not expected: `from` is written
     const auto begin = static_cast<uint32_t>(from - first);
-    const auto end = static_cast<uint32_t>(std::min<uint64_t>(to, first + chunk->count()) - first);
-    if (end <= begin) break;  // not expected: `from` is written
-    bytes +=
+    const auto end = static_cast<uint32_t>(last - first);
+    counted->records += end - begin;
+    counted->bytes +=
         chunk->EndOffsetOf(end) - chunk->OffsetOf(begin) - size_t{end - begin} * kRecordHeaderBytes;
-    from = first + end;
+    from = last;
   }
-  return bytes;
 }
 
 uint64_t ShardLog::TrimBefore(int64_t cutoff_us) {
@@ -312,10 +314,7 @@ void ShardLog::TrimToLocked(uint64_t target, int64_t count_from_us, Trimmed* cou
     // (durable eviction does not take it, but nothing durable is counted).
     const uint64_t from =
         LowerBound([](const StoredRecord& r) { return r.arrival_us; }, count_from_us, target);
-    if (from < target) {
-      counted->records += target - from;
-      counted->bytes += PayloadBytes(from, target);
-    }
+    CountRecords(from, target, counted);
   }
   trim_ordinal_.store(target, std::memory_order_release);
 }

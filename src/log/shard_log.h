@@ -330,9 +330,9 @@ class ShardLog {
   // The chunk holding `ordinal` (or the oldest one if it was reclaimed), or null if none.
   std::shared_ptr<const Chunk> FindChunk(uint64_t ordinal) const ABSL_LOCKS_EXCLUDED(chunks_mu_);
   int64_t ArrivalAt(uint64_t ordinal) const;
-  // Keys plus data of records [from, to), still in memory: per chunk from two offsets (at most
-  // 2 * kIndexStride record headers read), not record by record.
-  uint64_t PayloadBytes(uint64_t from, uint64_t to) const;
+  // Adds the records [from, to) still in memory, and their keys plus data, to *counted: per
+  // chunk from two offsets (at most 2 * kIndexStride record headers read), not record by record.
+  void CountRecords(uint64_t from, uint64_t to, Trimmed* counted) const;
   void Reclaim() ABSL_EXCLUSIVE_LOCKS_REQUIRED(trim_mu_) ABSL_LOCKS_EXCLUDED(chunks_mu_);
   // Moves the trim point up to `target` (never down), counting as TrimBefore does.
   void TrimToLocked(uint64_t target, int64_t count_from_us, Trimmed* counted)

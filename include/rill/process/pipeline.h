@@ -85,9 +85,9 @@
 // which lets a consumer-group source checkpoint its shards there. After the sink failed, the
 // results of the batch being processed were not all delivered: Commit() then returns that
 // failure and moves no checkpoint, and a snapshot taken since must not be restored from (go on
-// from the last one taken before). A pipeline built the same way
-// (the same stages; functions cannot be saved) and given Restore(snapshot) before its first
-// Poll emits exactly the results that the original would have emitted after that snapshot. With
+// from the last one taken before). A pipeline built the same way (the same stages; functions
+// cannot be saved) and given Restore(snapshot) before its first Poll emits exactly the results
+// that the original would have emitted after that snapshot. With
 // a StreamSink, results the stopped pipeline had written after its snapshot are not written
 // again. The counters (records_in, results_out, late and undecodable records) carry over too.
 //
