@@ -221,14 +221,14 @@ class Application::Impl {
       outputs.push_back(std::move(state));
       node->outputs.push_back([this, o](const StreamNode& s, const Row& row) {
         if (!failed.ok()) return;
-        ++counters.rows_out;
-        if (o->output->callback) {
-          absl::Status st = o->output->callback(OutputRow{s.name, s.schema, row});
-          if (!st.ok()) failed = st;
+        absl::Status st = o->output->callback
+                              ? o->output->callback(OutputRow{s.name, s.schema, row})
+                              : PutToStream(*o, s, row);
+        if (!st.ok()) {
+          failed = st;
           return;
         }
-        absl::Status st = PutToStream(*o, s, row);
-        if (!st.ok()) failed = st;
+        ++counters.rows_out;  // delivered: counted once the output took it
       });
     }
     return absl::OkStatus();

@@ -112,6 +112,7 @@ TEST_CASE("After an output failed, Commit returns the failure", "[sql][applicati
   src->Add(R"({"k":"a"})", kT0 + absl::Minutes(6));  // closes the first window: its row fails
   CHECK(absl::IsUnavailable((*app)->Poll()));
   CHECK(absl::IsUnavailable((*app)->Commit()));
+  CHECK((*app)->counters().rows_out == 0);  // the one row was not delivered
 }
 
 TEST_CASE("A row read after a caught-up Poll moved ROWTIME to the clock is counted, not lost",
