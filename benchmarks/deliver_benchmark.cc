@@ -720,6 +720,19 @@ std::unique_ptr<rill::DeliveryStream> PostgresFirehose(const std::string& name,
   return MustCreate(std::move(options));
 }
 
+// Dies unless the delivery stream delivered exactly `batches` batches of the fixture's rows, and
+// nothing to the error output.
+void CheckBatches(const rill::DeliveryStream& firehose, int64_t batches, const PostgresFixture& f) {
+  const rill::DeliveryMetrics m = firehose.metrics();
+  if (m.delivery_success != batches ||
+      m.delivery_records != batches * static_cast<int64_t>(f.rows.size()) ||
+      m.error_output_records != 0) {
+    Die(absl::StrCat("delivered ", m.delivery_records, " rows in ", m.delivery_success,
+                     " batches (", m.error_output_records, " to the error output); expected ",
+                     batches, " batches"));
+  }
+}
+
 void BM_RillPostgres(benchmark::State& state) {
   const PostgresFixture& f = Postgres();
   if (!f.error.empty()) {
@@ -746,15 +759,7 @@ void BM_RillPostgres(benchmark::State& state) {
   }
   phases.Report(state);
   CheckTable(admin.get(), f);
-  const rill::DeliveryMetrics m = firehose->metrics();
-  const int64_t batches = state.iterations() + kRillWarmUpBuffers;
-  if (m.delivery_success != batches ||
-      m.delivery_records != batches * static_cast<int64_t>(f.rows.size()) ||
-      m.error_output_records != 0) {
-    Die(absl::StrCat("delivered ", m.delivery_records, " rows in ", m.delivery_success,
-                     " batches (", m.error_output_records, " to the error output); expected ",
-                     batches, " batches"));
-  }
+  CheckBatches(*firehose, state.iterations() + kRillWarmUpBuffers, f);
   const double rows = static_cast<double>(f.rows.size()) * static_cast<double>(state.iterations());
   state.SetItemsProcessed(static_cast<int64_t>(rows));
   state.counters["rows_per_batch"] = static_cast<double>(f.rows.size());
@@ -787,15 +792,7 @@ void BM_RillPostgresStarted(benchmark::State& state) {
     watch.Stop(state);
   }
   CheckTable(admin.get(), f, copies);
-  const rill::DeliveryMetrics m = firehose->metrics();
-  const int64_t batches = state.iterations() * copies + kRillWarmUpBuffers;
-  if (m.delivery_success != batches ||
-      m.delivery_records != batches * static_cast<int64_t>(f.rows.size()) ||
-      m.error_output_records != 0) {
-    Die(absl::StrCat("delivered ", m.delivery_records, " rows in ", m.delivery_success,
-                     " batches (", m.error_output_records, " to the error output); expected ",
-                     batches, " batches"));
-  }
+  CheckBatches(*firehose, state.iterations() * copies + kRillWarmUpBuffers, f);
   const double rows =
       static_cast<double>(f.rows.size()) * copies * static_cast<double>(state.iterations());
   state.SetItemsProcessed(static_cast<int64_t>(rows));
