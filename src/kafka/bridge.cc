@@ -170,6 +170,11 @@ class StreamToTopic::Impl {
           pos.last = *s;
         }
         pos.ended = f[3] == "1";
+      } else if (f.size() == 3 && f[0] == "skip") {
+        absl::StatusOr<ShardId> shard = ShardId::Parse(f[1]);
+        absl::StatusOr<SequenceNumber> s = SequenceNumber::Parse(f[2]);
+        if (!shard.ok() || !s.ok()) return Malformed(options_.checkpoint_path, line);
+        skip_[*shard].insert(*s);
       } else {
         return Malformed(options_.checkpoint_path, line);
       }
@@ -227,9 +232,16 @@ class StreamToTopic::Impl {
     // Produce, each record to the partition its key routes to, with its source position.
     std::vector<Delivery> deliveries(total);
     size_t n = 0;
+    size_t skipped = 0;
     for (const Read& r : reads) {
       const std::string shard = r.shard.ToString();
+      auto skip = skip_.find(r.shard);
       for (const Record& record : r.batch.records) {
+        if (skip != skip_.end() && skip->second.erase(record.sequence_number) != 0) {
+          ++skipped;  // written before a failure, after one that was not: not written again
+          ++stats_.records_recovered;
+          continue;
+        }
         const std::string seq = record.sequence_number.ToString();
         Delivery& d = deliveries[n++];
         d.impl = this;
@@ -253,6 +265,7 @@ class StreamToTopic::Impl {
     }
     // Every acknowledgement (or failure) comes within message.timeout.ms.
     rd_kafka_flush(producer_.get(), -1);
+    deliveries.resize(n);
     for (const Delivery& d : deliveries) {
       if (!d.done || d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         // Some may be written: the next Poll finds them in the topic first.
@@ -270,7 +283,7 @@ class StreamToTopic::Impl {
         ended = true;
       }
     }
-    stats_.records_written += static_cast<int64_t>(total);
+    stats_.records_written += static_cast<int64_t>(total - skipped);
     if (total > 0 || std::any_of(reads.begin(), reads.end(),
                                  [](const Read& r) { return !r.batch.next_shard_iterator; })) {
       if (absl::Status s = WriteCheckpoint(); !s.ok()) return s;
@@ -313,6 +326,10 @@ class StreamToTopic::Impl {
     if (!reader.ok()) return reader.status();
     internal::Topic topic(rd_kafka_topic_new(reader->get(), topic_.topic().c_str(), nullptr));
     const int timeout_ms = internal::TimeoutMs(topic_.options().timeout);
+    // What an earlier recovery found after a gap is still written, though the topic is now read
+    // from after it.
+    std::map<ShardId, std::set<SequenceNumber>> found = std::move(skip_);
+    skip_.clear();
     for (int p = 0; p < topic_.partition_count(); ++p) {
       absl::StatusOr<int64_t> high = topic_.ResolveOffset(p, StartingPosition::Latest());
       if (!high.ok()) return high.status();
@@ -335,19 +352,58 @@ class StreamToTopic::Impl {
           }
         } else {
           next = m->offset + 1;
-          Note(m, p);
+          Note(m, p, found);
         }
         rd_kafka_message_destroy(m);
       }
       rd_kafka_consume_stop(topic.get(), p);
       if (!status.ok()) return status;
     }
+    for (auto& [shard, sequence_numbers] : found) {
+      if (absl::Status s = Advance(shard, std::move(sequence_numbers)); !s.ok()) return s;
+    }
     needs_recovery_ = false;
     return WriteCheckpoint();
   }
 
-  // A record found at recovery: if it is this source's, its shard's position moves to it.
-  void Note(rd_kafka_message_t* m, int partition) {
+  // Moves `shard`'s position over the records after it that recovery found in the topic, in the
+  // source's order, up to the first one not found: a round writes to several partitions, and a
+  // failure (or crash) can leave a later record of a shard written and an earlier one not. The
+  // found records after that gap are kept in skip_, so the next round does not write them again.
+  absl::Status Advance(ShardId shard, std::set<SequenceNumber> found) {
+    Position& pos = positions_[shard];
+    absl::StatusOr<ShardIterator> it =
+        source_.GetShardIterator(shard, pos.last ? StartingPosition::AfterSequenceNumber(*pos.last)
+                                                 : StartingPosition::TrimHorizon());
+    if (GetErrorCode(it.status()) == ErrorCode::kResourceNotFound) {
+      return absl::OkStatus();  // the shard expired: no round reads it again
+    }
+    if (!it.ok()) return it.status();
+    std::optional<ShardIterator> next = *it;
+    while (next && !found.empty()) {
+      absl::StatusOr<GetRecordsResult> batch = source_.GetRecords(*next, options_.max_records);
+      if (!batch.ok()) return batch.status();
+      for (const Record& r : batch->records) {
+        auto f = found.find(r.sequence_number);
+        if (f == found.end()) {
+          skip_[shard] = std::move(found);
+          return absl::OkStatus();
+        }
+        found.erase(f);
+        pos.last = r.sequence_number;
+        ++stats_.records_recovered;
+      }
+      if (batch->records.empty() && batch->millis_behind_latest == 0) break;
+      next = batch->next_shard_iterator;
+    }
+    if (!found.empty()) skip_[shard] = std::move(found);
+    return absl::OkStatus();
+  }
+
+  // A record found at recovery: if it is this source's and after its shard's position, it is
+  // added to `found`.
+  void Note(rd_kafka_message_t* m, int partition,
+            std::map<ShardId, std::set<SequenceNumber>>& found) {
     rd_kafka_headers_t* headers = nullptr;
     if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
     auto get = [&](const char* name) -> std::optional<std::string_view> {
@@ -365,11 +421,8 @@ class StreamToTopic::Impl {
     absl::StatusOr<ShardId> id = ShardId::Parse(*shard);
     absl::StatusOr<SequenceNumber> s = SequenceNumber::Parse(*seq);
     if (!id.ok() || !s.ok()) return;
-    Position& pos = positions_[*id];
-    if (!pos.last || *pos.last < *s) {
-      pos.last = *s;
-      ++stats_.records_recovered;
-    }
+    const Position& pos = positions_[*id];
+    if (!pos.last || *pos.last < *s) found[*id].insert(*s);
     end_offsets_[partition] = std::max(end_offsets_[partition], m->offset + 1);
   }
 
@@ -380,6 +433,11 @@ class StreamToTopic::Impl {
       absl::StrAppend(&text, "shard ", shard.index(), " ",
                       pos.last ? pos.last->ToString() : std::string("-"), " ", pos.ended ? 1 : 0,
                       "\n");
+    }
+    for (const auto& [shard, sequence_numbers] : skip_) {
+      for (const SequenceNumber& s : sequence_numbers) {
+        absl::StrAppend(&text, "skip ", shard.index(), " ", s.ToString(), "\n");
+      }
     }
     for (const auto& [partition, offset] : end_offsets_) {
       absl::StrAppend(&text, "offset ", partition, " ", offset, "\n");
@@ -393,6 +451,8 @@ class StreamToTopic::Impl {
   internal::Handle producer_;
   std::map<ShardId, Position> positions_;
   std::map<int, int64_t> end_offsets_;  // per partition, after the bridge's last record
+  // Per shard, records found in the topic at recovery after one that was not (see Advance).
+  std::map<ShardId, std::set<SequenceNumber>> skip_;
   bool needs_recovery_ = false;
   BridgeStats stats_;
 };
@@ -454,6 +514,7 @@ class TopicToStream::Impl {
         absl::StatusOr<SequenceNumber> s = SequenceNumber::Parse(f[2]);
         if (!shard.ok() || !s.ok()) return Malformed(options_.checkpoint_path, line);
         last_[*shard] = *s;
+        checkpointed_last_[*shard] = *s;
       } else {
         return Malformed(options_.checkpoint_path, line);
       }
@@ -587,6 +648,9 @@ class TopicToStream::Impl {
   // that was written. The topic's records matching them are skipped once each.
   absl::Status Recover() {
     skip_.clear();
+    // From the checkpointed numbers: entries a failed call's earlier attempt put (and last_
+    // counts) were not checkpointed either, and their records are read again.
+    last_ = checkpointed_last_;
     absl::StatusOr<std::vector<ShardDescription>> shards = dest_.ListShards();
     if (!shards.ok()) return shards.status();
     for (const ShardDescription& d : *shards) {
@@ -622,7 +686,9 @@ class TopicToStream::Impl {
     for (const auto& [shard, s] : last_) {
       absl::StrAppend(&text, "last ", shard.index(), " ", s.ToString(), "\n");
     }
-    return WriteCheckpointFile(options_.checkpoint_path, text, &stats_);
+    absl::Status written = WriteCheckpointFile(options_.checkpoint_path, text, &stats_);
+    if (written.ok()) checkpointed_last_ = last_;
+    return written;
   }
 
   Stream& topic_;
@@ -630,6 +696,7 @@ class TopicToStream::Impl {
   const BridgeOptions options_;
   std::map<int, int64_t> offsets_;          // per partition, the next offset to mirror
   std::map<ShardId, SequenceNumber> last_;  // per destination shard, the last number written
+  std::map<ShardId, SequenceNumber> checkpointed_last_;  // last_ as the checkpoint holds it
   absl::Time checkpoint_time_;
   std::multiset<std::pair<std::string, std::string>> skip_;
   // Per partition, where the last round's read ended (kept while every round succeeds).

@@ -18,6 +18,7 @@
 
 #include "catch2/catch.hpp"
 #include "kafka/kafka_fixture.h"
+#include "librdkafka/rdkafka.h"
 #include "rill/base/error.h"
 #include "rill/stream/stream.h"
 
@@ -237,6 +238,223 @@ TEST_CASE("a topic is mirrored into a rill stream once across restarts", "[kafka
     CHECK((*bridge)->stats().records_recovered == handled);
   }
   CheckMirror(ByKey(**dest), 1500);
+  std::filesystem::remove_all(dir);
+}
+
+// Writes records into `topic` as StreamToTopic would (headers naming the source stream, shard and
+// sequence number): what a round left in the topic when some partitions' writes failed.
+void ProduceAsBridge(const std::string& bootstrap, const std::string& topic,
+                     const std::string& stream, const std::string& shard,
+                     const std::vector<std::pair<int, Record>>& records) {
+  char err[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof(err)) ==
+          RD_KAFKA_CONF_OK);
+  int failed = 0;
+  rd_kafka_conf_set_opaque(conf, &failed);
+  rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) ++*static_cast<int*>(opaque);
+  });
+  rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  REQUIRE(producer != nullptr);
+  for (const auto& [partition, r] : records) {
+    const std::string seq = r.sequence_number.ToString();
+    REQUIRE(
+        rd_kafka_producev(
+            producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(r.partition_key.data(), r.partition_key.size()),
+            RD_KAFKA_V_VALUE(const_cast<char*>(r.data.data()), r.data.size()),
+            RD_KAFKA_V_HEADER("rill.stream", stream.data(), static_cast<ssize_t>(stream.size())),
+            RD_KAFKA_V_HEADER("rill.shard", shard.data(), static_cast<ssize_t>(shard.size())),
+            RD_KAFKA_V_HEADER("rill.seq", seq.data(), static_cast<ssize_t>(seq.size())),
+            RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  REQUIRE(rd_kafka_flush(producer, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_destroy(producer);
+  REQUIRE(failed == 0);
+}
+
+TEST_CASE("StreamToTopic recovers a round that wrote a shard's later records, not its earlier",
+          "[kafka][bridge]") {
+  // A round writes a shard's records to several partitions. When one partition's writes failed
+  // (or the process died) and another's did not, recovery used to move the shard's position to
+  // the highest record found: the earlier records that were not written were never mirrored.
+  KafkaCluster cluster;
+  const std::string topic_name = cluster.CreateTopic("gap", 3);
+  auto topic = Stream::Open(cluster.Options(topic_name));
+  REQUIRE(topic.ok());
+  rill::StreamOptions source_options;
+  source_options.name = "gappy";
+  source_options.shard_count = 1;
+  auto source = rill::Stream::Create(source_options);
+  REQUIRE(source.ok());
+  PutEvents(**source, 0, 60);
+
+  const std::string dir = TempDir();
+  BridgeOptions options;
+  options.checkpoint_path = dir + "/to-topic.checkpoint";
+  options.max_records = 10;
+  {
+    auto bridge = StreamToTopic::Create(**source, **topic, options);  // a checkpoint, no round
+    REQUIRE(bridge.ok());
+  }
+  // The round's writes to one partition (the first record's) landed, the others' did not.
+  auto it = (*source)->GetShardIterator(ShardId(0), StartingPosition::TrimHorizon());
+  REQUIRE(it.ok());
+  auto all = (*source)->GetRecords(*it);
+  REQUIRE(all.ok());
+  REQUIRE(all->records.size() == 60);
+  const int landed = (*topic)->PartitionFor(all->records[0].partition_key);
+  std::vector<std::pair<int, Record>> written;
+  size_t run = 0;  // the records before the first one not written
+  bool gap = false;
+  for (const Record& r : all->records) {
+    if ((*topic)->PartitionFor(r.partition_key) == landed) {
+      written.push_back({landed, r});
+      if (!gap) ++run;
+    } else {
+      gap = true;
+    }
+  }
+  REQUIRE(run >= 1);
+  REQUIRE(run < written.size());  // some written records come after one that was not
+  ProduceAsBridge(cluster.bootstrap_servers(), topic_name, "gappy", ShardId(0).ToString(), written);
+  {
+    auto bridge = StreamToTopic::Create(**source, **topic, options);
+    REQUIRE(bridge.ok());
+    CHECK((*bridge)->stats().records_recovered == static_cast<int64_t>(run));
+    CHECK((*bridge)->positions().at(ShardId(0)) == all->records[run - 1].sequence_number);
+    // One round, then a restart: the found records not yet reached are still skipped.
+    auto first = (*bridge)->Poll();
+    REQUIRE(first.ok());
+    CHECK(*first == 10);
+  }
+  {
+    auto bridge = StreamToTopic::Create(**source, **topic, options);
+    REQUIRE(bridge.ok());
+    DrainBridge(**bridge);
+  }
+  CheckMirror(ByKey(**topic), 60);  // each record once, in per-key order
+  std::filesystem::remove_all(dir);
+}
+
+// A destination that accepts the first `accept` entries of the next PutRecords call and refuses
+// the rest for throughput, then fails the following call as a whole after writing it (a
+// connection lost before the answer), as a remote endpoint can.
+class FlakyDestination : public StreamApi {
+ public:
+  explicit FlakyDestination(rill::Stream& stream) : s_(stream) {}
+  void FailNextCalls(size_t accept) { accept_ = accept; }
+
+  const std::string& name() const override { return s_.name(); }
+  const std::shared_ptr<Clock>& clock() const override { return s_.clock(); }
+  PutLimits put_limits() const override { return s_.put_limits(); }
+  absl::StatusOr<PutRecordResult> PutRecord(std::string_view key, std::string_view data,
+                                            const PutOptions& options) override {
+    return s_.PutRecord(key, data, options);
+  }
+  absl::StatusOr<PutRecordsResult> PutRecords(absl::Span<const PutRecordsEntry> entries) override {
+    if (!accept_) {
+      if (!lose_answer_) return s_.PutRecords(entries);
+      lose_answer_ = false;
+      auto put = s_.PutRecords(entries);
+      REQUIRE(put.ok());
+      return MakeError(ErrorCode::kInternalFailure, "connection reset");
+    }
+    const size_t accept = std::min(*accept_, entries.size());
+    accept_.reset();
+    lose_answer_ = true;
+    auto put = s_.PutRecords(entries.subspan(0, accept));
+    REQUIRE(put.ok());
+    PutRecordsResult result = *put;
+    for (size_t i = accept; i < entries.size(); ++i) {
+      PutRecordsResultEntry e;
+      e.error_code = ErrorCode::kProvisionedThroughputExceeded;
+      e.error_message = "Rate exceeded";
+      result.entries.push_back(e);
+      ++result.failed_record_count;
+    }
+    return result;
+  }
+  absl::StatusOr<ListShardsResult> ListShards(const ListShardsRequest& r) const override {
+    return static_cast<const StreamApi&>(s_).ListShards(r);
+  }
+  absl::StatusOr<ShardIterator> GetShardIterator(std::string_view shard,
+                                                 const StartingPosition& p) const override {
+    return static_cast<const StreamApi&>(s_).GetShardIterator(shard, p);
+  }
+  absl::StatusOr<GetRecordsResult> GetRecords(const ShardIterator& it, int limit) const override {
+    return s_.GetRecords(it, limit);
+  }
+  absl::Status SplitShard(std::string_view shard, HashKey key) override {
+    return static_cast<StreamApi&>(s_).SplitShard(shard, key);
+  }
+  absl::Status MergeShards(std::string_view a, std::string_view b) override {
+    return static_cast<StreamApi&>(s_).MergeShards(a, b);
+  }
+  absl::Status UpdateShardCount(int n) override { return s_.UpdateShardCount(n); }
+  absl::Status IncreaseStreamRetentionPeriod(absl::Duration d) override {
+    return s_.IncreaseStreamRetentionPeriod(d);
+  }
+  absl::Status DecreaseStreamRetentionPeriod(absl::Duration d) override {
+    return s_.DecreaseStreamRetentionPeriod(d);
+  }
+  absl::StatusOr<ConsumerDescription> RegisterStreamConsumer(std::string_view n) override {
+    return s_.RegisterStreamConsumer(n);
+  }
+  absl::Status DeregisterStreamConsumer(std::string_view n) override {
+    return s_.DeregisterStreamConsumer(n);
+  }
+  absl::StatusOr<ConsumerDescription> DescribeStreamConsumer(std::string_view n) const override {
+    return s_.DescribeStreamConsumer(n);
+  }
+  absl::StatusOr<std::unique_ptr<Subscription>> SubscribeToShard(
+      std::string_view consumer, std::string_view shard, const StartingPosition& p,
+      const SubscribeOptions& o) override {
+    return static_cast<StreamApi&>(s_).SubscribeToShard(consumer, shard, p, o);
+  }
+
+ protected:
+  absl::StatusOr<StreamSummary> DescribeStreamSummaryOrError() const override {
+    return s_.DescribeStreamSummary();
+  }
+  absl::StatusOr<std::vector<ConsumerDescription>> ListStreamConsumersOrError() const override {
+    return s_.ListStreamConsumers();
+  }
+
+ private:
+  rill::Stream& s_;
+  std::optional<size_t> accept_;
+  bool lose_answer_ = false;
+};
+
+TEST_CASE("TopicToStream puts nothing twice when a retry fails after a partial put",
+          "[kafka][bridge]") {
+  // The entries a PutRecords accepted before its retry failed as a whole used to be put again
+  // next round: recovery looked for the records after them only.
+  KafkaCluster cluster;
+  auto topic = Stream::Open(cluster.Options(cluster.CreateTopic("flaky", 2)));
+  REQUIRE(topic.ok());
+  PutEvents(**topic, 0, 300);
+  rill::StreamOptions dest_options;
+  dest_options.name = "flaky-dest";
+  dest_options.shard_count = 2;
+  auto dest = rill::Stream::Create(dest_options);
+  REQUIRE(dest.ok());
+  FlakyDestination flaky(**dest);
+
+  const std::string dir = TempDir();
+  BridgeOptions options;
+  options.checkpoint_path = dir + "/to-stream.checkpoint";
+  auto bridge = TopicToStream::Create(**topic, flaky, options);
+  REQUIRE(bridge.ok());
+  flaky.FailNextCalls(10);  // 10 accepted, the rest refused, then the retry's answer lost
+  auto failed = (*bridge)->Poll();
+  CHECK(GetErrorCode(failed.status()) == ErrorCode::kInternalFailure);
+  DrainBridge(**bridge);
+  CheckMirror(ByKey(**dest), 300);
+  CHECK((*bridge)->stats().records_written + (*bridge)->stats().records_recovered == 300);
   std::filesystem::remove_all(dir);
 }
 

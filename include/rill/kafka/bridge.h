@@ -15,8 +15,11 @@
 //                   holds each source shard's position and, per partition, the offset after the
 //                   bridge's last acknowledged record. On start (and after an error) it reads the
 //                   topic from those offsets to its end: the records found there from the source
-//                   advance the positions, so a batch written but not checkpointed before a crash
-//                   is not written again.
+//                   advance each shard's position over the run of its records found, so a batch
+//                   written but not checkpointed before a crash is not written again. A round
+//                   writes to several partitions, so a failure can leave a shard's later record
+//                   written and an earlier one not: the position stops before the earlier one,
+//                   and the later ones found are skipped (once) when the next round reads them.
 //   TopicToStream   the checkpoint holds each partition's next offset and the destination's last
 //                   sequence number per shard. On start it reads the destination after those
 //                   numbers: the records there are the (acknowledged part of the) batch in flight
