@@ -531,6 +531,13 @@ const Schema* Application::StreamSchema(std::string_view name) const {
   return s == nullptr || s->hidden ? nullptr : &s->schema;
 }
 
+bool Application::caught_up() const {
+  for (const Impl::InputState& in : impl_->inputs) {
+    if (!in.source->caught_up()) return false;
+  }
+  return true;
+}
+
 ApplicationCounters Application::counters() const {
   ApplicationCounters c = impl_->counters;
   c.error_rows = impl_->engine.error_rows;

@@ -17,6 +17,8 @@
 #include "absl/time/time.h"
 #include "rill/base/clock.h"
 #include "rill/base/error.h"
+#include "rill/consume/checkpoint_store.h"
+#include "rill/consume/consumer_group.h"
 #include "rill/stream/stream.h"
 #include "sql/allocation_counter.h"
 
@@ -113,6 +115,67 @@ TEST_CASE("After an output failed, Commit returns the failure", "[sql][applicati
   CHECK(absl::IsUnavailable((*app)->Poll()));
   CHECK(absl::IsUnavailable((*app)->Commit()));
   CHECK((*app)->counters().rows_out == 0);  // the one row was not delivered
+}
+
+TEST_CASE("caught_up waits for a consumer-group input to hold every lease and read it all",
+          "[sql][application]") {
+  // A new worker taking over from one that stopped renewing holds no lease until they expire:
+  // Finish() before then would close the windows on nothing.
+  auto clock = std::make_shared<SimulatedClock>(kT0);
+  StreamOptions so;
+  so.name = "events";
+  so.shard_count = 2;
+  so.clock = clock;
+  auto stream = Stream::Create(so);
+  REQUIRE(stream.ok());
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE((*stream)
+                ->PutRecord(absl::StrCat("p", i), i % 4 == 0 ? R"({"k":"a"})" : R"({"k":"b"})")
+                .ok());
+  }
+  InMemoryCheckpointStore store;
+  ConsumerGroupOptions go;
+  go.application_name = "sql-counts";
+  go.initial_position = StartingPosition::TrimHorizon();
+  go.max_records = 10;
+  auto group = ConsumerGroup::Create(**stream, store, go);
+  REQUIRE(group.ok());
+  std::map<std::string, int64_t> counts;
+  auto make = [&](std::string worker) {
+    ApplicationOptions options;
+    options.sql = kCountSql;
+    options.clock = clock.get();
+    Input input;
+    input.format.columns = {{"k", Varchar(64), "$.k"}};
+    input.source = FromConsumerGroup(**group, std::move(worker));
+    options.inputs.push_back(std::move(input));
+    Output o;
+    o.stream = "DEST_SQL_STREAM";
+    o.callback = [&counts](const OutputRow& r) {
+      counts[r.row.values[1].ToString()] += std::stoll(r.row.values[2].ToString());
+      return absl::OkStatus();
+    };
+    options.outputs.push_back(std::move(o));
+    auto app = Application::Create(std::move(options));
+    REQUIRE(app.ok());
+    return std::move(*app);
+  };
+  auto first = make("w1");
+  REQUIRE(first->Poll(1).ok());  // takes the leases, then stops renewing them
+  auto second = make("w2");
+  CHECK_FALSE(second->caught_up());
+  REQUIRE(second->Poll().ok());
+  CHECK_FALSE(second->caught_up());  // w1's leases have not expired
+  int polls = 0;
+  while (!second->caught_up() && polls < 200) {
+    clock->Advance(absl::Milliseconds(500));
+    REQUIRE(second->Poll().ok());
+    ++polls;
+  }
+  REQUIRE(second->caught_up());
+  CHECK(polls >= 20);  // the 10 s failover time, in 500 ms steps
+  REQUIRE(second->Finish().ok());
+  CHECK(counts == std::map<std::string, int64_t>{{"a", 25}, {"b", 75}});
 }
 
 TEST_CASE("A row read after a caught-up Poll moved ROWTIME to the clock is counted, not lost",

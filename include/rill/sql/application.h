@@ -168,8 +168,13 @@ class Application {
   absl::Status Poll(int max_batches = 64);
 
   // For bounded inputs: reads everything, then closes every open window (as if ROWTIME reached
-  // infinity). The application accepts no more input afterwards.
+  // infinity). The application accepts no more input afterwards. For stream inputs, wait for
+  // caught_up() first: a consumer-group worker that holds no lease yet has read nothing.
   absl::Status Finish();
+
+  // Whether every input has delivered everything there is to read now (rill::Source::caught_up):
+  // each shard read to its current end, for a consumer group under a lease this worker holds.
+  bool caught_up() const;
 
   // Each pump's plan, one block per pump: the operator, its window, keys, aggregates, filters.
   std::string Explain() const;
