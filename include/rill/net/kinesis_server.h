@@ -91,7 +91,9 @@ struct KinesisServerOptions {
   // without a byte from the client; a request must arrive in full within it too (slow senders).
   // Real time. Default: 60 s.
   absl::Duration idle_timeout = absl::Seconds(60);
-  // Most connections open at once; more are closed as soon as they are accepted. Default: 1,024.
+  // Most connections open at once; more are closed as soon as they are accepted. Each holds a
+  // read buffer: 64 KiB for HTTP/1.1, 16 KiB for HTTP/2 (64 MiB at 1,024 connections), plus the
+  // request and response in progress. Default: 1,024.
   int max_connections = 1024;
   // Most SubscribeToShard responses streaming at once; more are answered with
   // LimitExceededException. Default: 1,024.
