@@ -787,10 +787,31 @@ void DeliveryStream::Impl::SealDue(bool all) {
 
 void DeliveryStream::Impl::GiveUp(Pending& p, const DeliveryAttempt& last) {
   const std::string_view type = destination_->error_output_type();
-  for (const BatchRecord& r : p.batch->records) {
-    Fail(type, last.error_code, last.error_message, p.attempts, r.arrival, p.batch->data(r),
-         r.ticket, false);
+  const std::vector<BatchRecord>& records = p.batch->records;
+  std::vector<const std::string*> refused(records.size(), nullptr);
+  for (const auto& [index, reason] : last.rejected) {
+    if (index < records.size()) refused[index] = &reason;
   }
+  // What the destination took before it failed is delivered, not failed: the error output holds
+  // exactly the records that did not arrive.
+  int64_t delivered = 0;
+  int64_t delivered_bytes = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const BatchRecord& r = records[i];
+    if (refused[i] != nullptr) {
+      Fail(type, last.rejected_error_code, *refused[i], p.attempts, r.arrival, p.batch->data(r),
+           r.ticket, false);
+    } else if (i < last.delivered) {
+      ++delivered;
+      delivered_bytes += static_cast<int64_t>(r.size);
+      MarkDone(r.ticket);
+    } else {
+      Fail(type, last.error_code, last.error_message, p.attempts, r.arrival, p.batch->data(r),
+           r.ticket, false);
+    }
+  }
+  delivery_records_.fetch_add(delivered, std::memory_order_relaxed);
+  delivery_bytes_.fetch_add(delivered_bytes, std::memory_order_relaxed);
   buffered_bytes_ -= p.batch->bytes();
 }
 

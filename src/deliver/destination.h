@@ -79,20 +79,27 @@ struct DeliveryAttempt {
   // "The response received from the endpoint ... 503".
   std::string error_code;
   std::string error_message;
-  // Records of a kDelivered attempt that the destination refused one by one while it delivered
-  // the others (PostgreSQL: a row the table rejects): (index into batch.records, reason). The core
-  // sends each to the error output with rejected_error_code and its reason; they count as done
-  // (a later attempt will not see them again). Empty for the other results.
+  // Records the destination refused one by one while it delivered the others (PostgreSQL: a row
+  // the table rejects; a stream: a record too large for it): (index into batch.records, reason).
+  // The core acts on the list of the attempt that ends the batch (kDelivered, or the one after
+  // which it gives up), so a destination that resumes a batch across attempts reports every
+  // refusal of the batch so far. Each goes to the error output with rejected_error_code and its
+  // reason, once; none of them is delivered.
   std::vector<std::pair<size_t, std::string>> rejected;
   // The errorCode of the rejected records, e.g. "PostgreSQL.DataError".
   std::string rejected_error_code;
+  // For kRetryable and kPermanent: how many of the batch's first records reached the destination
+  // (earlier attempts included), for a destination that delivers record by record and resumes
+  // where it stopped. When the core gives up, those count as delivered and only the others go to
+  // the error output. 0 for a destination that delivers a batch as a whole or not at all.
+  size_t delivered = 0;
 
   static DeliveryAttempt Delivered() { return {}; }
   static DeliveryAttempt Retryable(std::string code, std::string message) {
-    return {AttemptResult::kRetryable, std::move(code), std::move(message), {}, {}};
+    return {AttemptResult::kRetryable, std::move(code), std::move(message), {}, {}, 0};
   }
   static DeliveryAttempt Permanent(std::string code, std::string message) {
-    return {AttemptResult::kPermanent, std::move(code), std::move(message), {}, {}};
+    return {AttemptResult::kPermanent, std::move(code), std::move(message), {}, {}, 0};
   }
 };
 

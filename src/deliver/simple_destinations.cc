@@ -23,34 +23,47 @@ class StreamDestinationImpl final : public Destination {
     if (batch.delivery_id != resume_id_) {
       resume_id_ = batch.delivery_id;
       next_ = 0;
+      rejected_.clear();
     }
     for (; next_ < batch.records.size(); ++next_) {
       const BatchRecord& r = batch.records[next_];
       const std::string_view key = r.key_size > 0 ? batch.partition_key(r) : batch.record_id(r);
       absl::StatusOr<PutRecordResult> put = options_.stream->PutRecord(key, batch.data(r));
-      if (!put.ok()) {
-        const ErrorCode code = GetErrorCode(put.status());
-        std::string message = std::string(put.status().message());
-        // A record the stream will never take (too large for it) is not worth retrying.
-        if (code == ErrorCode::kInvalidArgument || code == ErrorCode::kValidation ||
-            code == ErrorCode::kResourceNotFound) {
-          return DeliveryAttempt::Permanent(
-              absl::StrCat("Stream.", std::string(ErrorCodeName(code))), std::move(message));
-        }
-        return DeliveryAttempt::Retryable(absl::StrCat("Stream.", std::string(ErrorCodeName(code))),
-                                          std::move(message));
+      if (put.ok()) continue;
+      const ErrorCode code = GetErrorCode(put.status());
+      std::string error_code = absl::StrCat("Stream.", std::string(ErrorCodeName(code)));
+      std::string message = std::string(put.status().message());
+      // A record the stream will never take (too large for it) is not worth retrying, and holds
+      // back none of the others.
+      if (code == ErrorCode::kInvalidArgument || code == ErrorCode::kValidation) {
+        rejected_.emplace_back(next_, std::move(message));
+        rejected_code_ = std::move(error_code);
+        continue;
       }
+      DeliveryAttempt attempt = code == ErrorCode::kResourceNotFound
+                                    ? DeliveryAttempt::Permanent(error_code, std::move(message))
+                                    : DeliveryAttempt::Retryable(error_code, std::move(message));
+      attempt.delivered = next_;  // the rejected ones among them are in `rejected`
+      attempt.rejected = rejected_;
+      attempt.rejected_error_code = rejected_code_;
+      return attempt;
     }
+    DeliveryAttempt attempt = DeliveryAttempt::Delivered();
+    attempt.rejected = std::move(rejected_);
+    attempt.rejected_error_code = std::move(rejected_code_);
     resume_id_.clear();
     next_ = 0;
-    return DeliveryAttempt::Delivered();
+    rejected_.clear();
+    return attempt;
   }
 
  private:
   const StreamDestination options_;
-  // The batch being delivered and how far its earlier attempts got.
+  // The batch being delivered, how far its earlier attempts got and what the stream refused.
   std::string resume_id_;
   size_t next_ = 0;
+  std::vector<std::pair<size_t, std::string>> rejected_;
+  std::string rejected_code_;
 };
 
 class CallbackDestinationImpl final : public Destination {

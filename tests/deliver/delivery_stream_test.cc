@@ -702,6 +702,55 @@ TEST_CASE("The stream destination puts each record with its source partition key
   CHECK(firehose->metrics().destination == "Stream");
 }
 
+TEST_CASE("The stream destination's error output holds exactly the records that did not arrive") {
+  // A record the target refuses (too large for it) goes to the error output on its own, and the
+  // rest of the buffer is delivered; when retries run out, what was put before the failure stays
+  // delivered. The whole buffer used to go to the error output in both cases, duplicating the
+  // records the target already held.
+  Setup s;
+  StreamOptions source_options = testing::MemoryStreamOptions(s.clock, 1, "events");
+  source_options.max_record_bytes = size_t{2} << 20;
+  absl::StatusOr<std::unique_ptr<Stream>> source = Stream::Create(source_options);
+  REQUIRE(source.ok());
+  StreamOptions target_options = testing::MemoryStreamOptions(s.clock, 1, "copy");
+  target_options.shard_limits.write_records_per_second = 5;  // a bucket of 5 records
+  absl::StatusOr<std::unique_ptr<Stream>> target = Stream::Create(target_options);
+  REQUIRE(target.ok());
+  InMemoryCheckpointStore store;
+  DeliveryStreamOptions o = s.Options();
+  o.source_stream = source->get();
+  o.checkpoint_store = &store;
+  o.starting_position = StartingPosition::TrimHorizon();
+  o.destination = StreamDestination{
+      .stream = target->get(), .retry_duration = absl::ZeroDuration(), .buffering = {}};
+  auto firehose = MustCreate(std::move(o));
+  const std::string big(size_t{3} << 19, 'x');  // 1.5 MiB: over the target's 1 MiB
+  for (std::string_view data : {std::string_view("a"), std::string_view(big), std::string_view("b"),
+                                std::string_view("c"), std::string_view("d"), std::string_view("e"),
+                                std::string_view("f"), std::string_view("g")}) {
+    testing::MustPut(**source, "k", data);
+  }
+  REQUIRE(firehose->Poll().ok());
+  REQUIRE(firehose->Flush().ok());
+
+  auto read = testing::MustRead(
+      **target, testing::MustIterator(**target, ShardId(0), StartingPosition::TrimHorizon()));
+  std::vector<std::string> delivered;
+  for (const Record& r : read.records) delivered.emplace_back(r.data);
+  CHECK(delivered == std::vector<std::string>{"a", "b", "c", "d", "e"});
+  auto docs = ErrorDocuments(s.errors.path());
+  REQUIRE(docs.size() == 3);
+  CHECK(Unbase64(docs[0]["rawData"]) == big);
+  CHECK(docs[0]["errorCode"] == "Stream.InvalidArgument");
+  CHECK(Unbase64(docs[1]["rawData"]) == "f");
+  CHECK(docs[1]["errorCode"] == "Stream.ProvisionedThroughputExceeded");
+  CHECK(Unbase64(docs[2]["rawData"]) == "g");
+  const DeliveryMetrics m = firehose->metrics();
+  CHECK(m.delivery_records == 5);
+  CHECK(m.error_output_records == 3);
+  CHECK(m.buffered_bytes == 0);
+}
+
 TEST_CASE("A started delivery stream delivers when the simulated time reaches the interval") {
   Setup s;
   DeliveryStreamOptions o = s.Options();
