@@ -237,9 +237,8 @@ class StreamToTopic::Impl {
       const std::string shard = r.shard.ToString();
       auto skip = skip_.find(r.shard);
       for (const Record& record : r.batch.records) {
-        if (skip != skip_.end() && skip->second.erase(record.sequence_number) != 0) {
+        if (skip != skip_.end() && skip->second.count(record.sequence_number) != 0) {
           ++skipped;  // written before a failure, after one that was not: not written again
-          ++stats_.records_recovered;
           continue;
         }
         const std::string seq = record.sequence_number.ToString();
@@ -268,22 +267,33 @@ class StreamToTopic::Impl {
     deliveries.resize(n);
     for (const Delivery& d : deliveries) {
       if (!d.done || d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        // Some may be written: the next Poll finds them in the topic first.
+        // Some may be written: the next Poll finds them in the topic first, reading from the
+        // end offsets before this round (none of this round's may move them, or recovery
+        // would not see what they passed).
         needs_recovery_ = true;
         return internal::KafkaError(d.done ? d.err : RD_KAFKA_RESP_ERR__TIMED_OUT,
                                     "mirroring into the topic");
       }
+    }
+    for (const Delivery& d : deliveries) {
       end_offsets_[d.partition] = std::max(end_offsets_[d.partition], d.offset + 1);
     }
     for (const Read& r : reads) {
       Position& pos = positions_[r.shard];
       if (!r.batch.records.empty()) pos.last = r.batch.records.back().sequence_number;
+      // The skipped records are behind the position now (not before: a failed round reads them
+      // again, and the topic is not searched again before its end offsets).
+      if (auto skip = skip_.find(r.shard); skip != skip_.end() && pos.last) {
+        skip->second.erase(skip->second.begin(), skip->second.upper_bound(*pos.last));
+        if (skip->second.empty()) skip_.erase(skip);
+      }
       if (!r.batch.next_shard_iterator) {
         pos.ended = true;
         ended = true;
       }
     }
     stats_.records_written += static_cast<int64_t>(total - skipped);
+    stats_.records_recovered += static_cast<int64_t>(skipped);
     if (total > 0 || std::any_of(reads.begin(), reads.end(),
                                  [](const Read& r) { return !r.batch.next_shard_iterator; })) {
       if (absl::Status s = WriteCheckpoint(); !s.ok()) return s;
